@@ -1,0 +1,35 @@
+# The two set-up commands are `make demo` and `make test`; both build .venv themselves.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-slow lint bench bench-quick clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/auction-engine simulate examples/seei-supply-2-lots.json --table
+
+test: $(STAMP) lint
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check auction_engine benchmarks tests
+	$(BIN)/mypy auction_engine
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m benchmarks.core --quick
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.core
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,86 @@
+"""Commands: what the shell asks of the core, named in the imperative.
+
+Every command carries `now`, the engine time in µs since the epoch (UTC), read once by
+the shell; the core never reads a clock. Commands are journaled and replayed as they are.
+Money is in minor units (see `money.parse_amount` for the edge form).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from ._records import typed_records
+from .config import AuctionConfig
+
+
+class CreateAuction(NamedTuple):
+    """Create an auction from a validated configuration."""
+
+    now: int
+    config: AuctionConfig
+
+
+class AdmitBidder(NamedTuple):
+    """Admit a bidder to every lot of an auction (again, after a revocation)."""
+
+    now: int
+    auction_id: str
+    bidder_id: str
+
+
+class RevokeBidder(NamedTuple):
+    """Stop a bidder from bidding; its accepted bids stay binding and ranked."""
+
+    now: int
+    auction_id: str
+    bidder_id: str
+    reason: str = ""
+
+
+class PlaceBid(NamedTuple):
+    """A bid of `amount` minor units on one lot."""
+
+    now: int
+    auction_id: str
+    lot_id: str
+    bidder_id: str
+    amount: int
+
+
+class Suspend(NamedTuple):
+    """Suspend one lot, or every open or scheduled lot when `lot_id` is None."""
+
+    now: int
+    auction_id: str
+    lot_id: str | None = None
+    reason: str = ""
+
+
+class Resume(NamedTuple):
+    """Resume one suspended lot, or every suspended lot when `lot_id` is None."""
+
+    now: int
+    auction_id: str
+    lot_id: str | None = None
+
+
+class Cancel(NamedTuple):
+    """Cancel one lot, or every lot not yet closed when `lot_id` is None."""
+
+    now: int
+    auction_id: str
+    lot_id: str | None = None
+    reason: str = ""
+
+
+class Tick(NamedTuple):
+    """Let time pass: apply every opening, close and award due at or before `now`."""
+
+    now: int
+
+
+Command = CreateAuction | AdmitBidder | RevokeBidder | PlaceBid | Suspend | Resume | Cancel | Tick
+COMMAND_TYPES: tuple[type[Command], ...] = (
+    CreateAuction, AdmitBidder, RevokeBidder, PlaceBid, Suspend, Resume, Cancel, Tick,
+)
+typed_records(*COMMAND_TYPES)

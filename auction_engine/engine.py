@@ -1,0 +1,399 @@
+"""The engine: many auctions, one deterministic state machine, no IO.
+
+`handle(command) -> events` first applies every opening and close due at or before the
+command's `now`, then the command. The same commands in the same order give the same
+events and the same `state_hash()`, whatever ticks came between them. `next_deadline()`
+tells the shell when to send the next `Tick`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+from collections.abc import Callable
+from typing import Any
+
+import msgpack
+
+from .auction import Auction, Lot
+from .clock import CANCELLED, CLOSED, OPEN, SCHEDULED, SUSPENDED
+from .commands import AdmitBidder, Cancel, Command, CreateAuction, PlaceBid, Resume, RevokeBidder, Suspend, Tick
+from .config import ID_PATTERN, MAX_BIDDERS, MAX_TEXT, AuctionConfig
+from .events import (
+    AuctionClosed,
+    AuctionCreated,
+    BidAccepted,
+    BidderAdmitted,
+    BidderRevoked,
+    BidRejected,
+    CommandRejected,
+    Event,
+    LotAwarded,
+    LotCancelled,
+    LotClosed,
+    LotExtended,
+    LotOpened,
+    LotResumed,
+    LotSuspended,
+    LotUnsuccessful,
+)
+from .money import format_amount
+from .order_book import SEQ_LIMIT
+from .ranking import AuctionResults, BidderView, ObserverView, auction_results, bidder_view, lot_outcome, observer_view
+from .timeutil import format_instant
+
+STATE_FORMAT = 1  # bump when canonical() changes shape: old hashes stop matching on purpose
+
+_CLOSED_CODES = {  # lot status -> rejection code for a bid on a lot that is not open
+    SCHEDULED: ("lot_not_open", "the lot opens at {}"),
+    SUSPENDED: ("lot_suspended", "the lot is suspended since {}"),
+    CLOSED: ("lot_closed", "the lot closed at {}"),
+    CANCELLED: ("lot_cancelled", "the lot was cancelled at {}"),
+}
+
+
+class ClockRegression(RuntimeError):
+    """The shell sent a command stamped before the previous one: a bug in the shell."""
+
+
+class QueryError(LookupError):
+    """A query named something that does not exist, or asked too early; see `code`."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        super().__init__(message)
+
+
+_HeapEntry = tuple[int, int, int, Lot, Auction]  # (deadline, lot key, version, lot, auction)
+
+
+class Engine:
+    """Every auction of one process. Not thread-safe: one owner calls it."""
+
+    def __init__(self) -> None:
+        self._auctions: dict[str, Auction] = {}
+        self._heap: list[_HeapEntry] = []
+        self._now = 0
+        self._bid_seq = 0
+        self._lot_keys = 0
+        self._handlers: dict[type, Callable[[Any, list[Event]], None]] = {
+            PlaceBid: self._place_bid, CreateAuction: self._create, AdmitBidder: self._admit,
+            RevokeBidder: self._revoke, Suspend: self._suspend, Resume: self._resume,
+            Cancel: self._cancel, Tick: _no_op,
+        }
+
+    # -- commands ------------------------------------------------------------------------
+
+    @property
+    def now(self) -> int:
+        """The time of the latest command, in µs."""
+        return self._now
+
+    def handle(self, command: Command) -> list[Event]:
+        """Apply what is due at `command.now`, then `command`; return what happened."""
+        handler = self._handlers.get(type(command))
+        if handler is None:
+            raise TypeError(f"not a command: {command!r:.200}")
+        now = command.now
+        if type(now) is not int:
+            raise TypeError(f"command time must be int µs, got {now!r:.40}")
+        if now < self._now:
+            raise ClockRegression(f"command at {now} µs is before the engine time {self._now} µs")
+        self._now = now
+        events: list[Event] = []
+        heap = self._heap
+        if heap and heap[0][0] <= now:
+            self._advance(now, events)
+        handler(command, events)
+        if heap and heap[0][0] <= now:  # a new auction can be due already
+            self._advance(now, events)
+        return events
+
+    def tick(self, now: int) -> list[Event]:
+        """Apply every opening, close and award due at or before `now`."""
+        return self.handle(Tick(now))
+
+    def next_deadline(self) -> int | None:
+        """The earliest instant at which some lot changes by itself, or None."""
+        heap = self._heap
+        while heap:
+            at, _key, version, lot, auction = heap[0]
+            current = lot.clock.deadline()
+            if version == lot.heap_version and current == at:
+                return at
+            heapq.heappop(heap)  # stale, or moved later: keep only the live deadline
+            if version == lot.heap_version:
+                lot.heap_at = None
+                self._schedule(lot, auction)
+        return None
+
+    # -- the hot path: a bid ---------------------------------------------------------------
+
+    def _place_bid(self, cmd: PlaceBid, events: list[Event]) -> None:
+        now, auction_id, lot_id, bidder_id, amount = cmd
+        if type(auction_id) is not str or type(lot_id) is not str or type(bidder_id) is not str:
+            events.append(BidRejected(now, str(auction_id)[:64], str(lot_id)[:64], str(bidder_id)[:64], amount,
+                                      "malformed", "auction_id, lot_id and bidder_id must be strings"))
+            return
+        auction = self._auctions.get(auction_id)
+        if auction is None:
+            return _reject(events, cmd, None, "unknown_auction", f"no auction {auction_id!r:.70}")
+        lot = auction.lots.get(lot_id)
+        if lot is None:
+            return _reject(events, cmd, None, "unknown_lot", f"auction {auction_id!r} has no lot {lot_id!r:.70}")
+        if bidder_id not in auction.admitted:
+            return _reject(events, cmd, lot, "not_admitted", f"bidder {bidder_id!r:.70} is not admitted")
+        clock = lot.clock
+        if clock.status != OPEN:
+            code, message = _CLOSED_CODES[clock.status]
+            since = clock.open_at if clock.status == SCHEDULED else (clock.suspended_at or clock.closed_at or 0)
+            return _reject(events, cmd, lot, code, message.format(format_instant(since)))
+        if type(amount) is not int or amount <= 0:
+            return _reject(events, cmd, lot, "invalid_amount", "the amount must be a positive number of minor units")
+        config = lot.config
+        if amount > config.starting_price:
+            return _reject(events, cmd, lot, "above_starting_price",
+                           f"the starting price is {self._money(auction, config.starting_price)}")
+        book = lot.book
+        rules = config.rules
+        base = book.price_of(bidder_id) if rules.improve_on == "own" else book.best()
+        if base is not None:  # not the first bid it is measured against: the steps apply
+            step = base - amount
+            required = lot.fixed_step or rules.required_step(base)
+            if step < required:
+                return _reject(events, cmd, lot, "insufficient_step",
+                               f"bid at most {self._money(auction, base - required)} "
+                               f"({self._money(auction, required)} under {self._money(auction, base)})")
+            if lot.bounded:
+                allowed = rules.allowed_step(base)
+                if allowed is not None and step > allowed:
+                    return _reject(events, cmd, lot, "step_too_large",
+                                   f"bid at least {self._money(auction, base - allowed)} "
+                                   f"(at most {self._money(auction, allowed)} under {self._money(auction, base)})")
+        seq = self._bid_seq + 1
+        if seq >= SEQ_LIMIT:
+            raise OverflowError("the engine-wide bid sequence is exhausted")
+        self._bid_seq = seq
+        rank = book.place(bidder_id, amount, now, seq)
+        lot.bids += 1
+        events.append(BidAccepted(now, auction_id, lot_id, bidder_id, amount, seq, rank,
+                                  amount if rank == 1 else book.best()))  # type: ignore[arg-type]
+        if clock.on_accepted_bid(now, rank):
+            events.append(LotExtended(now, auction_id, lot_id, clock.close_at, clock.extensions))
+
+    @staticmethod
+    def _money(auction: Auction, minor: int) -> str:
+        return f"{format_amount(minor, auction.config.decimals)} {auction.config.currency}"
+
+    # -- the clock -------------------------------------------------------------------------
+
+    def _schedule(self, lot: Lot, auction: Auction) -> None:
+        """Make sure the heap fires the lot at its deadline (entries only move later)."""
+        at = lot.clock.deadline()
+        if at is None or (lot.heap_at is not None and lot.heap_at <= at):
+            return
+        lot.heap_version += 1
+        lot.heap_at = at
+        heapq.heappush(self._heap, (at, lot.key, lot.heap_version, lot, auction))
+
+    def _advance(self, now: int, events: list[Event]) -> None:
+        """Fire every lot deadline at or before `now`, in time order."""
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            at, _key, version, lot, auction = heapq.heappop(heap)
+            if version != lot.heap_version:
+                continue  # superseded by an earlier entry for the same lot
+            lot.heap_at = None
+            clock = lot.clock
+            current = clock.deadline()
+            if current is None:
+                continue  # suspended or cancelled since
+            if current > at:  # extended, or bid on (inactivity) since: fire later
+                self._schedule(lot, auction)
+                continue
+            assert current == at, "a lot deadline moved earlier without being rescheduled"
+            aid, lid = auction.config.auction_id, lot.config.lot_id
+            if clock.fire(at) == OPEN:
+                events.append(LotOpened(at, aid, lid, clock.close_at))
+                self._schedule(lot, auction)
+            else:
+                events.append(LotClosed(at, aid, lid, clock.close_reason or "scheduled"))
+                self._conclude(at, auction, lot, events)
+
+    def _conclude(self, at: int, auction: Auction, lot: Lot, events: list[Event]) -> None:
+        """Award a lot that has just ended, and close the auction after its last lot."""
+        aid, lid = auction.config.auction_id, lot.config.lot_id
+        status, reason = lot_outcome(auction, lot)
+        if status == "awarded":
+            winner = next(lot.book.ranked(1))
+            events.append(LotAwarded(at, aid, lid, winner.bidder_id, winner.price))
+        else:
+            events.append(LotUnsuccessful(at, aid, lid, reason or "no_bids"))
+        if auction.all_final():
+            auction.finished = True
+            events.append(AuctionClosed(at, aid))
+
+    # -- portal commands ------------------------------------------------------------------
+
+    def _create(self, cmd: CreateAuction, events: list[Event]) -> None:
+        config = cmd.config
+        if not isinstance(config, AuctionConfig):
+            raise TypeError("CreateAuction.config must be an AuctionConfig (see AuctionConfig.from_dict)")
+        aid = config.auction_id
+        if aid in self._auctions:
+            return _refuse(events, cmd, aid, "auction_exists", f"auction {aid!r} already exists")
+        if max(config.initial_close(i) for i in range(len(config.lots))) <= cmd.now:
+            return _refuse(events, cmd, aid, "ends_in_past", "every lot would close before the auction is created")
+        auction = self._auctions[aid] = Auction(config, self._lot_keys)
+        self._lot_keys += len(config.lots)
+        events.append(AuctionCreated(cmd.now, aid))
+        for bidder_id in config.bidders:
+            events.append(BidderAdmitted(cmd.now, aid, bidder_id, auction.admit(bidder_id)))
+        for lot in auction.lots.values():
+            self._schedule(lot, auction)
+
+    def _admit(self, cmd: AdmitBidder, events: list[Event]) -> None:
+        auction = self._auction_for(cmd, events)
+        if auction is None:
+            return
+        bidder_id = cmd.bidder_id
+        if type(bidder_id) is not str or not ID_PATTERN.fullmatch(bidder_id):
+            return _refuse(events, cmd, cmd.auction_id, "malformed",
+                           "bidder_id must be 1-64 letters, digits or . _ : @ -")
+        if bidder_id in auction.admitted:
+            return _refuse(events, cmd, cmd.auction_id, "already_admitted", f"{bidder_id!r} is already admitted")
+        if bidder_id not in auction.pseudonyms and len(auction.pseudonyms) >= MAX_BIDDERS:
+            return _refuse(events, cmd, cmd.auction_id, "too_many_bidders", f"at most {MAX_BIDDERS} bidders")
+        events.append(BidderAdmitted(cmd.now, cmd.auction_id, bidder_id, auction.admit(bidder_id)))
+
+    def _revoke(self, cmd: RevokeBidder, events: list[Event]) -> None:
+        auction = self._auction_for(cmd, events)
+        if auction is None:
+            return
+        bidder_id = cmd.bidder_id
+        if type(bidder_id) is not str:
+            return _refuse(events, cmd, cmd.auction_id, "malformed", "bidder_id must be a string")
+        if bidder_id not in auction.admitted:
+            code = "not_admitted" if bidder_id in auction.pseudonyms else "unknown_bidder"
+            return _refuse(events, cmd, cmd.auction_id, code, f"{bidder_id!r:.70} is not admitted")
+        auction.admitted.discard(bidder_id)
+        events.append(BidderRevoked(cmd.now, cmd.auction_id, bidder_id, cmd.reason))
+
+    def _suspend(self, cmd: Suspend, events: list[Event]) -> None:
+        for auction, lot in self._lots_for(cmd, events, (SCHEDULED, OPEN), "not_suspendable"):
+            lot.clock.suspend(cmd.now)
+            events.append(LotSuspended(cmd.now, auction.config.auction_id, lot.config.lot_id, cmd.reason))
+
+    def _resume(self, cmd: Resume, events: list[Event]) -> None:
+        for auction, lot in self._lots_for(cmd, events, (SUSPENDED,), "not_suspended"):
+            lot.clock.resume(cmd.now)
+            self._schedule(lot, auction)
+            events.append(LotResumed(cmd.now, auction.config.auction_id, lot.config.lot_id, lot.clock.close_at))
+
+    def _cancel(self, cmd: Cancel, events: list[Event]) -> None:
+        for auction, lot in self._lots_for(cmd, events, (SCHEDULED, OPEN, SUSPENDED), "not_cancellable"):
+            lot.clock.cancel(cmd.now)
+            events.append(LotCancelled(cmd.now, auction.config.auction_id, lot.config.lot_id, cmd.reason))
+            self._conclude(cmd.now, auction, lot, events)
+
+    def _auction_for(self, cmd: AdmitBidder | RevokeBidder | Suspend | Resume | Cancel,
+                     events: list[Event]) -> Auction | None:
+        """The auction a portal command names, or None after refusing the command."""
+        aid = cmd.auction_id
+        reason = getattr(cmd, "reason", "")
+        lot_id = getattr(cmd, "lot_id", None)
+        if type(aid) is not str or type(reason) is not str or len(reason) > MAX_TEXT or not (
+            lot_id is None or type(lot_id) is str
+        ):
+            _refuse(events, cmd, str(aid)[:64], "malformed",
+                    f"auction_id and lot_id must be strings, reason a string of at most {MAX_TEXT} characters")
+            return None
+        auction = self._auctions.get(aid)
+        if auction is None:
+            _refuse(events, cmd, aid, "unknown_auction", f"no auction {aid!r:.70}")
+        elif auction.finished:
+            _refuse(events, cmd, aid, "auction_finished", f"every lot of {aid!r} has ended")
+            return None
+        return auction
+
+    def _lots_for(self, cmd: Suspend | Resume | Cancel, events: list[Event], states: tuple[str, ...],
+                  code: str) -> list[tuple[Auction, Lot]]:
+        """The lots a command applies to (one, or all those in `states`); refuse if none."""
+        auction = self._auction_for(cmd, events)
+        if auction is None:
+            return []
+        if cmd.lot_id is None:
+            lots = [lot for lot in auction.lots.values() if lot.clock.status in states]
+            if not lots:
+                _refuse(events, cmd, cmd.auction_id, code, f"no lot is {' or '.join(states)}")
+            return [(auction, lot) for lot in lots]
+        lot = auction.lots.get(cmd.lot_id)
+        if lot is None:
+            _refuse(events, cmd, cmd.auction_id, "unknown_lot", f"no lot {cmd.lot_id!r:.70}")
+            return []
+        if lot.clock.status not in states:
+            _refuse(events, cmd, cmd.auction_id, code, f"lot {cmd.lot_id!r} is {lot.clock.status}")
+            return []
+        return [(auction, lot)]
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def auction_ids(self) -> list[str]:
+        """Every auction id, in creation order."""
+        return list(self._auctions)
+
+    def auction(self, auction_id: str) -> Auction:
+        """The live state of one auction (read it, do not change it)."""
+        auction = self._auctions.get(auction_id)
+        if auction is None:
+            raise QueryError("unknown_auction", f"no auction {auction_id!r:.70}")
+        return auction
+
+    def _lot(self, auction: Auction, lot_id: str) -> Lot:
+        lot = auction.lots.get(lot_id)
+        if lot is None:
+            raise QueryError("unknown_lot", f"auction {auction.config.auction_id!r} has no lot {lot_id!r:.70}")
+        return lot
+
+    def bidder_view(self, auction_id: str, lot_id: str, bidder_id: str) -> BidderView:
+        """What `bidder_id` may see of a lot; never another bidder's identity."""
+        auction = self.auction(auction_id)
+        if bidder_id not in auction.pseudonyms:
+            raise QueryError("unknown_bidder", f"{bidder_id!r:.70} was never admitted to {auction_id!r}")
+        return bidder_view(auction, self._lot(auction, lot_id), bidder_id)
+
+    def observer_view(self, auction_id: str, lot_id: str) -> ObserverView:
+        """The anonymised view of a lot for the buyer and the commission."""
+        auction = self.auction(auction_id)
+        return observer_view(auction, self._lot(auction, lot_id))
+
+    def results(self, auction_id: str, *, reveal: bool = False) -> AuctionResults:
+        """Results so far; identities only with `reveal`, and only once every lot ended."""
+        auction = self.auction(auction_id)
+        if reveal and not auction.finished:
+            raise QueryError("results_not_final", "identities are revealed only after every lot has ended")
+        return auction_results(auction, reveal=reveal)
+
+    def canonical_state(self) -> list[object]:
+        """The whole logical state as plain values (documented in docs/core.md)."""
+        auctions = sorted(self._auctions.values(), key=lambda a: a.config.auction_id)
+        return [STATE_FORMAT, self._bid_seq, [a.canonical() for a in auctions]]
+
+    def state_hash(self) -> str:
+        """SHA-256 (hex) of the msgpack encoding of `canonical_state()`."""
+        return hashlib.sha256(msgpack.packb(self.canonical_state())).hexdigest()
+
+
+def _no_op(command: Tick, events: list[Event]) -> None:
+    """A tick only lets time pass, which `handle` has already done."""
+
+
+def _reject(events: list[Event], cmd: PlaceBid, lot: Lot | None, code: str, message: str) -> None:
+    if lot is not None:
+        lot.rejected += 1
+    events.append(BidRejected(cmd.now, cmd.auction_id, cmd.lot_id, cmd.bidder_id, cmd.amount, code, message))
+
+
+def _refuse(events: list[Event], cmd: Command, auction_id: str, code: str, message: str) -> None:
+    events.append(CommandRejected(cmd.now, type(cmd).__name__, auction_id, code, message))
+
