@@ -1,0 +1,116 @@
+"""The `auction-engine` command line: `simulate` runs a scripted auction through the core.
+
+Exit codes: 0 success; 2 unreadable or invalid input (every problem listed on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from .config import ConfigError
+from .edge import event_to_dict, results_to_dict
+from .events import BidRejected, CommandRejected, LotExtended
+from .money import format_amount
+from .ranking import AuctionResults
+from .scenario import Run, load_scenario, run_scenario
+from .timeutil import format_instant
+
+EXIT_INPUT = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `auction-engine` console script."""
+    parser = argparse.ArgumentParser(prog="auction-engine", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    sim = commands.add_parser("simulate", help="run a scenario (docs/scenario-format.md) and print its results")
+    sim.add_argument("scenario", help="scenario JSON file, or - for standard input")
+    sim.add_argument("--table", action="store_true", help="print a readable table instead of JSON")
+    sim.add_argument("--events", action="store_true", help="include every event in the JSON output")
+    sim.add_argument("--anonymous", action="store_true", help="results with pseudonyms only, no bidder ids")
+    args = parser.parse_args(argv)
+    return _simulate(args)
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    try:
+        with (sys.stdin if args.scenario == "-" else open(args.scenario, encoding="utf-8")) as handle:
+            data = json.load(handle)
+        scenario = load_scenario(data)
+    except OSError as exc:
+        print(f"auction-engine: cannot read {args.scenario}: {exc.strerror}", file=sys.stderr)
+        return EXIT_INPUT
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        print(f"auction-engine: {args.scenario} is not valid JSON: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except ConfigError as exc:
+        print(f"auction-engine: invalid scenario {args.scenario}: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    run = run_scenario(scenario)
+    results = run.results
+    if args.anonymous and run.results.final:
+        results = run.engine.results(scenario.config.auction_id, reveal=False)
+    if args.table:
+        print(render_table(run, results))
+    else:
+        print(json.dumps(summary(run, results, with_events=args.events), indent=2, ensure_ascii=False))
+    return 0
+
+
+def summary(run: Run, results: AuctionResults, *, with_events: bool = False) -> dict[str, Any]:
+    """The JSON output of `simulate`."""
+    decimals = results.decimals
+    out: dict[str, Any] = {
+        "auction_id": results.auction_id,
+        "state_hash": run.engine.state_hash(),
+        "commands": len(run.commands),
+        "events_by_type": dict(Counter(type(e).__name__ for e in run.events)),
+        "bid_rejections": dict(Counter(e.code for e in run.events if isinstance(e, BidRejected))),
+        "refused_commands": [event_to_dict(e, decimals) for e in run.events if isinstance(e, CommandRejected)],
+        "results": results_to_dict(results),
+    }
+    if with_events:
+        out["events"] = [event_to_dict(e, decimals) for e in run.events]
+    return out
+
+
+def render_table(run: Run, results: AuctionResults) -> str:
+    """A readable report: one block per lot, with its extensions and final ranking."""
+    def money(minor: int | None) -> str:
+        return "-" if minor is None else f"{format_amount(minor, results.decimals)} {results.currency}"
+
+    lines = [f"{results.auction_id}  {results.title}", ""]
+    for lot in results.lots:
+        extensions = [e for e in run.events if isinstance(e, LotExtended) and e.lot_id == lot.lot_id]
+        lines += [
+            f"Lot {lot.lot_id}  {lot.title}",
+            f"  status          {lot.status}{f' ({lot.reason})' if lot.reason else ''}",
+            f"  winner          {lot.winner_id or lot.winner_pseudonym or '-'}",
+            f"  awarded price   {money(lot.awarded_price)}   (starting {money(lot.starting_price)},"
+            f" estimate {money(lot.estimate)})",
+            f"  savings         {money(lot.savings)}{f' ({lot.savings_percent} %)' if lot.savings_percent else ''}",
+            f"  bids            {lot.bids} accepted, {lot.rejected_bids} rejected",
+            f"  closed          {format_instant(lot.closed_at) if lot.closed_at else '-'}"
+            f" ({lot.close_reason or 'open'}) after {lot.extensions} extension(s)",
+        ]
+        for ext in extensions:
+            lines.append(f"    extended at {format_instant(ext.time)} to {format_instant(ext.close_at)}")
+        lines.append("  ranking")
+        for line in lot.ranking:
+            who = f"{line.pseudonym} {line.bidder_id}" if line.bidder_id else line.pseudonym
+            lines.append(f"    {line.rank:>3}. {who:<28} {money(line.price):>22}   {format_instant(line.time)}")
+        lines.append("")
+    lines.append(
+        f"Total awarded {money(results.awarded_total)} against estimates of {money(results.awarded_estimate)}: "
+        f"savings {money(results.savings)} ({results.savings_percent} %)"
+    )
+    lines.append(f"state hash {run.engine.state_hash()}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
