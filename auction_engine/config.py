@@ -225,6 +225,7 @@ class _Reader:
         if key not in data or (data[key] is None and default is not _MISSING):
             if default is _MISSING:
                 self.fail(where, "is required")
+                return cast(T, None)
             return cast(T, default)
         try:
             return parse(data[key])
@@ -267,11 +268,12 @@ class _Reader:
                 lot = self.lot(lot_data, f"lots[{i}]", dec, rules, extension, close)
                 if lot is not None:
                     lots.append(lot)
-            seen: set[str] = set()
-            for i, lot in enumerate(lots):
-                if lot.lot_id in seen:
-                    self.fail(f"lots[{i}].lot_id", f"duplicate lot id {lot.lot_id!r}")
-                seen.add(lot.lot_id)
+            seen: set[object] = set()
+            for i, lot_data in enumerate(lots_data):
+                lot_id = lot_data.get("lot_id") if isinstance(lot_data, Mapping) else None
+                if isinstance(lot_id, str) and lot_id in seen:
+                    self.fail(f"lots[{i}].lot_id", f"duplicate lot id {lot_id!r}")
+                seen.add(lot_id)
         if self.problems:
             raise ConfigError(self.problems)
         return AuctionConfig(

@@ -1,0 +1,74 @@
+"""The `auction-engine simulate` command, run as a real process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted((ROOT / "examples").glob("*.json"))
+
+
+def simulate(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "auction_engine.cli", "simulate", *args],
+                          capture_output=True, text=True, input=stdin, cwd=ROOT, timeout=120)
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
+def test_examples_run(example: Path) -> None:
+    done = simulate(str(example))
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["results"]["final"] is True
+    assert len(out["state_hash"]) == 64
+    again = json.loads(simulate(str(example)).stdout)
+    assert again["state_hash"] == out["state_hash"]  # deterministic
+
+
+def test_seei_example_outcome() -> None:
+    out = json.loads(simulate(str(ROOT / "examples/seei-supply-2-lots.json"), "--events").stdout)
+    lots = {lot["lot_id"]: lot for lot in out["results"]["lots"]}
+    assert lots["L1"]["status"] == lots["L2"]["status"] == "awarded"
+    assert lots["L1"]["extensions"] >= 5 and lots["L2"]["extensions"] >= 3
+    assert out["events_by_type"]["LotExtended"] == lots["L1"]["extensions"] + lots["L2"]["extensions"]
+    assert set(out["bid_rejections"]) == {"step_too_large", "insufficient_step", "not_admitted"}
+    assert lots["L1"]["awarded_price"].count(".") == 1 and lots["L1"]["closed_at"].endswith("Z")
+    first = out["events"][0]
+    assert first["type"] == "AuctionCreated" and first["time"].endswith("Z")
+
+
+def test_table_and_anonymous() -> None:
+    table = simulate(str(ROOT / "examples/seei-supply-2-lots.json"), "--table").stdout
+    assert "Lot L1" in table and "savings" in table and "sofitech-sarl" in table
+    anonymous = simulate(str(ROOT / "examples/seei-supply-2-lots.json"), "--anonymous").stdout
+    assert "sofitech-sarl" not in anonymous and "B-" in anonymous
+
+
+def test_bad_scenarios_list_every_problem(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({
+        "auction": {"auction_id": "X", "title": "t", "currency": "MAD", "start": "2026-01-01T10:00:00Z",
+                    "end": "2026-01-01T09:00:00Z", "lots": [{"lot_id": "L", "estimate": "1", "starting_price": "x"}]},
+        "actions": [{"at": "soon", "bid": {"bidder": "b", "lot": "L", "amount": "1"}},
+                    {"at": "+1m", "dance": {}}, {"at": "+1m", "bid": {"bidder": "b"}}],
+    }))
+    done = simulate(str(bad))
+    assert done.returncode == 2 and done.stdout == ""
+    for path in ("auction.end", "auction.lots[0].starting_price", "actions[0].at", "actions[1].dance",
+                 "actions[2].bid"):
+        assert path in done.stderr, (path, done.stderr)
+
+
+@pytest.mark.parametrize(("content", "message"), [("{not json", "not valid JSON"), ("[]", "(root)")])
+def test_unreadable_input(content: str, message: str) -> None:
+    done = simulate("-", stdin=content)
+    assert done.returncode == 2 and message in done.stderr
+
+
+def test_missing_file() -> None:
+    done = simulate("/nonexistent/scenario.json")
+    assert done.returncode == 2 and "cannot read" in done.stderr
