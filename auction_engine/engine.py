@@ -38,7 +38,7 @@ from .events import (
     LotUnsuccessful,
 )
 from .money import format_amount
-from .order_book import SEQ_LIMIT
+from .order_book import SEQ_BITS, SEQ_LIMIT
 from .ranking import AuctionResults, BidderView, ObserverView, auction_results, bidder_view, lot_outcome, observer_view
 from .timeutil import format_instant
 
@@ -156,7 +156,11 @@ class Engine:
                            f"the starting price is {self._money(auction, config.starting_price)}")
         book = lot.book
         rules = config.rules
-        base = book.price_of(bidder_id) if rules.improve_on == "own" else book.best()
+        previous = book.entry(bidder_id)
+        if rules.improve_on == "own":
+            base = None if previous is None else previous[0] >> SEQ_BITS
+        else:
+            base = book.best
         if base is not None:  # not the first bid it is measured against: the steps apply
             step = base - amount
             required = lot.fixed_step or rules.required_step(base)
@@ -174,10 +178,9 @@ class Engine:
         if seq >= SEQ_LIMIT:
             raise OverflowError("the engine-wide bid sequence is exhausted")
         self._bid_seq = seq
-        rank = book.place(bidder_id, amount, now, seq)
+        rank = book.place(bidder_id, amount, now, seq, previous)
         lot.bids += 1
-        events.append(BidAccepted(now, auction_id, lot_id, bidder_id, amount, seq, rank,
-                                  amount if rank == 1 else book.best()))  # type: ignore[arg-type]
+        events.append(BidAccepted(now, auction_id, lot_id, bidder_id, amount, seq, rank, book.best))  # type: ignore[arg-type]
         if clock.on_accepted_bid(now, rank):
             events.append(LotExtended(now, auction_id, lot_id, clock.close_at, clock.extensions))
 

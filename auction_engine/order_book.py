@@ -28,26 +28,32 @@ class Standing(NamedTuple):
 class OrderBook:
     """Standing bids of one lot; rank 1 is the lowest price, earliest on ties."""
 
-    __slots__ = ("_ladder", "_standing", "_owner")
+    __slots__ = ("_ladder", "_standing", "best")
 
     def __init__(self) -> None:
         self._ladder: SortedList = SortedList()
         self._standing: dict[str, tuple[int, int]] = {}  # bidder -> (ladder key, time)
-        self._owner: dict[int, str] = {}  # ladder key -> bidder
+        # The lowest standing price, or None with no bids. Bids only improve and are never
+        # withdrawn, so it only falls; a retraction rule would have to recompute it.
+        self.best: int | None = None
 
-    def place(self, bidder_id: str, price: int, time: int, seq: int) -> int:
-        """Make (price, time, seq) the bidder's standing bid; return its rank."""
+    def place(self, bidder_id: str, price: int, time: int, seq: int, previous: tuple[int, int] | None) -> int:
+        """Make (price, time, seq) the bidder's standing bid; return its rank.
+        `previous` is `self.entry(bidder_id)`, which the caller has already read."""
         key = price << SEQ_BITS | seq
         ladder = self._ladder
-        old = self._standing.get(bidder_id)
-        if old is not None:
-            ladder.remove(old[0])
-            del self._owner[old[0]]
+        if previous is not None:
+            ladder.remove(previous[0])
         ladder.add(key)
-        self._owner[key] = bidder_id
         self._standing[bidder_id] = (key, time)
+        if self.best is None or price < self.best:
+            self.best = price
         rank: int = ladder.bisect_left(key) + 1
         return rank
+
+    def entry(self, bidder_id: str) -> tuple[int, int] | None:
+        """The bidder's raw standing (ladder key, time), for the hot path; see `price_of`."""
+        return self._standing.get(bidder_id)
 
     def price_of(self, bidder_id: str) -> int | None:
         """The bidder's standing price, or None if it has not bid."""
@@ -58,10 +64,6 @@ class OrderBook:
         """The bidder's standing bid, or None if it has not bid."""
         own = self._standing.get(bidder_id)
         return None if own is None else _standing(bidder_id, *own)
-
-    def best(self) -> int | None:
-        """The lowest standing price, or None with no bids."""
-        return self._ladder[0] >> SEQ_BITS if self._ladder else None
 
     def rank_of(self, bidder_id: str) -> int | None:
         """The bidder's rank (1 is best), or None if it has not bid."""
@@ -74,12 +76,10 @@ class OrderBook:
 
     def ranked(self, limit: int | None = None) -> Iterator[Standing]:
         """Standing bids in rank order, the first `limit` of them (all by default)."""
+        owner = {key: (bidder_id, time) for bidder_id, (key, time) in self._standing.items()}
         keys = self._ladder if limit is None else self._ladder.islice(0, limit)
-        standing = self._standing
-        owner = self._owner
         for key in keys:
-            bidder_id = owner[key]
-            yield _standing(bidder_id, key, standing[bidder_id][1])
+            yield _standing(owner[key][0], key, owner[key][1])
 
 
 def _standing(bidder_id: str, key: int, time: int) -> Standing:

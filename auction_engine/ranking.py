@@ -152,7 +152,7 @@ def bidder_view(auction: Auction, lot: Lot, bidder_id: str) -> BidderView:
     book, clock = lot.book, lot.clock
     standing = book.standing(bidder_id)
     mode = auction.config.visibility
-    best = book.best()
+    best = book.best
     show_best = mode != "rank"
     return BidderView(
         auction_id=auction.config.auction_id, lot_id=lot.config.lot_id,
@@ -181,7 +181,7 @@ def lot_outcome(auction: Auction, lot: Lot) -> tuple[str, str | None]:
     """("awarded", None) or ("unsuccessful", reason) for a lot that has ended."""
     if lot.clock.status == CANCELLED:
         return "unsuccessful", "cancelled"
-    best = lot.book.best()
+    best = lot.book.best
     if best is None:
         return "unsuccessful", "no_bids"
     if len(lot.book) < auction.config.min_bidders:
