@@ -245,7 +245,7 @@ class Engine:
         aid = config.auction_id
         if aid in self._auctions:
             return _refuse(events, cmd, aid, "auction_exists", f"auction {aid!r} already exists")
-        if max(config.initial_close(i) for i in range(len(config.lots))) <= cmd.now:
+        if all(_first_close(config, i) <= cmd.now for i in range(len(config.lots))):
             return _refuse(events, cmd, aid, "ends_in_past", "every lot would close before the auction is created")
         auction = self._auctions[aid] = Auction(config, self._lot_keys)
         self._lot_keys += len(config.lots)
@@ -385,6 +385,14 @@ class Engine:
     def state_hash(self) -> str:
         """SHA-256 (hex) of the msgpack encoding of `canonical_state()`."""
         return hashlib.sha256(msgpack.packb(self.canonical_state())).hexdigest()
+
+
+def _first_close(config: AuctionConfig, index: int) -> int:
+    """When lot `index` closes if no bid ever comes: its scheduled close, or earlier
+    for inactivity."""
+    close = config.initial_close(index)
+    idle = config.lots[index].extension.inactivity_close
+    return close if idle is None else min(close, config.start + idle)
 
 
 def _no_op(command: Tick, events: list[Event]) -> None:
