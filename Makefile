@@ -23,7 +23,8 @@ lint: $(STAMP)
 	$(BIN)/mypy auction_engine
 
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -m slow
+	HYPOTHESIS_PROFILE=slow MODEL_STREAM_COMMANDS=1000000 \
+		$(BIN)/python -m pytest tests/test_model_stateful.py tests/test_model_stream.py
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m benchmarks.core --quick
