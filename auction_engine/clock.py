@@ -106,5 +106,7 @@ class LotClock:
     def cancel(self, now: int) -> None:
         """Cancel a lot that has not closed."""
         self.status = CANCELLED
+        self.suspended_at = None
+        self.suspended_from = None
         self.closed_at = now
         self.close_reason = "cancelled"

@@ -147,6 +147,12 @@ def _ladder(auction: Auction, lot: Lot, own: str | None) -> tuple[LadderLine, ..
     )
 
 
+def _close(lot: Lot) -> int:
+    """The close a view shows: the current scheduled one, or the actual one once ended."""
+    closed_at = lot.clock.closed_at
+    return lot.clock.close_at if closed_at is None else closed_at
+
+
 def bidder_view(auction: Auction, lot: Lot, bidder_id: str) -> BidderView:
     """The view of `lot` for `bidder_id`, in the auction's visibility mode."""
     book, clock = lot.book, lot.clock
@@ -157,7 +163,7 @@ def bidder_view(auction: Auction, lot: Lot, bidder_id: str) -> BidderView:
     return BidderView(
         auction_id=auction.config.auction_id, lot_id=lot.config.lot_id,
         pseudonym=auction.pseudonyms[bidder_id], visibility=mode, status=clock.status,
-        starting_price=lot.config.starting_price, close_at=clock.close_at, extensions=clock.extensions,
+        starting_price=lot.config.starting_price, close_at=_close(lot), extensions=clock.extensions,
         own_price=None if standing is None else standing.price, rank=book.rank_of(bidder_id),
         active_bidders=len(book),
         best_price=best if show_best else None,
@@ -171,7 +177,7 @@ def observer_view(auction: Auction, lot: Lot) -> ObserverView:
     clock = lot.clock
     return ObserverView(
         auction_id=auction.config.auction_id, lot_id=lot.config.lot_id, status=clock.status,
-        starting_price=lot.config.starting_price, close_at=clock.close_at, extensions=clock.extensions,
+        starting_price=lot.config.starting_price, close_at=_close(lot), extensions=clock.extensions,
         active_bidders=len(lot.book), bids=lot.bids, rejected_bids=lot.rejected,
         ladder=_ladder(auction, lot, None),
     )

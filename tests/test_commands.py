@@ -11,6 +11,7 @@ from auction_engine import (
     Cancel,
     CreateAuction,
     Engine,
+    PlaceBid,
     Resume,
     RevokeBidder,
     Suspend,
@@ -79,3 +80,14 @@ def test_creation_after_start_opens_lots_at_start() -> None:
     events = Engine().handle(CreateAuction(START + 5 * S, config()))
     opened = [e for e in events if type(e).__name__ == "LotOpened"]
     assert [e.time for e in opened] == [START]
+
+
+def test_cancelled_while_suspended_reports_its_cancellation() -> None:
+    engine = engine_with()
+    engine.handle(Suspend(T, "A1", "L1"))
+    engine.handle(Cancel(T + 10 * S, "A1", "L1"))
+    clock = engine.auction("A1").lots["L1"].clock
+    assert (clock.suspended_at, clock.suspended_from, clock.closed_at) == (None, None, T + 10 * S)
+    [rejected] = engine.handle(PlaceBid(T + 20 * S, "A1", "L1", "alice", 1))
+    assert rejected.code == "lot_cancelled" and "10:00:20" in rejected.message
+    assert engine.observer_view("A1", "L1").close_at == T + 10 * S

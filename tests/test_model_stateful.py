@@ -105,7 +105,7 @@ def strings_in(value: object) -> list[str]:
 PERCENTS = ("0.000001", "0.5", "1", "2.5", "10", "33.333333", "100")
 WINDOWS = (0, 0, 250_000, 1 * S, 5 * S, 30 * S)
 EXTEND_BYS = (1, 500_000, 1 * S, 5 * S, 30 * S)
-INACTIVITY = (1 * S, 3 * S, 10 * S, 45 * S)
+INACTIVITY = (1 * S, 3 * S, 10 * S, 40 * S)  # 10 s and 40 s are durations too: ties with the close
 
 
 def draw_rules(draw: st.DrawFn, decimals: int) -> dict[str, Any]:
@@ -280,7 +280,8 @@ class EngineVersusModel(RuleBasedStateMachine):
 
     def interesting_instants(self) -> list[int]:
         """The nearest instants where the rules of some lot change: openings, closes,
-        window starts, inactivity deadlines, hard closes (each also 1 µs either side)."""
+        window starts, inactivity deadlines, hard closes, the last instant a bid makes the
+        inactivity deadline the close (each also 1 µs either side)."""
         instants = []
         for auction in self.auctions():
             for lot in auction.lots:
@@ -289,6 +290,8 @@ class EngineVersusModel(RuleBasedStateMachine):
                 points = [lot.open_at, lot.close_at, lot.close_at - lot.config.extension.window]
                 if lot.idle_deadline is not None:
                     points.append(lot.idle_deadline)
+                if lot.config.extension.inactivity_close is not None:  # a bid here: idle deadline == close
+                    points.append(lot.close_at - lot.config.extension.inactivity_close)
                 if lot.hard_close is not None:
                     points.append(lot.hard_close)
                 for p in points:

@@ -456,8 +456,8 @@ class NaiveEngine:
             # the results without naming them: the cancellation instant and "cancelled".
             lot.closed_at = cmd.now
             lot.close_reason = "cancelled"
-            # AMBIGUITY: the canonical state's "suspended_at|None, status before suspension|None"
-            # of a lot cancelled while suspended: they keep the suspension's values.
+            lot.suspended_at = None  # docs/core.md: only a suspended lot has these
+            lot.suspended_from = None
             events.append(LotCancelled(time=cmd.now, auction_id=auction.config.auction_id, lot_id=lot.config.lot_id,
                                        reason=cmd.reason))
             self._conclude(cmd.now, auction, lot, events)
@@ -589,7 +589,8 @@ class NaiveEngine:
         extra = mode in ("rank_and_best", "ladder")
         return BidderView(
             auction_id=auction.config.auction_id, lot_id=lot.config.lot_id, pseudonym=name, visibility=mode,
-            status=lot.status, starting_price=lot.config.starting_price, close_at=lot.close_at,
+            status=lot.status, starting_price=lot.config.starting_price,
+            close_at=lot.close_at if lot.closed_at is None else lot.closed_at,
             extensions=lot.extensions, own_price=None if own is None else own.price,
             rank=lot.rank_of(bidder_id), active_bidders=len(lot.standings()),
             best_price=best if extra else None,
@@ -602,7 +603,8 @@ class NaiveEngine:
         lot = self._lot(auction, lot_id)
         return ObserverView(
             auction_id=auction.config.auction_id, lot_id=lot.config.lot_id, status=lot.status,
-            starting_price=lot.config.starting_price, close_at=lot.close_at, extensions=lot.extensions,
+            starting_price=lot.config.starting_price,
+            close_at=lot.close_at if lot.closed_at is None else lot.closed_at, extensions=lot.extensions,
             active_bidders=len(lot.standings()), bids=len(lot.accepted), rejected_bids=lot.rejected,
             ladder=self._ladder(auction, lot, None),
         )
