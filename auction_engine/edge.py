@@ -1,7 +1,7 @@
-"""Edge forms of events, views and results: decimal strings for money, ISO-8601 for time.
+"""Edge forms of events and results: decimal strings for money, ISO-8601 for time.
 
-Everything the core returns becomes plain JSON-ready dicts here, for the CLI now and the
-gateway later. Field names are kept; which fields are money or time is listed once below.
+Events and results become plain JSON-ready dicts here, for the CLI now and the gateway
+later. Field names are kept; which fields are money or time is listed once below.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 from .events import Event
 from .money import format_amount
-from .ranking import AuctionResults, BidderView, ObserverView
+from .ranking import AuctionResults
 from .timeutil import format_instant
 
 MONEY_FIELDS = frozenset({
@@ -52,8 +52,3 @@ def results_to_dict(results: AuctionResults) -> dict[str, Any]:
     out: dict[str, Any] = _record(results, results.decimals)
     return out
 
-
-def view_to_dict(view: BidderView | ObserverView, decimals: int) -> dict[str, Any]:
-    """A bidder or observer view in edge form."""
-    out: dict[str, Any] = _record(view, decimals)
-    return out

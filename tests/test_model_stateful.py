@@ -40,6 +40,7 @@ from auction_engine.commands import Command
 from auction_engine.events import BidRejected, CommandRejected, Event
 from auction_engine.money import format_amount
 from auction_engine.ranking import BidderView
+from auction_engine.testing import normalise
 from auction_engine.testing.naive import NaiveAuction, NaiveClockRegression, NaiveEngine, NaiveLot, NaiveQueryError
 from auction_engine.timeutil import format_duration, format_instant, parse_instant
 
@@ -65,14 +66,6 @@ OFTEN = st.sampled_from([True] * 9 + [False])  # the usual case, with a few exce
 
 # -- comparison helpers ------------------------------------------------------------------------
 
-def normalise(events: list[Event]) -> list[Event]:
-    """Events with the free-text `message` of rejections blanked: only codes are specified."""
-    out: list[Event] = []
-    for happened in events:
-        if isinstance(happened, (BidRejected, CommandRejected)):
-            happened = happened._replace(message="")
-        out.append(happened)
-    return out
 
 
 def same_answer(engine: Engine, model: NaiveEngine, query: str, *args: str, **kwargs: bool) -> Any:

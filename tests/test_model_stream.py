@@ -32,8 +32,6 @@ from auction_engine import (
 )
 from auction_engine.commands import Command
 from auction_engine.events import (
-    BidRejected,
-    CommandRejected,
     Event,
     LotAwarded,
     LotCancelled,
@@ -41,6 +39,7 @@ from auction_engine.events import (
     LotUnsuccessful,
 )
 from auction_engine.money import format_amount
+from auction_engine.testing import normalise
 from auction_engine.testing.naive import (
     NaiveAuction,
     NaiveEngine,
@@ -60,14 +59,6 @@ POOL = tuple(f"bidder-{i:02d}" for i in range(12))
 INVALID_AMOUNTS: tuple[object, ...] = (0, -1, -(10**9), True, False, "100", "12.50", 1.5, None, 10**30)
 
 
-def normalise(events: list[Event]) -> list[Event]:
-    """Events with the free-text `message` of rejections blanked: only codes are specified."""
-    out: list[Event] = []
-    for happened in events:
-        if isinstance(happened, (BidRejected, CommandRejected)):
-            happened = happened._replace(message="")
-        out.append(happened)
-    return out
 
 
 class Stream:
