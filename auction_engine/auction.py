@@ -48,7 +48,7 @@ class Lot:
 class Auction:
     """One auction: its lots in configuration order, its bidders and their pseudonyms."""
 
-    __slots__ = ("config", "lots", "admitted", "pseudonyms", "finished", "config_digest")
+    __slots__ = ("config", "lots", "admitted", "pseudonyms", "finished", "config_digest", "bid_seq")
 
     def __init__(self, config: AuctionConfig, first_lot_key: int) -> None:
         self.config = config
@@ -56,6 +56,7 @@ class Auction:
         self.admitted: set[str] = set()
         self.pseudonyms: dict[str, str] = {}  # every bidder ever admitted, in admission order
         self.finished = False
+        self.bid_seq = 0  # the last accepted bid's sequence number: orders ties, per auction
         canonical_config = json.dumps(config.to_dict(), sort_keys=True, separators=(",", ":"))
         self.config_digest = hashlib.sha256(canonical_config.encode()).hexdigest()
 
@@ -76,5 +77,5 @@ class Auction:
         return [
             self.config.auction_id, self.config_digest, sorted(self.admitted),
             [[b, p] for b, p in self.pseudonyms.items()], self.finished,
-            [lot.canonical() for lot in self.lots.values()],
+            self.bid_seq, [lot.canonical() for lot in self.lots.values()],
         ]

@@ -38,13 +38,16 @@ class RevokeBidder(NamedTuple):
 
 
 class PlaceBid(NamedTuple):
-    """A bid of `amount` minor units on one lot."""
+    """A bid of `amount` minor units on one lot. `client_bid_id` is the bidder's own
+    name for the bid (journaled, so a retry can be answered with the first outcome);
+    the core does not read it."""
 
     now: int
     auction_id: str
     lot_id: str
     bidder_id: str
     amount: int
+    client_bid_id: str = ""
 
 
 class Suspend(NamedTuple):
@@ -74,9 +77,12 @@ class Cancel(NamedTuple):
 
 
 class Tick(NamedTuple):
-    """Let time pass: apply every opening, close and award due at or before `now`."""
+    """Let time pass: apply every opening, close and award due at or before `now`, in
+    every auction, or only in `auction_id` when it is given (the journal records ticks
+    per auction, so that one auction's records replay alone)."""
 
     now: int
+    auction_id: str | None = None
 
 
 Command = CreateAuction | AdmitBidder | RevokeBidder | PlaceBid | Suspend | Resume | Cancel | Tick

@@ -1,9 +1,9 @@
 """The engine: many auctions, one deterministic state machine, no IO.
 
 `handle(command) -> events` first applies every opening and close due at or before the
-command's `now`, then the command. The same commands in the same order give the same
-events and the same `state_hash()`, whatever ticks came between them. `next_deadline()`
-tells the shell when to send the next `Tick`.
+command's `now` (a `Tick` naming an auction: only that auction's), then the command. The
+same commands in the same order give the same events and the same `state_hash()`, whatever
+ticks came between them. `next_deadline()` tells the shell when to send the next `Tick`.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from .order_book import SEQ_BITS, SEQ_LIMIT
 from .ranking import AuctionResults, BidderView, ObserverView, auction_results, bidder_view, lot_outcome, observer_view
 from .timeutil import format_instant
 
-STATE_FORMAT = 1  # bump when canonical() changes shape: old hashes stop matching on purpose
+STATE_FORMAT = 2  # bump when canonical() changes shape: old hashes stop matching on purpose
 
 _CLOSED_CODES = {  # lot status -> rejection code for a bid on a lot that is not open
     SCHEDULED: ("lot_not_open", "the lot opens at {}"),
@@ -74,7 +74,6 @@ class Engine:
         self._auctions: dict[str, Auction] = {}
         self._heap: list[_HeapEntry] = []
         self._now = 0
-        self._bid_seq = 0
         self._lot_keys = 0
         self._handlers: dict[type, Callable[[Any, list[Event]], None]] = {
             PlaceBid: self._place_bid, CreateAuction: self._create, AdmitBidder: self._admit,
@@ -101,6 +100,9 @@ class Engine:
             raise ClockRegression(f"command at {now} µs is before the engine time {self._now} µs")
         self._now = now
         events: list[Event] = []
+        if handler is _no_op and command.auction_id is not None:  # type: ignore[union-attr]
+            self._advance_auction(command.auction_id, now, events)  # type: ignore[union-attr]
+            return events
         heap = self._heap
         if heap and heap[0][0] <= now:
             self._advance(now, events)
@@ -130,7 +132,7 @@ class Engine:
     # -- the hot path: a bid ---------------------------------------------------------------
 
     def _place_bid(self, cmd: PlaceBid, events: list[Event]) -> None:
-        now, auction_id, lot_id, bidder_id, amount = cmd
+        now, auction_id, lot_id, bidder_id, amount, _client_bid_id = cmd
         if type(auction_id) is not str or type(lot_id) is not str or type(bidder_id) is not str:
             events.append(BidRejected(now, str(auction_id)[:64], str(lot_id)[:64], str(bidder_id)[:64], amount,
                                       "malformed", "auction_id, lot_id and bidder_id must be strings"))
@@ -174,10 +176,10 @@ class Engine:
                     return _reject(events, cmd, lot, "step_too_large",
                                    f"bid at least {self._money(auction, base - allowed)} "
                                    f"(at most {self._money(auction, allowed)} under {self._money(auction, base)})")
-        seq = self._bid_seq + 1
+        seq = auction.bid_seq + 1
         if seq >= SEQ_LIMIT:
-            raise OverflowError("the engine-wide bid sequence is exhausted")
-        self._bid_seq = seq
+            raise OverflowError("the auction's bid sequence is exhausted")
+        auction.bid_seq = seq
         rank = book.place(bidder_id, amount, now, seq, previous)
         lot.bids += 1
         events.append(BidAccepted(now, auction_id, lot_id, bidder_id, amount, seq, rank, book.best))  # type: ignore[arg-type]
@@ -215,13 +217,32 @@ class Engine:
                 self._schedule(lot, auction)
                 continue
             assert current == at, "a lot deadline moved earlier without being rescheduled"
-            aid, lid = auction.config.auction_id, lot.config.lot_id
-            if clock.fire(at) == OPEN:
-                events.append(LotOpened(at, aid, lid, clock.close_at))
-                self._schedule(lot, auction)
-            else:
-                events.append(LotClosed(at, aid, lid, clock.close_reason or "scheduled"))
-                self._conclude(at, auction, lot, events)
+            self._fire(at, auction, lot, events)
+
+    def _advance_auction(self, auction_id: object, now: int, events: list[Event]) -> None:
+        """Fire the deadlines at or before `now` of one auction only, in time order
+        (ties: lot order, as in the heap). Its heap entries go stale and are skipped."""
+        auction = self._auctions.get(auction_id) if type(auction_id) is str else None
+        if auction is None:
+            return
+        while True:
+            due = [(at, lot.key, lot) for lot in auction.lots.values()
+                   if (at := lot.clock.deadline()) is not None and at <= now]
+            if not due:
+                return
+            at, _key, lot = min(due, key=lambda d: (d[0], d[1]))
+            self._fire(at, auction, lot, events)
+
+    def _fire(self, at: int, auction: Auction, lot: Lot, events: list[Event]) -> None:
+        """Open or close a lot whose deadline `at` has come."""
+        aid, lid = auction.config.auction_id, lot.config.lot_id
+        clock = lot.clock
+        if clock.fire(at) == OPEN:
+            events.append(LotOpened(at, aid, lid, clock.close_at))
+            self._schedule(lot, auction)
+        else:
+            events.append(LotClosed(at, aid, lid, clock.close_reason or "scheduled"))
+            self._conclude(at, auction, lot, events)
 
     def _conclude(self, at: int, auction: Auction, lot: Lot, events: list[Event]) -> None:
         """Award a lot that has just ended, and close the auction after its last lot."""
@@ -380,7 +401,7 @@ class Engine:
     def canonical_state(self) -> list[object]:
         """The whole logical state as plain values (documented in docs/core.md)."""
         auctions = sorted(self._auctions.values(), key=lambda a: a.config.auction_id)
-        return [STATE_FORMAT, self._bid_seq, [a.canonical() for a in auctions]]
+        return [STATE_FORMAT, [a.canonical() for a in auctions]]
 
     def state_hash(self) -> str:
         """SHA-256 (hex) of the msgpack encoding of `canonical_state()`."""

@@ -171,6 +171,7 @@ class NaiveAuction:
     admitted: list[str] = field(default_factory=list)  # admitted now
     ever: list[tuple[str, str]] = field(default_factory=list)  # (bidder, pseudonym) in admission order
     finished: bool = False
+    last_seq: int = 0  # the last accepted bid's sequence number, per auction
     digest: str = ""  # sha256 of the canonical config JSON (the config never changes)
 
     def lot(self, lot_id: object) -> NaiveLot | None:
@@ -192,7 +193,6 @@ class NaiveEngine:
     def __init__(self) -> None:
         self.auctions: dict[str, NaiveAuction] = {}  # by id, in creation order
         self.now = 0
-        self.last_seq = 0
         self.lots_created = 0
 
     # -- commands ------------------------------------------------------------------------
@@ -205,6 +205,9 @@ class NaiveEngine:
             raise NaiveClockRegression(f"{now} < {self.now}")
         self.now = now
         events: list[Event] = []
+        if type(command) is Tick and command.auction_id is not None:
+            self._apply_due(now, events, only=command.auction_id)
+            return events
         self._apply_due(now, events)
         if type(command) is CreateAuction:
             self._create(command, events)
@@ -235,13 +238,14 @@ class NaiveEngine:
 
     # -- time ------------------------------------------------------------------------------
 
-    def _apply_due(self, now: int, events: list[Event]) -> None:
-        """Apply everything due at or before `now`, one change at a time, earliest first
-        (ties: lots in creation order), rescanning every lot after each change."""
+    def _apply_due(self, now: int, events: list[Event], only: str | None = None) -> None:
+        """Apply everything due at or before `now` (in auction `only`, if given), one change
+        at a time, earliest first (ties: lots in creation order), rescanning every lot after
+        each change."""
         while True:
             candidates: list[tuple[int, int, str, NaiveAuction, NaiveLot]] = []
             for auction in self.auctions.values():
-                if auction.finished:
+                if auction.finished or (only is not None and auction.config.auction_id != only):
                     continue  # every lot is final: nothing is ever due
                 for lot in auction.lots:
                     due = lot.due()
@@ -520,8 +524,8 @@ class NaiveEngine:
             if largest is not None and improvement > largest:
                 return reject(lot, "step_too_large")
         # accepted
-        self.last_seq += 1
-        bid = NaiveBid(bidder_id=bidder, price=amount, time=now, seq=self.last_seq)
+        auction.last_seq += 1
+        bid = NaiveBid(bidder_id=bidder, price=amount, time=now, seq=auction.last_seq)
         lot.accepted.append(bid)
         lot.latest[bidder] = bid
         ranked = lot.standings()
@@ -663,9 +667,10 @@ class NaiveEngine:
                 ])
             auctions.append([
                 auction.config.auction_id, auction.digest, sorted(auction.admitted),
-                [[bidder, name] for bidder, name in auction.ever], auction.finished, lots,
+                [[bidder, name] for bidder, name in auction.ever], auction.finished,
+                auction.last_seq, lots,
             ])
-        return [1, self.last_seq, auctions]
+        return [2, auctions]
 
     def state_hash(self) -> str:
         packed = msgpack.packb(self.canonical_state())
