@@ -1,6 +1,7 @@
 """The `auction-engine` command line: `simulate` runs a scripted auction through the core.
 
-Exit codes: 0 success; 2 unreadable or invalid input (every problem listed on stderr).
+Exit codes: 0 success; 2 unreadable or invalid input (every problem listed on stderr);
+3 the journal could not be written.
 """
 
 from __future__ import annotations
@@ -10,17 +11,30 @@ import json
 import sys
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from .config import ConfigError
 from .edge import event_to_dict, results_to_dict
 from .events import BidRejected, CommandRejected, LotExtended
+from .journal import Journaled, Position, SegmentStore
 from .money import format_amount
 from .ranking import AuctionResults
 from .scenario import Run, load_scenario, run_scenario
 from .timeutil import format_instant
 
 EXIT_INPUT = 2
+EXIT_IO = 3
+
+
+def write_journal(directory: Path, frames: Sequence[bytes]) -> None:
+    """Write records as an engine would, fsynced, into a new journal directory."""
+    directory.mkdir(parents=True, exist_ok=True)
+    store = SegmentStore(directory, Position(0, 0, 1))
+    try:
+        store.append(list(frames))
+    finally:
+        store.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -32,6 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sim.add_argument("--table", action="store_true", help="print a readable table instead of JSON")
     sim.add_argument("--events", action="store_true", help="include every event in the JSON output")
     sim.add_argument("--anonymous", action="store_true", help="results with pseudonyms only, no bidder ids")
+    sim.add_argument("--journal", metavar="DIR",
+                     help="also write the auction's journal to DIR (new or empty), for auction-replay")
     args = parser.parse_args(argv)
     return _simulate(args)
 
@@ -50,7 +66,17 @@ def _simulate(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"auction-engine: invalid scenario {args.scenario}: {exc}", file=sys.stderr)
         return EXIT_INPUT
-    run = run_scenario(scenario)
+    journal_dir = Path(args.journal) if args.journal else None
+    if journal_dir is not None and journal_dir.exists() and (not journal_dir.is_dir() or any(journal_dir.iterdir())):
+        print(f"auction-engine: --journal {journal_dir}: must be a new or empty directory", file=sys.stderr)
+        return EXIT_INPUT
+    run = run_scenario(scenario, journal=Journaled() if journal_dir else None)
+    if journal_dir is not None:
+        try:
+            write_journal(journal_dir, run.frames)
+        except OSError as exc:
+            print(f"auction-engine: cannot write the journal to {journal_dir}: {exc}", file=sys.stderr)
+            return EXIT_IO
     results = run.results
     if args.anonymous and run.results.final:
         results = run.engine.results(scenario.config.auction_id, reveal=False)

@@ -16,6 +16,7 @@ from .commands import AdmitBidder, Cancel, Command, CreateAuction, PlaceBid, Res
 from .config import AuctionConfig, ConfigError
 from .engine import Engine
 from .events import Event
+from .journal.sequencer import Journaled
 from .money import MoneyError, parse_amount
 from .ranking import AuctionResults
 from .timeutil import TimeFormatError, parse_duration, parse_instant
@@ -48,6 +49,7 @@ class Run:
     commands: tuple[Command, ...]
     events: tuple[Event, ...]
     results: AuctionResults
+    frames: tuple[bytes, ...] = ()  # the journal records, when run through a `Journaled`
 
 
 def _at(value: object, start: int) -> int:
@@ -154,15 +156,25 @@ def _amount(text: str, decimals: int) -> Any:
         return text
 
 
-def run_scenario(scenario: Scenario, engine: Engine | None = None) -> Run:
-    """Run every action, then tick through every remaining deadline until all lots end."""
+def run_scenario(scenario: Scenario, engine: Engine | None = None, journal: Journaled | None = None) -> Run:
+    """Run every action, then tick through every remaining deadline until all lots end.
+    With a `journal`, commands go through it (its engine is used) and `frames` holds the
+    records it produced."""
+    if journal is not None:
+        engine = journal.engine
     engine = engine or Engine()
     handled: list[Command] = []
     events: list[Event] = []
+    frames: list[bytes] = []
 
     def handle(command: Command) -> None:
         handled.append(command)
-        events.extend(engine.handle(command))
+        if journal is None:
+            events.extend(engine.handle(command))
+        else:
+            submission = journal.submit(command)
+            events.extend(submission.events)
+            frames.extend(submission.frames)
 
     handle(CreateAuction(scenario.created_at, scenario.config))
     for command in scenario.commands:
@@ -171,4 +183,4 @@ def run_scenario(scenario: Scenario, engine: Engine | None = None) -> Run:
         handle(Tick(deadline))
     aid = scenario.config.auction_id
     results = engine.results(aid, reveal=engine.auction(aid).finished)
-    return Run(engine=engine, commands=tuple(handled), events=tuple(events), results=results)
+    return Run(engine=engine, commands=tuple(handled), events=tuple(events), results=results, frames=tuple(frames))

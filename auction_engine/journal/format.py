@@ -1,0 +1,246 @@
+"""The journal's bytes: segment headers, framed records, and commands and events as msgpack.
+
+A segment is a header then records. A record is a 12-byte frame (payload length, CRC-32
+of the payload, CRC-32 of those 8 bytes) and a msgpack payload
+``[gseq, aseq, time, auction_id, command, outcome, prev]``; docs/journal-format.md is the
+reference. Nothing here touches a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+from ..commands import COMMAND_TYPES, Command, CreateAuction
+from ..config import AuctionConfig, ConfigError
+from ..events import (
+    AuctionClosed,
+    AuctionCreated,
+    BidAccepted,
+    BidderAdmitted,
+    BidderRevoked,
+    BidRejected,
+    CommandRejected,
+    Event,
+    LotAwarded,
+    LotCancelled,
+    LotClosed,
+    LotExtended,
+    LotOpened,
+    LotResumed,
+    LotSuspended,
+    LotUnsuccessful,
+)
+
+MAGIC = b"\x89AUCJNL\n"  # high bit and newline: a text-mode copy breaks it visibly
+VERSION = 1  # the format version in every segment header; readers refuse others
+SEGMENT_SUFFIX = ".journal"
+FRAME = struct.Struct("<III")  # payload length, crc32(payload), crc32(the first 8 bytes)
+LENGTH_CRC = struct.Struct("<II")
+HEADER = struct.Struct("<8sHHII")  # magic, version, reserved, header payload length, its crc32
+MAX_RECORD = 64 << 20  # the largest payload a reader accepts (a configuration with many bidders)
+GENESIS = bytes(32)  # `prev` of an auction's first record
+KINDS = ("engine", "export")  # an engine's own journal, or one auction's exported records
+
+EVENT_TYPES: dict[str, type[Any]] = {cls.__name__: cls for cls in (
+    AuctionCreated, BidderAdmitted, BidderRevoked, LotOpened, BidAccepted, BidRejected, LotExtended,
+    LotSuspended, LotResumed, LotClosed, LotCancelled, LotAwarded, LotUnsuccessful, AuctionClosed, CommandRejected,
+)}
+COMMANDS_BY_NAME: dict[str, type[Any]] = {cls.__name__: cls for cls in COMMAND_TYPES}
+
+_packer = msgpack.Packer(use_bin_type=True)
+
+
+class FormatError(ValueError):
+    """Bytes that are not a valid journal element; `code` says which rule failed."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        super().__init__(message)
+
+
+# -- commands and events --------------------------------------------------------------------
+
+def encode_command(command: Command) -> list[Any]:
+    """``[type name, field, ...]``; a CreateAuction carries its canonical configuration."""
+    if type(command) is CreateAuction:
+        return ["CreateAuction", command.now, command.config.to_dict()]
+    return [type(command).__name__, *command]
+
+
+def decode_command(data: object) -> Command:
+    """The command `encode_command` wrote; `FormatError("bad_command")` for anything else."""
+    if not isinstance(data, list) or not data or not isinstance(data[0], str):
+        raise FormatError("bad_command", "a command must be [type name, fields...]")
+    cls = COMMANDS_BY_NAME.get(data[0])
+    if cls is None:
+        raise FormatError("bad_command", f"unknown command type {data[0]!r:.40}")
+    fields = data[1:]
+    if cls is CreateAuction:
+        if len(fields) != 2 or type(fields[0]) is not int:
+            raise FormatError("bad_command", "CreateAuction must be [name, now, configuration]")
+        try:
+            return CreateAuction(fields[0], AuctionConfig.from_dict(fields[1]))
+        except ConfigError as exc:
+            raise FormatError("bad_command", f"invalid configuration: {exc}") from None
+    required = sum(1 for name in cls._fields if name not in cls._field_defaults)
+    if not required <= len(fields) <= len(cls._fields) or type(fields[0]) is not int:
+        raise FormatError("bad_command", f"{data[0]} takes {required} to {len(cls._fields)} fields, time first")
+    command: Command = cls(*fields)
+    return command
+
+
+def encode_events(events: Sequence[Event]) -> list[tuple[Any, ...]]:
+    """Each event as ``(type name, field, ...)``: equal to what msgpack decodes as tuples."""
+    return [(type(e).__name__, *e) for e in events]
+
+
+def decode_event(data: Sequence[Any]) -> Event:
+    """An event from its encoded form (for reports; verification compares encoded forms)."""
+    cls = EVENT_TYPES.get(data[0]) if data and isinstance(data[0], str) else None
+    if cls is None or len(data) - 1 != len(cls._fields):
+        raise FormatError("bad_event", f"not an event: {list(data)!r:.80}")
+    event: Event = cls(*data[1:])
+    return event
+
+
+# -- records --------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One decoded record. `command` and `outcome` stay encoded (lists and tuples);
+    `digest` is the SHA-256 of the payload: the next record of the auction names it."""
+
+    gseq: int
+    aseq: int
+    time: int
+    auction_id: str
+    command: list[Any]
+    outcome: list[Any]
+    prev: bytes
+    digest: bytes
+    payload: bytes
+
+
+def pack_payload(gseq: int, aseq: int, time: int, auction_id: str, command: list[Any],
+                 outcome: list[tuple[Any, ...]], prev: bytes) -> bytes:
+    """The payload bytes of one record."""
+    payload: bytes = _packer.pack([gseq, aseq, time, auction_id, command, outcome, prev])
+    return payload
+
+
+def frame(payload: bytes) -> bytes:
+    """Length, CRCs and payload: the bytes a record occupies in a segment."""
+    head = LENGTH_CRC.pack(len(payload), zlib.crc32(payload))
+    return head + zlib.crc32(head).to_bytes(4, "little") + payload
+
+
+def unpack_payload(payload: bytes) -> Record:
+    """Decode and type-check a payload; `FormatError("bad_payload")` if it is not a record."""
+    try:
+        fields = msgpack.unpackb(payload, use_list=False, raw=False, strict_map_key=True)
+    except Exception as exc:  # msgpack raises several unrelated types on garbage
+        raise FormatError("bad_payload", f"not msgpack: {exc}") from None
+    if type(fields) is not tuple or len(fields) != 7:
+        raise FormatError("bad_payload", "a record payload is an array of 7 fields")
+    gseq, aseq, time, auction_id, command, outcome, prev = fields
+    if not (type(gseq) is int and type(aseq) is int and type(time) is int and gseq > 0 and aseq > 0):
+        raise FormatError("bad_payload", "gseq, aseq and time must be integers, the sequences positive")
+    if type(auction_id) is not str or type(command) is not tuple or type(outcome) is not tuple:
+        raise FormatError("bad_payload", "auction_id must be a string, command and outcome arrays")
+    if type(prev) is not bytes or len(prev) != 32:
+        raise FormatError("bad_payload", "prev must be 32 bytes")
+    return Record(gseq, aseq, time, auction_id, _lists(command), list(outcome), prev,
+                  hashlib.sha256(payload).digest(), payload)
+
+
+def _lists(value: Any) -> Any:
+    """Tuples back to lists (commands are small; configurations are nested maps)."""
+    if type(value) is tuple:
+        return [_lists(v) for v in value]
+    if type(value) is dict:
+        return {k: _lists(v) for k, v in value.items()}
+    return value
+
+
+# -- segment headers --------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class SegmentHeader:
+    """What a segment says about itself: its kind, its index in the journal, the global
+    sequence of its first record, and for an export the auction it holds."""
+
+    kind: str
+    index: int
+    first_gseq: int
+    auction_id: str | None = None
+
+    def encode(self) -> bytes:
+        fields: dict[str, Any] = {"kind": self.kind, "index": self.index, "first_gseq": self.first_gseq}
+        if self.auction_id is not None:
+            fields["auction_id"] = self.auction_id
+        body: bytes = _packer.pack(fields)
+        return HEADER.pack(MAGIC, VERSION, 0, len(body), zlib.crc32(body)) + body
+
+
+def decode_header(data: bytes | memoryview) -> tuple[SegmentHeader, int]:
+    """The header at the start of `data` and its size; `FormatError` if it is not one."""
+    if len(data) < HEADER.size:
+        raise FormatError("truncated_header", f"a segment starts with a {HEADER.size}-byte header; "
+                          f"{len(data)} bytes here")
+    magic, version, _reserved, length, crc = HEADER.unpack_from(data, 0)
+    if magic != MAGIC:
+        raise FormatError("bad_magic", "not a journal segment (wrong magic bytes)")
+    if version != VERSION:
+        raise FormatError("bad_version", f"journal format version {version}; this reader knows {VERSION}")
+    body = bytes(data[HEADER.size:HEADER.size + length])
+    if len(body) != length:
+        raise FormatError("truncated_header", "the segment ends inside its header")
+    if zlib.crc32(body) != crc:
+        raise FormatError("bad_header", "the segment header fails its CRC")
+    try:
+        fields = msgpack.unpackb(body, raw=False)
+        header = SegmentHeader(fields["kind"], fields["index"], fields["first_gseq"], fields.get("auction_id"))
+    except Exception:
+        raise FormatError("bad_header", "the segment header fields are unreadable") from None
+    if header.kind not in KINDS or type(header.index) is not int or type(header.first_gseq) is not int:
+        raise FormatError("bad_header", f"segment header has unknown kind or bad fields: {fields!r:.100}")
+    return header, HEADER.size + length
+
+
+# -- where a problem is ---------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """A record's place: its segment file, the byte offset of its frame, and its index in
+    the segment (0 is the first record)."""
+
+    file: str
+    offset: int
+    index: int
+
+    def __str__(self) -> str:
+        return f"{self.file} at byte {self.offset} (record {self.index} of the segment)"
+
+
+class JournalCorruption(Exception):
+    """The journal breaks a rule: `code` names it, `location` says where, and for a
+    divergence `expected` (what the journal says) and `found` (what replay decided)."""
+
+    def __init__(self, code: str, message: str, location: Location | None = None, *,
+                 gseq: int | None = None, expected: object = None, found: object = None) -> None:
+        self.code = code
+        self.message = message
+        self.location = location
+        self.gseq = gseq
+        self.expected = expected
+        self.found = found
+        where = f" in {location}" if location else ""
+        record = f" (gseq {gseq})" if gseq is not None else ""
+        super().__init__(f"{code}{where}{record}: {message}")

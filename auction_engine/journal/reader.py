@@ -1,0 +1,125 @@
+"""Read a journal (a directory of segments, or one segment file) record by record.
+
+Framing is checked here: magic, version, segment order, lengths and CRCs. An incomplete
+record at the very end of the last segment (a write cut short by a crash) is a torn tail:
+the reader stops before it and reports it in `torn`; any other damage raises
+`JournalCorruption` with the file, the byte offset and the record index.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .format import (
+    FRAME,
+    MAX_RECORD,
+    SEGMENT_SUFFIX,
+    FormatError,
+    JournalCorruption,
+    Location,
+    Record,
+    SegmentHeader,
+    decode_header,
+    unpack_payload,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TornTail:
+    """An incomplete last record: where it starts and how many bytes it has."""
+
+    file: str
+    offset: int
+    size: int
+
+    def __str__(self) -> str:
+        return f"{self.size} bytes of an incomplete record at byte {self.offset} of {self.file}"
+
+
+def segment_paths(path: str | os.PathLike[str]) -> list[Path]:
+    """The segments of a journal directory in order, or the one file given."""
+    p = Path(path)
+    if p.is_dir():
+        return sorted(q for q in p.iterdir() if q.name.endswith(SEGMENT_SUFFIX) and q.is_file())
+    if p.is_file():
+        return [p]
+    raise FileNotFoundError(f"no journal at {p}")
+
+
+class JournalReader:
+    """Iterate `records()`; afterwards `headers` holds each segment's header, `torn` the
+    torn tail if there was one, and `end` the (file, offset) just after the last record."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.paths = segment_paths(path)
+        self.headers: list[SegmentHeader] = []
+        self.torn: TornTail | None = None
+        self.end: tuple[Path, int] | None = None
+
+    def records(self) -> Iterator[tuple[Record, Location]]:
+        for n, path in enumerate(self.paths):
+            yield from self._segment(path, last=n == len(self.paths) - 1)
+
+    def _segment(self, path: Path, *, last: bool) -> Iterator[tuple[Record, Location]]:
+        data = path.read_bytes()
+        name = str(path)
+        try:
+            header, offset = decode_header(data)
+        except FormatError as exc:
+            if last and (exc.code == "truncated_header" or not any(data)):  # crashed while creating it
+                self.torn = TornTail(name, 0, len(data))
+                return
+            raise JournalCorruption(exc.code, str(exc), Location(name, 0, -1)) from None
+        previous = self.headers[-1] if self.headers else None
+        if previous is not None and (header.kind != previous.kind or header.index != previous.index + 1):
+            raise JournalCorruption("segment_gap", f"segment {header.index} ({header.kind}) follows segment "
+                                    f"{previous.index} ({previous.kind}): a segment is missing or foreign",
+                                    Location(name, 0, -1))
+        self.headers.append(header)
+        self.end = (path, offset)
+        size = len(data)
+        view = memoryview(data)
+        index = 0
+        unpack_frame = FRAME.unpack_from
+        crc32 = zlib.crc32
+        while offset < size:
+            where = Location(name, offset, index)
+            if size - offset < FRAME.size:
+                if last:
+                    self.torn = TornTail(name, offset, size - offset)
+                    return
+                raise JournalCorruption("truncated", "the segment ends inside a record frame", where)
+            length, crc, head_crc = unpack_frame(data, offset)
+            if crc32(view[offset:offset + 8]) != head_crc:
+                if last and not any(view[offset:]):  # zeros where the crash left the file longer
+                    self.torn = TornTail(name, offset, size - offset)
+                    return
+                raise JournalCorruption("bad_frame", "the record's length field fails its CRC", where)
+            if length > MAX_RECORD:
+                raise JournalCorruption("bad_frame", f"record length {length} is over the limit", where)
+            start = offset + FRAME.size
+            if start + length > size:
+                if last:
+                    self.torn = TornTail(name, offset, size - offset)
+                    return
+                raise JournalCorruption("truncated", "the segment ends inside a record", where)
+            payload = data[start:start + length]
+            if crc32(payload) != crc:
+                raise JournalCorruption("bad_crc", "the record's payload fails its CRC", where)
+            try:
+                record = unpack_payload(payload)
+            except FormatError as exc:
+                raise JournalCorruption(exc.code, str(exc), where) from None
+            if index == 0 and record.gseq != header.first_gseq:
+                raise JournalCorruption("bad_header", f"the segment header says its first record is gseq "
+                                        f"{header.first_gseq}; it is {record.gseq}", where, gseq=record.gseq)
+            yield record, where
+            offset = start + length
+            index += 1
+            self.end = (path, offset)
+

@@ -1,0 +1,74 @@
+"""Journals for tests: commands from the seeded model stream, written as an engine would."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import msgpack
+from test_model_stream import Stream
+
+from auction_engine.commands import Command
+from auction_engine.journal import Journaled, Position, SegmentStore
+from auction_engine.journal.format import FormatError, encode_command
+from auction_engine.scenario import load_scenario, run_scenario
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+
+def stream_commands(seed: int, count: int) -> list[Command]:
+    """`count` commands of several interleaved auctions (the model stream's generator)."""
+    stream = Stream(seed)
+    while stream.sent < count:
+        stream.step()
+    return stream.commands
+
+
+def journalable(command: Command) -> bool:
+    """False for what the journal refuses (amounts beyond 64 bits, in the stream's junk)."""
+    try:
+        msgpack.packb(encode_command(command))
+    except (OverflowError, TypeError, ValueError):
+        return False
+    return True
+
+
+def write(directory: Path, commands: list[Command], *, segment_size: int = 64 << 20,
+          batch: int = 50) -> Journaled:
+    """Run `commands` through a `Journaled` and write its records in batches of `batch`
+    commands; commands that cannot be journaled (amounts beyond 64 bits) are skipped."""
+    directory.mkdir(parents=True, exist_ok=True)
+    journaled = Journaled()
+    store = SegmentStore(directory, Position(0, 0, 1), segment_size=segment_size, durability="none")
+    pending: list[bytes] = []
+    for i, command in enumerate(commands):
+        try:
+            pending += journaled.submit(command).frames
+        except FormatError:
+            continue
+        if i % batch == batch - 1 and pending:
+            store.append(pending)
+            pending = []
+    if pending:
+        store.append(pending)
+    store.close()
+    return journaled
+
+
+def scenario_journal(directory: Path, name: str = "seei-supply-2-lots.json") -> Journaled:
+    """The journal of an example scenario, as `simulate --journal` writes it."""
+    scenario = load_scenario(json.loads((EXAMPLES / name).read_text()))
+    journaled = Journaled()
+    run = run_scenario(scenario, journal=journaled)
+    directory.mkdir(parents=True, exist_ok=True)
+    store = SegmentStore(directory, Position(0, 0, 1), durability="none")
+    store.append(list(run.frames))
+    store.close()
+    return journaled
+
+
+def segment(directory: Path) -> Path:
+    """The only segment of a journal directory."""
+    (path,) = sorted(directory.glob("*.journal"))
+    return path

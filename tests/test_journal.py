@@ -1,0 +1,206 @@
+"""The journal: records, replay, per-auction export, torn tails, corruption and repair."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from factories import START, S, config, kinds
+from journals import journalable, scenario_journal, segment, stream_commands, write
+
+from auction_engine import CreateAuction, Engine, PlaceBid, Tick
+from auction_engine.journal import JournalCorruption, Journaled, JournalReader, recover, repair
+from auction_engine.journal.format import FRAME, FormatError, decode_command, encode_command
+from replay import export, verify
+
+SEED = 20261121
+
+
+@pytest.fixture(scope="module")
+def commands() -> list:
+    return stream_commands(SEED, 3000)
+
+
+def test_commands_round_trip_through_their_encoding() -> None:
+    for command in [CreateAuction(START, config()), PlaceBid(START, "A1", "L1", "bob", 100, "c-1"),
+                    Tick(START), Tick(START, "A1")]:
+        assert decode_command(encode_command(command)) == command
+    for bad in [[], ["Nope", 1], ["PlaceBid", "x", "A1"], ["CreateAuction", 1, {"auction_id": 3}], "PlaceBid"]:
+        with pytest.raises(FormatError):
+            decode_command(bad)
+
+
+def test_replaying_a_journal_gives_the_same_engine(tmp_path: Path, commands: list) -> None:
+    journaled = write(tmp_path / "j", commands)
+    plain = Engine()
+    for command in filter(journalable, commands):
+        plain.handle(command)
+    plain.handle(Tick(plain.now))
+    journaled.submit(Tick(journaled.engine.now))
+    assert journaled.engine.state_hash() == plain.state_hash()
+    recovered, report = recover(tmp_path / "j")
+    assert report.torn is None and report.records == journaled.gseq
+    assert recovered.engine.state_hash() == report.state_hash
+    assert recovered.chains == journaled.chains
+
+
+def test_each_auction_exports_and_verifies_alone(tmp_path: Path, commands: list) -> None:
+    journaled = write(tmp_path / "j", commands)
+    result = verify(tmp_path / "j")
+    assert result.ok, result.problem
+    assert len(result.auctions) == len(journaled.chains) > 3
+    for aid in list(journaled.chains)[:4]:
+        out = export(tmp_path / "j", aid, tmp_path / f"{aid}.journal")
+        assert out.ok, out.problem
+        assert out.kind == "export" and list(out.auctions) == [aid]
+        assert out.auctions[aid].head == journaled.chains[aid][1].hex()
+        # the auction's state, replayed alone, is the one it has in the whole engine
+        alone = recover_alone(tmp_path / f"{aid}.journal")
+        assert alone.auction(aid).canonical() == journaled.engine.auction(aid).canonical()
+
+
+def recover_alone(path: Path) -> Engine:
+    from auction_engine.journal import Verifier
+
+    verifier = Verifier(contiguous=False)
+    for record, where in JournalReader(path).records():
+        verifier.feed(record, where)
+    return verifier.journaled.engine
+
+
+def test_a_tick_is_journaled_per_auction(tmp_path: Path) -> None:
+    journaled = Journaled()
+    for aid in ("A1", "A2"):
+        journaled.submit(CreateAuction(START - S, config(auction_id=aid)))
+    submission = journaled.submit(PlaceBid(START + S, "A2", "L1", "bob", 90_000))
+    # both lots open first (one tick record each), then the bid
+    assert len(submission.frames) == 3
+    records = [r for r, _ in JournalReader(write_frames(tmp_path, journaled, submission.frames)).records()]
+    assert [(r.auction_id, r.command[0], r.command[-1]) for r in records[:2]] == [("A1", "Tick", "A1"),
+                                                                             ("A2", "Tick", "A2")]
+
+
+def write_frames(tmp_path: Path, journaled: Journaled, frames: list[bytes]) -> Path:
+    """A segment holding only `frames` (which must start at gseq 3 here: after two creations)."""
+    from auction_engine.journal import Position, SegmentStore
+
+    store = SegmentStore(tmp_path, Position(0, 0, journaled.gseq - len(frames) + 1), durability="none")
+    store.append(frames)
+    store.close()
+    return segment(tmp_path)
+
+
+def test_a_repeated_client_bid_id_gets_the_first_outcome_and_is_not_journaled() -> None:
+    journaled = Journaled()
+    journaled.submit(CreateAuction(START - S, config()))
+    first = journaled.submit(PlaceBid(START + S, "A1", "L1", "bob", 90_000, "bid-1"))
+    again = journaled.submit(PlaceBid(START + 2 * S, "A1", "L1", "bob", 80_000, "bid-1"))
+    assert kinds(first.events) == ["LotOpened", "BidAccepted"]  # the opening was due first
+    assert again.duplicate and again.events == first.events[1:] and again.frames == []
+    other = journaled.submit(PlaceBid(START + 2 * S, "A1", "L1", "alice", 80_000, "bid-1"))
+    assert not other.duplicate and other.frames  # client ids are per bidder
+
+
+def test_refusals_that_change_nothing_are_not_journaled() -> None:
+    journaled = Journaled()
+    journaled.submit(CreateAuction(START - S, config()))
+    gseq = journaled.gseq
+    assert journaled.submit(CreateAuction(START - S, config())).frames == []  # auction_exists
+    assert journaled.submit(PlaceBid(START - S, "nope", "L1", "bob", 1)).frames == []  # unknown_auction
+    assert journaled.submit(PlaceBid(START - S, "A1", "L1", "bob", 1)).frames  # lot_not_open: counted
+    assert journaled.gseq == gseq + 1
+    with pytest.raises(FormatError) as info:
+        journaled.submit(PlaceBid(START - S, "A1", "L1", "bob", 10**30))
+    assert info.value.code == "unjournalable"
+    assert journaled.gseq == gseq + 1
+
+
+# -- torn tails and corruption ---------------------------------------------------------------
+
+@pytest.mark.parametrize("cut", [1, 5, 11, 12, 13, -1])
+def test_a_torn_tail_is_truncated_at_recovery_and_reported(tmp_path: Path, cut: int) -> None:
+    journaled = scenario_journal(tmp_path / "j")
+    path = segment(tmp_path / "j")
+    records = list(JournalReader(path).records())
+    last_offset = records[-1][1].offset
+    data = path.read_bytes()
+    torn_size = cut if cut > 0 else len(data) - last_offset - 1
+    path.write_bytes(data[:last_offset] + data[last_offset:last_offset + torn_size])
+    result = verify(tmp_path / "j")
+    assert not result.ok and result.torn is not None and result.torn.offset == last_offset
+    _recovered, report = recover(tmp_path / "j")
+    assert report.torn is not None and report.torn.offset == last_offset and report.torn.size == torn_size
+    assert report.records == journaled.gseq - 1
+    assert path.stat().st_size == last_offset
+    assert verify(tmp_path / "j").ok
+
+
+def test_trailing_zeros_are_a_torn_tail(tmp_path: Path) -> None:
+    scenario_journal(tmp_path / "j")
+    path = segment(tmp_path / "j")
+    size = path.stat().st_size
+    with open(path, "ab") as f:
+        f.write(bytes(4096))
+    _, report = recover(tmp_path / "j")
+    assert report.torn is not None and report.torn.offset == size and path.stat().st_size == size
+
+
+def test_mid_file_corruption_stops_recovery_with_its_location(tmp_path: Path) -> None:
+    scenario_journal(tmp_path / "j")
+    path = segment(tmp_path / "j")
+    records = list(JournalReader(path).records())
+    _, where = records[10]
+    data = bytearray(path.read_bytes())
+    data[where.offset + FRAME.size + 3] ^= 0x40
+    path.write_bytes(bytes(data))
+    with pytest.raises(JournalCorruption) as info:
+        recover(tmp_path / "j")
+    assert info.value.code == "bad_crc"
+    assert info.value.location is not None and info.value.location.offset == where.offset
+    assert info.value.location.index == 10 and info.value.location.file == str(path)
+    assert path.read_bytes() == bytes(data)  # recovery changed nothing
+
+
+def test_a_corrupted_length_is_not_mistaken_for_a_torn_tail(tmp_path: Path) -> None:
+    scenario_journal(tmp_path / "j")
+    path = segment(tmp_path / "j")
+    _, where = list(JournalReader(path).records())[5]
+    data = bytearray(path.read_bytes())
+    data[where.offset + 2] ^= 0x7F  # the length becomes far larger than the file
+    path.write_bytes(bytes(data))
+    with pytest.raises(JournalCorruption) as info:
+        recover(tmp_path / "j")
+    assert info.value.code == "bad_frame" and info.value.location.offset == where.offset  # type: ignore[union-attr]
+
+
+def test_repair_keeps_the_sound_prefix_and_sets_the_rest_aside(tmp_path: Path) -> None:
+    scenario_journal(tmp_path / "j")
+    path = segment(tmp_path / "j")
+    _, where = list(JournalReader(path).records())[20]
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0x01
+    data[where.offset + FRAME.size + 1] ^= 0x01
+    path.write_bytes(bytes(data))
+    damage = repair(tmp_path / "j")
+    assert damage is not None and damage.location is not None and damage.location.offset == where.offset
+    side = Path(str(path) + ".discarded")
+    assert side.read_bytes() == bytes(data[where.offset:])
+    assert path.read_bytes() == bytes(data[:where.offset])
+    _, report = recover(tmp_path / "j")
+    assert report.records == 20
+    assert repair(tmp_path / "j") is None
+
+
+def test_segments_roll_and_recovery_reads_across_them(tmp_path: Path, commands: list) -> None:
+    journaled = write(tmp_path / "j", commands[:1500], segment_size=4096)
+    segments = sorted((tmp_path / "j").glob("*.journal"))
+    assert len(segments) > 5
+    assert all(p.stat().st_size <= 4096 or len(list(JournalReader(p).records())) == 1 for p in segments)
+    recovered, report = recover(tmp_path / "j")
+    assert recovered.engine.state_hash() == journaled.engine.state_hash()
+    assert report.position.index == len(segments) - 1
+    os.unlink(segments[2])
+    with pytest.raises(JournalCorruption) as info:
+        recover(tmp_path / "j")
+    assert info.value.code == "segment_gap"
