@@ -43,7 +43,7 @@ VERSION = 1  # the format version in every segment header; readers refuse others
 SEGMENT_SUFFIX = ".journal"
 FRAME = struct.Struct("<III")  # payload length, crc32(payload), crc32(the first 8 bytes)
 LENGTH_CRC = struct.Struct("<II")
-HEADER = struct.Struct("<8sHHII")  # magic, version, reserved, header payload length, its crc32
+HEADER = struct.Struct("<8sHHII")  # magic, version, reserved, body length, crc32(the 16 bytes before + body)
 MAX_RECORD = 64 << 20  # the largest payload a reader accepts (a configuration with many bidders)
 GENESIS = bytes(32)  # `prev` of an auction's first record
 KINDS = ("engine", "export")  # an engine's own journal, or one auction's exported records
@@ -186,7 +186,8 @@ class SegmentHeader:
         if self.auction_id is not None:
             fields["auction_id"] = self.auction_id
         body: bytes = _packer.pack(fields)
-        return HEADER.pack(MAGIC, VERSION, 0, len(body), zlib.crc32(body)) + body
+        fixed = HEADER.pack(MAGIC, VERSION, 0, len(body), 0)[:16]
+        return fixed + zlib.crc32(fixed + body).to_bytes(4, "little") + body
 
 
 def decode_header(data: bytes | memoryview) -> tuple[SegmentHeader, int]:
@@ -194,7 +195,7 @@ def decode_header(data: bytes | memoryview) -> tuple[SegmentHeader, int]:
     if len(data) < HEADER.size:
         raise FormatError("truncated_header", f"a segment starts with a {HEADER.size}-byte header; "
                           f"{len(data)} bytes here")
-    magic, version, _reserved, length, crc = HEADER.unpack_from(data, 0)
+    magic, version, reserved, length, crc = HEADER.unpack_from(data, 0)
     if magic != MAGIC:
         raise FormatError("bad_magic", "not a journal segment (wrong magic bytes)")
     if version != VERSION:
@@ -202,7 +203,7 @@ def decode_header(data: bytes | memoryview) -> tuple[SegmentHeader, int]:
     body = bytes(data[HEADER.size:HEADER.size + length])
     if len(body) != length:
         raise FormatError("truncated_header", "the segment ends inside its header")
-    if zlib.crc32(body) != crc:
+    if zlib.crc32(bytes(data[:16]) + body) != crc or reserved != 0:
         raise FormatError("bad_header", "the segment header fails its CRC")
     try:
         fields = msgpack.unpackb(body, raw=False)

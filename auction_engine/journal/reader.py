@@ -70,10 +70,7 @@ class JournalReader:
         name = str(path)
         try:
             header, offset = decode_header(data)
-        except FormatError as exc:
-            if last and (exc.code == "truncated_header" or not any(data)):  # crashed while creating it
-                self.torn = TornTail(name, 0, len(data))
-                return
+        except FormatError as exc:  # segments are created whole (see store.py): never torn here
             raise JournalCorruption(exc.code, str(exc), Location(name, 0, -1)) from None
         previous = self.headers[-1] if self.headers else None
         if previous is not None and (header.kind != previous.kind or header.index != previous.index + 1):

@@ -68,6 +68,8 @@ def recover(directory: str | os.PathLike[str]) -> tuple[Journaled, RecoveryRepor
     reader, verifier = _replay(path)
     if reader.torn is not None:
         _cut(reader.torn)
+    for partial in path.glob(f"*{SEGMENT_SUFFIX}.partial"):  # a crash while creating a segment
+        partial.unlink()
     journaled = verifier.journaled
     report = RecoveryReport(verifier.records, len(journaled.chains), reader.torn, _position(reader, verifier),
                             journaled.engine.state_hash(), time.perf_counter() - started)
@@ -75,16 +77,13 @@ def recover(directory: str | os.PathLike[str]) -> tuple[Journaled, RecoveryRepor
 
 
 def _cut(torn: TornTail) -> None:
-    """Truncate the torn tail (a segment cut inside its header goes altogether)."""
-    if torn.offset == 0:
-        os.unlink(torn.file)
-    else:
-        fd = os.open(torn.file, os.O_WRONLY)
-        try:
-            os.ftruncate(fd, torn.offset)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    """Truncate the torn tail."""
+    fd = os.open(torn.file, os.O_WRONLY)
+    try:
+        os.ftruncate(fd, torn.offset)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
     dir_fd = os.open(Path(torn.file).parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)

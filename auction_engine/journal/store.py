@@ -2,8 +2,10 @@
 
 Blocking calls, meant for a worker thread. Segments are named by their index and roll
 when the next record would pass `segment_size`; a new segment's header is made durable
-(file and directory fsync) before any record goes in. All file calls go through `FileOps`,
-so that tests can inject the errors a full or failing disk gives.
+before any record goes in. All file calls go through `FileOps`,
+so that tests can inject the errors a full or failing disk gives. A new segment is
+written to a temporary name with its header, synced, then renamed: a segment file never
+has a torn header.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ class FileOps:
 
     def close(self, fd: int) -> None:
         os.close(fd)
+
+    def replace(self, source: Path, target: Path) -> None:
+        os.replace(source, target)
 
     def sync_dir(self, path: Path) -> None:
         fd = os.open(path, os.O_RDONLY)
@@ -86,19 +91,21 @@ class SegmentStore:
             return self._fd
         pos = self.position
         path = self.directory / segment_name(pos.index)
-        fd = self.ops.open_append(path)
-        if pos.size == 0:
+        if pos.size == 0:  # a new segment appears whole, header included, or not at all
             header = SegmentHeader("engine", pos.index, pos.next_gseq).encode()
+            partial = path.with_name(path.name + ".partial")
+            fd = self.ops.open_append(partial)
             try:
+                self.ops.truncate(fd, 0)
                 self._write_synced(fd, header, 0)
-                if self.durable:
-                    self.ops.sync_dir(self.directory)
-            except BaseException:
+            finally:
                 self.ops.close(fd)
-                raise
+            self.ops.replace(partial, path)
+            if self.durable:
+                self.ops.sync_dir(self.directory)
             pos.size = len(header)
-        self._fd = fd
-        return fd
+        self._fd = self.ops.open_append(path)
+        return self._fd
 
     def _write_synced(self, fd: int, data: bytes, size_before: int) -> None:
         """Write and sync; on failure try to cut the file back so no partial record stays."""
