@@ -27,6 +27,9 @@ class FileOps:
     def open_append(self, path: Path) -> int:
         return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
 
+    def create(self, path: Path) -> int:
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+
     def write(self, fd: int, data: bytes) -> None:
         view = memoryview(data)
         while view:
@@ -94,9 +97,8 @@ class SegmentStore:
         if pos.size == 0:  # a new segment appears whole, header included, or not at all
             header = SegmentHeader("engine", pos.index, pos.next_gseq).encode()
             partial = path.with_name(path.name + ".partial")
-            fd = self.ops.open_append(partial)
+            fd = self.ops.create(partial)
             try:
-                self.ops.truncate(fd, 0)
                 self._write_synced(fd, header, 0)
             finally:
                 self.ops.close(fd)

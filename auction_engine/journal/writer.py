@@ -2,7 +2,7 @@
 
 Producers `append` framed records (never blocking) and `await wait_durable(gseq)`. The
 writer task takes everything pending (up to `max_batch` records, after waiting up to
-`max_delay` for more), hands it to a worker thread for the write and the fsync, and
+`max_delay` for more), hands it to a worker thread for the write and the fsync (in place when durability is "none"), and
 releases every waiter of the batch. While one batch is syncing the next one gathers. The
 first IO error stops intake for good: every waiter and later caller gets
 `JournalUnavailable`, and nothing that was acknowledged is lost.
@@ -93,7 +93,11 @@ class JournalWriter:
             last = self.durable_gseq + len(batch)
             started = time.perf_counter()
             try:
-                await trio.to_thread.run_sync(self.store.append, batch, limiter=self._limiter)
+                if self.store.durable:  # the fsync waits for the disk: in a thread, so intake goes on
+                    await trio.to_thread.run_sync(self.store.append, batch, limiter=self._limiter)
+                else:  # no fsync: a copy into the page cache, done in place
+                    self.store.append(batch)
+                    await trio.lowlevel.checkpoint()
             except BaseException as exc:  # an OSError usually; anything else fails loudly too
                 self.failure = exc
                 self._pending.clear()

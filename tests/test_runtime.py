@@ -1,0 +1,164 @@
+"""The trio shell: group commit under concurrent producers, acks only once durable, the
+deadline timer (on trio's MockClock), and a disk that fills up or fails mid-run."""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import trio
+import trio.testing
+from factories import END, START, S, config
+
+from auction_engine import AdmitBidder, CreateAuction, PlaceBid
+from auction_engine.events import BidAccepted, Event, LotAwarded, LotClosed, LotOpened
+from auction_engine.journal import FileOps, JournalReader, JournalUnavailable, recover
+from auction_engine.runtime import Runtime
+from replay import verify
+
+BIDDERS = [f"b{i:03d}" for i in range(60)]
+
+
+def mock_clock_us(at: int) -> Callable[[], int]:
+    """Engine time from trio's clock (a MockClock in timer tests), `at` on the first call."""
+    origin: list[float] = []
+
+    def now() -> int:
+        if not origin:
+            origin.append(trio.current_time())
+        return at + int((trio.current_time() - origin[0]) * 1_000_000)
+
+    return now
+
+
+async def open_auction(runtime: Runtime, **overrides: object) -> None:
+    events = await runtime.execute(CreateAuction(runtime.now(), config(bidders=BIDDERS, **overrides)))
+    assert type(events.events[0]).__name__ == "AuctionCreated"
+
+
+async def bid_many(runtime: Runtime, bidder: str, count: int, acked: list[tuple[str, str, object]]) -> None:
+    for n in range(count):
+        cid = f"{bidder}-{n}"
+        events = await runtime.submit(PlaceBid, "A1", "L1", bidder, 99_000_000 - len(acked) * 100 - n, cid)
+        acked.append((bidder, cid, type(events[-1]).__name__))
+
+
+@pytest.mark.trio
+async def test_concurrent_producers_share_fsyncs_and_every_ack_is_durable(tmp_path: Path) -> None:
+    acked: list[tuple[str, str, object]] = []
+    async with Runtime.open(tmp_path, clock=mock_clock_us(START + S)) as runtime:
+        await open_auction(runtime, lot={"starting_price": "1000000.00"})
+        async with trio.open_nursery() as nursery:
+            for bidder in BIDDERS:
+                nursery.start_soon(bid_many, runtime, bidder, 10, acked)
+        stats = runtime.writer.stats
+        state = runtime.engine.state_hash()
+    assert len(acked) == 600
+    assert stats["records"] >= 600 and stats["batches"] < stats["records"] / 5  # grouped
+    journaled, _report = recover(tmp_path)
+    assert journaled.engine.state_hash() == state
+    journaled_ids = {r.command[6] for r, _ in JournalReader(tmp_path).records() if r.command[0] == "PlaceBid"}
+    assert journaled_ids == {cid for _, cid, _ in acked}
+
+
+@pytest.mark.trio
+async def test_the_timer_opens_and_closes_lots_at_their_deadlines(tmp_path: Path, autojump_clock: object) -> None:
+    seen: list[Event] = []
+    opened, awarded = trio.Event(), trio.Event()
+
+    def listen(events: list[Event]) -> None:
+        seen.extend(events)
+        if any(type(e) is LotOpened for e in events):
+            opened.set()
+        if any(type(e) is LotAwarded for e in events):
+            awarded.set()
+
+    # durability "none" writes in place: a worker thread would let the MockClock jump ahead
+    async with Runtime.open(tmp_path, clock=mock_clock_us(START - 60 * S), durability="none") as runtime:
+        runtime.listeners.append(listen)
+        await open_auction(runtime)
+        with trio.fail_after(3600):
+            await opened.wait()
+        assert runtime.clock() >= START  # not a moment early
+        await runtime.submit(PlaceBid, "A1", "L1", "b001", 90_000)
+        with trio.fail_after(2 * 3600):
+            await awarded.wait()
+        assert runtime.clock() >= END
+        timed = [(type(e), e.time) for e in seen if type(e) in (LotOpened, LotClosed, LotAwarded)]
+        assert timed == [(LotOpened, START), (LotClosed, END), (LotAwarded, END)]
+        assert runtime.engine.next_deadline() is None
+    assert verify(tmp_path).ok
+
+
+class FillingDisk(FileOps):
+    """A disk with `room` bytes left: the write that passes it writes what fits, then fails
+    with ENOSPC (as write(2) does); `broken_truncate` also refuses the clean-up."""
+
+    def __init__(self, room: int, *, code: int = errno.ENOSPC, broken_truncate: bool = False) -> None:
+        self.room = room
+        self.code = code
+        self.broken_truncate = broken_truncate
+
+    def write(self, fd: int, data: bytes) -> None:
+        if len(data) > self.room:
+            super().write(fd, data[:self.room])
+            self.room = 0
+            raise OSError(self.code, "injected: " + ("no space left on device" if self.code == errno.ENOSPC else
+                                                      "input/output error"))
+        self.room -= len(data)
+        super().write(fd, data)
+
+    def truncate(self, fd: int, size: int) -> None:
+        if self.broken_truncate:
+            raise OSError(errno.EIO, "injected: truncate failed")
+        super().truncate(fd, size)
+
+
+@pytest.mark.parametrize(("code", "broken_truncate"), [(errno.ENOSPC, False), (errno.ENOSPC, True),
+                                                       (errno.EIO, False)])
+@pytest.mark.trio
+async def test_a_full_or_failing_disk_stops_intake_and_loses_nothing_acknowledged(
+        tmp_path: Path, code: int, broken_truncate: bool) -> None:
+    acked: list[tuple[str, str, object]] = []
+    refused: list[str] = []
+
+    async def producer(bidder: str) -> None:
+        try:
+            await bid_many(runtime, bidder, 50, acked)
+        except JournalUnavailable as exc:
+            assert exc.code == "journal_unavailable"
+            refused.append(bidder)
+
+    disk = FillingDisk(40_000, code=code, broken_truncate=broken_truncate)
+    async with Runtime.open(tmp_path, clock=mock_clock_us(START + S), ops=disk) as runtime:
+        await open_auction(runtime, lot={"starting_price": "1000000.00"})
+        async with trio.open_nursery() as nursery:
+            for bidder in BIDDERS[:20]:
+                nursery.start_soon(producer, bidder)
+        assert refused and runtime.writer.failure is not None
+        with pytest.raises(JournalUnavailable):  # intake stays stopped
+            await runtime.submit(AdmitBidder, "A1", "late")
+    assert 0 < len(acked) < 1000
+    journaled, report = recover(tmp_path)
+    assert (report.torn is not None) == broken_truncate
+    present = {r.command[6] for r, _ in JournalReader(tmp_path).records() if r.command[0] == "PlaceBid"}
+    assert {cid for _, cid, _ in acked} <= present  # every acknowledged bid survived
+    accepted = [e for e in journaled.engine.auction("A1").lots["L1"].book.ranked()]
+    assert accepted and all(isinstance(a.bidder_id, str) for a in accepted)
+    assert verify(tmp_path).ok
+
+
+@pytest.mark.trio
+async def test_a_restart_continues_the_same_journal(tmp_path: Path) -> None:
+    async with Runtime.open(tmp_path, clock=mock_clock_us(START + S)) as runtime:
+        await open_auction(runtime)
+        first = await runtime.submit(PlaceBid, "A1", "L1", "b001", 90_000, "x")
+    async with Runtime.open(tmp_path, clock=mock_clock_us(START + 2 * S)) as runtime:
+        assert runtime.recovery.records == 2  # the creation (the lot opened in it) and the bid
+        again = await runtime.execute(PlaceBid(runtime.now(), "A1", "L1", "b001", 80_000, "x"))
+        assert again.duplicate and again.events == [e for e in first if type(e) is BidAccepted]
+        await runtime.submit(PlaceBid, "A1", "L1", "b002", 80_000, "y")
+    result = verify(tmp_path)
+    assert result.ok and result.records == 3
