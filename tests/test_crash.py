@@ -46,9 +46,8 @@ class Engine:
     """The engine process: started, read, killed."""
 
     def __init__(self, directory: Path) -> None:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ENGINE.parent.parent), os.environ.get("PYTHONPATH", "")])}
         self.process = subprocess.Popen([sys.executable, str(ENGINE), str(directory)], stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, env=env)
+                                        stderr=subprocess.PIPE)
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
         if not line:
