@@ -1,7 +1,7 @@
-"""The `auction-engine` command line: `simulate` runs a scripted auction through the core.
+"""The `auction-engine` command line: `simulate` a scripted auction; `recover` or `repair` a journal.
 
 Exit codes: 0 success; 2 unreadable or invalid input (every problem listed on stderr);
-3 the journal could not be written.
+3 the journal could not be written; 4 `recover` found a damaged journal.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from typing import Any
 from .config import ConfigError
 from .edge import event_to_dict, results_to_dict
 from .events import BidRejected, CommandRejected, LotExtended
-from .journal import Journaled, Position, SegmentStore
+from .journal import JournalCorruption, Journaled, Position, SegmentStore, recover, repair
+from .journal.recovery import SIDE_SUFFIX
 from .money import format_amount
 from .ranking import AuctionResults
 from .scenario import Run, load_scenario, run_scenario
@@ -25,6 +26,7 @@ from .timeutil import format_instant
 
 EXIT_INPUT = 2
 EXIT_IO = 3
+EXIT_DAMAGED = 4
 
 
 def write_journal(directory: Path, frames: Sequence[bytes]) -> None:
@@ -48,8 +50,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     sim.add_argument("--anonymous", action="store_true", help="results with pseudonyms only, no bidder ids")
     sim.add_argument("--journal", metavar="DIR",
                      help="also write the auction's journal to DIR (new or empty), for auction-replay")
+    rec = commands.add_parser("recover", help="check a journal directory as a restart would, and cut a torn tail")
+    rec.add_argument("directory")
+    fix = commands.add_parser("repair", help="keep a damaged journal's sound prefix; move the rest to .discarded files")
+    fix.add_argument("directory")
     args = parser.parse_args(argv)
+    if args.command == "recover":
+        return _recover(args.directory)
+    if args.command == "repair":
+        return _repair(args.directory)
     return _simulate(args)
+
+
+def _recover(directory: str) -> int:
+    if not Path(directory).is_dir():
+        print(f"auction-engine: {directory}: not a directory", file=sys.stderr)
+        return EXIT_INPUT
+    try:
+        _journaled, report = recover(directory)
+    except JournalCorruption as exc:
+        print(f"auction-engine: the journal is damaged, the engine would not start: {exc}\n"
+              f"  (after investigation, `auction-engine repair {directory}` keeps what precedes the damage)",
+              file=sys.stderr)
+        return EXIT_DAMAGED
+    print(report.summary())
+    return 0
+
+
+def _repair(directory: str) -> int:
+    if not Path(directory).is_dir():
+        print(f"auction-engine: {directory}: not a directory", file=sys.stderr)
+        return EXIT_INPUT
+    damage = repair(directory)
+    if damage is None:
+        print(f"{directory}: the journal is sound; nothing changed")
+        return 0
+    print(f"{directory}: repaired: {damage}\n  everything from there on was moved to *{SIDE_SUFFIX} files")
+    return 0
 
 
 def _simulate(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ before it and moves everything from it onwards to a side file.
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from dataclasses import dataclass
@@ -93,7 +94,8 @@ def _cut(torn: TornTail) -> None:
 
 def repair(directory: str | os.PathLike[str]) -> JournalCorruption | None:
     """Keep every record before the first damage; move the rest (the damaged record and
-    every later byte and segment) to ``<segment>.discarded`` files. Returns the damage
+    every later byte and segment) to ``<segment>.discarded`` files (``.discarded.N`` if
+    that exists). Returns the damage
     found, or None if the journal was sound (then nothing changes)."""
     path = Path(directory)
     try:
@@ -111,7 +113,12 @@ def repair(directory: str | os.PathLike[str]) -> JournalCorruption | None:
             continue
         start = cut if segment == bad else 0
         data = segment.read_bytes()
-        with open(str(segment) + SIDE_SUFFIX, "wb") as side:
+        side_path = Path(str(segment) + SIDE_SUFFIX)
+        for n in itertools.count(1):  # never overwrite what an earlier repair set aside
+            if not side_path.exists():
+                break
+            side_path = Path(f"{segment}{SIDE_SUFFIX}.{n}")
+        with open(side_path, "wb") as side:
             side.write(data[start:])
             side.flush()
             os.fsync(side.fileno())
