@@ -29,9 +29,11 @@ test-slow: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m benchmarks.core --quick
+	$(BIN)/python -m benchmarks.journal --quick
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.core
+	$(BIN)/python -m benchmarks.journal
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
