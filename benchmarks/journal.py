@@ -1,0 +1,593 @@
+"""Journal benchmark: durable records per second with group commit, against the raw limit of write + fsync.
+
+    python -m benchmarks.journal [--quick] [--producers N] [--auctions N] [--records N] [--repeat N]
+                                 [--seed S] [--dir PATH] [--max-batch N] [--max-delay S]
+
+The workload: a few auctions of one lot each, one bidder per producer task, every bidder
+walking its own price down by legitimate steps (`improve_on: own`, so a bid stays valid
+whatever the interleaving and the wall-clock time it gets); about 2% of the bids improve
+too little and are rejected (`insufficient_step`, journaled too). The bids are built
+before any timing. Each repetition then measures, on fresh journal directories:
+
+- durable throughput: `--producers` trio tasks submit their bids through `Runtime`
+  (`runtime.submit(PlaceBid, ...)`: stamp, core, frame, group commit, fsync, ack), each
+  waiting for its ack before its next bid; records/s = bids / wall time from the start
+  signal to the last ack. Every bid's ack latency is timed (submit call to return);
+- in the same repetition, the raw limit: the exact frames that run wrote (read back from
+  its segments), joined into the batches the writer made (sizes from `writer.on_batch`),
+  each written with os.write + os.fdatasync into a fresh file: records / total seconds;
+  ratio = durable / raw;
+- the naive baseline: one os.write + os.fdatasync per record (the first records only);
+- the same service run with `durability="none"` (no fsync): its ack latency is the
+  baseline of the *added* ack latency (fsync p50/p99 minus no-sync p50/p99, each over the
+  pooled acks of every repetition; a difference of two noisy figures, it can come out
+  slightly negative).
+
+The service runs keep the garbage collector on, as the service does. Then, on the last
+repetition's fsync journal: verify-and-replay (`JournalReader` + `Verifier`) records/s
+against its raw limit (read the segments, walk the frames, msgpack-decode each payload),
+and for reference `Journaled.submit` producing the same records with no trio and no IO
+(the CPU floor of the durable path), interleaved, garbage collector off, median of
+`--repeat`; then `recover(dir)` seconds (collector on, as at a restart), scaled to one
+million records. Recovery must give the state hash the live engine had; the benchmark
+raises if the engine's outcomes, record counts or batch sizes differ from the workload's.
+
+Each producer waits for its ack before its next bid, so at most `--producers` bids are in
+flight and a group-commit batch holds at most that many records.
+
+Human-readable lines go first; the last line is one JSON object: `durable_records_per_s`,
+`raw_records_per_s`, `ratio`, `ack_p50_ms` / `ack_p99_ms` (the added ack latency: fsync
+minus no-sync), `verify_records_per_s`, ..., `targets` and `details`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import random
+import shutil
+import statistics
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgpack
+import trio
+
+from auction_engine import AuctionConfig, Command, CreateAuction, PlaceBid, format_amount
+from auction_engine.events import AuctionCreated, BidRejected
+from auction_engine.journal import Journaled, JournalReader, Verifier, recover, segment_paths
+from auction_engine.journal.format import FRAME, decode_command, decode_header
+from auction_engine.journal.writer import DEFAULT_MAX_BATCH, DEFAULT_MAX_DELAY
+from auction_engine.runtime import Runtime, wall_clock_us
+from auction_engine.timeutil import format_instant
+
+SECRET = "benchmark-pseudonym-secret-0123"
+LOT_ID = "L1"
+DAY_US = 86_400_000_000  # the lots close a day after they open: no close, no extension during the run
+MIN_STEP = 100  # minor units (1.00)
+REJECT_SHARE = 0.02  # bids sent with too small an improvement (insufficient_step)
+CEILING = (1_000_000_00, 10_000_000_00)  # starting prices (minor units): room for ~10^4 steps per bidder
+
+Result = dict[str, Any]
+T = TypeVar("T")
+Bid = tuple[str, str, int, str]  # auction_id, bidder_id, amount, client_bid_id
+
+
+# -- the workload ------------------------------------------------------------------------
+
+
+@dataclass
+class Workload:
+    """Auctions (built against the wall clock at each run) and each producer's bids."""
+
+    auction_ids: list[str]
+    ceilings: list[int]
+    bidders: list[list[str]]  # per auction
+    streams: list[list[Bid]]  # per producer, in its order
+    accepted: int
+    rejected: int
+
+    @property
+    def bids(self) -> int:
+        return self.accepted + self.rejected
+
+    def configs(self, now_us: int) -> list[AuctionConfig]:
+        """The auctions, opened a second ago and closing a day later (Runtime stamps bids
+        with the wall clock, so the lots must be open now)."""
+        start = (now_us // 1_000_000 - 1) * 1_000_000
+        return [AuctionConfig.from_dict({
+            "auction_id": aid, "title": "journal benchmark", "currency": "EUR",
+            "start": format_instant(start), "end": format_instant(start + DAY_US), "bidders": bidders,
+            "pseudonym_secret": SECRET, "rules": {"min_step": format_amount(MIN_STEP, 2), "improve_on": "own"},
+            "extension": {"window": "2m", "extend_by": "2m", "trigger": "any_bid"},
+            "lots": [{"lot_id": LOT_ID, "title": "lot 1", "estimate": format_amount(ceiling * 9 // 10, 2),
+                      "starting_price": format_amount(ceiling, 2)}],
+        }) for aid, bidders, ceiling in zip(self.auction_ids, self.bidders, self.ceilings, strict=True)]
+
+
+def build_workload(producers: int, auctions: int, bids: int, rng: random.Random) -> Workload:
+    """Producer i is bidder i of auction i % auctions; it random-walks its own price down."""
+    auction_ids = [f"JBENCH-{a:03d}" for a in range(auctions)]
+    ceilings = [rng.randrange(*CEILING) for _ in range(auctions)]
+    bidders: list[list[str]] = [[] for _ in range(auctions)]
+    streams: list[list[Bid]] = []
+    accepted = rejected = 0
+    for p in range(producers):
+        a = p % auctions
+        bidder = f"bidder-{p:05d}"
+        bidders[a].append(bidder)
+        count = bids // producers + (p < bids % producers)
+        base: int | None = None
+        stream: list[Bid] = []
+        for k in range(count):
+            cid = f"b{p:05d}-{k:07d}"
+            if base is None:  # a first bid: anywhere in the top 5% under the starting price
+                amount = ceilings[a] - rng.randrange(ceilings[a] // 20)
+            elif rng.random() < REJECT_SHARE:
+                stream.append((auction_ids[a], bidder, base - rng.randrange(MIN_STEP), cid))
+                rejected += 1
+                continue
+            else:
+                amount = base - MIN_STEP - rng.randrange(MIN_STEP * 2)
+            if amount <= 0:
+                raise ValueError(f"the generator left the legitimate range (producer {p}, bid {k})")
+            base = amount
+            stream.append((auction_ids[a], bidder, amount, cid))
+            accepted += 1
+        streams.append(stream)
+    return Workload(auction_ids, ceilings, bidders, streams, accepted, rejected)
+
+
+# -- the service path: Runtime under trio -----------------------------------------------------
+
+
+@dataclass
+class ServiceRun:
+    """One run of the real command path, from the start signal to the last ack."""
+
+    durability: str
+    seconds: float
+    records: int  # records made durable during the run (one per bid)
+    first_record: int  # records written before the run (creations): the run's are after them
+    samples_ns: list[int]  # ack latency of every bid
+    batch_sizes: list[int]  # records per write (+ fsync) of the group-commit writer
+    batch_seconds: list[float]  # each batch's time in the writer (thread hand-off, write, fsync)
+    outcomes: Counter[str]
+    state_hash: str
+
+    @property
+    def records_per_s(self) -> float:
+        return self.records / self.seconds
+
+
+async def producer(runtime: Runtime, bids: list[Bid], go: trio.Event, samples: list[int],
+                   outcomes: Counter[str]) -> None:
+    """Submit `bids` one after the other, each once the previous one was acknowledged."""
+    submit = runtime.submit
+    clock = time.perf_counter_ns
+    await go.wait()
+    for auction_id, bidder_id, amount, client_bid_id in bids:
+        t0 = clock()
+        events = await submit(PlaceBid, auction_id, LOT_ID, bidder_id, amount, client_bid_id)
+        samples.append(clock() - t0)
+        for e in events:
+            outcomes[e.code if type(e) is BidRejected else type(e).__name__] += 1
+
+
+async def service_run(directory: Path, work: Workload, durability: str, max_batch: int,
+                      max_delay: float) -> ServiceRun:
+    gc.collect()
+    async with Runtime.open(directory, durability=durability, max_batch=max_batch, max_delay=max_delay) as runtime:
+        for config in work.configs(wall_clock_us()):
+            events = await runtime.submit(CreateAuction, config)
+            if type(events[0]) is not AuctionCreated:
+                raise RuntimeError(f"auction not created: {events[0]}")
+        writer = runtime.writer
+        await writer.wait_durable(runtime.journaled.gseq)
+        first = writer.stats["records"]
+        sizes: list[int] = []
+        seconds: list[float] = []
+
+        def on_batch(records: int, elapsed: float) -> None:
+            sizes.append(records)
+            seconds.append(elapsed)
+
+        writer.on_batch.append(on_batch)
+        samples: list[int] = []
+        outcomes: Counter[str] = Counter()
+        go = trio.Event()
+        async with trio.open_nursery() as nursery:
+            for bids in work.streams:
+                nursery.start_soon(producer, runtime, bids, go, samples, outcomes)
+            await trio.sleep(0)  # let the producers reach the start line
+            t0 = time.perf_counter()
+            go.set()
+        elapsed = time.perf_counter() - t0
+        records = writer.stats["records"] - first
+        state_hash = runtime.engine.state_hash()
+    return ServiceRun(durability, elapsed, records, first, samples, sizes, seconds, outcomes, state_hash)
+
+
+def check_run(work: Workload, run: ServiceRun) -> None:
+    """Raise if the engine did not make of the bids what the generator intended."""
+    expected = Counter({"BidAccepted": work.accepted, "insufficient_step": work.rejected})
+    if run.outcomes != +expected:
+        raise RuntimeError(f"broken workload: the engine reported {dict(run.outcomes)}, expected {dict(+expected)}")
+    if run.records != work.bids or sum(run.batch_sizes) != run.records or len(run.samples_ns) != work.bids:
+        raise RuntimeError(f"{run.records} records in {sum(run.batch_sizes)} batched, {len(run.samples_ns)} acks; "
+                           f"expected one record and one ack per bid ({work.bids})")
+
+
+# -- the raw limits ------------------------------------------------------------------------
+
+
+def journal_frames(directory: Path) -> tuple[bytes, list[bytes]]:
+    """The first segment's header and every framed record of a journal, in order."""
+    header = b""
+    frames: list[bytes] = []
+    unpack = FRAME.unpack_from
+    for path in segment_paths(directory):
+        data = path.read_bytes()
+        _header, offset = decode_header(data)
+        header = header or data[:offset]
+        while offset < len(data):
+            end = offset + FRAME.size + unpack(data, offset)[0]
+            frames.append(data[offset:end])
+            offset = end
+    return header, frames
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def raw_sync(path: Path, header: bytes, batches: Sequence[bytes]) -> float:
+    """Seconds to write and fdatasync each batch in turn to a fresh file (its header, like
+    a new segment's, written and synced before the clock starts)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        write_all(fd, header)
+        os.fdatasync(fd)
+        t0 = time.perf_counter()
+        for data in batches:
+            write_all(fd, data)
+            os.fdatasync(fd)
+        return time.perf_counter() - t0
+    finally:
+        os.close(fd)
+        path.unlink()
+
+
+def batched(frames: list[bytes], sizes: Sequence[int]) -> list[bytes]:
+    """The frames joined into consecutive batches of the given sizes."""
+    out: list[bytes] = []
+    start = 0
+    for n in sizes:
+        out.append(b"".join(frames[start:start + n]))
+        start += n
+    if start != len(frames):
+        raise RuntimeError(f"the batches hold {start} records, the journal {len(frames)}")
+    return out
+
+
+# -- verify, its raw limit, recovery -------------------------------------------------------------
+
+
+def timed(fn: Callable[[T], int], arg: T) -> tuple[float, int]:
+    """Seconds `fn(arg)` takes, with the garbage collector off, and what it returned."""
+    gc.collect()
+    gc.disable()
+    try:
+        t0 = time.perf_counter()
+        result = fn(arg)
+        return time.perf_counter() - t0, result
+    finally:
+        gc.enable()
+
+
+def verify(directory: Path) -> int:
+    """What `recover` and the auditors' tool do: framing, CRCs, chains, re-execution."""
+    reader = JournalReader(directory)
+    verifier = Verifier(contiguous=True)
+    feed = verifier.feed
+    for record, where in reader.records():
+        feed(record, where)
+    return verifier.records
+
+
+def read_decode(directory: Path) -> int:
+    """The raw limit of verify: read the same segments, walk the frames, msgpack-decode
+    every payload (as `unpack_payload` decodes it); nothing checked."""
+    unpack = FRAME.unpack_from
+    unpackb = msgpack.unpackb
+    size = FRAME.size
+    count = 0
+    for path in segment_paths(directory):
+        data = path.read_bytes()
+        _header, offset = decode_header(data)
+        end = len(data)
+        while offset < end:
+            start = offset + size
+            offset = start + unpack(data, offset)[0]
+            unpackb(data[start:offset], use_list=False, raw=False, strict_map_key=True)
+            count += 1
+    return count
+
+
+def submit_all(commands: list[Command]) -> int:
+    """What the service does per command before any IO: core, sequences, chain, framing."""
+    journaled = Journaled()
+    submit = journaled.submit
+    for command in commands:
+        submit(command)
+    return journaled.gseq
+
+
+def verify_throughput(directory: Path, records: int, repeat: int) -> tuple[list[float], list[float], list[float]]:
+    """Seconds of verify, of its raw limit, and (for reference) of producing the same
+    records with `Journaled.submit` and no IO, interleaved (the files are in the page cache)."""
+    commands = [decode_command(record.command) for record, _where in JournalReader(directory).records()]
+    verify_s: list[float] = []
+    raw_s: list[float] = []
+    submit_s: list[float] = []
+    for _ in range(repeat):
+        seconds, verified = timed(verify, directory)
+        verify_s.append(seconds)
+        seconds, decoded = timed(read_decode, directory)
+        raw_s.append(seconds)
+        seconds, produced = timed(submit_all, commands)
+        submit_s.append(seconds)
+        if not verified == decoded == produced == records:
+            raise RuntimeError(f"verify counted {verified} records, the raw read {decoded}, submit produced "
+                               f"{produced}; the journal has {records}")
+    return verify_s, raw_s, submit_s
+
+
+def recovery_times(directory: Path, records: int, state_hash: str, repeat: int) -> list[float]:
+    """Seconds of `recover(directory)` (garbage collector on, as at a restart)."""
+    seconds: list[float] = []
+    for _ in range(repeat):
+        gc.collect()
+        t0 = time.perf_counter()
+        _journaled, report = recover(directory)
+        seconds.append(time.perf_counter() - t0)
+        del _journaled
+        if report.records != records or report.state_hash != state_hash or report.torn is not None:
+            raise RuntimeError(f"recovery gave {report.summary()}; expected {records} records, state {state_hash}")
+    return seconds
+
+
+# -- one repetition ------------------------------------------------------------------------
+
+
+@dataclass
+class Repetition:
+    durable: ServiceRun
+    nosync: ServiceRun
+    raw_s: float
+    naive_records: int
+    naive_s: float
+    journal_bytes: int
+    journal: Path  # the fsync run's directory (kept for the last repetition only)
+
+
+def repetition(root: Path, n: int, work: Workload, args: argparse.Namespace) -> Repetition:
+    durable_dir = root / f"fsync-{n}"
+    durable = trio.run(service_run, durable_dir, work, "fsync", args.max_batch, args.max_delay)
+    check_run(work, durable)
+    header, frames = journal_frames(durable_dir)
+    frames = frames[durable.first_record:]  # the auctions' creation precedes the run
+    batches = batched(frames, durable.batch_sizes)
+    raw_s = raw_sync(root / "raw.journal", header, batches)
+    naive = frames[:args.naive]
+    naive_s = raw_sync(root / "naive.journal", header, naive)
+    journal_bytes = sum(len(b) for b in batches)
+    del frames, batches, naive
+    nosync_dir = root / f"none-{n}"
+    nosync = trio.run(service_run, nosync_dir, work, "none", args.max_batch, args.max_delay)
+    check_run(work, nosync)
+    shutil.rmtree(nosync_dir)
+    return Repetition(durable, nosync, raw_s, min(args.naive, durable.records), naive_s, journal_bytes, durable_dir)
+
+
+# -- figures -------------------------------------------------------------------------------
+
+
+def percentile_ms(sorted_ns: Sequence[int], q: float) -> float:
+    """The q-quantile (nearest rank) of sorted nanoseconds, in ms."""
+    return sorted_ns[min(len(sorted_ns) - 1, int(q * len(sorted_ns)))] / 1e6
+
+
+def latency(runs: Sequence[ServiceRun]) -> Result:
+    """Ack latency percentiles over every bid of the runs, pooled (ms)."""
+    samples = sorted(s for r in runs for s in r.samples_ns)
+    return {f"p{name}_ms": round(percentile_ms(samples, q), 3)
+            for name, q in (("50", 0.50), ("90", 0.90), ("99", 0.99), ("999", 0.999), ("100", 1.0))}
+
+
+def batch_summary(runs: Sequence[ServiceRun]) -> Result:
+    """The distribution of the group-commit batch sizes (records per write + fsync)."""
+    sizes = sorted(s for r in runs for s in r.batch_sizes)
+    seconds = [s for r in runs for s in r.batch_seconds]
+    quantile = {q: sizes[min(len(sizes) - 1, int(q * len(sizes)))] for q in (0.1, 0.5, 0.9, 0.99)}
+    return {
+        "batches": len(sizes), "mean": round(statistics.fmean(sizes), 1), "p10": quantile[0.1],
+        "median": quantile[0.5], "p90": quantile[0.9], "p99": quantile[0.99], "max": sizes[-1],
+        "writer_ms_per_batch": round(statistics.fmean(seconds) * 1e3, 3),
+    }
+
+
+def mount_of(path: Path) -> str:
+    """The file system the journal is on (from /proc/mounts), e.g. "ext4 on /dev/vda"."""
+    try:
+        mounts = [line.split()[:3] for line in Path("/proc/mounts").read_text().splitlines()]
+    except OSError:
+        return "unknown"
+    real = str(path.resolve())
+    best = max((m for m in mounts if real == m[1] or real.startswith(m[1].rstrip("/") + "/")),
+               key=lambda m: len(m[1]), default=None)
+    return f"{best[2]} on {best[0]} ({best[1]})" if best else "unknown"
+
+
+def machine(directory: Path) -> Result:
+    return {
+        "python": platform.python_version(), "implementation": platform.python_implementation(),
+        "platform": platform.platform(), "cpu_count": os.cpu_count(),
+        "msgpack": ".".join(map(str, msgpack.version)), "trio": trio.__version__,
+        "journal_fs": mount_of(directory),
+    }
+
+
+@dataclass
+class Settings:
+    mode: str
+    producers: int
+    auctions: int
+    records: int
+    repeat: int
+    naive: int
+    extra: Result = field(default_factory=dict)
+
+
+def summarize(work: Workload, reps: list[Repetition], verify_s: list[float], read_s: list[float],
+              submit_s: list[float], recovery_s: list[float], settings: Settings, directory: Path,
+              wall_s: float) -> Result:
+    med = statistics.median
+    durable = med(r.durable.records_per_s for r in reps)
+    raw = med(r.durable.records / r.raw_s for r in reps)
+    nosync = med(r.nosync.records_per_s for r in reps)
+    naive = med(r.naive_records / r.naive_s for r in reps)
+    synced = latency([r.durable for r in reps])
+    unsynced = latency([r.nosync for r in reps])
+    records = work.bids + len(work.auction_ids)  # in the verified journal: creations and bids
+    verify_per_s = records / med(verify_s)
+    read_per_s = records / med(read_s)
+    recovery_per_million = med(recovery_s) / records * 1e6
+    added_p50 = round(synced["p50_ms"] - unsynced["p50_ms"], 3)
+    added_p99 = round(synced["p99_ms"] - unsynced["p99_ms"], 3)
+    bytes_per_record = statistics.fmean(r.journal_bytes / r.durable.records for r in reps)
+    targets = {
+        "durable_records_per_s_ge_100000": durable >= 100_000,
+        "ratio_ge_0.7": durable / raw >= 0.7,
+        "added_ack_p99_ms_le_5": added_p99 <= 5,
+        "verify_records_per_s_ge_300000": verify_per_s >= 300_000,
+    }
+    return {
+        "durable_records_per_s": round(durable), "raw_records_per_s": round(raw), "ratio": round(durable / raw, 3),
+        "naive_records_per_s": round(naive), "nosync_records_per_s": round(nosync),
+        "ack_p50_ms": added_p50, "ack_p99_ms": added_p99,
+        "ack_fsync_p50_ms": synced["p50_ms"], "ack_fsync_p99_ms": synced["p99_ms"],
+        "ack_nosync_p50_ms": unsynced["p50_ms"], "ack_nosync_p99_ms": unsynced["p99_ms"],
+        "verify_records_per_s": round(verify_per_s), "verify_raw_records_per_s": round(read_per_s),
+        "verify_ratio": round(verify_per_s / read_per_s, 3),
+        "recovery_s_per_million": round(recovery_per_million, 2),
+        "targets": targets, "mode": settings.mode, "repeat": settings.repeat, "producers": settings.producers,
+        "auctions": settings.auctions, "records": settings.records,
+        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "wall_s": round(wall_s, 1),
+        "machine": machine(directory),
+        "details": {
+            "accepted": work.accepted, "rejected": work.rejected, "bytes_per_record": round(bytes_per_record, 1),
+            "durable_mb_per_s": round(durable * bytes_per_record / 1e6, 2),
+            "durable_runs_s": [round(r.durable.seconds, 3) for r in reps],
+            "raw_runs_s": [round(r.raw_s, 3) for r in reps],
+            "nosync_runs_s": [round(r.nosync.seconds, 3) for r in reps],
+            "naive_records": reps[0].naive_records, "naive_runs_s": [round(r.naive_s, 3) for r in reps],
+            "batches_fsync": batch_summary([r.durable for r in reps]),
+            "batches_nosync": batch_summary([r.nosync for r in reps]),
+            "raw_ms_per_batch": round(med(r.raw_s / len(r.durable.batch_sizes) for r in reps) * 1e3, 3),
+            "ack_fsync": synced, "ack_nosync": unsynced,
+            "verified_records": records, "verify_runs_s": [round(x, 3) for x in verify_s],
+            "verify_raw_runs_s": [round(x, 3) for x in read_s],
+            "submit_offline_records_per_s": round(records / med(submit_s)),
+            "submit_offline_runs_s": [round(x, 3) for x in submit_s],
+            "recovery_runs_s": [round(x, 3) for x in recovery_s],
+            **settings.extra,
+        },
+    }
+
+
+def describe(out: Result) -> list[str]:
+    d = out["details"]
+    b = d["batches_fsync"]
+    return [
+        f"durable: {out['durable_records_per_s']:,} records/s with {out['producers']} producers "
+        f"({d['durable_mb_per_s']} MB/s, {d['bytes_per_record']} B per record); raw limit "
+        f"{out['raw_records_per_s']:,} (write + fdatasync in the same {b['batches']:,} batches: mean "
+        f"{b['mean']}, median {b['median']}, p90 {b['p90']}, max {b['max']} records); ratio {out['ratio']:.2f}",
+        f"no fsync: {out['nosync_records_per_s']:,} records/s; naive (one fdatasync per record): "
+        f"{out['naive_records_per_s']:,} records/s; Journaled.submit alone (no trio, no IO): "
+        f"{d['submit_offline_records_per_s']:,} records/s",
+        f"ack latency: fsync p50 {out['ack_fsync_p50_ms']:.3f} ms, p99 {out['ack_fsync_p99_ms']:.3f} ms; "
+        f"no fsync p50 {out['ack_nosync_p50_ms']:.3f} ms, p99 {out['ack_nosync_p99_ms']:.3f} ms; "
+        f"added p50 {out['ack_p50_ms']:.3f} ms, p99 {out['ack_p99_ms']:.3f} ms",
+        f"verify and replay: {out['verify_records_per_s']:,} records/s; raw limit (read + msgpack decode) "
+        f"{out['verify_raw_records_per_s']:,}; ratio {out['verify_ratio']:.2f}",
+        f"recovery: {out['recovery_s_per_million']:.2f} s per million records "
+        f"({d['verified_records']:,} records in {statistics.median(d['recovery_runs_s']):.2f} s)",
+    ]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.journal", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller runs: the whole run takes well under 1 min")
+    parser.add_argument("--producers", type=int, default=64, help="concurrent producer tasks (default 64)")
+    parser.add_argument("--auctions", type=int, default=4, help="auctions the producers bid in (default 4)")
+    parser.add_argument("--records", type=int, help="bids per run (default 300,000; --quick 50,000)")
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions (median; default 3)")
+    parser.add_argument("--naive", type=int, help="records of the naive baseline (default 5,000; --quick 1,000)")
+    parser.add_argument("--seed", type=int, default=2026, help="seed of the bids")
+    parser.add_argument("--dir", type=Path, help="where the journals go (default: the temp dir; use a real disk)")
+    parser.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH, help="writer max_batch")
+    parser.add_argument("--max-delay", type=float, default=DEFAULT_MAX_DELAY, help="writer max_delay (seconds)")
+    args = parser.parse_args(argv)
+    if args.records is None:
+        args.records = 50_000 if args.quick else 300_000
+    if args.naive is None:
+        args.naive = 1_000 if args.quick else 5_000
+    if not 1 <= args.auctions <= args.producers or args.records < args.producers or args.repeat < 1:
+        parser.error("need 1 <= auctions <= producers <= records and repeat >= 1")
+    t0 = time.perf_counter()
+    mode = "quick" if args.quick else "full"
+    work = build_workload(args.producers, args.auctions, args.records, random.Random(f"{args.seed}-journal"))
+    root = Path(tempfile.mkdtemp(prefix="bench-journal-", dir=args.dir))
+    print(f"python {platform.python_version()}, {os.cpu_count()} CPUs, {mode} mode, {args.repeat} repetitions; "
+          f"{args.records:,} bids per run from {args.producers} producers in {args.auctions} auctions; "
+          f"journals in {root} ({mount_of(root)})", flush=True)
+    try:
+        reps: list[Repetition] = []
+        for n in range(args.repeat):
+            rep = repetition(root, n, work, args)
+            if reps:
+                shutil.rmtree(reps[-1].journal)
+            reps.append(rep)
+            print(f"  run {n + 1}: durable {rep.durable.records_per_s:,.0f} records/s, raw "
+                  f"{rep.durable.records / rep.raw_s:,.0f}, no fsync {rep.nosync.records_per_s:,.0f}, "
+                  f"naive {rep.naive_records / rep.naive_s:,.0f}", flush=True)
+        journal = reps[-1].journal
+        records = work.bids + args.auctions
+        verify_s, read_s, submit_s = verify_throughput(journal, records, args.repeat)
+        recovery_s = recovery_times(journal, records, reps[-1].durable.state_hash, args.repeat)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    settings = Settings(mode, args.producers, args.auctions, args.records, args.repeat, args.naive,
+                        {"max_batch": args.max_batch, "max_delay": args.max_delay, "seed": args.seed})
+    out = summarize(work, reps, verify_s, read_s, submit_s, recovery_s, settings, root.parent,
+                    time.perf_counter() - t0)
+    for line in describe(out):
+        print(line, flush=True)
+    print(json.dumps(out, ensure_ascii=False), flush=True)
+
+
+if __name__ == "__main__":
+    main()
