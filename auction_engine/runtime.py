@@ -9,6 +9,7 @@ durable. Listeners see events in journal order, after they are durable.
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 from collections import deque
@@ -59,6 +60,8 @@ class Runtime:
                    ops: FileOps | None = None) -> AsyncIterator[Runtime]:
         """Recover from `directory`, run the writer and the timer; flush on exit."""
         journaled, report = recover(directory)
+        gc.collect()
+        gc.freeze()  # what recovery built lives long: keep it out of every later collection
         store = SegmentStore(directory, report.position, segment_size=segment_size, durability=durability,
                              ops=ops)
         writer = JournalWriter(store, max_batch=max_batch, max_delay=max_delay)

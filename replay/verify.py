@@ -16,6 +16,7 @@ from pathlib import Path
 
 from auction_engine.journal import JournalCorruption, JournalReader, Location, SegmentHeader, TornTail, Verifier
 from auction_engine.journal.format import frame
+from auction_engine.journal.reader import gc_paused
 
 
 @dataclass(slots=True)
@@ -81,17 +82,18 @@ def verify(path: str | os.PathLike[str], auction: str | None = None) -> VerifyRe
         return result
     verifier = Verifier(only=auction)
     try:
-        for record, where in reader.records():
-            if result.records == 0:
-                _start(result, verifier, reader.headers[0], auction)
-            _check_export(reader.headers[-1], record.auction_id, where)
-            verifier.feed(record, where)
-            result.records += 1
-            if auction is None or record.auction_id == auction:
-                summary = result.auctions.setdefault(record.auction_id, AuctionSummary(first_gseq=record.gseq))
-                summary.records += 1
-                summary.head = record.digest.hex()
-                summary.last_gseq = record.gseq
+        with gc_paused():
+            for record, where in reader.records():
+                if result.records == 0:
+                    _start(result, verifier, reader.headers[0], auction)
+                _check_export(reader.headers[-1], record.auction_id, where)
+                verifier.feed(record, where)
+                result.records += 1
+                if auction is None or record.auction_id == auction:
+                    summary = result.auctions.setdefault(record.auction_id, AuctionSummary(first_gseq=record.gseq))
+                    summary.records += 1
+                    summary.head = record.digest.hex()
+                    summary.last_gseq = record.gseq
     except JournalCorruption as exc:
         result.problem = exc
     result.torn = reader.torn

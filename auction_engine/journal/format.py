@@ -8,12 +8,12 @@ reference. Nothing here touches a file.
 
 from __future__ import annotations
 
-import hashlib
 import struct
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from hashlib import sha256 as _sha256
+from typing import Any, NamedTuple
 
 import msgpack
 
@@ -53,6 +53,9 @@ EVENT_TYPES: dict[str, type[Any]] = {cls.__name__: cls for cls in (
     LotSuspended, LotResumed, LotClosed, LotCancelled, LotAwarded, LotUnsuccessful, AuctionClosed, CommandRejected,
 )}
 COMMANDS_BY_NAME: dict[str, type[Any]] = {cls.__name__: cls for cls in COMMAND_TYPES}
+_ARITY: dict[str, tuple[type[Any], int, int]] = {  # name -> (class, fewest fields, most fields)
+    name: (cls, len(cls._fields) - len(cls._field_defaults), len(cls._fields)) for name, cls in COMMANDS_BY_NAME.items()
+}
 
 _packer = msgpack.Packer(use_bin_type=True)
 
@@ -75,24 +78,23 @@ def encode_command(command: Command) -> list[Any]:
 
 
 def decode_command(data: object) -> Command:
-    """The command `encode_command` wrote; `FormatError("bad_command")` for anything else."""
-    if not isinstance(data, list) or not data or not isinstance(data[0], str):
+    """The command `encode_command` wrote (as a list, or a tuple as msgpack decodes it);
+    `FormatError("bad_command")` for anything else."""
+    if (type(data) is not tuple and type(data) is not list) or not data:
         raise FormatError("bad_command", "a command must be [type name, fields...]")
-    cls = COMMANDS_BY_NAME.get(data[0])
-    if cls is None:
+    arity = _ARITY.get(data[0])
+    if arity is None:
         raise FormatError("bad_command", f"unknown command type {data[0]!r:.40}")
-    fields = data[1:]
+    cls, least, most = arity
+    n = len(data) - 1
+    if not least <= n <= most or type(data[1]) is not int:
+        raise FormatError("bad_command", f"{data[0]} takes {least} to {most} fields, time first")
     if cls is CreateAuction:
-        if len(fields) != 2 or type(fields[0]) is not int:
-            raise FormatError("bad_command", "CreateAuction must be [name, now, configuration]")
         try:
-            return CreateAuction(fields[0], AuctionConfig.from_dict(fields[1]))
+            return CreateAuction(data[1], AuctionConfig.from_dict(_lists(data[2])))
         except ConfigError as exc:
             raise FormatError("bad_command", f"invalid configuration: {exc}") from None
-    required = sum(1 for name in cls._fields if name not in cls._field_defaults)
-    if not required <= len(fields) <= len(cls._fields) or type(fields[0]) is not int:
-        raise FormatError("bad_command", f"{data[0]} takes {required} to {len(cls._fields)} fields, time first")
-    command: Command = cls(*fields)
+    command: Command = cls(*data[1:])
     return command
 
 
@@ -112,17 +114,17 @@ def decode_event(data: Sequence[Any]) -> Event:
 
 # -- records --------------------------------------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One decoded record. `command` and `outcome` stay encoded (lists and tuples);
-    `digest` is the SHA-256 of the payload: the next record of the auction names it."""
+class Record(NamedTuple):
+    """One decoded record. `command` and `outcome` stay encoded (tuples, as msgpack
+    decodes them); `digest` is the SHA-256 of the payload: the next record of the auction
+    names it. (A NamedTuple: one is built per record read, on the verify path.)"""
 
     gseq: int
     aseq: int
     time: int
     auction_id: str
-    command: list[Any]
-    outcome: list[Any]
+    command: tuple[Any, ...]
+    outcome: tuple[Any, ...]
     prev: bytes
     digest: bytes
     payload: bytes
@@ -156,8 +158,7 @@ def unpack_payload(payload: bytes) -> Record:
         raise FormatError("bad_payload", "auction_id must be a string, command and outcome arrays")
     if type(prev) is not bytes or len(prev) != 32:
         raise FormatError("bad_payload", "prev must be 32 bytes")
-    return Record(gseq, aseq, time, auction_id, _lists(command), list(outcome), prev,
-                  hashlib.sha256(payload).digest(), payload)
+    return Record(gseq, aseq, time, auction_id, command, outcome, prev, _sha256(payload).digest(), payload)
 
 
 def _lists(value: Any) -> Any:
@@ -217,10 +218,10 @@ def decode_header(data: bytes | memoryview) -> tuple[SegmentHeader, int]:
 
 # -- where a problem is ---------------------------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Location:
     """A record's place: its segment file, the byte offset of its frame, and its index in
-    the segment (0 is the first record)."""
+    the segment (0 is the first record; -1 is the segment header)."""
 
     file: str
     offset: int

@@ -8,9 +8,11 @@ the reader stops before it and reports it in `torn`; any other damage raises
 
 from __future__ import annotations
 
+import gc
 import os
 import zlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +40,20 @@ class TornTail:
 
     def __str__(self) -> str:
         return f"{self.size} bytes of an incomplete record at byte {self.offset} of {self.file}"
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a journal is replayed: the engine allocates
+    millions of long-lived objects and hardly any cycles, and the collector's passes
+    over them cost about a fifth of the replay time (measured)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def segment_paths(path: str | os.PathLike[str]) -> list[Path]:

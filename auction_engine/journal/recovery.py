@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .format import SEGMENT_SUFFIX, JournalCorruption
-from .reader import JournalReader, TornTail
+from .reader import JournalReader, TornTail, gc_paused
 from .sequencer import Journaled, Verifier
 from .store import Position
 
@@ -44,8 +44,9 @@ class RecoveryReport:
 def _replay(directory: Path) -> tuple[JournalReader, Verifier]:
     reader = JournalReader(directory)
     verifier = Verifier(contiguous=True)
-    for record, where in reader.records():
-        verifier.feed(record, where)
+    with gc_paused():
+        for record, where in reader.records():
+            verifier.feed(record, where)
     for header in reader.headers:
         if header.kind != "engine":
             raise JournalCorruption("bad_header", f"segment {header.index} is an export, not an engine journal")
