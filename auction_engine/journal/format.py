@@ -19,24 +19,8 @@ import msgpack
 
 from ..commands import COMMAND_TYPES, Command, CreateAuction
 from ..config import AuctionConfig, ConfigError
-from ..events import (
-    AuctionClosed,
-    AuctionCreated,
-    BidAccepted,
-    BidderAdmitted,
-    BidderRevoked,
-    BidRejected,
-    CommandRejected,
-    Event,
-    LotAwarded,
-    LotCancelled,
-    LotClosed,
-    LotExtended,
-    LotOpened,
-    LotResumed,
-    LotSuspended,
-    LotUnsuccessful,
-)
+from ..events import EVENT_TYPES as _EVENT_CLASSES
+from ..events import Event
 
 MAGIC = b"\x89AUCJNL\n"  # high bit and newline: a text-mode copy breaks it visibly
 VERSION = 1  # the format version in every segment header; readers refuse others
@@ -48,10 +32,7 @@ MAX_RECORD = 64 << 20  # the largest payload a reader accepts (a configuration w
 GENESIS = bytes(32)  # `prev` of an auction's first record
 KINDS = ("engine", "export")  # an engine's own journal, or one auction's exported records
 
-EVENT_TYPES: dict[str, type[Any]] = {cls.__name__: cls for cls in (
-    AuctionCreated, BidderAdmitted, BidderRevoked, LotOpened, BidAccepted, BidRejected, LotExtended,
-    LotSuspended, LotResumed, LotClosed, LotCancelled, LotAwarded, LotUnsuccessful, AuctionClosed, CommandRejected,
-)}
+EVENT_TYPES: dict[str, type[Any]] = {cls.__name__: cls for cls in _EVENT_CLASSES}
 COMMANDS_BY_NAME: dict[str, type[Any]] = {cls.__name__: cls for cls in COMMAND_TYPES}
 _ARITY: dict[str, tuple[type[Any], int, int]] = {  # name -> (class, fewest fields, most fields)
     name: (cls, len(cls._fields) - len(cls._field_defaults), len(cls._fields)) for name, cls in COMMANDS_BY_NAME.items()
