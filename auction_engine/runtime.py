@@ -49,7 +49,6 @@ class Runtime:
         self.clock = clock
         self.listeners: list[Listener] = []
         self._deadline_moved = trio.Event()
-        self._published = journaled.gseq  # listeners have seen everything up to here
         self._to_publish: deque[tuple[int, list[Event]]] = deque()
 
     @classmethod
@@ -90,8 +89,7 @@ class Runtime:
         once durable. A bid repeating a journaled client_bid_id gets its first outcome
         back (`duplicate` is set) and changes nothing."""
         writer = self.writer
-        if writer.failure is not None:
-            raise JournalUnavailable(f"the journal stopped after an IO error: {writer.failure}")
+        writer.check()  # before the core changes anything
         before = self.engine.next_deadline()
         submission = self.journaled.submit(command)
         if submission.frames:

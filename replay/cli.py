@@ -16,7 +16,7 @@ from pathlib import Path
 
 from auction_engine.journal import JournalCorruption
 
-from .history import history, render_timeline, timeline
+from .history import render_timeline, timeline
 from .verify import VerifyResult, export, verify
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -102,14 +102,13 @@ def _timeline(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .report import render_report
+    from . import Unverified, report
 
-    result = verify(args.path, args.auction)
-    if not result.ok:
-        print(describe(result), file=sys.stderr)
+    try:
+        html = report(args.path, args.auction, reveal=args.reveal)
+    except Unverified as exc:
+        print(describe(exc.result), file=sys.stderr)
         return EXIT_FAILED
-    h = history(args.path, args.auction)
-    html = render_report(h, reveal=args.reveal, verification=result.to_dict())
     Path(args.output).write_text(html, encoding="utf-8")
     print(f"wrote {args.output} ({len(html)} bytes)")
     return EXIT_OK

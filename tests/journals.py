@@ -8,6 +8,7 @@ from pathlib import Path
 import msgpack
 from test_model_stream import Stream
 
+from auction_engine.cli import write_journal
 from auction_engine.commands import Command
 from auction_engine.journal import Journaled, Position, SegmentStore
 from auction_engine.journal.format import FormatError, encode_command
@@ -60,11 +61,7 @@ def scenario_journal(directory: Path, name: str = "seei-supply-2-lots.json") -> 
     """The journal of an example scenario, as `simulate --journal` writes it."""
     scenario = load_scenario(json.loads((EXAMPLES / name).read_text()))
     journaled = Journaled()
-    run = run_scenario(scenario, journal=journaled)
-    directory.mkdir(parents=True, exist_ok=True)
-    store = SegmentStore(directory, Position(0, 0, 1), durability="none")
-    store.append(list(run.frames))
-    store.close()
+    write_journal(directory, run_scenario(scenario, journal=journaled).frames)
     return journaled
 
 

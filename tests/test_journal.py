@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import msgpack
 import pytest
 from factories import START, S, config, kinds
 from journals import journalable, scenario_journal, segment, stream_commands, write
 
 from auction_engine import CreateAuction, Engine, PlaceBid, Tick
 from auction_engine.journal import JournalCorruption, Journaled, JournalReader, recover, repair
-from auction_engine.journal.format import FRAME, FormatError, decode_command, encode_command
+from auction_engine.journal.format import FRAME, FormatError, decode_command, encode_command, pack_payload
 from replay import export, verify
 
 SEED = 20261121
@@ -29,6 +30,15 @@ def test_commands_round_trip_through_their_encoding() -> None:
     for bad in [[], ["Nope", 1], ["PlaceBid", "x", "A1"], ["CreateAuction", 1, {"auction_id": 3}], "PlaceBid"]:
         with pytest.raises(FormatError):
             decode_command(bad)
+
+
+def test_the_reference_encoder_writes_the_same_bytes_as_the_fast_path(tmp_path: Path) -> None:
+    """`Journaled` splices pre-packed commands; `pack_payload` (used by the tamper suite to
+    forge records) packs whole: both must give the same payload for the same fields."""
+    scenario_journal(tmp_path / "j")
+    for record, _ in JournalReader(tmp_path / "j").records():
+        fields = msgpack.unpackb(record.payload, raw=False)
+        assert pack_payload(*fields) == record.payload
 
 
 def test_replaying_a_journal_gives_the_same_engine(tmp_path: Path, commands: list) -> None:

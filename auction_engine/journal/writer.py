@@ -33,11 +33,11 @@ class JournalWriter:
     """The single writer of a `SegmentStore`; run `run()` in a nursery."""
 
     def __init__(self, store: SegmentStore, *, max_batch: int = DEFAULT_MAX_BATCH,
-                 max_delay: float = DEFAULT_MAX_DELAY, first_gseq: int | None = None) -> None:
+                 max_delay: float = DEFAULT_MAX_DELAY) -> None:
         self.store = store
         self.max_batch = max_batch
         self.max_delay = max_delay
-        self.durable_gseq = (store.position.next_gseq if first_gseq is None else first_gseq) - 1
+        self.durable_gseq = store.position.next_gseq - 1
         self.failure: BaseException | None = None
         self._pending: list[bytes] = []
         self._pending_gseq = self.durable_gseq  # gseq of the last pending record
@@ -48,10 +48,15 @@ class JournalWriter:
         self.stats: dict[str, Any] = {"batches": 0, "records": 0, "sync_seconds": 0.0}
         self.on_batch: list[Any] = []  # callables(records: int, seconds: float), e.g. metrics
 
-    def append(self, frames: list[bytes], last_gseq: int) -> None:
-        """Queue consecutive records ending at `last_gseq`; returns at once."""
+    def check(self) -> None:
+        """Raise `JournalUnavailable` if records can no longer be taken (call it before
+        changing any state whose records would then have nowhere to go)."""
         if self.failure is not None or self._closing:
             raise JournalUnavailable(self._reason())
+
+    def append(self, frames: list[bytes], last_gseq: int) -> None:
+        """Queue consecutive records ending at `last_gseq`; returns at once."""
+        self.check()
         if not frames:
             return
         if last_gseq - len(frames) != self._pending_gseq:
