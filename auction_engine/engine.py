@@ -39,7 +39,17 @@ from .events import (
 )
 from .money import format_amount
 from .order_book import SEQ_BITS, SEQ_LIMIT
-from .ranking import AuctionResults, BidderView, ObserverView, auction_results, bidder_view, lot_outcome, observer_view
+from .ranking import (
+    AuctionResults,
+    BidderView,
+    LotSnapshot,
+    ObserverView,
+    auction_results,
+    bidder_view,
+    lot_outcome,
+    lot_snapshot,
+    observer_view,
+)
 from .timeutil import format_instant
 
 STATE_FORMAT = 2  # bump when canonical() changes shape: old hashes stop matching on purpose
@@ -390,6 +400,11 @@ class Engine:
         """The anonymised view of a lot for the buyer and the commission."""
         auction = self.auction(auction_id)
         return observer_view(auction, self._lot(auction, lot_id))
+
+    def lot_snapshot(self, auction_id: str, lot_id: str) -> LotSnapshot:
+        """A snapshot of a lot from which every viewer's view derives (see ranking.py)."""
+        auction = self.auction(auction_id)
+        return lot_snapshot(auction, self._lot(auction, lot_id))
 
     def results(self, auction_id: str, *, reveal: bool = False) -> AuctionResults:
         """Results so far; identities only with `reveal`, and only once every lot ended."""

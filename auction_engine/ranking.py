@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from .clock import CANCELLED, CLOSED
@@ -180,6 +180,46 @@ def observer_view(auction: Auction, lot: Lot) -> ObserverView:
         starting_price=lot.config.starting_price, close_at=_close(lot), extensions=clock.extensions,
         active_bidders=len(lot.book), bids=lot.bids, rejected_bids=lot.rejected,
         ladder=_ladder(auction, lot, None),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LotSnapshot:
+    """A lot's state at one instant, from which every viewer's view is derived without
+    touching the engine again: the gateway takes one per changed lot per journal batch,
+    and sends the views once that batch is durable. `ranks` maps pseudonyms to ranks."""
+
+    visibility: str
+    observer: ObserverView
+    ranks: dict[str, int]
+
+
+def lot_snapshot(auction: Auction, lot: Lot) -> LotSnapshot:
+    """Snapshot `lot` now (one pass over its ladder)."""
+    observer = observer_view(auction, lot)
+    return LotSnapshot(auction.config.visibility, observer, {line.pseudonym: line.rank for line in observer.ladder})
+
+
+def snapshot_bidder_view(snapshot: LotSnapshot, name: str) -> BidderView:
+    """The view of the bidder whose pseudonym is `name`: equal to `bidder_view` at the
+    instant of the snapshot."""
+    obs, mode = snapshot.observer, snapshot.visibility
+    ladder = obs.ladder
+    rank = snapshot.ranks.get(name)
+    own_price = None if rank is None else ladder[rank - 1].price
+    best = ladder[0].price if ladder else None
+    show_best = mode != "rank"
+    own_ladder = None
+    if mode == "ladder":
+        own_ladder = ladder if rank is None else (*ladder[:rank - 1], replace(ladder[rank - 1], own=True),
+                                                   *ladder[rank:])
+    return BidderView(
+        auction_id=obs.auction_id, lot_id=obs.lot_id, pseudonym=name, visibility=mode, status=obs.status,
+        starting_price=obs.starting_price, close_at=obs.close_at, extensions=obs.extensions,
+        own_price=own_price, rank=rank, active_bidders=obs.active_bidders,
+        best_price=best if show_best else None,
+        gap=own_price - best if show_best and own_price is not None and best is not None else None,
+        ladder=own_ladder,
     )
 
 

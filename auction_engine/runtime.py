@@ -4,11 +4,14 @@
 writer and the deadline timer in a nursery. `submit(CommandType, *fields)` stamps the
 command with the wall clock (never earlier than the engine's time), runs it through the
 core at once, and returns its events only once its records (and every earlier one) are
-durable. Listeners see events in journal order, after they are durable.
+durable. Listeners see events in journal order, after they are durable; view listeners
+get one snapshot per changed lot per batch, taken as the batch is cut (so it shows
+exactly the state of the batch's last record) and delivered once the batch is durable.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import time
@@ -20,11 +23,26 @@ from typing import Any
 import trio
 
 from .commands import Command, Tick
-from .events import Event
+from .engine import QueryError
+from .events import (
+    BidAccepted,
+    BidRejected,
+    Event,
+    LotAwarded,
+    LotCancelled,
+    LotClosed,
+    LotExtended,
+    LotOpened,
+    LotResumed,
+    LotSuspended,
+    LotUnsuccessful,
+)
 from .journal import JournalUnavailable, JournalWriter, RecoveryReport, SegmentStore, recover
+from .journal.recovery import RecordHook
 from .journal.sequencer import Journaled, Submission
 from .journal.store import DEFAULT_SEGMENT_SIZE, FileOps
 from .journal.writer import DEFAULT_MAX_BATCH, DEFAULT_MAX_DELAY
+from .ranking import LotSnapshot
 
 MAX_TIMER_SLEEP = 60.0  # seconds: the timer re-reads the clock at least this often
 
@@ -35,6 +53,10 @@ def wall_clock_us() -> int:
 
 
 Listener = Callable[[list[Event]], None]
+ViewListener = Callable[[list[LotSnapshot]], None]
+# Events that change what a lot's viewers see (BidRejected: the observers' count).
+LOT_EVENTS = frozenset({BidAccepted, BidRejected, LotOpened, LotExtended, LotSuspended, LotResumed, LotClosed,
+                        LotCancelled, LotAwarded, LotUnsuccessful})
 
 
 class Runtime:
@@ -48,17 +70,22 @@ class Runtime:
         self.recovery = report
         self.clock = clock
         self.listeners: list[Listener] = []
+        self.view_listeners: list[ViewListener] = []
         self._deadline_moved = trio.Event()
-        self._to_publish: deque[tuple[int, list[Event]]] = deque()
+        self._to_publish: deque[tuple[int, list[Event] | None, list[LotSnapshot] | None]] = deque()
+        self._dirty: set[tuple[str, str]] = set()  # lots changed since the last snapshot
+        writer.on_cut.append(self._snapshot)
+        writer.on_batch.append(self._publish)
 
     @classmethod
     @asynccontextmanager
     async def open(cls, directory: str | os.PathLike[str], *, durability: str = "fsync",
                    segment_size: int = DEFAULT_SEGMENT_SIZE, max_batch: int = DEFAULT_MAX_BATCH,
                    max_delay: float = DEFAULT_MAX_DELAY, clock: Callable[[], int] = wall_clock_us,
-                   ops: FileOps | None = None) -> AsyncIterator[Runtime]:
-        """Recover from `directory`, run the writer and the timer; flush on exit."""
-        journaled, report = recover(directory)
+                   ops: FileOps | None = None, on_record: RecordHook | None = None) -> AsyncIterator[Runtime]:
+        """Recover from `directory` (`on_record` sees every replayed record), run the
+        writer and the timer; flush on exit."""
+        journaled, report = recover(directory, on_record)
         gc.collect()
         gc.freeze()  # what recovery built lives long: keep it out of every later collection
         store = SegmentStore(directory, report.position, segment_size=segment_size, durability=durability,
@@ -94,21 +121,42 @@ class Runtime:
         submission = self.journaled.submit(command)
         if submission.frames:
             writer.append(submission.frames, submission.last_gseq)
-            self._to_publish.append((submission.last_gseq, submission.events))
+            self._to_publish.append((submission.last_gseq, submission.events, None))
+            dirty = self._dirty
+            for event in submission.events:
+                if type(event) in LOT_EVENTS:
+                    dirty.add((event[1], event[2]))  # type: ignore[misc]  # (auction_id, lot_id)
         if self.engine.next_deadline() != before:
             self._deadline_moved.set()
         await writer.wait_durable(submission.last_gseq)
-        self._publish()
         return submission
 
-    def _publish(self) -> None:
-        """Hand durable events to the listeners, in journal order, once each."""
+    def _snapshot(self, last_gseq: int, everything: bool) -> None:
+        """As a batch is cut: if it ends with the latest record, the engine's state is the
+        batch's; snapshot every lot changed since the last snapshot, to publish with it."""
+        if not everything or not self._dirty or not self.view_listeners:
+            return
+        snapshots = []
+        for aid, lid in self._dirty:
+            with contextlib.suppress(QueryError):  # a refused bid naming no real lot, beside a due tick
+                snapshots.append(self.engine.lot_snapshot(aid, lid))
+        self._dirty.clear()
+        self._to_publish.append((last_gseq, None, snapshots))
+
+    def _publish(self, _records: int = 0, _seconds: float = 0.0) -> None:
+        """Once a batch is durable: hand its events and snapshots to the listeners, in
+        journal order, once each."""
         durable = self.writer.durable_gseq
         queue = self._to_publish
         while queue and queue[0][0] <= durable:
-            _gseq, events = queue.popleft()
-            for listener in self.listeners:
-                listener(events)
+            _gseq, events, snapshots = queue.popleft()
+            if events is not None:
+                for listener in self.listeners:
+                    listener(events)
+            else:
+                assert snapshots is not None
+                for view_listener in self.view_listeners:
+                    view_listener(snapshots)
 
     async def _timer(self) -> None:
         """Tick at each deadline (openings, closes, awards) as the wall clock reaches it."""

@@ -39,6 +39,7 @@ from auction_engine.events import (
     LotUnsuccessful,
 )
 from auction_engine.money import format_amount
+from auction_engine.ranking import snapshot_bidder_view
 from auction_engine.testing import normalise
 from auction_engine.testing.naive import (
     NaiveAuction,
@@ -342,8 +343,11 @@ class Stream:
             for lot in auction.lots:
                 lid = lot.config.lot_id
                 assert engine.observer_view(aid, lid) == model.observer_view(aid, lid)
-                for bidder, _name in auction.ever:
-                    assert engine.bidder_view(aid, lid, bidder) == model.bidder_view(aid, lid, bidder)
+                snapshot = engine.lot_snapshot(aid, lid)
+                for bidder, name in auction.ever:
+                    view = model.bidder_view(aid, lid, bidder)
+                    assert engine.bidder_view(aid, lid, bidder) == view
+                    assert snapshot_bidder_view(snapshot, name) == view
 
 
 def test_a_long_seeded_stream_agrees_with_the_model() -> None:

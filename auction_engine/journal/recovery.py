@@ -12,10 +12,12 @@ from __future__ import annotations
 import itertools
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .format import SEGMENT_SUFFIX, JournalCorruption
+from ..events import Event
+from .format import SEGMENT_SUFFIX, JournalCorruption, Record
 from .reader import JournalReader, TornTail, gc_paused
 from .sequencer import Journaled, Verifier
 from .store import Position
@@ -41,12 +43,17 @@ class RecoveryReport:
                 f"state {self.state_hash[:16]}{torn}")
 
 
-def _replay(directory: Path) -> tuple[JournalReader, Verifier]:
+RecordHook = Callable[[Record, list[Event]], None]
+
+
+def _replay(directory: Path, on_record: RecordHook | None = None) -> tuple[JournalReader, Verifier]:
     reader = JournalReader(directory)
     verifier = Verifier(contiguous=True)
     with gc_paused():
         for record, where in reader.records():
-            verifier.feed(record, where)
+            events = verifier.feed(record, where)
+            if on_record is not None:
+                on_record(record, events)
     for header in reader.headers:
         if header.kind != "engine":
             raise JournalCorruption("bad_header", f"segment {header.index} is an export, not an engine journal")
@@ -62,12 +69,14 @@ def _position(reader: JournalReader, verifier: Verifier) -> Position:
     return Position(last.index, offset, verifier.journaled.gseq + 1, records)
 
 
-def recover(directory: str | os.PathLike[str]) -> tuple[Journaled, RecoveryReport]:
-    """Rebuild the journaled engine of `directory` (created if missing)."""
+def recover(directory: str | os.PathLike[str],
+            on_record: RecordHook | None = None) -> tuple[Journaled, RecoveryReport]:
+    """Rebuild the journaled engine of `directory` (created if missing); `on_record` sees
+    each verified record with its replayed events (e.g. to rebuild an event feed)."""
     started = time.perf_counter()
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
-    reader, verifier = _replay(path)
+    reader, verifier = _replay(path, on_record)
     if reader.torn is not None:
         _cut(reader.torn)
     for partial in path.glob(f"*{SEGMENT_SUFFIX}.partial"):  # a crash while creating a segment

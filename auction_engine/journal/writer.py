@@ -46,7 +46,8 @@ class JournalWriter:
         self._closing = False
         self._limiter = trio.CapacityLimiter(1)
         self.stats: dict[str, Any] = {"batches": 0, "records": 0, "sync_seconds": 0.0}
-        self.on_batch: list[Any] = []  # callables(records: int, seconds: float), e.g. metrics
+        self.on_batch: list[Any] = []  # callables(records: int, seconds: float) once a batch is durable
+        self.on_cut: list[Any] = []  # callables(last_gseq: int, everything: bool) as a batch is taken
 
     def check(self) -> None:
         """Raise `JournalUnavailable` if records can no longer be taken (call it before
@@ -96,6 +97,8 @@ class JournalWriter:
             batch = self._pending[:self.max_batch]
             del self._pending[:self.max_batch]
             last = self.durable_gseq + len(batch)
+            for cut_hook in self.on_cut:  # `everything`: the batch ends with the latest record
+                cut_hook(last, not self._pending)
             started = time.perf_counter()
             try:
                 if self.store.durable:  # the fsync waits for the disk: in a thread, so intake goes on
