@@ -19,8 +19,8 @@ test: $(STAMP) lint
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check auction_engine replay benchmarks tests
-	$(BIN)/mypy auction_engine replay
+	$(BIN)/ruff check auction_engine replay gateway benchmarks tests
+	$(BIN)/mypy auction_engine replay gateway
 
 test-slow: $(STAMP)
 	HYPOTHESIS_PROFILE=slow MODEL_STREAM_COMMANDS=1000000 TAMPER_MUTATIONS=200 CRASH_KILLS=100 \

@@ -1,7 +1,8 @@
-"""The `auction-engine` command line: `simulate` a scripted auction; `recover` or `repair` a journal.
+"""The `auction-engine` command line: `serve` the service, run the `demo`, `simulate` a
+scripted auction, `recover` or `repair` a journal.
 
-Exit codes: 0 success; 2 unreadable or invalid input (every problem listed on stderr);
-3 the journal could not be written; 4 `recover` found a damaged journal.
+Exit codes: 0 success; 2 unreadable or invalid input or settings (every problem listed on
+stderr); 3 the journal could not be written; 4 `recover` (or `serve`) found a damaged journal.
 """
 
 from __future__ import annotations
@@ -54,12 +55,52 @@ def main(argv: Sequence[str] | None = None) -> int:
     rec.add_argument("directory")
     fix = commands.add_parser("repair", help="keep a damaged journal's sound prefix; move the rest to .discarded files")
     fix.add_argument("directory")
+    srv = commands.add_parser("serve", help="run the service: auction room, portal RPC, metrics (docs/operations.md)")
+    srv.add_argument("--config", metavar="FILE", help="settings file (.toml or .json); see docs/operations.md")
+    srv.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    srv.add_argument("--port", type=int, help="port to listen on (default 8080; 0 for any free port)")
+    srv.add_argument("--data-dir", metavar="DIR", help="journal and secrets directory (default ./data)")
+    srv.add_argument("--durability", choices=("fsync", "none"), help="fsync (default) or none (tests only)")
+    srv.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    demo = commands.add_parser("demo", help="serve, create a 2-lot auction over the RPC, run bot bidders, audit it")
+    demo.add_argument("--data-dir", metavar="DIR", help="where the demo's journal goes (default: a new temp dir)")
+    demo.add_argument("--bidders", type=int, default=12, help="bot bidders (default 12)")
+    demo.add_argument("--seconds", type=float, default=40.0, help="scheduled length of the auction (default 40)")
+    demo.add_argument("--seed", type=int, default=None, help="seed of the bots' randomness")
     args = parser.parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    if args.command == "demo":
+        from gateway.demo import run_demo  # the gateway depends on the core, not the other way round
+
+        return run_demo(data_dir=args.data_dir, bidders=args.bidders, seconds=args.seconds, seed=args.seed)
     if args.command == "recover":
         return _recover(args.directory)
     if args.command == "repair":
         return _repair(args.directory)
     return _simulate(args)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from gateway.app import run
+    from gateway.settings import SettingsError, load_settings
+
+    overrides = {"host": args.host, "port": args.port, "data_dir": args.data_dir, "durability": args.durability,
+                 "log_level": args.log_level}
+    try:
+        settings = load_settings(args.config, overrides=overrides)
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_INPUT
+    try:
+        run(settings)
+    except JournalCorruption as exc:
+        print(f"auction-engine serve: the journal is damaged: {exc}; see `auction-engine repair`", file=sys.stderr)
+        return EXIT_DAMAGED
+    except OSError as exc:
+        print(f"auction-engine serve: {exc}", file=sys.stderr)
+        return EXIT_IO
+    return 0
 
 
 def _recover(directory: str) -> int:

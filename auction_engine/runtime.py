@@ -131,6 +131,19 @@ class Runtime:
         await writer.wait_durable(submission.last_gseq)
         return submission
 
+    async def durable_snapshots(self, auction_id: str) -> list[LotSnapshot] | None:
+        """Snapshots of every lot of an auction showing only durable state: now if
+        everything applied is durable; else None, and the lots are marked so that the view
+        listeners get them with the next batch."""
+        auction = self.engine.auction(auction_id)
+        while True:
+            if self.journaled.gseq == self.writer.durable_gseq:
+                return [self.engine.lot_snapshot(auction_id, lot_id) for lot_id in auction.lots]
+            if self.writer.pending:  # the next cut takes them, and snapshots the marked lots
+                self._dirty.update((auction_id, lot_id) for lot_id in auction.lots)
+                return None
+            await self.writer.wait_durable(self.journaled.gseq)  # a batch in flight: wait for it
+
     def _snapshot(self, last_gseq: int, everything: bool) -> None:
         """As a batch is cut: if it ends with the latest record, the engine's state is the
         batch's; snapshot every lot changed since the last snapshot, to publish with it."""

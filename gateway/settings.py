@@ -78,7 +78,11 @@ class ApiKey:
     @classmethod
     def from_plaintext(cls, name: str, role: Role, key: str) -> ApiKey:
         """An ApiKey for the plaintext `key` (which is hashed, not kept)."""
-        return cls(name, role, hash_key(_plaintext_key(key)))
+        try:
+            digest = hash_key(_plaintext_key(key))
+        except ValueError as exc:
+            raise SettingsError([("key", str(exc))]) from None
+        return cls(name, role, digest)
 
     def matches(self, key: str) -> bool:
         """Whether the plaintext `key` is this key (constant-time comparison of the hashes)."""

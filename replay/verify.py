@@ -121,13 +121,19 @@ def _check_export(header: SegmentHeader, auction_id: str, where: Location) -> No
                                 f"{auction_id!r}", where)
 
 
-def export(path: str | os.PathLike[str], auction: str, output: str | os.PathLike[str]) -> VerifyResult:
+def export(path: str | os.PathLike[str], auction: str, output: str | os.PathLike[str], *,
+           live: bool = False) -> VerifyResult:
     """Write `auction`'s records from the journal at `path` to the file `output`, after
-    verifying them; the result is the verification of the written file."""
+    verifying them; the result is the verification of the written file. `live`: the
+    journal is being written (a running service): an incomplete last record is the batch
+    in flight, not damage, and the export stops at the last record verified."""
     checked = verify(path, auction)
+    if live and checked.problem is None:
+        checked.torn = None
     if not checked.ok:
         return checked
-    records = [r for r, _ in JournalReader(path).records() if r.auction_id == auction]
+    last = checked.auctions[auction].last_gseq
+    records = [r for r, _ in JournalReader(path).records() if r.auction_id == auction and r.gseq <= last]
     out = Path(output)
     header = SegmentHeader("export", 0, records[0].gseq, auction).encode()
     tmp = out.with_name(out.name + ".partial")

@@ -67,6 +67,11 @@ class JournalWriter:
         self._pending_gseq = last_gseq
         self._wakeup.set()
 
+    @property
+    def pending(self) -> bool:
+        """True while records wait to be taken into a batch."""
+        return bool(self._pending)
+
     async def wait_durable(self, gseq: int) -> None:
         """Return once every record up to `gseq` is on disk; raise if it never will be."""
         while self.durable_gseq < gseq:

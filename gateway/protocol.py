@@ -1,0 +1,188 @@
+"""The auction room's wire protocol, sans-IO: codecs, client messages, server messages.
+
+Two subprotocols carry the same messages: `auction.v1.json` (text frames) and
+`auction.v1.msgpack` (binary frames). Every message is a map with a "type". Money is a
+decimal string, time ISO-8601 UTC. docs/protocol.md documents every message and code.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+from auction_engine.money import format_amount
+from auction_engine.ranking import BidderView, ObserverView
+from auction_engine.timeutil import format_instant
+
+SUBPROTOCOLS = ("auction.v1.json", "auction.v1.msgpack")
+CLIENT_BID_ID = re.compile(r"[A-Za-z0-9._:@-]{1,64}")
+MAX_PING_ID = 64  # characters of a ping id echoed back
+
+# Close codes (RFC 6455 4000-4999 are the application's): docs/protocol.md.
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001  # the service is shutting down
+CLOSE_TOO_BIG = 1009  # a message over the size limit (sent by the server stack)
+CLOSE_BAD_HELLO = 4400  # the first message was not a valid hello
+CLOSE_UNAUTHORIZED = 4401  # token missing, invalid or expired
+CLOSE_FORBIDDEN = 4403  # token for another auction, bidder not admitted or revoked
+CLOSE_NOT_FOUND = 4404  # no such auction
+CLOSE_HANDSHAKE_TIMEOUT = 4408  # no hello in time
+CLOSE_TOO_SLOW = 4410  # the connection fell too far behind its messages
+CLOSE_ABUSE = 4429  # too many errors or bids over the rate limit
+CLOSE_OVERLOADED = 4503  # the service holds its maximum number of connections
+
+# Error codes of `error` and `reject` messages that the room itself gives (the core's
+# rejection codes come on top: auction_engine.events.REJECTION_CODES).
+ERROR_CODES: dict[str, str] = {
+    "malformed": "the frame is not a valid message of the negotiated subprotocol",
+    "wrong_frame": "a text frame on auction.v1.msgpack or a binary frame on auction.v1.json",
+    "unknown_type": "the message type is not one the room knows",
+    "invalid_field": "a field is missing or has the wrong type or form",
+    "unexpected_hello": "hello was already received",
+    "observer_cannot_bid": "observers watch the room; they cannot bid",
+    "rate_limited": "bids come faster than the connection's bid rate",
+    "journal_unavailable": "the service cannot journal bids now; nothing was placed",
+}
+
+
+class ProtocolError(Exception):
+    """A client message the room cannot take: `code` is one of ERROR_CODES."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    token: object
+
+
+@dataclass(frozen=True, slots=True)
+class Bid:
+    lot: str
+    amount: str
+    client_bid_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    id: str | int | None
+
+
+ClientMessage = Hello | Bid | Ping
+
+
+class Codec:
+    """Encodes server messages and decodes client frames for one subprotocol."""
+
+    def __init__(self, subprotocol: str) -> None:
+        if subprotocol not in SUBPROTOCOLS:
+            raise ValueError(f"unknown subprotocol {subprotocol!r}")
+        self.subprotocol = subprotocol
+        self.binary = subprotocol.endswith("msgpack")
+
+    def encode(self, message: dict[str, Any]) -> str | bytes:
+        if self.binary:
+            data: bytes = msgpack.packb(message)
+            return data
+        return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+
+    def decode(self, frame: str | bytes) -> dict[str, Any]:
+        """One client frame to a map; raise `ProtocolError`."""
+        if isinstance(frame, str) == self.binary:
+            kind = "text" if isinstance(frame, str) else "binary"
+            raise ProtocolError("wrong_frame", f"a {kind} frame on {self.subprotocol}")
+        try:
+            if self.binary:
+                value = msgpack.unpackb(frame, raw=False, strict_map_key=True)
+            else:
+                value = json.loads(frame)
+        except (ValueError, TypeError, RecursionError, msgpack.ExtraData, msgpack.FormatError,
+                msgpack.StackError) as exc:
+            raise ProtocolError("malformed", f"not a valid {self.subprotocol} message: {type(exc).__name__}") from None
+        if not isinstance(value, dict):
+            raise ProtocolError("malformed", "a message must be a map with a 'type'")
+        return value
+
+
+def parse_client(message: dict[str, Any]) -> ClientMessage:
+    """A decoded map to a client message; unknown extra fields are ignored."""
+    kind = message.get("type")
+    if kind == "bid":
+        lot, amount, cbid = message.get("lot"), message.get("amount"), message.get("client_bid_id")
+        if type(lot) is not str or not lot:
+            raise ProtocolError("invalid_field", "bid.lot must be the lot's id (a string)")
+        if type(amount) is not str:
+            raise ProtocolError("invalid_field", "bid.amount must be a decimal string such as \"1234.50\"")
+        if type(cbid) is not str or not CLIENT_BID_ID.fullmatch(cbid):
+            raise ProtocolError("invalid_field", "bid.client_bid_id must be 1-64 letters, digits or . _ : @ -")
+        return Bid(lot[:200], amount[:64], cbid)
+    if kind == "ping":
+        ping_id = message.get("id")
+        if ping_id is not None and not (type(ping_id) is int or (type(ping_id) is str and len(ping_id) <= MAX_PING_ID)):
+            raise ProtocolError("invalid_field", f"ping.id must be an integer or a string of at most {MAX_PING_ID}")
+        if type(ping_id) is int and not -(2**63) <= ping_id < 2**63:
+            raise ProtocolError("invalid_field", "ping.id is out of range")
+        return Ping(ping_id)
+    if kind == "hello":
+        return Hello(message.get("token"))
+    if type(kind) is not str:
+        raise ProtocolError("malformed", "a message must be a map with a string 'type'")
+    return _unknown(kind)
+
+
+def _unknown(kind: str) -> ClientMessage:
+    raise ProtocolError("unknown_type", f"unknown message type {kind[:40]!r}")
+
+
+# -- server messages -------------------------------------------------------------------
+
+
+def error(code: str, message: str) -> dict[str, Any]:
+    return {"type": "error", "code": code, "message": message}
+
+
+def reject(client_bid_id: str | None, lot: str, code: str, message: str) -> dict[str, Any]:
+    return {"type": "reject", "client_bid_id": client_bid_id, "lot": lot, "code": code, "message": message}
+
+
+def pong(ping_id: str | int | None, now: int) -> dict[str, Any]:
+    return {"type": "pong", "id": ping_id, "server_time": format_instant(now)}
+
+
+def money(value: int | None, decimals: int) -> str | None:
+    return None if value is None else format_amount(value, decimals)
+
+
+def bidder_view_message(view: BidderView, decimals: int) -> dict[str, Any]:
+    """A bidder's view of one lot, with exactly the fields its visibility mode allows."""
+    out: dict[str, Any] = {
+        "type": "view", "lot": view.lot_id, "status": view.status, "close_at": format_instant(view.close_at),
+        "extensions": view.extensions, "own_price": money(view.own_price, decimals), "rank": view.rank,
+        "active_bidders": view.active_bidders,
+    }
+    if view.visibility != "rank":
+        out["best_price"] = money(view.best_price, decimals)
+        out["gap"] = money(view.gap, decimals)
+    if view.ladder is not None:
+        out["ladder"] = [{"rank": line.rank, "pseudonym": line.pseudonym, "price": format_amount(line.price, decimals),
+                          "own": line.own} for line in view.ladder]
+    return out
+
+
+def observer_view_message(view: ObserverView, decimals: int) -> dict[str, Any]:
+    """The anonymised view of one lot for observers."""
+    return {
+        "type": "view", "lot": view.lot_id, "status": view.status, "close_at": format_instant(view.close_at),
+        "extensions": view.extensions, "active_bidders": view.active_bidders, "bids": view.bids,
+        "rejected_bids": view.rejected_bids,
+        "best_price": money(view.ladder[0].price, decimals) if view.ladder else None,
+        "ladder": [{"rank": line.rank, "pseudonym": line.pseudonym, "price": format_amount(line.price, decimals)}
+                   for line in view.ladder],
+    }

@@ -1,0 +1,422 @@
+"""The auction room: one session per WebSocket, and the fan-out of durable state to them.
+
+A session reads the hello (token) within the handshake timeout, then runs two tasks: a
+receiver that turns bids into core commands (one at a time, acked once durable) and a
+sender that drains the connection's outbound queue. The queue holds messages that must
+be delivered (acks, rejects, clock and lifecycle messages; bounded) and at most one
+pending view per lot (a newer snapshot replaces an unsent one). A send blocked longer
+than the send timeout, or a full queue, closes the connection with CLOSE_TOO_SLOW: a
+slow reader delays nobody else. The transport is anything with `send`, `receive` and
+`close(code, reason)` (Quart's websocket object in the service).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import trio
+
+from auction_engine.commands import PlaceBid
+from auction_engine.config import AuctionConfig
+from auction_engine.engine import QueryError
+from auction_engine.events import (
+    BidAccepted,
+    BidderRevoked,
+    BidRejected,
+    Event,
+    LotAwarded,
+    LotCancelled,
+    LotClosed,
+    LotExtended,
+    LotOpened,
+    LotResumed,
+    LotSuspended,
+    LotUnsuccessful,
+)
+from auction_engine.journal import JournalUnavailable
+from auction_engine.money import MoneyError, format_amount, parse_amount
+from auction_engine.ranking import LotSnapshot, snapshot_bidder_view
+from auction_engine.runtime import Runtime
+from auction_engine.timeutil import format_instant
+
+from . import protocol as p
+from .auth import AuthError, TokenIssuer
+from .logs import log
+from .metrics import Metrics
+from .settings import Settings
+
+logger = logging.getLogger("gateway.room")
+
+ERROR_BURST = 20  # protocol errors and rate-limited bids tolerated in a burst ...
+ERROR_REFILL = 1.0  # ... refilled at this many per second; beyond them, CLOSE_ABUSE
+CLOSE_WAIT = 2.0  # seconds to spend on a close handshake before dropping the socket
+
+
+class Transport(Protocol):
+    async def send(self, data: str | bytes) -> None: ...
+    async def receive(self) -> str | bytes: ...
+    async def close(self, code: int, reason: str = "") -> None: ...
+
+
+class Bucket:
+    """A token bucket on trio's clock."""
+
+    __slots__ = ("capacity", "rate", "tokens", "stamp")
+
+    def __init__(self, rate: float, capacity: float) -> None:
+        self.rate, self.capacity, self.tokens = rate, capacity, capacity
+        self.stamp = trio.current_time()
+
+    def take(self) -> bool:
+        now = trio.current_time()
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+class Closing(Exception):
+    """Ends a session with a close code."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code, self.reason = code, reason
+
+
+@dataclass(slots=True, eq=False)
+class Connection:
+    """One room connection's identity and outbound queue."""
+
+    id: str
+    auction_id: str
+    role: str  # "bidder" or "observer"
+    subject: str  # the bidder id, or the observer's name
+    pseudonym: str | None
+    codec: p.Codec
+    decimals: int
+    visibility: str
+    limit: int
+    control: deque[dict[str, Any]]
+    views: dict[str, LotSnapshot]
+    wake: trio.Event
+    close_request: Closing | None = None
+    cancel: trio.CancelScope | None = None
+
+    def push(self, message: dict[str, Any]) -> None:
+        """Queue a message that must be delivered; a full queue closes the connection."""
+        if len(self.control) >= self.limit:
+            self.request_close(p.CLOSE_TOO_SLOW, "too far behind: outbound queue full")
+            return
+        self.control.append(message)
+        self.wake.set()
+
+    def push_view(self, snapshot: LotSnapshot) -> bool:
+        """Queue a lot view; True if it replaced an unsent one (conflation)."""
+        lot = snapshot.observer.lot_id
+        replaced = lot in self.views
+        self.views[lot] = snapshot
+        self.wake.set()
+        return replaced
+
+    def request_close(self, code: int, reason: str) -> None:
+        if self.close_request is None:
+            self.close_request = Closing(code, reason)
+        if self.cancel is not None:
+            self.cancel.cancel()
+
+    def view_message(self, snapshot: LotSnapshot) -> dict[str, Any]:
+        if self.pseudonym is not None:
+            return p.bidder_view_message(snapshot_bidder_view(snapshot, self.pseudonym), self.decimals)
+        return p.observer_view_message(snapshot.observer, self.decimals)
+
+
+class Rooms:
+    """Every open connection, by auction; the runtime's event and view listener."""
+
+    def __init__(self, runtime: Runtime, tokens: TokenIssuer, settings: Settings, metrics: Metrics,
+                 revoked_at: dict[tuple[str, str], int]) -> None:
+        self.runtime = runtime
+        self.tokens = tokens
+        self.settings = settings
+        self.metrics = metrics
+        self.revoked_at = revoked_at  # (auction, bidder) -> time of the last revocation
+        self.by_auction: dict[str, set[Connection]] = {}
+        self.count = 0
+        self._ids = itertools.count(1)
+        self._close_reasons: dict[tuple[str, str], str] = {}
+        runtime.listeners.append(self.on_events)
+        runtime.view_listeners.append(self.on_views)
+
+    # -- fan-out (synchronous, from the journal writer's task) ---------------------------
+
+    def on_views(self, snapshots: list[LotSnapshot]) -> None:
+        conflated = 0
+        for snapshot in snapshots:
+            for conn in self.by_auction.get(snapshot.observer.auction_id, ()):
+                conflated += conn.push_view(snapshot)
+        if conflated:
+            self.metrics.views_conflated.inc(conflated)
+
+    def on_events(self, events: list[Event]) -> None:
+        for event in events:
+            kind = type(event)
+            if kind is BidAccepted or kind is BidRejected:
+                continue  # answered to the bidder by its own session
+            if kind is BidderRevoked:
+                self.revoked_at[event.auction_id, event.bidder_id] = event.time  # type: ignore[union-attr]
+            conns = self.by_auction.get(event.auction_id)
+            if conns:
+                self._route(event, conns)
+
+    def _route(self, event: Event, conns: set[Connection]) -> None:
+        now = format_instant(event.time)
+        message: dict[str, Any] | None = None
+        if type(event) is LotOpened or type(event) is LotExtended:
+            message = {"type": "clock", "lot": event.lot_id, "status": "open",
+                       "close_at": format_instant(event.close_at),
+                       "extensions": event.extensions if type(event) is LotExtended else 0, "server_time": now}
+        elif type(event) is LotSuspended:
+            message = {"type": "suspended", "lot": event.lot_id, "reason": event.reason, "server_time": now}
+        elif type(event) is LotResumed:
+            message = {"type": "resumed", "lot": event.lot_id, "close_at": format_instant(event.close_at),
+                       "server_time": now}
+        elif type(event) is LotClosed or type(event) is LotCancelled:
+            self._close_reasons[event.auction_id, event.lot_id] = (
+                event.reason if type(event) is LotClosed else "cancelled")
+        elif type(event) is LotAwarded or type(event) is LotUnsuccessful:
+            for conn in list(conns):
+                conn.push(self._closed(conn, event))
+            return
+        elif type(event) is BidderRevoked:
+            for conn in list(conns):
+                if conn.role == "bidder" and conn.subject == event.bidder_id:
+                    conn.request_close(p.CLOSE_FORBIDDEN, "revoked")
+            return
+        if message is not None:
+            for conn in conns:
+                conn.push(message)
+
+    def _closed(self, conn: Connection, event: LotAwarded | LotUnsuccessful) -> dict[str, Any]:
+        """The `closed` message of a lot: the bidder's own result, or the outcome for observers."""
+        reason = self._close_reasons.get((event.auction_id, event.lot_id), "scheduled")
+        out: dict[str, Any] = {"type": "closed", "lot": event.lot_id, "close_reason": reason,
+                               "server_time": format_instant(event.time)}
+        awarded = type(event) is LotAwarded
+        if conn.role == "observer":
+            out["outcome"] = "awarded" if awarded else "unsuccessful"
+            if type(event) is LotAwarded:
+                ladder = self.runtime.engine.observer_view(event.auction_id, event.lot_id).ladder
+                out["winner"] = ladder[0].pseudonym if ladder else None
+                out["awarded_price"] = format_amount(event.amount, conn.decimals)
+        else:
+            own = self.runtime.engine.bidder_view(event.auction_id, event.lot_id, conn.subject)
+            if type(event) is LotAwarded:
+                out["outcome"] = "won" if event.bidder_id == conn.subject else "not_won"
+            else:
+                out["outcome"] = "unsuccessful"
+            out["rank"] = own.rank
+            out["own_price"] = p.money(own.own_price, conn.decimals)
+        if type(event) is LotUnsuccessful:
+            out["unsuccessful_reason"] = event.reason
+        return out
+
+    # -- sessions ------------------------------------------------------------------------
+
+    async def session(self, transport: Transport, auction_id: str, subprotocol: str) -> None:
+        """Serve one accepted WebSocket until it closes."""
+        codec = p.Codec(subprotocol)
+        conn: Connection | None = None
+        try:
+            if self.count >= self.settings.max_connections:
+                raise Closing(p.CLOSE_OVERLOADED, "the service holds its maximum number of connections")
+            conn = await self._handshake(transport, auction_id, codec)
+            await self._run(transport, conn)
+        except Closing as closing:
+            await self._close(transport, closing, conn)
+            return
+        if conn is not None and conn.close_request is not None:
+            await self._close(transport, conn.close_request, conn)
+
+    async def _close(self, transport: Transport, closing: Closing, conn: Connection | None) -> None:
+        self.metrics.closed.labels(str(closing.code)).inc()
+        log(logger, logging.INFO, "room connection closed", auction_id=conn.auction_id if conn else None,
+            connection_id=conn.id if conn else None, close_code=closing.code, close_reason=closing.reason)
+        with trio.move_on_after(CLOSE_WAIT):
+            await transport.close(closing.code, closing.reason)
+
+    async def _handshake(self, transport: Transport, auction_id: str, codec: p.Codec) -> Connection:
+        frame: str | bytes | None = None
+        with trio.move_on_after(self.settings.handshake_timeout_s):
+            frame = await transport.receive()
+        if frame is None:
+            raise Closing(p.CLOSE_HANDSHAKE_TIMEOUT, "no hello within the handshake timeout")
+        try:
+            message = p.parse_client(codec.decode(frame))
+        except p.ProtocolError as exc:
+            raise Closing(p.CLOSE_BAD_HELLO, f"{exc.code}: {exc.message}") from None
+        if not isinstance(message, p.Hello):
+            raise Closing(p.CLOSE_BAD_HELLO, "the first message must be hello")
+        try:
+            claims = self.tokens.verify(message.token, auction_id)
+        except AuthError as exc:
+            code = p.CLOSE_FORBIDDEN if exc.status == 403 else p.CLOSE_UNAUTHORIZED
+            raise Closing(code, exc.code) from None
+        engine = self.runtime.engine
+        try:
+            auction = engine.auction(auction_id)
+        except QueryError:
+            raise Closing(p.CLOSE_NOT_FOUND, "unknown_auction") from None
+        name: str | None = None
+        if claims.role == "bidder":
+            if claims.subject not in auction.admitted:
+                raise Closing(p.CLOSE_FORBIDDEN, "not_admitted")
+            if self.revoked_at.get((auction_id, claims.subject), -1) >= claims.issued_us:
+                raise Closing(p.CLOSE_FORBIDDEN, "token_revoked")
+            name = auction.pseudonyms[claims.subject]
+        conn = Connection(
+            id=f"c{next(self._ids)}", auction_id=auction_id, role=claims.role, subject=claims.subject,
+            pseudonym=name, codec=codec, decimals=auction.config.decimals,
+            visibility=auction.config.visibility, limit=self.settings.outbound_queue,
+            control=deque(), views={}, wake=trio.Event(),
+        )
+        conn.push(welcome(auction.config, conn, self.runtime.now()))
+        return conn
+
+    async def _run(self, transport: Transport, conn: Connection) -> None:
+        conns = self.by_auction.setdefault(conn.auction_id, set())
+        conns.add(conn)
+        self.count += 1
+        gauge = self.metrics.connections.labels(conn.role)
+        gauge.inc()
+        log(logger, logging.INFO, "room connection opened", auction_id=conn.auction_id, connection_id=conn.id,
+            role=conn.role, pseudonym=conn.pseudonym)
+        try:
+            snapshots = await self.runtime.durable_snapshots(conn.auction_id)
+            for snapshot in snapshots or ():
+                conn.push_view(snapshot)
+            async with trio.open_nursery() as nursery:
+                conn.cancel = nursery.cancel_scope
+                if conn.close_request is not None:  # closed while it waited for its views
+                    nursery.cancel_scope.cancel()
+                nursery.start_soon(self._sender, transport, conn)
+                await self._receiver(transport, conn)
+                nursery.cancel_scope.cancel()
+        finally:
+            conns.discard(conn)
+            if not conns:
+                self.by_auction.pop(conn.auction_id, None)
+            self.count -= 1
+            gauge.dec()
+
+    async def _sender(self, transport: Transport, conn: Connection) -> None:
+        timeout = self.settings.send_timeout_s
+        views_sent = self.metrics.views_sent
+        while True:
+            await conn.wake.wait()
+            conn.wake = trio.Event()
+            while conn.control or conn.views:
+                if conn.control:
+                    message = conn.control.popleft()
+                else:
+                    lot = next(iter(conn.views))
+                    message = conn.view_message(conn.views.pop(lot))
+                    views_sent.inc()
+                with trio.move_on_after(timeout) as scope:
+                    await transport.send(conn.codec.encode(message))
+                if scope.cancelled_caught:
+                    conn.request_close(p.CLOSE_TOO_SLOW, f"a send was blocked for more than {timeout:g} s")
+                    return
+
+    async def _receiver(self, transport: Transport, conn: Connection) -> None:
+        errors = Bucket(ERROR_REFILL, ERROR_BURST)
+        bids = Bucket(self.settings.bid_rate, self.settings.bid_burst)
+        while True:
+            frame = await transport.receive()
+            try:
+                message = p.parse_client(conn.codec.decode(frame))
+                if isinstance(message, p.Bid):
+                    if conn.role != "bidder":
+                        raise p.ProtocolError("observer_cannot_bid", "observers cannot bid")
+                    if not bids.take():
+                        self.metrics.protocol_errors.labels("rate_limited").inc()
+                        conn.push(p.reject(message.client_bid_id, message.lot, "rate_limited",
+                                           f"at most {self.settings.bid_rate:g} bids per second"))
+                        if not errors.take():
+                            raise Closing(p.CLOSE_ABUSE, "bids far over the rate limit")
+                        continue
+                    await self._bid(conn, message)
+                elif isinstance(message, p.Ping):
+                    conn.push(p.pong(message.id, self.runtime.now()))
+                else:
+                    raise p.ProtocolError("unexpected_hello", "hello was already received")
+            except p.ProtocolError as exc:
+                self.metrics.protocol_errors.labels(exc.code).inc()
+                conn.push(p.error(exc.code, exc.message))
+                if not errors.take():
+                    raise Closing(p.CLOSE_ABUSE, "too many malformed messages") from None
+
+    async def _bid(self, conn: Connection, bid: p.Bid) -> None:
+        started = time.perf_counter()
+        runtime = self.runtime
+        try:
+            amount = parse_amount(bid.amount, conn.decimals)
+        except MoneyError as exc:
+            self._count_bid("rejected", "invalid_amount", started)
+            conn.push(p.reject(bid.client_bid_id, bid.lot, "invalid_amount", str(exc)))
+            return
+        command = PlaceBid(runtime.now(), conn.auction_id, bid.lot, conn.subject, amount, bid.client_bid_id)
+        try:
+            submission = await runtime.execute(command)
+        except JournalUnavailable as exc:
+            self._count_bid("rejected", "journal_unavailable", started)
+            conn.push(p.reject(bid.client_bid_id, bid.lot, "journal_unavailable", str(exc)))
+            return
+        for event in submission.events:
+            if type(event) is BidAccepted and event.bidder_id == conn.subject:
+                self._count_bid("accepted", "", started)
+                conn.push(ack(event, bid.client_bid_id, conn, submission.duplicate))
+                return
+            if type(event) is BidRejected and event.bidder_id == conn.subject:
+                self._count_bid("rejected", event.code, started)
+                conn.push(p.reject(bid.client_bid_id, bid.lot, event.code, event.message))
+                return
+        raise AssertionError(f"a bid with no outcome: {submission.events!r:.300}")
+
+    def _count_bid(self, outcome: str, reason: str, started: float) -> None:
+        self.metrics.bids.labels(outcome, reason).inc()
+        self.metrics.bid_ack_seconds.observe(time.perf_counter() - started)
+
+
+def ack(event: BidAccepted, client_bid_id: str, conn: Connection, duplicate: bool) -> dict[str, Any]:
+    """The ack of an accepted bid, with the bidder's standing right after it."""
+    out = {"type": "ack", "client_bid_id": client_bid_id, "lot": event.lot_id,
+           "amount": format_amount(event.amount, conn.decimals), "time": format_instant(event.time),
+           "rank": event.rank, "duplicate": duplicate}
+    if conn.visibility != "rank":
+        out["best_price"] = format_amount(event.best, conn.decimals)
+    return out
+
+
+def welcome(config: AuctionConfig, conn: Connection, now: int) -> dict[str, Any]:
+    """The first server message: who the connection is and the auction's rules."""
+    full = config.to_dict()
+    lots = []
+    for lot in full["lots"]:
+        shown = {k: lot[k] for k in ("lot_id", "title", "starting_price", "rules", "extension")}
+        if conn.role == "observer":
+            shown["estimate"], shown["reserve_price"] = lot["estimate"], lot["reserve_price"]
+        lots.append(shown)
+    return {
+        "type": "welcome", "connection_id": conn.id, "role": conn.role, "auction_id": config.auction_id,
+        "title": config.title, "currency": config.currency, "decimals": config.decimals,
+        "visibility": config.visibility, "pseudonym": conn.pseudonym, "start": full["start"], "end": full["end"],
+        "stagger": full["stagger"], "lots": lots, "server_time": format_instant(now),
+    }
+

@@ -1,0 +1,111 @@
+"""One serving process's parts, opened together: runtime (engine + journal), credentials,
+the room, the lifecycle feed and the metrics.
+
+`Service.open(settings)` recovers the engine from `<data_dir>/journal`, rebuilding the
+feed and the revocation times from the same replay, loads (or on first start creates,
+mode 0600) the token secret and, when none are configured, API keys in `<data_dir>`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import trio
+
+from auction_engine.events import BidderRevoked, Event
+from auction_engine.journal.format import Record
+from auction_engine.runtime import Runtime
+
+from .auth import ApiKeys, TokenIssuer, load_or_create_secret, write_private
+from .feed import Feed
+from .logs import log
+from .metrics import Metrics
+from .rooms import Rooms
+from .settings import ROLES, ApiKey, Settings
+
+logger = logging.getLogger("gateway.service")
+
+LAG_PROBE = 0.25  # seconds between event-loop lag probes
+API_KEYS_FILE = "api-keys.json"
+TOKEN_SECRET_FILE = "token-secret"
+
+
+@dataclass(slots=True)
+class Service:
+    settings: Settings
+    runtime: Runtime
+    keys: ApiKeys
+    tokens: TokenIssuer
+    metrics: Metrics
+    feed: Feed
+    rooms: Rooms
+    journal_dir: Path
+    ready: bool = True
+    port: int = 0  # the port it listens on, once serving
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, settings: Settings) -> AsyncIterator[Service]:
+        data = Path(settings.data_dir)
+        data.mkdir(parents=True, exist_ok=True)
+        secret = settings.token_secret or load_or_create_secret(data / TOKEN_SECRET_FILE)
+        keys = settings.api_keys or load_or_create_api_keys(data / API_KEYS_FILE)
+        feed = Feed()
+        revoked_at: dict[tuple[str, str], int] = {}
+
+        def replayed(_record: Record, events: list[Event]) -> None:
+            feed.add(events)
+            for event in events:
+                if type(event) is BidderRevoked:
+                    revoked_at[event.auction_id, event.bidder_id] = event.time
+
+        metrics = Metrics()
+        journal_dir = data / "journal"
+        async with Runtime.open(journal_dir, durability=settings.durability, segment_size=settings.segment_size,
+                                max_batch=settings.max_batch, max_delay=settings.max_delay_ms / 1000,
+                                on_record=replayed) as runtime:
+            log(logger, logging.INFO, "journal recovered", summary=runtime.recovery.summary(),
+                records=runtime.recovery.records, auctions=runtime.recovery.auctions)
+            engine = runtime.engine
+            feed.decimals_of = lambda aid: engine.auction(aid).config.decimals
+            runtime.listeners.append(feed.add)
+            runtime.writer.on_batch.append(metrics.on_batch)
+            metrics.track_open_auctions(lambda: sum(not engine.auction(a).finished for a in engine.auction_ids()))
+            tokens = TokenIssuer(secret, settings.token_ttl_s)
+            rooms = Rooms(runtime, tokens, settings, metrics, revoked_at)
+            service = cls(settings, runtime, ApiKeys(keys), tokens, metrics, feed, rooms, journal_dir)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(service._probe_lag)
+                try:
+                    yield service
+                finally:
+                    service.ready = False
+                    nursery.cancel_scope.cancel()
+
+    async def _probe_lag(self) -> None:
+        while True:
+            started = trio.current_time()
+            await trio.sleep(LAG_PROBE)
+            self.metrics.loop_lag_seconds.observe(max(0.0, trio.current_time() - started - LAG_PROBE))
+
+    def is_ready(self) -> bool:
+        """Taking commands: the journal has not failed and the service is not stopping."""
+        writer = self.runtime.writer
+        return self.ready and writer.failure is None
+
+
+def load_or_create_api_keys(path: Path) -> tuple[ApiKey, ...]:
+    """The embedded default's keys: one per role, kept in `path` (0600), made on first start."""
+    try:
+        stored = json.loads(path.read_text())
+    except FileNotFoundError:
+        stored = {role: secrets.token_urlsafe(32) for role in ROLES}
+        write_private(path, json.dumps(stored, indent=2) + "\n")
+        log(logger, logging.WARNING, "no API keys configured: generated one per role", file=str(path))
+    return tuple(ApiKey.from_plaintext(f"{role}-local", role, stored[role]) for role in ROLES)
