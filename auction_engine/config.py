@@ -30,6 +30,12 @@ MAX_LOTS = 1000
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}")
 CURRENCY_PATTERN = re.compile(r"[A-Z]{3}")
 MAX_TEXT = 500  # characters in titles and references
+# Bounds that keep every instant an auction can reach (start, closes, up to 10^6
+# extensions) printable as ISO-8601 (years 1-9999): instants in 1970-2999, a stagger of at
+# most 30 days (x 1000 lots), extensions and inactivity of at most one day each.
+LATEST_INSTANT = 32503680000 * 1_000_000  # 3000-01-01T00:00:00Z, exclusive
+MAX_STAGGER = 30 * 86400 * 1_000_000
+MAX_STEP_DURATION = 86400 * 1_000_000
 
 
 class ConfigError(ValueError):
@@ -242,14 +248,14 @@ class _Reader:
         buyer_ref = self.get(d, "buyer_ref", "", _text, "")
         currency = self.get(d, "currency", "", _currency)
         decimals = self.get(d, "decimals", "", _int_range(0, MAX_DECIMALS), 2)
-        start = self.get(d, "start", "", parse_instant)
-        end = self.get(d, "end", "", parse_instant)
+        start = self.get(d, "start", "", _instant)
+        end = self.get(d, "end", "", _instant)
         if start is not None and end is not None and end <= start:
             self.fail("end", "must be after start")
         bidders = self.get(d, "bidders", "", _identifiers, ())
         min_bidders = self.get(d, "min_bidders", "", _int_range(1, MAX_BIDDERS), 1)
         visibility = self.get(d, "visibility", "", _choice(VISIBILITIES), "rank")
-        stagger = self.get(d, "stagger", "", parse_duration, 0)
+        stagger = self.get(d, "stagger", "", _duration(MAX_STAGGER), 0)
         secret = self.get(d, "pseudonym_secret", "", _secret, self.default_secret)
         if secret is None and "pseudonym_secret" not in d:
             self.fail("pseudonym_secret", "is required")
@@ -328,14 +334,14 @@ class _Reader:
                         max_step_percent=max_pct, improve_on=improve_on)
 
     def extension(self, d: Mapping[str, Any], path: str, close: int | None) -> ExtensionPolicy:
-        window = self.get(d, "window", path, parse_duration, 0)
-        extend_by = self.get(d, "extend_by", path, parse_duration, 0)
+        window = self.get(d, "window", path, _duration(MAX_STEP_DURATION), 0)
+        extend_by = self.get(d, "extend_by", path, _duration(MAX_STEP_DURATION), 0)
         trigger = self.get(d, "trigger", path, _choice(TRIGGERS), "any_bid")
         top_n = self.get(d, "top_n", path, _int_range(1, MAX_BIDDERS), 1)
         mode = self.get(d, "mode", path, _choice(EXTENSION_MODES), "from_bid")
         max_ext = self.get(d, "max_extensions", path, _int_range(0, 1_000_000), None)
-        hard_close = self.get(d, "hard_close", path, parse_instant, None)
-        inactivity = self.get(d, "inactivity_close", path, parse_duration, None)
+        hard_close = self.get(d, "hard_close", path, _instant, None)
+        inactivity = self.get(d, "inactivity_close", path, _duration(MAX_STEP_DURATION), None)
         if window and not extend_by:
             self.fail(f"{path}.extend_by", "must be positive when window is set")
         if inactivity == 0:
@@ -350,6 +356,22 @@ class _Reader:
 _RULE_FIELDS = {"min_step", "min_step_percent", "max_step", "max_step_percent", "improve_on"}
 _EXTENSION_FIELDS = {"window", "extend_by", "trigger", "top_n", "mode", "max_extensions", "hard_close",
                      "inactivity_close"}
+
+
+def _instant(value: object) -> int:
+    us = parse_instant(value)
+    if not 0 <= us < LATEST_INSTANT:
+        raise ValueError("must be from 1970-01-01 to 2999-12-31 (UTC)")
+    return us
+
+
+def _duration(limit: int) -> Callable[[object], int]:
+    def parse(value: object) -> int:
+        us = parse_duration(value)
+        if us > limit:
+            raise ValueError(f"must be at most {format_duration(limit)}")
+        return us
+    return parse
 
 
 def _identifier(value: object) -> str:

@@ -29,7 +29,10 @@ def parse_instant(text: object) -> int:
         raise TimeFormatError(f"{text[:40]!r} is not an ISO-8601 time such as '2026-03-02T10:00:00Z'") from None
     if moment.tzinfo is None:
         raise TimeFormatError(f"{text[:40]!r} has no UTC offset; add 'Z' or '+00:00'")
-    delta = moment - _EPOCH
+    try:
+        delta = moment - _EPOCH
+    except OverflowError:  # an offset that takes the instant out of years 1-9999
+        raise TimeFormatError(f"{text[:40]!r} is out of range") from None
     return (delta.days * 86400 + delta.seconds) * US_PER_S + delta.microseconds
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import signal
 import socket
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
@@ -24,6 +23,7 @@ from quart_trio import QuartTrio
 from auction_engine.timeutil import format_instant
 
 from . import protocol as p
+from . import transport
 from .logs import configure_logging, log
 from .rpc import MAX_BODY, error_body, register_rpc
 from .service import Service
@@ -75,6 +75,9 @@ def hypercorn_config(settings: Settings) -> Config:
     config.errorlog = logging.getLogger("hypercorn.error")
     config.accesslog = None
     config.graceful_timeout = 5.0
+    # The room's own send timeout fires first and closes with CLOSE_TOO_SLOW; this one
+    # (read by transport.py) bounds every other write, and the close frame's.
+    config.send_timeout = settings.send_timeout_s + 1.0  # type: ignore[attr-defined]
     config.keep_alive_timeout = 30.0
     return config
 
@@ -92,16 +95,17 @@ def listening_socket(settings: Settings) -> socket.socket:
     return sock
 
 
-async def serve(settings: Settings, *, task_status: Any = trio.TASK_STATUS_IGNORED,
-                on_ready: Callable[[Service, int], Awaitable[None]] | None = None) -> None:
-    """Run the service until cancelled or signalled; `task_status.started(service)`
-    (its `port` set)."""
+async def serve(settings: Settings, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    """Run the service until SIGINT/SIGTERM or `service.stop()`, then shut down gracefully
+    (room connections closed with 1001, journal flushed); `task_status.started(service)`
+    with its `port` set. Cancelling it also flushes the journal, without the goodbyes."""
+    transport.install()
     sock = listening_socket(settings)
     port = sock.getsockname()[1]
     async with Service.open(settings) as service:
         app = create_app(service)
         config = hypercorn_config(settings)
-        stop = trio.Event()
+        stop = service.stopping
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_signals, stop)
             await nursery.start(lambda task_status: worker_serve(
@@ -110,11 +114,9 @@ async def serve(settings: Settings, *, task_status: Any = trio.TASK_STATUS_IGNOR
             log(logger, logging.INFO, "serving", host=settings.host, port=port, settings=settings.describe())
             service.port = port
             task_status.started(service)
-            if on_ready is not None:
-                await on_ready(service, port)
-                stop.set()
             await stop.wait()
             log(logger, logging.INFO, "shutting down: closing connections, flushing the journal")
+            service.ready = False
             for conns in list(service.rooms.by_auction.values()):
                 for conn in list(conns):
                     conn.request_close(p.CLOSE_GOING_AWAY, "the service is shutting down")

@@ -1,5 +1,7 @@
 """The portals' lifecycle feed: every auction's created / opened / extended / suspended /
-resumed / closed / cancelled / awarded / unsuccessful events, numbered from 1.
+resumed / closed / cancelled / awarded / unsuccessful events, numbered from 1. The feed
+names no bidder (an award carries the price, not the winner): identities come only with
+the results, once every lot has ended.
 
 The feed is rebuilt from the journal at start, in journal order, so a sequence number
 means the same event across restarts and a portal resumes with `?after=SEQ`.
@@ -61,6 +63,7 @@ class Feed:
             event = self.entries[index]
             if auction_id is None or event.auction_id == auction_id:
                 entry = event_to_dict(event, self.decimals_of(event.auction_id))
+                entry.pop("bidder_id", None)
                 entry["seq"] = index + 1
                 out.append(entry)
                 if len(out) >= limit:

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import trio
 
+from auction_engine.clock import CANCELLED
 from auction_engine.commands import PlaceBid
 from auction_engine.config import AuctionConfig
 from auction_engine.engine import QueryError
@@ -30,8 +31,6 @@ from auction_engine.events import (
     BidRejected,
     Event,
     LotAwarded,
-    LotCancelled,
-    LotClosed,
     LotExtended,
     LotOpened,
     LotResumed,
@@ -150,7 +149,6 @@ class Rooms:
         self.by_auction: dict[str, set[Connection]] = {}
         self.count = 0
         self._ids = itertools.count(1)
-        self._close_reasons: dict[tuple[str, str], str] = {}
         runtime.listeners.append(self.on_events)
         runtime.view_listeners.append(self.on_views)
 
@@ -187,9 +185,6 @@ class Rooms:
         elif type(event) is LotResumed:
             message = {"type": "resumed", "lot": event.lot_id, "close_at": format_instant(event.close_at),
                        "server_time": now}
-        elif type(event) is LotClosed or type(event) is LotCancelled:
-            self._close_reasons[event.auction_id, event.lot_id] = (
-                event.reason if type(event) is LotClosed else "cancelled")
         elif type(event) is LotAwarded or type(event) is LotUnsuccessful:
             for conn in list(conns):
                 conn.push(self._closed(conn, event))
@@ -205,7 +200,8 @@ class Rooms:
 
     def _closed(self, conn: Connection, event: LotAwarded | LotUnsuccessful) -> dict[str, Any]:
         """The `closed` message of a lot: the bidder's own result, or the outcome for observers."""
-        reason = self._close_reasons.get((event.auction_id, event.lot_id), "scheduled")
+        clock = self.runtime.engine.auction(event.auction_id).lots[event.lot_id].clock
+        reason = "cancelled" if clock.status == CANCELLED else clock.close_reason
         out: dict[str, Any] = {"type": "closed", "lot": event.lot_id, "close_reason": reason,
                                "server_time": format_instant(event.time)}
         awarded = type(event) is LotAwarded
@@ -233,23 +229,28 @@ class Rooms:
         """Serve one accepted WebSocket until it closes."""
         codec = p.Codec(subprotocol)
         conn: Connection | None = None
+        closing: Closing | None = None
         try:
             if self.count >= self.settings.max_connections:
                 raise Closing(p.CLOSE_OVERLOADED, "the service holds its maximum number of connections")
             conn = await self._handshake(transport, auction_id, codec)
             await self._run(transport, conn)
-        except Closing as closing:
-            await self._close(transport, closing, conn)
-            return
-        if conn is not None and conn.close_request is not None:
-            await self._close(transport, conn.close_request, conn)
+        except Closing as exc:
+            closing = exc
+        finally:  # also when the peer went away and the server stack cancelled the session
+            if closing is None and conn is not None:
+                closing = conn.close_request
+            self._ended(conn, closing)
+        if closing is not None:
+            with trio.move_on_after(CLOSE_WAIT):
+                await transport.close(closing.code, closing.reason)
 
-    async def _close(self, transport: Transport, closing: Closing, conn: Connection | None) -> None:
-        self.metrics.closed.labels(str(closing.code)).inc()
+    def _ended(self, conn: Connection | None, closing: Closing | None) -> None:
+        if closing is not None:
+            self.metrics.closed.labels(str(closing.code)).inc()
         log(logger, logging.INFO, "room connection closed", auction_id=conn.auction_id if conn else None,
-            connection_id=conn.id if conn else None, close_code=closing.code, close_reason=closing.reason)
-        with trio.move_on_after(CLOSE_WAIT):
-            await transport.close(closing.code, closing.reason)
+            connection_id=conn.id if conn else None, close_code=closing.code if closing else None,
+            close_reason=closing.reason if closing else "closed by the client")
 
     async def _handshake(self, transport: Transport, auction_id: str, codec: p.Codec) -> Connection:
         frame: str | bytes | None = None

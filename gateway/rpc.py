@@ -92,6 +92,9 @@ def register_rpc(app: Quart, service: Service) -> None:
                 except JournalUnavailable as exc:
                     status = 503
                     return error_body(exc.code, str(exc)), 503
+                except HTTPException as exc:  # e.g. 413 from reading an oversized body
+                    status = exc.code or 500
+                    raise
                 finally:
                     service.metrics.rpc.labels(label, str(status)).inc()
 
@@ -399,7 +402,8 @@ def register_rpc(app: Quart, service: Service) -> None:
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException) -> Any:
         code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(exc.code or 500, "http_error")
-        return error_body(code, exc.description or exc.name), exc.code or 500
+        headers = {"Connection": "close"} if exc.code == 413 else {}  # the unread body stays on the connection
+        return error_body(code, exc.description or exc.name), exc.code or 500, headers
 
 
 AUCTION_STATUSES = ("scheduled", "open", "suspended", "closed")

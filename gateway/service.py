@@ -13,7 +13,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import trio
@@ -48,6 +48,11 @@ class Service:
     journal_dir: Path
     ready: bool = True
     port: int = 0  # the port it listens on, once serving
+    stopping: trio.Event = field(default_factory=trio.Event)
+
+    def stop(self) -> None:
+        """Ask `serve` to shut down gracefully."""
+        self.stopping.set()
 
     @classmethod
     @asynccontextmanager

@@ -122,9 +122,10 @@ class Journaled:
 
     def _record(self, out: Submission, now: int, aid: str, command: bytes, events: list[Event]) -> None:
         aseq, prev = self.chains.get(aid, (0, GENESIS))
-        self.gseq += 1
-        payload = b"".join((b"\x97", _pack([self.gseq, aseq + 1, now, aid])[1:], command,
+        gseq = self.gseq + 1  # committed only once the record is encoded
+        payload = b"".join((b"\x97", _pack([gseq, aseq + 1, now, aid])[1:], command,
                             _pack([encode_events(events), prev])[1:]))
+        self.gseq = gseq
         self.chains[aid] = (aseq + 1, hashlib.sha256(payload).digest())
         out.frames.append(frame(payload))
         out.last_gseq = self.gseq
