@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/auction-engine simulate examples/seei-supply-2-lots.json --table
+	$(BIN)/auction-engine demo
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest
@@ -30,10 +30,12 @@ test-slow: $(STAMP)
 bench-quick: $(STAMP)
 	$(BIN)/python -m benchmarks.core --quick
 	$(BIN)/python -m benchmarks.journal --quick
+	$(BIN)/python -m benchmarks.ws_load --quick
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.core
 	$(BIN)/python -m benchmarks.journal
+	$(BIN)/python -m benchmarks.ws_load
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -271,3 +271,55 @@ async def test_bad_auction_bodies_list_every_problem_and_creation_is_idempotent(
         paths = {d["path"] for d in invalid.value.details}
         assert {"currency", "decimals"} <= paths and any(p.startswith("lots[0]") for p in paths)
         assert srv.service.runtime.engine.auction_ids() == ["A-8"]
+
+
+@pytest.mark.trio
+async def test_a_graceful_stop_says_goodbye_and_flushes_the_journal(tmp_path: Path) -> None:
+    async with served(tmp_path) as srv, srv.rpc() as rpc:
+        await rpc.create_auction(auction_body("A-10", seconds=60))
+        token = (await rpc.admit("A-10", BIDDERS[:1]))["tokens"][0]["token"]
+        async with Room.connect(srv.room_url("A-10"), token) as room:
+            assert (await room.bid("L1", "9000.00", "x"))["type"] == "ack"
+            srv.service.stop()
+            closed = await room.wait_closed()
+        assert (closed.code, closed.reason) == (1001, "the service is shutting down")
+        state = srv.service.runtime.engine.state_hash()
+    checked = verify(tmp_path / "journal")
+    assert checked.ok and checked.state_hash == state and checked.records == 3
+
+
+def test_serve_runs_as_a_process_logs_json_and_stops_on_sigterm(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    config = tmp_path / "settings.toml"
+    config.write_text('durability = "fsync"\nlog_level = "info"\n')
+    env = {**os.environ, "AUCTION_ENGINE_MAX_CONNECTIONS": "50"}
+    process = subprocess.Popen([sys.executable, "-m", "auction_engine.cli", "serve", "--config", str(config),
+                                "--port", "0", "--data-dir", str(tmp_path / "data")],
+                               stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert process.stderr is not None
+        lines = []
+        for line in process.stderr:
+            lines.append(json.loads(line))
+            if lines[-1]["msg"] == "serving":
+                break
+        port = lines[-1]["port"]
+        assert lines[-1]["settings"]["max_connections"] == 50
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as response:
+            assert json.loads(response.read()) == {"status": "ready"}
+        keys = json.loads((tmp_path / "data" / "api-keys.json").read_text())
+        assert oct((tmp_path / "data" / "api-keys.json").stat().st_mode & 0o777) == "0o600"
+        process.send_signal(signal.SIGTERM)
+        rest = [json.loads(line) for line in process.stderr]
+        assert process.wait(timeout=30) == 0
+        assert rest[-1]["msg"] == "stopped; journal flushed"
+        text = "\n".join(json.dumps(line) for line in lines + rest)
+        assert all(key not in text for key in keys.values())
+    finally:
+        process.kill()
+        process.wait()
