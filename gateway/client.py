@@ -21,6 +21,8 @@ import msgpack
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
 
+from .protocol import CLIENT_BID_ID
+
 
 class RpcError(Exception):
     """An RPC error answer: HTTP status, stable code, message and field details."""
@@ -175,7 +177,9 @@ class Room:
         return await _receive(self.ws, self.binary)
 
     async def bid(self, lot: str, amount: str, client_bid_id: str) -> dict[str, Any]:
-        """Send a bid and return its ack or reject."""
+        """Send a bid and return its answer: an ack, a reject, or an error naming it."""
+        if not CLIENT_BID_ID.fullmatch(client_bid_id):
+            raise ValueError("client_bid_id must be 1-64 letters, digits or . _ : @ -")
         done = self._answers[client_bid_id] = trio.Event()
         await self.send({"type": "bid", "lot": lot, "amount": amount, "client_bid_id": client_bid_id})
         await done.wait()
@@ -214,7 +218,7 @@ class Room:
                 kind = message.get("type")
                 if kind == "view":
                     self.views[message["lot"]] = message
-                elif kind in ("ack", "reject"):
+                elif kind in ("ack", "reject", "error"):
                     cbid = message.get("client_bid_id")
                     done = self._answers.pop(cbid, None) if isinstance(cbid, str) else None
                     if done is not None and isinstance(cbid, str):

@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TextIO
 
-LOGGERS = ("auction_engine", "gateway", "hypercorn.error", "hypercorn.access")  # what configure_logging sets up
+# what configure_logging sets up
+LOGGERS = ("auction_engine", "gateway", "hypercorn.error", "hypercorn.access", "quart.app", "quart.serving")
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 REDACTED = "[redacted]"
 SECRET_NAME = re.compile(r"token|key|secret|authorization|password", re.IGNORECASE)  # field names to redact

@@ -40,6 +40,8 @@ class Metrics:
                                           "sleeping task", buckets=LATENCY_BUCKETS, registry=registry)
         self.rpc = Counter("auction_rpc_requests", "RPC requests by route and status", ["route", "status"],
                            registry=registry)
+        self.journal_failed = Gauge("auction_journal_failed", "1 once the journal has stopped taking records "
+                                    "(disk full, IO error): intake is stopped until a restart", registry=registry)
         self.open_auctions = Gauge("auction_open_auctions", "Auctions not yet finished", registry=registry)
 
     def track_open_auctions(self, count: Callable[[], int]) -> None:

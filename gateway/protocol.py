@@ -50,12 +50,14 @@ ERROR_CODES: dict[str, str] = {
 
 
 class ProtocolError(Exception):
-    """A client message the room cannot take: `code` is one of ERROR_CODES."""
+    """A client message the room cannot take: `code` is one of ERROR_CODES;
+    `client_bid_id` is the bid's, when the message was a bid that named a valid one."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, client_bid_id: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.client_bid_id = client_bid_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,10 +93,13 @@ class Codec:
         if self.binary:
             data: bytes = msgpack.packb(message)
             return data
-        return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+        return json.dumps(message, separators=(",", ":"))  # ASCII: a lone surrogate echoed back stays valid
 
-    def decode(self, frame: str | bytes) -> dict[str, Any]:
-        """One client frame to a map; raise `ProtocolError`."""
+    def decode(self, frame: str | bytes | None) -> dict[str, Any]:
+        """One client frame to a map; raise `ProtocolError`. (The server stack hands an
+        empty binary frame over as None.)"""
+        if frame is None:
+            frame = b""
         if isinstance(frame, str) == self.binary:
             kind = "text" if isinstance(frame, str) else "binary"
             raise ProtocolError("wrong_frame", f"a {kind} frame on {self.subprotocol}")
@@ -116,25 +121,36 @@ def parse_client(message: dict[str, Any]) -> ClientMessage:
     kind = message.get("type")
     if kind == "bid":
         lot, amount, cbid = message.get("lot"), message.get("amount"), message.get("client_bid_id")
-        if type(lot) is not str or not lot:
-            raise ProtocolError("invalid_field", "bid.lot must be the lot's id (a string)")
-        if type(amount) is not str:
-            raise ProtocolError("invalid_field", "bid.amount must be a decimal string such as \"1234.50\"")
         if type(cbid) is not str or not CLIENT_BID_ID.fullmatch(cbid):
             raise ProtocolError("invalid_field", "bid.client_bid_id must be 1-64 letters, digits or . _ : @ -")
-        return Bid(lot[:200], amount[:64], cbid)
+        if type(lot) is not str or not lot or len(lot) > 200 or not _utf8(lot):
+            raise ProtocolError("invalid_field", "bid.lot must be the lot's id (a string)", cbid)
+        if type(amount) is not str or len(amount) > 64:
+            raise ProtocolError("invalid_field", "bid.amount must be a decimal string such as \"1234.50\"", cbid)
+        return Bid(lot, amount, cbid)
     if kind == "ping":
         ping_id = message.get("id")
-        if ping_id is not None and not (type(ping_id) is int or (type(ping_id) is str and len(ping_id) <= MAX_PING_ID)):
+        if ping_id is not None and not (type(ping_id) is int or (type(ping_id) is str and len(ping_id) <= MAX_PING_ID
+                                                                  and _utf8(ping_id))):
             raise ProtocolError("invalid_field", f"ping.id must be an integer or a string of at most {MAX_PING_ID}")
         if type(ping_id) is int and not -(2**63) <= ping_id < 2**63:
             raise ProtocolError("invalid_field", "ping.id is out of range")
         return Ping(ping_id)
     if kind == "hello":
-        return Hello(message.get("token"))
+        token = message.get("token")
+        return Hello(token if type(token) is not str or _utf8(token) else "invalid")  # a lone surrogate
     if type(kind) is not str:
         raise ProtocolError("malformed", "a message must be a map with a string 'type'")
     return _unknown(kind)
+
+
+def _utf8(text: str) -> bool:
+    """False for strings with lone surrogates (JSON can carry them; nothing else can)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _unknown(kind: str) -> ClientMessage:
@@ -144,8 +160,11 @@ def _unknown(kind: str) -> ClientMessage:
 # -- server messages -------------------------------------------------------------------
 
 
-def error(code: str, message: str) -> dict[str, Any]:
-    return {"type": "error", "code": code, "message": message}
+def error(code: str, message: str, client_bid_id: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": "error", "code": code, "message": message}
+    if client_bid_id is not None:
+        out["client_bid_id"] = client_bid_id
+    return out
 
 
 def reject(client_bid_id: str | None, lot: str, code: str, message: str) -> dict[str, Any]:

@@ -5,9 +5,10 @@ receiver that turns bids into core commands (one at a time, acked once durable) 
 sender that drains the connection's outbound queue. The queue holds messages that must
 be delivered (acks, rejects, clock and lifecycle messages; bounded) and at most one
 pending view per lot (a newer snapshot replaces an unsent one). A send blocked longer
-than the send timeout, or a full queue, closes the connection with CLOSE_TOO_SLOW: a
-slow reader delays nobody else. The transport is anything with `send`, `receive` and
-`close(code, reason)` (Quart's websocket object in the service).
+than the send timeout (seen by one watchdog task for all connections), or a full queue,
+closes the connection with CLOSE_TOO_SLOW: a slow reader delays nobody else. The
+transport is anything with `send`, `receive` and `close(code, reason)` (Quart's websocket
+object in the service).
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ from typing import Any, Protocol
 
 import trio
 
-from auction_engine.clock import CANCELLED
+from auction_engine.clock import CANCELLED, FINAL
 from auction_engine.commands import PlaceBid
 from auction_engine.config import AuctionConfig
 from auction_engine.engine import QueryError
 from auction_engine.events import (
+    REJECTION_CODES,
     BidAccepted,
     BidderRevoked,
     BidRejected,
@@ -38,8 +40,9 @@ from auction_engine.events import (
     LotUnsuccessful,
 )
 from auction_engine.journal import JournalUnavailable
+from auction_engine.journal.format import FormatError
 from auction_engine.money import MoneyError, format_amount, parse_amount
-from auction_engine.ranking import LotSnapshot, snapshot_bidder_view
+from auction_engine.ranking import LotSnapshot, lot_outcome, snapshot_bidder_view
 from auction_engine.runtime import Runtime
 from auction_engine.timeutil import format_instant
 
@@ -54,6 +57,7 @@ logger = logging.getLogger("gateway.room")
 ERROR_BURST = 20  # protocol errors and rate-limited bids tolerated in a burst ...
 ERROR_REFILL = 1.0  # ... refilled at this many per second; beyond them, CLOSE_ABUSE
 CLOSE_WAIT = 2.0  # seconds to spend on a close handshake before dropping the socket
+WATCHDOG_PERIOD = 0.5  # seconds between scans for blocked sends
 
 
 class Transport(Protocol):
@@ -107,6 +111,7 @@ class Connection:
     wake: trio.Event
     close_request: Closing | None = None
     cancel: trio.CancelScope | None = None
+    sending_since: float | None = None  # trio time the pending send began
 
     def push(self, message: dict[str, Any]) -> None:
         """Queue a message that must be delivered; a full queue closes the connection."""
@@ -187,7 +192,7 @@ class Rooms:
                        "server_time": now}
         elif type(event) is LotAwarded or type(event) is LotUnsuccessful:
             for conn in list(conns):
-                conn.push(self._closed(conn, event))
+                conn.push(self._closed(conn, event.auction_id, event.lot_id, event.time))
             return
         elif type(event) is BidderRevoked:
             for conn in list(conns):
@@ -198,29 +203,31 @@ class Rooms:
             for conn in conns:
                 conn.push(message)
 
-    def _closed(self, conn: Connection, event: LotAwarded | LotUnsuccessful) -> dict[str, Any]:
-        """The `closed` message of a lot: the bidder's own result, or the outcome for observers."""
-        clock = self.runtime.engine.auction(event.auction_id).lots[event.lot_id].clock
-        reason = "cancelled" if clock.status == CANCELLED else clock.close_reason
-        out: dict[str, Any] = {"type": "closed", "lot": event.lot_id, "close_reason": reason,
-                               "server_time": format_instant(event.time)}
-        awarded = type(event) is LotAwarded
+    def _closed(self, conn: Connection, auction_id: str, lot_id: str, time: int) -> dict[str, Any]:
+        """The `closed` message of an ended lot: the bidder's own result, or the outcome
+        for observers (from the engine: a lot that has ended no longer changes)."""
+        auction = self.runtime.engine.auction(auction_id)
+        lot = auction.lots[lot_id]
+        status, unsuccessful = lot_outcome(auction, lot)
+        reason = "cancelled" if lot.clock.status == CANCELLED else lot.clock.close_reason
+        out: dict[str, Any] = {"type": "closed", "lot": lot_id, "close_reason": reason,
+                               "server_time": format_instant(time)}
+        best = next(iter(lot.book.ranked()), None) if status == "awarded" else None
         if conn.role == "observer":
-            out["outcome"] = "awarded" if awarded else "unsuccessful"
-            if type(event) is LotAwarded:
-                ladder = self.runtime.engine.observer_view(event.auction_id, event.lot_id).ladder
-                out["winner"] = ladder[0].pseudonym if ladder else None
-                out["awarded_price"] = format_amount(event.amount, conn.decimals)
+            out["outcome"] = status
+            if best is not None:
+                out["winner"] = auction.pseudonyms[best.bidder_id]
+                out["awarded_price"] = format_amount(best.price, conn.decimals)
         else:
-            own = self.runtime.engine.bidder_view(event.auction_id, event.lot_id, conn.subject)
-            if type(event) is LotAwarded:
-                out["outcome"] = "won" if event.bidder_id == conn.subject else "not_won"
+            own = self.runtime.engine.bidder_view(auction_id, lot_id, conn.subject)
+            if best is not None:
+                out["outcome"] = "won" if best.bidder_id == conn.subject else "not_won"
             else:
                 out["outcome"] = "unsuccessful"
             out["rank"] = own.rank
             out["own_price"] = p.money(own.own_price, conn.decimals)
-        if type(event) is LotUnsuccessful:
-            out["unsuccessful_reason"] = event.reason
+        if unsuccessful is not None:
+            out["unsuccessful_reason"] = unsuccessful
         return out
 
     # -- sessions ------------------------------------------------------------------------
@@ -254,9 +261,9 @@ class Rooms:
 
     async def _handshake(self, transport: Transport, auction_id: str, codec: p.Codec) -> Connection:
         frame: str | bytes | None = None
-        with trio.move_on_after(self.settings.handshake_timeout_s):
+        with trio.move_on_after(self.settings.handshake_timeout_s) as scope:
             frame = await transport.receive()
-        if frame is None:
+        if scope.cancelled_caught:
             raise Closing(p.CLOSE_HANDSHAKE_TIMEOUT, "no hello within the handshake timeout")
         try:
             message = p.parse_client(codec.decode(frame))
@@ -299,6 +306,10 @@ class Rooms:
         log(logger, logging.INFO, "room connection opened", auction_id=conn.auction_id, connection_id=conn.id,
             role=conn.role, pseudonym=conn.pseudonym)
         try:
+            auction = self.runtime.engine.auction(conn.auction_id)
+            for lot in auction.lots.values():  # lots that ended before this connection: their result
+                if lot.clock.status in FINAL and lot.clock.closed_at is not None:
+                    conn.push(self._closed(conn, conn.auction_id, lot.config.lot_id, lot.clock.closed_at))
             snapshots = await self.runtime.durable_snapshots(conn.auction_id)
             for snapshot in snapshots or ():
                 conn.push_view(snapshot)
@@ -317,7 +328,6 @@ class Rooms:
             gauge.dec()
 
     async def _sender(self, transport: Transport, conn: Connection) -> None:
-        timeout = self.settings.send_timeout_s
         views_sent = self.metrics.views_sent
         while True:
             await conn.wake.wait()
@@ -329,11 +339,23 @@ class Rooms:
                     lot = next(iter(conn.views))
                     message = conn.view_message(conn.views.pop(lot))
                     views_sent.inc()
-                with trio.move_on_after(timeout) as scope:
-                    await transport.send(conn.codec.encode(message))
-                if scope.cancelled_caught:
-                    conn.request_close(p.CLOSE_TOO_SLOW, f"a send was blocked for more than {timeout:g} s")
-                    return
+                conn.sending_since = trio.current_time()  # watched by `watchdog`
+                await transport.send(conn.codec.encode(message))
+                conn.sending_since = None
+
+    async def watchdog(self) -> None:
+        """Close (CLOSE_TOO_SLOW) every connection whose current send has been blocked
+        longer than the send timeout. The server stack's own, slightly longer, write
+        deadline then frees the blocked task (see transport.py)."""
+        timeout = self.settings.send_timeout_s
+        while True:
+            await trio.sleep(min(WATCHDOG_PERIOD, timeout / 2))
+            late = trio.current_time() - timeout
+            for conns in self.by_auction.values():
+                for conn in conns:
+                    since = conn.sending_since
+                    if since is not None and since < late:
+                        conn.request_close(p.CLOSE_TOO_SLOW, f"a send was blocked for more than {timeout:g} s")
 
     async def _receiver(self, transport: Transport, conn: Connection) -> None:
         errors = Bucket(ERROR_REFILL, ERROR_BURST)
@@ -344,13 +366,14 @@ class Rooms:
                 message = p.parse_client(conn.codec.decode(frame))
                 if isinstance(message, p.Bid):
                     if conn.role != "bidder":
-                        raise p.ProtocolError("observer_cannot_bid", "observers cannot bid")
+                        raise p.ProtocolError("observer_cannot_bid", "observers cannot bid", message.client_bid_id)
                     if not bids.take():
                         self.metrics.protocol_errors.labels("rate_limited").inc()
                         conn.push(p.reject(message.client_bid_id, message.lot, "rate_limited",
                                            f"at most {self.settings.bid_rate:g} bids per second"))
                         if not errors.take():
-                            raise Closing(p.CLOSE_ABUSE, "bids far over the rate limit")
+                            conn.request_close(p.CLOSE_ABUSE, "bids far over the rate limit")
+                            return
                         continue
                     await self._bid(conn, message)
                 elif isinstance(message, p.Ping):
@@ -359,9 +382,10 @@ class Rooms:
                     raise p.ProtocolError("unexpected_hello", "hello was already received")
             except p.ProtocolError as exc:
                 self.metrics.protocol_errors.labels(exc.code).inc()
-                conn.push(p.error(exc.code, exc.message))
+                conn.push(p.error(exc.code, exc.message, exc.client_bid_id))
                 if not errors.take():
-                    raise Closing(p.CLOSE_ABUSE, "too many malformed messages") from None
+                    conn.request_close(p.CLOSE_ABUSE, "too many malformed messages")
+                    return
 
     async def _bid(self, conn: Connection, bid: p.Bid) -> None:
         started = time.perf_counter()
@@ -379,6 +403,10 @@ class Rooms:
             self._count_bid("rejected", "journal_unavailable", started)
             conn.push(p.reject(bid.client_bid_id, bid.lot, "journal_unavailable", str(exc)))
             return
+        except FormatError as exc:  # e.g. an amount too large to journal: nothing changed
+            self._count_bid("rejected", "invalid_amount", started)
+            conn.push(p.reject(bid.client_bid_id, bid.lot, "invalid_amount", str(exc)))
+            return
         for event in submission.events:
             if type(event) is BidAccepted and event.bidder_id == conn.subject:
                 self._count_bid("accepted", "", started)
@@ -386,7 +414,7 @@ class Rooms:
                 return
             if type(event) is BidRejected and event.bidder_id == conn.subject:
                 self._count_bid("rejected", event.code, started)
-                conn.push(p.reject(bid.client_bid_id, bid.lot, event.code, event.message))
+                conn.push(reject(event, bid.client_bid_id, conn, submission.duplicate))
                 return
         raise AssertionError(f"a bid with no outcome: {submission.events!r:.300}")
 
@@ -402,6 +430,23 @@ def ack(event: BidAccepted, client_bid_id: str, conn: Connection, duplicate: boo
            "rank": event.rank, "duplicate": duplicate}
     if conn.visibility != "rank":
         out["best_price"] = format_amount(event.best, conn.decimals)
+    return out
+
+
+# Core rejection messages that may say more than the bidder may see: in "rank" mode the
+# step messages name the best price; "not_admitted" names the bidder. These get the code's
+# generic text instead.
+_STEP_CODES = frozenset({"insufficient_step", "step_too_large"})
+
+
+def reject(event: BidRejected, client_bid_id: str, conn: Connection, duplicate: bool) -> dict[str, Any]:
+    """The reject of a bid the core refused."""
+    message = event.message
+    if event.code == "not_admitted" or (conn.visibility == "rank" and event.code in _STEP_CODES):
+        message = REJECTION_CODES[event.code]
+    lot = event.lot_id if type(event.lot_id) is str else ""
+    out = p.reject(client_bid_id, lot, event.code, message)
+    out["duplicate"] = duplicate
     return out
 
 

@@ -81,12 +81,19 @@ class Service:
             feed.decimals_of = lambda aid: engine.auction(aid).config.decimals
             runtime.listeners.append(feed.add)
             runtime.writer.on_batch.append(metrics.on_batch)
+
+            def journal_failed(exc: BaseException) -> None:
+                metrics.journal_failed.set(1)
+                log(logger, logging.ERROR, "the journal failed: intake stopped until a restart", error=repr(exc))
+
+            runtime.writer.on_failure.append(journal_failed)
             metrics.track_open_auctions(lambda: sum(not engine.auction(a).finished for a in engine.auction_ids()))
             tokens = TokenIssuer(secret, settings.token_ttl_s)
             rooms = Rooms(runtime, tokens, settings, metrics, revoked_at)
             service = cls(settings, runtime, ApiKeys(keys), tokens, metrics, feed, rooms, journal_dir)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(service._probe_lag)
+                nursery.start_soon(rooms.watchdog)
                 try:
                     yield service
                 finally:

@@ -47,6 +47,7 @@ class JournalWriter:
         self._limiter = trio.CapacityLimiter(1)
         self.stats: dict[str, Any] = {"batches": 0, "records": 0, "sync_seconds": 0.0}
         self.on_batch: list[Any] = []  # callables(records: int, seconds: float) once a batch is durable
+        self.on_failure: list[Any] = []  # callables(exc) when intake stops for good
         self.on_cut: list[Any] = []  # callables(last_gseq: int, everything: bool) as a batch is taken
 
     def check(self) -> None:
@@ -114,6 +115,8 @@ class JournalWriter:
             except BaseException as exc:  # an OSError usually; anything else fails loudly too
                 self.failure = exc
                 self._pending.clear()
+                for failure_hook in self.on_failure:
+                    failure_hook(exc)
                 self._release()
                 if not isinstance(exc, Exception):
                     raise
