@@ -72,7 +72,8 @@ class Runtime:
         self.listeners: list[Listener] = []
         self.view_listeners: list[ViewListener] = []
         self._deadline_moved = trio.Event()
-        self._to_publish: deque[tuple[int, list[Event] | None, list[LotSnapshot] | None]] = deque()
+        # (gseq, a submission and its on_durable callback | snapshots and None), in journal order
+        self._to_publish: deque[tuple[int, Submission | list[LotSnapshot], Any]] = deque()
         self._dirty: set[tuple[str, str]] = set()  # lots changed since the last snapshot
         writer.on_cut.append(self._snapshot)
         writer.on_batch.append(self._publish)
@@ -111,17 +112,19 @@ class Runtime:
         Raises `JournalUnavailable` once the journal has failed (the outcome is unknown)."""
         return (await self.execute(command_type(self.now(), *fields))).events
 
-    async def execute(self, command: Command) -> Submission:
+    async def execute(self, command: Command, on_durable: Callable[[Submission], None] | None = None) -> Submission:
         """Run a command already stamped with its time (at or after the engine's); return
         once durable. A bid repeating a journaled client_bid_id gets its first outcome
-        back (`duplicate` is set) and changes nothing."""
+        back (`duplicate` is set) and changes nothing. `on_durable(submission)`, if given,
+        runs as soon as the records are durable, before the listeners and the views of
+        that batch (so an answer queued there goes out first); it must not raise."""
         writer = self.writer
         writer.check()  # before the core changes anything
         before = self.engine.next_deadline()
         submission = self.journaled.submit(command)
         if submission.frames:
             writer.append(submission.frames, submission.last_gseq)
-            self._to_publish.append((submission.last_gseq, submission.events, None))
+            self._to_publish.append((submission.last_gseq, submission, on_durable))
             dirty = self._dirty
             for event in submission.events:
                 if type(event) in LOT_EVENTS:
@@ -129,6 +132,8 @@ class Runtime:
         if self.engine.next_deadline() != before:
             self._deadline_moved.set()
         await writer.wait_durable(submission.last_gseq)
+        if on_durable is not None and not submission.frames:
+            on_durable(submission)
         return submission
 
     async def durable_snapshots(self, auction_id: str) -> list[LotSnapshot] | None:
@@ -154,7 +159,7 @@ class Runtime:
             with contextlib.suppress(QueryError):  # a refused bid naming no real lot, beside a due tick
                 snapshots.append(self.engine.lot_snapshot(aid, lid))
         self._dirty.clear()
-        self._to_publish.append((last_gseq, None, snapshots))
+        self._to_publish.append((last_gseq, snapshots, None))
 
     def _publish(self, _records: int = 0, _seconds: float = 0.0) -> None:
         """Once a batch is durable: hand its events and snapshots to the listeners, in
@@ -162,14 +167,15 @@ class Runtime:
         durable = self.writer.durable_gseq
         queue = self._to_publish
         while queue and queue[0][0] <= durable:
-            _gseq, events, snapshots = queue.popleft()
-            if events is not None:
+            _gseq, item, on_durable = queue.popleft()
+            if type(item) is Submission:
+                if on_durable is not None:
+                    on_durable(item)
                 for listener in self.listeners:
-                    listener(events)
+                    listener(item.events)
             else:
-                assert snapshots is not None
                 for view_listener in self.view_listeners:
-                    view_listener(snapshots)
+                    view_listener(item)  # type: ignore[arg-type]
 
     async def _timer(self) -> None:
         """Tick at each deadline (openings, closes, awards) as the wall clock reaches it."""

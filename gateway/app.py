@@ -8,6 +8,7 @@ the journal. `create_app(service)` is the app alone, for tests and embedding.
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import socket
@@ -30,6 +31,12 @@ from .service import Service
 from .settings import Settings
 
 logger = logging.getLogger("gateway.app")
+
+# CPython's default collector runs a full collection every ~10 middle ones; with thousands
+# of connections that is a 0.5-1 s pause several times a minute, measured by
+# benchmarks/ws_load.py. Almost all garbage here is freed by reference counting; keep
+# young collections, make full ones rare.
+GC_THRESHOLDS = (700, 10, 10_000)
 
 
 def create_app(service: Service) -> QuartTrio:
@@ -100,6 +107,7 @@ async def serve(settings: Settings, *, task_status: Any = trio.TASK_STATUS_IGNOR
     (room connections closed with 1001, journal flushed); `task_status.started(service)`
     with its `port` set. Cancelling it also flushes the journal, without the goodbyes."""
     transport.install()
+    gc.set_threshold(*GC_THRESHOLDS)
     sock = listening_socket(settings)
     port = sock.getsockname()[1]
     async with Service.open(settings) as service:

@@ -46,6 +46,7 @@ ERROR_CODES: dict[str, str] = {
     "observer_cannot_bid": "observers watch the room; they cannot bid",
     "rate_limited": "bids come faster than the connection's bid rate",
     "journal_unavailable": "the service cannot journal bids now; nothing was placed",
+    "internal": "the service failed to answer a message (a bug, logged); retry the bid with the same id",
 }
 
 

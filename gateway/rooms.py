@@ -18,6 +18,7 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 
 import trio
@@ -41,6 +42,7 @@ from auction_engine.events import (
 )
 from auction_engine.journal import JournalUnavailable
 from auction_engine.journal.format import FormatError
+from auction_engine.journal.sequencer import Submission
 from auction_engine.money import MoneyError, format_amount, parse_amount
 from auction_engine.ranking import LotSnapshot, lot_outcome, snapshot_bidder_view
 from auction_engine.runtime import Runtime
@@ -398,15 +400,17 @@ class Rooms:
             return
         command = PlaceBid(runtime.now(), conn.auction_id, bid.lot, conn.subject, amount, bid.client_bid_id)
         try:
-            submission = await runtime.execute(command)
+            await runtime.execute(command, partial(self._answer, conn, bid, started))
         except JournalUnavailable as exc:
             self._count_bid("rejected", "journal_unavailable", started)
             conn.push(p.reject(bid.client_bid_id, bid.lot, "journal_unavailable", str(exc)))
-            return
         except FormatError as exc:  # e.g. an amount too large to journal: nothing changed
             self._count_bid("rejected", "invalid_amount", started)
             conn.push(p.reject(bid.client_bid_id, bid.lot, "invalid_amount", str(exc)))
-            return
+
+    def _answer(self, conn: Connection, bid: p.Bid, started: float, submission: Submission) -> None:
+        """Queue a durable bid's ack or reject (called by the runtime as its batch becomes
+        durable, before that batch's views)."""
         for event in submission.events:
             if type(event) is BidAccepted and event.bidder_id == conn.subject:
                 self._count_bid("accepted", "", started)
@@ -416,7 +420,9 @@ class Rooms:
                 self._count_bid("rejected", event.code, started)
                 conn.push(reject(event, bid.client_bid_id, conn, submission.duplicate))
                 return
-        raise AssertionError(f"a bid with no outcome: {submission.events!r:.300}")
+        log(logger, logging.ERROR, "a bid with no outcome", auction_id=conn.auction_id, connection_id=conn.id,
+            events=repr(submission.events)[:300])
+        conn.push(p.error("internal", "the bid's outcome is unknown", bid.client_bid_id))
 
     def _count_bid(self, outcome: str, reason: str, started: float) -> None:
         self.metrics.bids.labels(outcome, reason).inc()
