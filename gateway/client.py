@@ -157,7 +157,11 @@ class Room:
         async with open_websocket_url(url, subprotocols=[subprotocol], message_queue_size=1) as ws:
             binary = subprotocol.endswith("msgpack")
             await _send(ws, binary, {"type": "hello", "token": token})
-            first = await _receive(ws, binary)
+            try:
+                first = await _receive(ws, binary)
+            except ConnectionClosed as exc:  # the room refused the hello
+                reason = exc.reason
+                raise RoomClosed(reason.code if reason else None, reason.reason if reason else None) from None
             if first.get("type") != "welcome":
                 raise RoomClosed(None, f"expected welcome, got {first!r:.200}")
             room = cls(ws, binary, first, record)

@@ -253,6 +253,8 @@ class Rooms:
         if closing is not None:
             with trio.move_on_after(CLOSE_WAIT):
                 await transport.close(closing.code, closing.reason)
+                while True:  # drain what the client still sends until its close: no reset,
+                    await transport.receive()  # and the server stack is never left blocked
 
     def _ended(self, conn: Connection | None, closing: Closing | None) -> None:
         if closing is not None:

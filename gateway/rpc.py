@@ -28,6 +28,7 @@ from auction_engine.edge import results_to_dict
 from auction_engine.engine import QueryError
 from auction_engine.events import CommandRejected, Event
 from auction_engine.journal import JournalUnavailable
+from auction_engine.journal.format import FormatError
 from auction_engine.money import format_amount
 from auction_engine.timeutil import format_instant
 
@@ -92,6 +93,10 @@ def register_rpc(app: Quart, service: Service) -> None:
                 except JournalUnavailable as exc:
                     status = 503
                     return error_body(exc.code, str(exc)), 503
+                except FormatError as exc:  # a value the journal cannot hold (e.g. a lone surrogate)
+                    status = 422
+                    return error_body("invalid_request", f"the request holds a value that cannot be journaled: "
+                                      f"{exc}"), 422
                 except HTTPException as exc:  # e.g. 413 from reading an oversized body
                     status = exc.code or 500
                     raise
