@@ -42,6 +42,7 @@ GC_THRESHOLDS = (700, 10, 10_000)
 def create_app(service: Service) -> QuartTrio:
     """The quart-trio app of `service`: RPC, room, metrics and health endpoints."""
     app = QuartTrio("auction_engine_gateway")
+    app.url_map.merge_slashes = False  # an empty path segment is a 404 with a coded body, not a redirect
     app.config.update(MAX_CONTENT_LENGTH=MAX_BODY, RESPONSE_TIMEOUT=None, BODY_TIMEOUT=30,
                       JSON_SORT_KEYS=False)
     register_rpc(app, service)
