@@ -13,7 +13,7 @@ import io
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -24,13 +24,12 @@ import msgpack
 import pytest
 import trio
 from served import KEYS, TOKEN_SECRET, Served, auction_body, served
-from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_url
+from trio_websocket import ConnectionRejected, open_websocket_url
+from wire import JSON, MSGPACK, converse, encode, state
 
 from gateway.auth import ALGORITHM, AUDIENCE, ISSUER
 from gateway.client import Room, RoomClosed
 from gateway.logs import LOGGERS, configure_logging
-
-JSON, MSGPACK = "auction.v1.json", "auction.v1.msgpack"
 
 # -- helpers -------------------------------------------------------------------------------
 
@@ -71,51 +70,11 @@ def hand_signed(header: dict[str, Any], payload: dict[str, Any], secret: str = T
     return f"{signing_input}.{b64(signature)}"
 
 
-def encode(subprotocol: str, message: Any) -> str | bytes:
-    return msgpack.packb(message) if subprotocol == MSGPACK else json.dumps(message)
-
-
-def decode(frame: str | bytes) -> dict[str, Any]:
-    value = msgpack.unpackb(frame, raw=False) if isinstance(frame, bytes) else json.loads(frame)
-    assert isinstance(value, dict), value
-    return value
-
-
-async def converse(url: str, frames: list[str | bytes], *, subprotocol: str = JSON,
-                   stop: Callable[[dict[str, Any]], bool] = lambda m: False,
-                   wait: float = 5.0) -> tuple[list[dict[str, Any]], tuple[int, str | None] | None]:
-    """Send `frames` on a raw connection; read until `stop(message)`, the close, or `wait`
-    seconds. Returns the messages and the (code, reason) of the server's close, or None."""
-    messages: list[dict[str, Any]] = []
-    async with open_websocket_url(url, subprotocols=[subprotocol], connect_timeout=5, disconnect_timeout=2) as ws:
-        try:
-            try:
-                for frame in frames:
-                    await ws.send_message(frame)
-            except ConnectionClosed:
-                pass  # closed while we sent: drain what came before the close
-            with trio.move_on_after(wait):
-                while True:
-                    message = decode(await ws.get_message())
-                    messages.append(message)
-                    if stop(message):
-                        break
-        except ConnectionClosed as exc:
-            assert exc.reason is not None
-            return messages, (int(exc.reason.code), exc.reason.reason)
-    return messages, None
-
-
 async def hello(srv: Served, auction_id: str, token: object, *, subprotocol: str = JSON,
                 omit_token: bool = False) -> tuple[list[dict[str, Any]], tuple[int, str | None] | None]:
     message: dict[str, Any] = {"type": "hello"} if omit_token else {"type": "hello", "token": token}
     return await converse(srv.room_url(auction_id), [encode(subprotocol, message)], subprotocol=subprotocol,
                           stop=lambda m: m["type"] == "welcome")
-
-
-def state(srv: Served) -> tuple[str, int]:
-    runtime = srv.service.runtime
-    return runtime.engine.state_hash(), runtime.journaled.gseq
 
 
 async def open_auction(srv: Served, auction_id: str, bidders: list[str], **body: Any) -> list[str]:

@@ -35,12 +35,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from served import KEYS, TOKEN_SECRET, Served, auction_body, served
 from trio_websocket import ConnectionClosed, open_websocket_url
+from wire import JSON, MSGPACK, Close, converse, decode, encode, state
 
 from auction_engine.events import REJECTION_CODES
 from gateway.auth import AUDIENCE, ISSUER
 from gateway.protocol import ERROR_CODES
 
-JSON, MSGPACK = "auction.v1.json", "auction.v1.msgpack"
 ROOM_CODES = set(ERROR_CODES) | set(REJECTION_CODES)
 CLIENT_BID_ID = re.compile(r"[A-Za-z0-9._:@-]{1,64}")  # docs/protocol.md: 1-64 letters, digits or . _ : @ -
 # Close reasons of a refused token, by close code.
@@ -68,45 +68,6 @@ def in_loop(fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
 # -- helpers ------------------------------------------------------------------------------------
 
 
-def encode(subprotocol: str, message: Any) -> str | bytes:
-    return msgpack.packb(message) if subprotocol == MSGPACK else json.dumps(message)
-
-
-def decode(frame: str | bytes) -> dict[str, Any]:
-    value = msgpack.unpackb(frame, raw=False) if isinstance(frame, bytes) else json.loads(frame)
-    assert isinstance(value, dict), value
-    return value
-
-
-Close = tuple[int, str | None]
-
-
-async def converse(url: str, frames: list[str | bytes], *, subprotocol: str = JSON,
-                   stop: Callable[[dict[str, Any]], bool] = lambda m: False,
-                   wait: float = 5.0) -> tuple[list[dict[str, Any]], Close | None]:
-    """Send `frames` on a raw connection; read until `stop(message)`, the server's close or
-    `wait` seconds. Returns the messages and the close (code, reason), or None if open."""
-    messages: list[dict[str, Any]] = []
-    async with open_websocket_url(url, subprotocols=[subprotocol], max_message_size=4 << 20,
-                                  connect_timeout=5, disconnect_timeout=2) as ws:
-        try:
-            try:
-                for frame in frames:
-                    await ws.send_message(frame)
-            except ConnectionClosed:
-                pass  # closed while we sent: read what came before the close
-            with trio.move_on_after(wait):
-                while True:
-                    message = decode(await ws.get_message())
-                    messages.append(message)
-                    if stop(message):
-                        break
-        except ConnectionClosed as exc:
-            assert exc.reason is not None
-            return messages, (int(exc.reason.code), exc.reason.reason)
-    return messages, None
-
-
 def hello(subprotocol: str, token: object) -> str | bytes:
     return encode(subprotocol, {"type": "hello", "token": token})
 
@@ -122,11 +83,6 @@ def is_pong(ping_id: str) -> Callable[[dict[str, Any]], bool]:
 def answers(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The answers among the messages (what the room pushes on its own left out)."""
     return [m for m in messages if m["type"] in ("error", "reject", "ack", "pong")]
-
-
-def state(srv: Served) -> tuple[str, int]:
-    runtime = srv.service.runtime
-    return runtime.engine.state_hash(), runtime.journaled.gseq
 
 
 async def quiet(srv: Served) -> None:

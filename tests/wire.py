@@ -1,0 +1,59 @@
+"""Raw room traffic for the gateway's fuzz and auth tests: frames in, messages and the
+close out, and the engine state to compare before and after."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import msgpack
+import trio
+from served import Served
+from trio_websocket import ConnectionClosed, open_websocket_url
+
+JSON, MSGPACK = "auction.v1.json", "auction.v1.msgpack"
+
+
+def encode(subprotocol: str, message: Any) -> str | bytes:
+    return msgpack.packb(message) if subprotocol == MSGPACK else json.dumps(message)
+
+
+def decode(frame: str | bytes) -> dict[str, Any]:
+    value = msgpack.unpackb(frame, raw=False) if isinstance(frame, bytes) else json.loads(frame)
+    assert isinstance(value, dict), value
+    return value
+
+
+Close = tuple[int, str | None]
+
+
+async def converse(url: str, frames: list[str | bytes], *, subprotocol: str = JSON,
+                   stop: Callable[[dict[str, Any]], bool] = lambda m: False,
+                   wait: float = 5.0) -> tuple[list[dict[str, Any]], Close | None]:
+    """Send `frames` on a raw connection; read until `stop(message)`, the server's close or
+    `wait` seconds. Returns the messages and the close (code, reason), or None if open."""
+    messages: list[dict[str, Any]] = []
+    async with open_websocket_url(url, subprotocols=[subprotocol], max_message_size=4 << 20,
+                                  connect_timeout=5, disconnect_timeout=2) as ws:
+        try:
+            try:
+                for frame in frames:
+                    await ws.send_message(frame)
+            except ConnectionClosed:
+                pass  # closed while we sent: read what came before the close
+            with trio.move_on_after(wait):
+                while True:
+                    message = decode(await ws.get_message())
+                    messages.append(message)
+                    if stop(message):
+                        break
+        except ConnectionClosed as exc:
+            assert exc.reason is not None
+            return messages, (int(exc.reason.code), exc.reason.reason)
+    return messages, None
+
+
+def state(srv: Served) -> tuple[str, int]:
+    runtime = srv.service.runtime
+    return runtime.engine.state_hash(), runtime.journaled.gseq
