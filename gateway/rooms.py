@@ -17,6 +17,7 @@ import itertools
 import logging
 import time
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol
@@ -175,7 +176,7 @@ class Rooms:
             if kind is BidAccepted or kind is BidRejected:
                 continue  # answered to the bidder by its own session
             if kind is BidderRevoked:
-                self.revoked_at[event.auction_id, event.bidder_id] = event.time  # type: ignore[union-attr]
+                note_revocations(self.revoked_at, (event,))
             conns = self.by_auction.get(event.auction_id)
             if conns:
                 self._route(event, conns)
@@ -429,6 +430,14 @@ class Rooms:
     def _count_bid(self, outcome: str, reason: str, started: float) -> None:
         self.metrics.bids.labels(outcome, reason).inc()
         self.metrics.bid_ack_seconds.observe(time.perf_counter() - started)
+
+
+def note_revocations(revoked_at: dict[tuple[str, str], int], events: Iterable[Event]) -> None:
+    """Remember when each bidder was last revoked: its tokens issued before are refused
+    (kept live by the room, rebuilt from the journal at start)."""
+    for event in events:
+        if type(event) is BidderRevoked:
+            revoked_at[event.auction_id, event.bidder_id] = event.time
 
 
 def ack(event: BidAccepted, client_bid_id: str, conn: Connection, duplicate: bool) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from auction_engine.journal import JournalUnavailable
 from auction_engine.journal.format import FormatError
 from auction_engine.money import format_amount
 from auction_engine.timeutil import format_instant
+from replay.verify import export
 
 from .auth import AuthError, Caller
 from .logs import log
@@ -341,8 +342,6 @@ def register_rpc(app: Quart, service: Service) -> None:
     async def journal_export(auction_id: str) -> Any:
         caller("auditor")
         auction_or_404(auction_id)
-        from replay.verify import export  # the auditors' own code writes the export
-
         with tempfile.TemporaryDirectory(dir=service.settings.data_dir) as tmp:
             path = os.path.join(tmp, f"{auction_id}.journal")
             checked = await trio.to_thread.run_sync(lambda: export(service.journal_dir, auction_id, path, live=True))

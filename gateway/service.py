@@ -18,7 +18,7 @@ from pathlib import Path
 
 import trio
 
-from auction_engine.events import BidderRevoked, Event
+from auction_engine.events import Event
 from auction_engine.journal.format import Record
 from auction_engine.runtime import Runtime
 
@@ -26,7 +26,7 @@ from .auth import ApiKeys, TokenIssuer, load_or_create_secret, write_private
 from .feed import Feed
 from .logs import log
 from .metrics import Metrics
-from .rooms import Rooms
+from .rooms import Rooms, note_revocations
 from .settings import ROLES, ApiKey, Settings
 
 logger = logging.getLogger("gateway.service")
@@ -66,9 +66,7 @@ class Service:
 
         def replayed(_record: Record, events: list[Event]) -> None:
             feed.add(events)
-            for event in events:
-                if type(event) is BidderRevoked:
-                    revoked_at[event.auction_id, event.bidder_id] = event.time
+            note_revocations(revoked_at, events)
 
         metrics = Metrics()
         journal_dir = data / "journal"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -59,10 +60,7 @@ def auction_body(auction_id: str, *, start_in: float = 0.0, seconds: float = 30.
                  visibility: str = "ladder", bidders: tuple[str, ...] = (), window: str = "2s",
                  extend_by: str = "2s", **extra: Any) -> dict[str, Any]:
     """A valid auction body starting `start_in` seconds from now, closing `seconds` later."""
-    now = trio.current_time() * 0  # wall clock below; trio's clock is for sleeping only
-    import time
-
-    start_us = int((time.time() + start_in + now) * 1_000_000)
+    start_us = int((time.time() + start_in) * 1_000_000)  # the wall clock, as the service reads it
     body: dict[str, Any] = {
         "auction_id": auction_id, "title": "Fournitures de bureau", "buyer_ref": "AO-1/2026", "currency": "MAD",
         "decimals": 2, "start": format_instant(start_us), "end": format_instant(start_us + int(seconds * 1e6)),

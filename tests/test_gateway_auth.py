@@ -25,7 +25,7 @@ import pytest
 import trio
 from served import KEYS, TOKEN_SECRET, Served, auction_body, served
 from trio_websocket import ConnectionRejected, open_websocket_url
-from wire import JSON, MSGPACK, converse, encode, state
+from wire import JSON, MSGPACK, converse, encode, open_auction, quiet, state
 
 from gateway.auth import ALGORITHM, AUDIENCE, ISSUER
 from gateway.client import Room, RoomClosed
@@ -75,28 +75,6 @@ async def hello(srv: Served, auction_id: str, token: object, *, subprotocol: str
     message: dict[str, Any] = {"type": "hello"} if omit_token else {"type": "hello", "token": token}
     return await converse(srv.room_url(auction_id), [encode(subprotocol, message)], subprotocol=subprotocol,
                           stop=lambda m: m["type"] == "welcome")
-
-
-async def open_auction(srv: Served, auction_id: str, bidders: list[str], **body: Any) -> list[str]:
-    """Create an auction open now (for 10 minutes) and admit `bidders`; their tokens. Waits
-    until the opening tick is journaled, so that the state is quiet afterwards."""
-    async with srv.rpc() as rpc:
-        await rpc.create_auction(auction_body(auction_id, seconds=600, lots=2, **body))
-        tokens = [t["token"] for t in (await rpc.admit(auction_id, bidders))["tokens"]] if bidders else []
-    engine = srv.service.runtime.engine
-    with trio.fail_after(5):
-        while engine.observer_view(auction_id, "L1").status != "open":
-            await trio.sleep(0.01)
-    await quiet(srv)
-    return tokens
-
-
-async def quiet(srv: Served) -> None:
-    """Wait until everything applied is durable (no batch in flight)."""
-    runtime = srv.service.runtime
-    with trio.fail_after(5):
-        while runtime.journaled.gseq != runtime.writer.durable_gseq:
-            await trio.sleep(0.005)
 
 
 # -- room: tokens ----------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from served import KEYS, TOKEN_SECRET, Served, auction_body, served
 from trio_websocket import ConnectionClosed, open_websocket_url
-from wire import JSON, MSGPACK, Close, converse, decode, encode, state
+from wire import JSON, MSGPACK, Close, converse, decode, encode, open_auction, quiet, state
 
 from auction_engine.events import REJECTION_CODES
 from gateway.auth import AUDIENCE, ISSUER
@@ -83,27 +83,6 @@ def is_pong(ping_id: str) -> Callable[[dict[str, Any]], bool]:
 def answers(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The answers among the messages (what the room pushes on its own left out)."""
     return [m for m in messages if m["type"] in ("error", "reject", "ack", "pong")]
-
-
-async def quiet(srv: Served) -> None:
-    """Wait until everything applied is durable and every room connection has gone."""
-    runtime = srv.service.runtime
-    with trio.fail_after(5):
-        while runtime.journaled.gseq != runtime.writer.durable_gseq or srv.service.rooms.count:
-            await trio.sleep(0.002)
-
-
-async def open_auction(srv: Served, auction_id: str, bidders: list[str], lots: int = 2) -> list[str]:
-    """An auction open now for an hour, `bidders` admitted: their tokens."""
-    async with srv.rpc() as rpc:
-        await rpc.create_auction(auction_body(auction_id, seconds=3600, lots=lots))
-        tokens = [t["token"] for t in (await rpc.admit(auction_id, bidders))["tokens"]] if bidders else []
-    engine = srv.service.runtime.engine
-    with trio.fail_after(5):
-        while engine.observer_view(auction_id, "L1").status != "open":
-            await trio.sleep(0.01)
-    await quiet(srv)
-    return tokens
 
 
 async def still_serves(srv: Served, auction_id: str, token: str, lot: str, amount: str, cbid: str) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import msgpack
 import trio
-from served import Served
+from served import Served, auction_body
 from trio_websocket import ConnectionClosed, open_websocket_url
 
 JSON, MSGPACK = "auction.v1.json", "auction.v1.msgpack"
@@ -57,3 +57,24 @@ async def converse(url: str, frames: list[str | bytes], *, subprotocol: str = JS
 def state(srv: Served) -> tuple[str, int]:
     runtime = srv.service.runtime
     return runtime.engine.state_hash(), runtime.journaled.gseq
+
+
+async def quiet(srv: Served) -> None:
+    """Wait until everything applied is durable and every room connection has gone."""
+    runtime = srv.service.runtime
+    with trio.fail_after(5):
+        while runtime.journaled.gseq != runtime.writer.durable_gseq or srv.service.rooms.count:
+            await trio.sleep(0.002)
+
+
+async def open_auction(srv: Served, auction_id: str, bidders: list[str], lots: int = 2) -> list[str]:
+    """An auction open now for an hour, `bidders` admitted: their tokens."""
+    async with srv.rpc() as rpc:
+        await rpc.create_auction(auction_body(auction_id, seconds=3600, lots=lots))
+        tokens = [t["token"] for t in (await rpc.admit(auction_id, bidders))["tokens"]] if bidders else []
+    engine = srv.service.runtime.engine
+    with trio.fail_after(5):
+        while engine.observer_view(auction_id, "L1").status != "open":
+            await trio.sleep(0.01)
+    await quiet(srv)
+    return tokens
