@@ -55,7 +55,7 @@ def create_app(service: Service) -> QuartTrio:
             return error_body("subprotocol_required", "negotiate auction.v1.json or auction.v1.msgpack with "
                               "Sec-WebSocket-Protocol"), 400
         await websocket.accept(subprotocol=chosen)
-        await service.rooms.session(websocket, auction_id, chosen)
+        await service.rooms.session(websocket, auction_id, chosen, transport.direct_sender(websocket.scope))
         return None
 
     @app.route("/metrics")

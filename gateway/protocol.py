@@ -15,7 +15,7 @@ from typing import Any
 import msgpack
 
 from auction_engine.money import format_amount
-from auction_engine.ranking import BidderView, ObserverView
+from auction_engine.ranking import BidderView, LotSnapshot, ObserverView
 from auction_engine.timeutil import format_instant
 
 SUBPROTOCOLS = ("auction.v1.json", "auction.v1.msgpack")
@@ -206,3 +206,104 @@ def observer_view_message(view: ObserverView, decimals: int) -> dict[str, Any]:
         "ladder": [{"rank": line.rank, "pseudonym": line.pseudonym, "price": format_amount(line.price, decimals)}
                    for line in view.ladder],
     }
+
+
+class ViewRenderer:
+    """Every room message one lot snapshot gives, each computed and encoded once.
+
+    A bidder's view depends on the snapshot and on the bidder's rank only (never on who
+    it is), so the encoded payload is cached per (rank, codec); the fields every viewer
+    shares are formatted once. Equal, byte for byte, to encoding
+    `bidder_view_message(snapshot_bidder_view(snapshot, name), decimals)` (or
+    `observer_view_message`): tests/test_view_render.py checks it.
+    """
+
+    __slots__ = ("snapshot", "decimals", "_head", "_prices", "_payloads", "_json_head")
+
+    def __init__(self, snapshot: LotSnapshot, decimals: int) -> None:
+        self.snapshot = snapshot
+        self.decimals = decimals
+        obs = snapshot.observer
+        self._head: dict[str, Any] = {"type": "view", "lot": obs.lot_id, "status": obs.status,
+                                      "close_at": format_instant(obs.close_at), "extensions": obs.extensions}
+        self._prices: list[str] | None = None  # the ladder's prices, formatted, once needed
+        self._payloads: dict[tuple[int | None, bool], str | bytes] = {}  # rank 0: the observers'
+        self._json_head: str | None = None  # the JSON text of `_head`, without its closing brace
+
+    def lot_id(self) -> str:
+        return self.snapshot.observer.lot_id
+
+    def prices(self) -> list[str]:
+        if self._prices is None:
+            decimals = self.decimals
+            self._prices = [format_amount(line.price, decimals) for line in self.snapshot.observer.ladder]
+        return self._prices
+
+    def bidder(self, pseudonym: str, codec: Codec) -> str | bytes:
+        rank = self.snapshot.ranks.get(pseudonym)
+        key = (rank, codec.binary)
+        payload = self._payloads.get(key)
+        if payload is None:
+            if codec.binary or self.snapshot.visibility == "ladder":
+                payload = codec.encode(self._bidder_message(rank))
+            else:
+                payload = self._bidder_json(rank)
+            self._payloads[key] = payload
+        return payload
+
+    def _bidder_json(self, rank: int | None) -> str:
+        """`Codec.encode(self._bidder_message(rank))` for JSON without a ladder, spelt out:
+        the shared head is encoded once; money strings are digits, '-' and '.' only."""
+        head = self._json_head
+        if head is None:
+            head = self._json_head = json.dumps(self._head, separators=(",", ":"))[:-1]
+        obs = self.snapshot.observer
+        if rank is None:
+            own = "null"
+        else:
+            own = f'"{self.prices()[rank - 1]}"'
+        text = f'{head},"own_price":{own},"rank":{"null" if rank is None else rank},' \
+               f'"active_bidders":{obs.active_bidders}'
+        if self.snapshot.visibility == "rank":
+            return text + "}"
+        ladder = obs.ladder
+        if not ladder:
+            return text + ',"best_price":null,"gap":null}'
+        gap = "null" if rank is None else f'"{format_amount(ladder[rank - 1].price - ladder[0].price, self.decimals)}"'
+        return f'{text},"best_price":"{self.prices()[0]}","gap":{gap}}}'
+
+
+    def observer(self, codec: Codec) -> str | bytes:
+        key = (0, codec.binary)
+        payload = self._payloads.get(key)
+        if payload is None:
+            payload = self._payloads[key] = codec.encode(self._observer_message())
+        return payload
+
+    def _bidder_message(self, rank: int | None) -> dict[str, Any]:
+        snapshot, decimals = self.snapshot, self.decimals
+        ladder = snapshot.observer.ladder
+        out = dict(self._head)
+        own = None if rank is None else ladder[rank - 1].price
+        out["own_price"] = None if rank is None else self.prices()[rank - 1]
+        out["rank"] = rank
+        out["active_bidders"] = snapshot.observer.active_bidders
+        if snapshot.visibility != "rank":
+            best = ladder[0].price if ladder else None
+            out["best_price"] = self.prices()[0] if ladder else None
+            out["gap"] = None if own is None or best is None else format_amount(own - best, decimals)
+        if snapshot.visibility == "ladder":
+            prices = self.prices()
+            out["ladder"] = [{"rank": line.rank, "pseudonym": line.pseudonym, "price": prices[i],
+                              "own": line.rank == rank} for i, line in enumerate(ladder)]
+        return out
+
+    def _observer_message(self) -> dict[str, Any]:
+        obs = self.snapshot.observer
+        prices = self.prices()
+        out = dict(self._head)
+        out.update(active_bidders=obs.active_bidders, bids=obs.bids, rejected_bids=obs.rejected_bids,
+                   best_price=prices[0] if prices else None,
+                   ladder=[{"rank": line.rank, "pseudonym": line.pseudonym, "price": prices[i]}
+                           for i, line in enumerate(obs.ladder)])
+        return out

@@ -9,6 +9,14 @@ than the send timeout (seen by one watchdog task for all connections), or a full
 closes the connection with CLOSE_TOO_SLOW: a slow reader delays nobody else. The
 transport is anything with `send`, `receive` and `close(code, reason)` (Quart's websocket
 object in the service).
+
+The fast path: a connection may also have a `Direct` writer (the service's is
+`transport.DirectSender`). While such a connection has nothing queued, nothing in its
+socket backlog and no send in progress, a message for it is framed at once and staged;
+one `Outflow` task then writes every staged connection's bytes with one socket write each,
+once per wake-up (so a journal batch's acks and views cost one write per connection and no
+task switch per message). What the socket does not take stays in the backlog, and the
+connection falls back to its queue and sender until the backlog is written.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
 
@@ -45,7 +53,7 @@ from auction_engine.journal import JournalUnavailable
 from auction_engine.journal.format import FormatError
 from auction_engine.journal.sequencer import Submission
 from auction_engine.money import MoneyError, format_amount, parse_amount
-from auction_engine.ranking import LotSnapshot, lot_outcome, snapshot_bidder_view
+from auction_engine.ranking import LotSnapshot, lot_outcome
 from auction_engine.runtime import Runtime
 from auction_engine.timeutil import format_instant
 
@@ -67,6 +75,56 @@ class Transport(Protocol):
     async def send(self, data: str | bytes) -> None: ...
     async def receive(self) -> str | bytes: ...
     async def close(self, code: int, reason: str = "") -> None: ...
+
+
+QUEUED, REPLACED, STAGED = 0, 1, 2  # what push_view did
+
+
+class Direct(Protocol):
+    """Synchronous framing and writing for one WebSocket (see transport.DirectSender)."""
+
+    @property
+    def open(self) -> bool: ...
+    @property
+    def backlog(self) -> int: ...
+    def frame(self, payload: str | bytes) -> bytes | None: ...
+    def write_nowait(self, data: bytes) -> bool: ...
+    async def flush(self) -> None: ...
+
+
+class Outflow:
+    """Staged bytes of idle direct connections, written by one task (`run`)."""
+
+    def __init__(self) -> None:
+        self.staged: dict[Connection, None] = {}  # insertion-ordered set
+        self.wake = trio.Event()
+
+    def stage(self, conn: Connection, data: bytes) -> None:
+        conn.out.append(data)
+        if conn not in self.staged:
+            self.staged[conn] = None
+            self.wake.set()
+
+    def write(self, conn: Connection) -> None:
+        """Write one connection's staged bytes now (or hand them to its backlog)."""
+        self.staged.pop(conn, None)
+        out, direct = conn.out, conn.direct
+        if not out or direct is None:
+            return
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        if not direct.open:  # closed since they were framed: nothing may follow the close frame
+            return
+        if not direct.write_nowait(data):
+            conn.wake.set()  # its sender writes the backlog
+
+    async def run(self) -> None:
+        while True:
+            await self.wake.wait()
+            self.wake = trio.Event()
+            staged = self.staged
+            while staged:
+                self.write(next(iter(staged)))
 
 
 class Bucket:
@@ -110,27 +168,49 @@ class Connection:
     visibility: str
     limit: int
     control: deque[dict[str, Any]]
-    views: dict[str, LotSnapshot]
+    views: dict[str, p.ViewRenderer]  # lot -> its latest unsent view
     wake: trio.Event
     close_request: Closing | None = None
     cancel: trio.CancelScope | None = None
     sending_since: float | None = None  # trio time the pending send began
+    direct: Direct | None = None
+    outflow: Outflow | None = None
+    out: list[bytes] = field(default_factory=list)  # framed, staged in `outflow`
+
+    def idle(self) -> bool:
+        """True if a message may be framed and staged now (direct, nothing ahead of it)."""
+        direct = self.direct
+        return (direct is not None and not self.control and not self.views and self.sending_since is None
+                and not direct.backlog)
+
+    def stage(self, payload: str | bytes) -> None:
+        """Frame and stage an encoded message (the connection is `idle`)."""
+        data = self.direct.frame(payload)  # type: ignore[union-attr]
+        if data is not None:  # else closing: nothing more goes out
+            self.outflow.stage(self, data)  # type: ignore[union-attr]
 
     def push(self, message: dict[str, Any]) -> None:
         """Queue a message that must be delivered; a full queue closes the connection."""
+        if self.idle():
+            self.stage(self.codec.encode(message))
+            return
         if len(self.control) >= self.limit:
             self.request_close(p.CLOSE_TOO_SLOW, "too far behind: outbound queue full")
             return
         self.control.append(message)
         self.wake.set()
 
-    def push_view(self, snapshot: LotSnapshot) -> bool:
-        """Queue a lot view; True if it replaced an unsent one (conflation)."""
-        lot = snapshot.observer.lot_id
+    def push_view(self, view: p.ViewRenderer) -> int:
+        """Stage a lot view (STAGED), or queue it: REPLACED if it replaced an unsent one
+        (conflation), else QUEUED."""
+        if self.idle():
+            self.stage(self.view_payload(view))
+            return STAGED
+        lot = view.lot_id()
         replaced = lot in self.views
-        self.views[lot] = snapshot
+        self.views[lot] = view
         self.wake.set()
-        return replaced
+        return REPLACED if replaced else QUEUED
 
     def request_close(self, code: int, reason: str) -> None:
         if self.close_request is None:
@@ -138,10 +218,10 @@ class Connection:
         if self.cancel is not None:
             self.cancel.cancel()
 
-    def view_message(self, snapshot: LotSnapshot) -> dict[str, Any]:
+    def view_payload(self, view: p.ViewRenderer) -> str | bytes:
         if self.pseudonym is not None:
-            return p.bidder_view_message(snapshot_bidder_view(snapshot, self.pseudonym), self.decimals)
-        return p.observer_view_message(snapshot.observer, self.decimals)
+            return view.bidder(self.pseudonym, self.codec)
+        return view.observer(self.codec)
 
 
 class Rooms:
@@ -156,6 +236,7 @@ class Rooms:
         self.revoked_at = revoked_at  # (auction, bidder) -> time of the last revocation
         self.by_auction: dict[str, set[Connection]] = {}
         self.count = 0
+        self.outflow = Outflow()  # its `run` task is the service's
         self._ids = itertools.count(1)
         runtime.listeners.append(self.on_events)
         runtime.view_listeners.append(self.on_views)
@@ -163,12 +244,17 @@ class Rooms:
     # -- fan-out (synchronous, from the journal writer's task) ---------------------------
 
     def on_views(self, snapshots: list[LotSnapshot]) -> None:
-        conflated = 0
+        done = [0, 0, 0]
         for snapshot in snapshots:
-            for conn in self.by_auction.get(snapshot.observer.auction_id, ()):
-                conflated += conn.push_view(snapshot)
-        if conflated:
-            self.metrics.views_conflated.inc(conflated)
+            conns = self.by_auction.get(snapshot.observer.auction_id)
+            if conns:
+                view = p.ViewRenderer(snapshot, next(iter(conns)).decimals)
+                for conn in conns:
+                    done[conn.push_view(view)] += 1
+        if done[REPLACED]:
+            self.metrics.views_conflated.inc(done[REPLACED])
+        if done[STAGED]:
+            self.metrics.views_sent.inc(done[STAGED])
 
     def on_events(self, events: list[Event]) -> None:
         for event in events:
@@ -235,15 +321,16 @@ class Rooms:
 
     # -- sessions ------------------------------------------------------------------------
 
-    async def session(self, transport: Transport, auction_id: str, subprotocol: str) -> None:
-        """Serve one accepted WebSocket until it closes."""
+    async def session(self, transport: Transport, auction_id: str, subprotocol: str,
+                      direct: Direct | None = None) -> None:
+        """Serve one accepted WebSocket until it closes (`direct`: its fast write path)."""
         codec = p.Codec(subprotocol)
         conn: Connection | None = None
         closing: Closing | None = None
         try:
             if self.count >= self.settings.max_connections:
                 raise Closing(p.CLOSE_OVERLOADED, "the service holds its maximum number of connections")
-            conn = await self._handshake(transport, auction_id, codec)
+            conn = await self._handshake(transport, auction_id, codec, direct)
             await self._run(transport, conn)
         except Closing as exc:
             closing = exc
@@ -251,6 +338,8 @@ class Rooms:
             if closing is None and conn is not None:
                 closing = conn.close_request
             self._ended(conn, closing)
+            if conn is not None:
+                self.outflow.write(conn)  # what was staged goes before the close frame
         if closing is not None:
             with trio.move_on_after(CLOSE_WAIT):
                 await transport.close(closing.code, closing.reason)
@@ -264,7 +353,8 @@ class Rooms:
             connection_id=conn.id if conn else None, close_code=closing.code if closing else None,
             close_reason=closing.reason if closing else "closed by the client")
 
-    async def _handshake(self, transport: Transport, auction_id: str, codec: p.Codec) -> Connection:
+    async def _handshake(self, transport: Transport, auction_id: str, codec: p.Codec,
+                         direct: Direct | None) -> Connection:
         frame: str | bytes | None = None
         with trio.move_on_after(self.settings.handshake_timeout_s) as scope:
             frame = await transport.receive()
@@ -297,7 +387,7 @@ class Rooms:
             id=f"c{next(self._ids)}", auction_id=auction_id, role=claims.role, subject=claims.subject,
             pseudonym=name, codec=codec, decimals=auction.config.decimals,
             visibility=auction.config.visibility, limit=self.settings.outbound_queue,
-            control=deque(), views={}, wake=trio.Event(),
+            control=deque(), views={}, wake=trio.Event(), direct=direct, outflow=self.outflow,
         )
         conn.push(welcome(auction.config, conn, self.runtime.now()))
         return conn
@@ -317,7 +407,7 @@ class Rooms:
                     conn.push(self._closed(conn, conn.auction_id, lot.config.lot_id, lot.clock.closed_at))
             snapshots = await self.runtime.durable_snapshots(conn.auction_id)
             for snapshot in snapshots or ():
-                conn.push_view(snapshot)
+                conn.push_view(p.ViewRenderer(snapshot, conn.decimals))
             async with trio.open_nursery() as nursery:
                 conn.cancel = nursery.cancel_scope
                 if conn.close_request is not None:  # closed while it waited for its views
@@ -334,18 +424,29 @@ class Rooms:
 
     async def _sender(self, transport: Transport, conn: Connection) -> None:
         views_sent = self.metrics.views_sent
+        direct = conn.direct
         while True:
             await conn.wake.wait()
             conn.wake = trio.Event()
-            while conn.control or conn.views:
+            while conn.control or conn.views or (direct is not None and direct.backlog):
+                if direct is not None and direct.backlog:
+                    conn.sending_since = trio.current_time()  # watched by `watchdog`
+                    await direct.flush()
+                    conn.sending_since = None
+                    continue
                 if conn.control:
-                    message = conn.control.popleft()
+                    payload = conn.codec.encode(conn.control.popleft())
                 else:
-                    lot = next(iter(conn.views))
-                    message = conn.view_message(conn.views.pop(lot))
+                    payload = conn.view_payload(conn.views.pop(next(iter(conn.views))))
                     views_sent.inc()
-                conn.sending_since = trio.current_time()  # watched by `watchdog`
-                await transport.send(conn.codec.encode(message))
+                if direct is not None:
+                    data = direct.frame(payload)
+                    if data is None:  # closing
+                        return
+                    direct.write_nowait(data)  # what it does not take, the loop flushes
+                    continue
+                conn.sending_since = trio.current_time()
+                await transport.send(payload)
                 conn.sending_since = None
 
     async def watchdog(self) -> None:

@@ -92,6 +92,7 @@ class Service:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(service._probe_lag)
                 nursery.start_soon(rooms.watchdog)
+                nursery.start_soon(rooms.outflow.run)
                 try:
                     yield service
                 finally:
