@@ -72,11 +72,12 @@ class Runtime:
         self.listeners: list[Listener] = []
         self.view_listeners: list[ViewListener] = []
         self._deadline_moved = trio.Event()
-        # (gseq, a submission and its on_durable callback | snapshots and None), in journal order
+        # (gseq, a submission and its (on_durable, on_lost) | snapshots and None), in journal order
         self._to_publish: deque[tuple[int, Submission | list[LotSnapshot], Any]] = deque()
         self._dirty: set[tuple[str, str]] = set()  # lots changed since the last snapshot
         writer.on_cut.append(self._snapshot)
         writer.on_batch.append(self._publish)
+        writer.on_failure.append(self._lose)
 
     @classmethod
     @asynccontextmanager
@@ -113,27 +114,55 @@ class Runtime:
         return (await self.execute(command_type(self.now(), *fields))).events
 
     async def execute(self, command: Command, on_durable: Callable[[Submission], None] | None = None) -> Submission:
-        """Run a command already stamped with its time (at or after the engine's); return
-        once durable. A bid repeating a journaled client_bid_id gets its first outcome
-        back (`duplicate` is set) and changes nothing. `on_durable(submission)`, if given,
-        runs as soon as the records are durable, before the listeners and the views of
-        that batch (so an answer queued there goes out first); it must not raise."""
+        """`post` the command and wait: return the submission once it is durable, or raise
+        `JournalUnavailable`. `on_durable(submission)`, if given, runs first, as in `post`."""
+        done = trio.Event()
+        outcome: list[Submission | JournalUnavailable] = []
+
+        def durable(submission: Submission) -> None:
+            if on_durable is not None:
+                on_durable(submission)
+            outcome.append(submission)
+            done.set()
+
+        def lost(error: JournalUnavailable) -> None:
+            outcome.append(error)
+            done.set()
+
+        self.post(command, durable, lost)
+        await done.wait()
+        if isinstance(outcome[0], JournalUnavailable):
+            raise outcome[0]
+        return outcome[0]
+
+    def post(self, command: Command, on_durable: Callable[[Submission], None],
+             on_lost: Callable[[JournalUnavailable], None]) -> Submission:
+        """Run a command already stamped with its time (at or after the engine's) and return
+        at once. `on_durable(submission)` runs once its records and every earlier one are
+        durable, in journal order, before the listeners and the views of that batch (so an
+        answer queued there goes out first); `on_lost(error)` runs instead if the journal
+        fails first (the outcome is then unknown until a restart). A bid repeating a
+        journaled client_bid_id gets its first outcome (`duplicate` is set), changes
+        nothing, and is answered after everything posted before it. Raises
+        `JournalUnavailable` (nothing changed) if the journal has already stopped. The
+        callbacks must not raise."""
         writer = self.writer
         writer.check()  # before the core changes anything
         before = self.engine.next_deadline()
         submission = self.journaled.submit(command)
         if submission.frames:
             writer.append(submission.frames, submission.last_gseq)
-            self._to_publish.append((submission.last_gseq, submission, on_durable))
+            self._to_publish.append((submission.last_gseq, submission, (on_durable, on_lost)))
             dirty = self._dirty
             for event in submission.events:
                 if type(event) in LOT_EVENTS:
                     dirty.add((event[1], event[2]))  # type: ignore[misc]  # (auction_id, lot_id)
+        elif self._to_publish:  # nothing new to write: answered in turn
+            self._to_publish.append((self.journaled.gseq, submission, (on_durable, on_lost)))
+        else:  # everything posted so far is durable and published
+            on_durable(submission)
         if self.engine.next_deadline() != before:
             self._deadline_moved.set()
-        await writer.wait_durable(submission.last_gseq)
-        if on_durable is not None and not submission.frames:
-            on_durable(submission)
         return submission
 
     async def durable_snapshots(self, auction_id: str) -> list[LotSnapshot] | None:
@@ -167,15 +196,28 @@ class Runtime:
         durable = self.writer.durable_gseq
         queue = self._to_publish
         while queue and queue[0][0] <= durable:
-            _gseq, item, on_durable = queue.popleft()
+            _gseq, item, callbacks = queue.popleft()
             if type(item) is Submission:
-                if on_durable is not None:
-                    on_durable(item)
-                for listener in self.listeners:
-                    listener(item.events)
+                callbacks[0](item)
+                if item.frames:
+                    for listener in self.listeners:
+                        listener(item.events)
             else:
                 for view_listener in self.view_listeners:
                     view_listener(item)  # type: ignore[arg-type]
+
+    def _lose(self, _exc: BaseException) -> None:
+        """The journal has failed: every posted command not yet durable is lost to its poster."""
+        try:
+            self.writer.check()
+            error = JournalUnavailable("the journal stopped")
+        except JournalUnavailable as exc:  # its own account of the failure
+            error = exc
+        queue = self._to_publish
+        while queue:
+            _gseq, item, callbacks = queue.popleft()
+            if type(item) is Submission:
+                callbacks[1](error)
 
     async def _timer(self) -> None:
         """Tick at each deadline (openings, closes, awards) as the wall clock reaches it."""

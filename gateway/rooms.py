@@ -1,7 +1,8 @@
 """The auction room: one session per WebSocket, and the fan-out of durable state to them.
 
 A session reads the hello (token) within the handshake timeout, then runs two tasks: a
-receiver that turns bids into core commands (one at a time, acked once durable) and a
+receiver that turns bids into core commands (pipelined: each answered once durable, every
+answer in the order of the messages it answers) and a
 sender that drains the connection's outbound queue. The queue holds messages that must
 be delivered (acks, rejects, clock and lifecycle messages; bounded) and at most one
 pending view per lot (a newer snapshot replaces an unsent one). A send blocked longer
@@ -78,6 +79,7 @@ class Transport(Protocol):
 
 
 QUEUED, REPLACED, STAGED = 0, 1, 2  # what push_view did
+READ_AHEAD = 64  # a connection's owed answers past which its receiver stops reading
 
 
 class Direct(Protocol):
@@ -176,6 +178,8 @@ class Connection:
     direct: Direct | None = None
     outflow: Outflow | None = None
     out: list[bytes] = field(default_factory=list)  # framed, staged in `outflow`
+    answers: deque[list[Any]] = field(default_factory=deque)  # owed answers, in message order: [message | None]
+    drained: trio.Event | None = None  # set once fewer than READ_AHEAD answers are owed
 
     def idle(self) -> bool:
         """True if a message may be framed and staged now (direct, nothing ahead of it)."""
@@ -199,6 +203,29 @@ class Connection:
             return
         self.control.append(message)
         self.wake.set()
+
+    def answer(self, message: dict[str, Any]) -> None:
+        """Queue the answer to a client message, after those still owed to earlier ones."""
+        if self.answers:
+            self.answers.append([message])
+        else:
+            self.push(message)
+
+    def owe(self) -> list[Any]:
+        """A place, in turn, for an answer given later (a bid's, once durable)."""
+        cell: list[Any] = [None]
+        self.answers.append(cell)
+        return cell
+
+    def settle(self, cell: list[Any], message: dict[str, Any]) -> None:
+        """Give an owed answer; queue every answer now due, in order."""
+        cell[0] = message
+        answers = self.answers
+        while answers and answers[0][0] is not None:
+            self.push(answers.popleft()[0])
+        if self.drained is not None and len(answers) < READ_AHEAD:
+            self.drained.set()
+            self.drained = None
 
     def push_view(self, view: p.ViewRenderer) -> int:
         """Stage a lot view (STAGED), or queue it: REPLACED if it replaced an unsent one
@@ -237,6 +264,7 @@ class Rooms:
         self.by_auction: dict[str, set[Connection]] = {}
         self.count = 0
         self.outflow = Outflow()  # its `run` task is the service's
+        self._bid_counters: dict[tuple[str, str], Any] = {}  # (outcome, reason) -> its counter
         self._ids = itertools.count(1)
         runtime.listeners.append(self.on_events)
         runtime.view_listeners.append(self.on_views)
@@ -467,6 +495,9 @@ class Rooms:
         errors = Bucket(ERROR_REFILL, ERROR_BURST)
         bids = Bucket(self.settings.bid_rate, self.settings.bid_burst)
         while True:
+            if len(conn.answers) >= READ_AHEAD:  # backpressure: read on once answers go out
+                conn.drained = trio.Event()
+                await conn.drained.wait()
             frame = await transport.receive()
             try:
                 message = p.parse_client(conn.codec.decode(frame))
@@ -475,61 +506,72 @@ class Rooms:
                         raise p.ProtocolError("observer_cannot_bid", "observers cannot bid", message.client_bid_id)
                     if not bids.take():
                         self.metrics.protocol_errors.labels("rate_limited").inc()
-                        conn.push(p.reject(message.client_bid_id, message.lot, "rate_limited",
-                                           f"at most {self.settings.bid_rate:g} bids per second"))
+                        conn.answer(p.reject(message.client_bid_id, message.lot, "rate_limited",
+                                             f"at most {self.settings.bid_rate:g} bids per second"))
                         if not errors.take():
                             conn.request_close(p.CLOSE_ABUSE, "bids far over the rate limit")
                             return
                         continue
-                    await self._bid(conn, message)
+                    self._bid(conn, message)
                 elif isinstance(message, p.Ping):
-                    conn.push(p.pong(message.id, self.runtime.now()))
+                    conn.answer(p.pong(message.id, self.runtime.now()))
                 else:
                     raise p.ProtocolError("unexpected_hello", "hello was already received")
             except p.ProtocolError as exc:
                 self.metrics.protocol_errors.labels(exc.code).inc()
-                conn.push(p.error(exc.code, exc.message, exc.client_bid_id))
+                conn.answer(p.error(exc.code, exc.message, exc.client_bid_id))
                 if not errors.take():
                     conn.request_close(p.CLOSE_ABUSE, "too many malformed messages")
                     return
 
-    async def _bid(self, conn: Connection, bid: p.Bid) -> None:
+    def _bid(self, conn: Connection, bid: p.Bid) -> None:
+        """Run a bid through the core now; its answer is owed until it is durable, and the
+        receiver reads on meanwhile (up to READ_AHEAD owed answers; the bid rate limit
+        bounds the rest)."""
         started = time.perf_counter()
         runtime = self.runtime
         try:
             amount = parse_amount(bid.amount, conn.decimals)
         except MoneyError as exc:
             self._count_bid("rejected", "invalid_amount", started)
-            conn.push(p.reject(bid.client_bid_id, bid.lot, "invalid_amount", str(exc)))
+            conn.answer(p.reject(bid.client_bid_id, bid.lot, "invalid_amount", str(exc)))
             return
         command = PlaceBid(runtime.now(), conn.auction_id, bid.lot, conn.subject, amount, bid.client_bid_id)
+        cell = conn.owe()
         try:
-            await runtime.execute(command, partial(self._answer, conn, bid, started))
+            runtime.post(command, partial(self._answer, conn, bid, started, cell),
+                         partial(self._lost, conn, bid, started, cell))
         except JournalUnavailable as exc:
-            self._count_bid("rejected", "journal_unavailable", started)
-            conn.push(p.reject(bid.client_bid_id, bid.lot, "journal_unavailable", str(exc)))
+            self._lost(conn, bid, started, cell, exc)
         except FormatError as exc:  # e.g. an amount too large to journal: nothing changed
             self._count_bid("rejected", "invalid_amount", started)
-            conn.push(p.reject(bid.client_bid_id, bid.lot, "invalid_amount", str(exc)))
+            conn.settle(cell, p.reject(bid.client_bid_id, bid.lot, "invalid_amount", str(exc)))
 
-    def _answer(self, conn: Connection, bid: p.Bid, started: float, submission: Submission) -> None:
-        """Queue a durable bid's ack or reject (called by the runtime as its batch becomes
+    def _answer(self, conn: Connection, bid: p.Bid, started: float, cell: list[Any], submission: Submission) -> None:
+        """A durable bid's ack or reject (called by the runtime as its batch becomes
         durable, before that batch's views)."""
         for event in submission.events:
             if type(event) is BidAccepted and event.bidder_id == conn.subject:
                 self._count_bid("accepted", "", started)
-                conn.push(ack(event, bid.client_bid_id, conn, submission.duplicate))
+                conn.settle(cell, ack(event, bid.client_bid_id, conn, submission.duplicate))
                 return
             if type(event) is BidRejected and event.bidder_id == conn.subject:
                 self._count_bid("rejected", event.code, started)
-                conn.push(reject(event, bid.client_bid_id, conn, submission.duplicate))
+                conn.settle(cell, reject(event, bid.client_bid_id, conn, submission.duplicate))
                 return
         log(logger, logging.ERROR, "a bid with no outcome", auction_id=conn.auction_id, connection_id=conn.id,
             events=repr(submission.events)[:300])
-        conn.push(p.error("internal", "the bid's outcome is unknown", bid.client_bid_id))
+        conn.settle(cell, p.error("internal", "the bid's outcome is unknown", bid.client_bid_id))
+
+    def _lost(self, conn: Connection, bid: p.Bid, started: float, cell: list[Any], error: JournalUnavailable) -> None:
+        self._count_bid("rejected", "journal_unavailable", started)
+        conn.settle(cell, p.reject(bid.client_bid_id, bid.lot, "journal_unavailable", str(error)))
 
     def _count_bid(self, outcome: str, reason: str, started: float) -> None:
-        self.metrics.bids.labels(outcome, reason).inc()
+        counter = self._bid_counters.get((outcome, reason))
+        if counter is None:
+            counter = self._bid_counters[outcome, reason] = self.metrics.bids.labels(outcome, reason)
+        counter.inc()
         self.metrics.bid_ack_seconds.observe(time.perf_counter() - started)
 
 

@@ -12,6 +12,7 @@ import pytest
 import trio
 from served import auction_body, served
 from trio_websocket import wrap_client_stream
+from wire import converse, open_auction
 
 from gateway.client import Room
 from replay import verify
@@ -323,3 +324,33 @@ def test_serve_runs_as_a_process_logs_json_and_stops_on_sigterm(tmp_path: Path) 
     finally:
         process.kill()
         process.wait()
+
+
+@pytest.mark.trio
+async def test_pipelined_messages_are_answered_in_the_order_they_were_sent(tmp_path: Path) -> None:
+    async with served(tmp_path) as srv:
+        tokens = await open_auction(srv, "A-P", ["piper"], lots=1)
+
+        def answer(m: dict[str, Any]) -> bool:
+            return m["type"] in ("ack", "reject", "pong", "error")
+
+        frames = [json.dumps(m) for m in (
+            {"type": "hello", "token": tokens[0]},
+            {"type": "bid", "lot": "L1", "amount": "9000.00", "client_bid_id": "p1"},
+            {"type": "ping", "id": 7},
+            {"type": "bid", "lot": "L1", "amount": "nine", "client_bid_id": "p2"},  # refused before the core
+            {"type": "bid", "lot": "L1", "amount": "8990.00", "client_bid_id": "p3"},
+            {"type": "bid", "lot": "L9", "amount": "8980.00", "client_bid_id": "p4"},  # the core rejects it
+            {"type": "bogus"},
+            {"type": "bid", "lot": "L1", "amount": "9000.00", "client_bid_id": "p1"},  # a retry of p1
+            {"type": "ping", "id": 8},
+        )]
+        seen: list[dict[str, Any]] = []
+        messages, close = await converse(srv.room_url("A-P"), frames,
+                                         stop=lambda m: answer(m) and seen.append(m) is None and len(seen) == 8)
+        assert close is None
+        got = [(m["type"], m.get("client_bid_id") or m.get("id") or m.get("code")) for m in messages if answer(m)]
+        assert got == [("ack", "p1"), ("pong", 7), ("reject", "p2"), ("ack", "p3"), ("reject", "p4"),
+                       ("error", "unknown_type"), ("ack", "p1"), ("pong", 8)], got
+        duplicate = [m for m in messages if m["type"] == "ack"][-1]
+        assert duplicate["duplicate"] is True
