@@ -26,6 +26,7 @@ MAX_PING_ID = 64  # characters of a ping id echoed back
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001  # the service is shutting down
 CLOSE_TOO_BIG = 1009  # a message over the size limit (sent by the server stack)
+CLOSE_INTERNAL = 1011  # an unexpected error serving this connection (logged)
 CLOSE_BAD_HELLO = 4400  # the first message was not a valid hello
 CLOSE_UNAUTHORIZED = 4401  # token missing, invalid or expired
 CLOSE_FORBIDDEN = 4403  # token for another auction, bidder not admitted or revoked
@@ -212,7 +213,8 @@ class ViewRenderer:
     """Every room message one lot snapshot gives, each computed and encoded once.
 
     A bidder's view depends on the snapshot and on the bidder's rank only (never on who
-    it is), so the encoded payload is cached per (rank, codec); the fields every viewer
+    it is), so the encoded payload is cached per (rank, codec) (in ladder mode, only the
+    unranked one: each ranked payload holds the whole ladder); the fields every viewer
     shares are formatted once. Equal, byte for byte, to encoding
     `bidder_view_message(snapshot_bidder_view(snapshot, name), decimals)` (or
     `observer_view_message`): tests/test_view_render.py checks it.
@@ -244,11 +246,13 @@ class ViewRenderer:
         key = (rank, codec.binary)
         payload = self._payloads.get(key)
         if payload is None:
-            if codec.binary or self.snapshot.visibility == "ladder":
+            ladder = self.snapshot.visibility == "ladder"
+            if codec.binary or ladder:
                 payload = codec.encode(self._bidder_message(rank))
             else:
                 payload = self._bidder_json(rank)
-            self._payloads[key] = payload
+            if not ladder or rank is None:  # a ladder view per rank would make the cache bidders²
+                self._payloads[key] = payload
         return payload
 
     def _bidder_json(self, rank: int | None) -> str:

@@ -126,7 +126,12 @@ class Outflow:
             self.wake = trio.Event()
             staged = self.staged
             while staged:
-                self.write(next(iter(staged)))
+                conn = next(iter(staged))
+                try:
+                    self.write(conn)
+                except Exception as exc:  # a bug: close that connection, keep serving the others
+                    staged.pop(conn, None)
+                    conn.fail(exc)
 
 
 class Bucket:
@@ -178,8 +183,8 @@ class Connection:
     direct: Direct | None = None
     outflow: Outflow | None = None
     out: list[bytes] = field(default_factory=list)  # framed, staged in `outflow`
-    answers: deque[list[Any]] = field(default_factory=deque)  # owed answers, in message order: [message | None]
-    drained: trio.Event | None = None  # set once fewer than READ_AHEAD answers are owed
+    answers: deque[list[Any]] | None = None  # owed answers in message order, [message | None]; made when needed
+    answered: trio.Event | None = None  # set as owed answers go out (see `wait_answers`)
 
     def idle(self) -> bool:
         """True if a message may be framed and staged now (direct, nothing ahead of it)."""
@@ -187,33 +192,41 @@ class Connection:
         return (direct is not None and not self.control and not self.views and self.sending_since is None
                 and not direct.backlog)
 
-    def stage(self, payload: str | bytes) -> None:
-        """Frame and stage an encoded message (the connection is `idle`)."""
-        data = self.direct.frame(payload)  # type: ignore[union-attr]
-        if data is not None:  # else closing: nothing more goes out
-            self.outflow.stage(self, data)  # type: ignore[union-attr]
-
     def push(self, message: dict[str, Any]) -> None:
-        """Queue a message that must be delivered; a full queue closes the connection."""
-        if self.idle():
-            self.stage(self.codec.encode(message))
-            return
-        if len(self.control) >= self.limit:
-            self.request_close(p.CLOSE_TOO_SLOW, "too far behind: outbound queue full")
-            return
-        self.control.append(message)
-        self.wake.set()
+        """Queue a message for every viewer (clock, lifecycle, results); dropped once the
+        connection is closing."""
+        if self.close_request is None:
+            self._queue(message)
+
+    def _queue(self, message: dict[str, Any]) -> None:
+        """Stage or queue a message that must be delivered; a full queue closes the connection."""
+        try:
+            if self.idle():
+                data = self.direct.frame(self.codec.encode(message))  # type: ignore[union-attr]
+                if data is not None:  # else the WebSocket is closing: nothing more goes out
+                    self.outflow.stage(self, data)  # type: ignore[union-attr]
+                return
+            if len(self.control) >= self.limit:
+                self.request_close(p.CLOSE_TOO_SLOW, "too far behind: outbound queue full")
+                return
+            self.control.append(message)
+            self.wake.set()
+        except Exception as exc:  # a bug: it must not reach the journal writer's task
+            self.fail(exc)
 
     def answer(self, message: dict[str, Any]) -> None:
-        """Queue the answer to a client message, after those still owed to earlier ones."""
+        """Queue the answer to a client message, after those still owed to earlier ones
+        (answers go out even once the connection is closing)."""
         if self.answers:
             self.answers.append([message])
         else:
-            self.push(message)
+            self._queue(message)
 
     def owe(self) -> list[Any]:
         """A place, in turn, for an answer given later (a bid's, once durable)."""
         cell: list[Any] = [None]
+        if self.answers is None:
+            self.answers = deque()
         self.answers.append(cell)
         return cell
 
@@ -221,23 +234,46 @@ class Connection:
         """Give an owed answer; queue every answer now due, in order."""
         cell[0] = message
         answers = self.answers
+        assert answers is not None
         while answers and answers[0][0] is not None:
-            self.push(answers.popleft()[0])
-        if self.drained is not None and len(answers) < READ_AHEAD:
-            self.drained.set()
-            self.drained = None
+            self._queue(answers.popleft()[0])
+        if self.answered is not None:
+            self.answered.set()
+            self.answered = None
+
+    async def wait_answers(self, most: int) -> None:
+        """Return once at most `most` answers are owed."""
+        while self.answers is not None and len(self.answers) > most:
+            if self.answered is None:
+                self.answered = trio.Event()
+            await self.answered.wait()
 
     def push_view(self, view: p.ViewRenderer) -> int:
         """Stage a lot view (STAGED), or queue it: REPLACED if it replaced an unsent one
-        (conflation), else QUEUED."""
-        if self.idle():
-            self.stage(self.view_payload(view))
-            return STAGED
-        lot = view.lot_id()
-        replaced = lot in self.views
-        self.views[lot] = view
-        self.wake.set()
-        return REPLACED if replaced else QUEUED
+        (conflation), else QUEUED. Dropped once the connection is closing."""
+        if self.close_request is not None:
+            return QUEUED
+        try:
+            if self.idle():
+                data = self.direct.frame(self.view_payload(view))  # type: ignore[union-attr]
+                if data is not None:
+                    self.outflow.stage(self, data)  # type: ignore[union-attr]
+                return STAGED
+            lot = view.lot_id()
+            replaced = lot in self.views
+            self.views[lot] = view
+            self.wake.set()
+            return REPLACED if replaced else QUEUED
+        except Exception as exc:  # a bug: it must not reach the journal writer's task
+            self.fail(exc)
+            return QUEUED
+
+    def fail(self, exc: Exception) -> None:
+        """An unexpected error serving this connection (called in its handler): log it and
+        close the connection (1011); nobody else is affected."""
+        log(logger, logging.ERROR, "room connection failed", exc_info=True, auction_id=self.auction_id,
+            connection_id=self.id, error=repr(exc)[:300])
+        self.request_close(p.CLOSE_INTERNAL, "internal error")
 
     def request_close(self, code: int, reason: str) -> None:
         if self.close_request is None:
@@ -366,10 +402,12 @@ class Rooms:
             if closing is None and conn is not None:
                 closing = conn.close_request
             self._ended(conn, closing)
-            if conn is not None:
-                self.outflow.write(conn)  # what was staged goes before the close frame
         if closing is not None:
             with trio.move_on_after(CLOSE_WAIT):
+                if conn is not None and closing.code != p.CLOSE_TOO_SLOW:
+                    # the answers owed to messages read before the close, then the close
+                    await conn.wait_answers(0)
+                    await self._send_queued(transport, conn)
                 await transport.close(closing.code, closing.reason)
                 while True:  # drain what the client still sends until its close: no reset,
                     await transport.receive()  # and the server stack is never left blocked
@@ -451,31 +489,36 @@ class Rooms:
             gauge.dec()
 
     async def _sender(self, transport: Transport, conn: Connection) -> None:
-        views_sent = self.metrics.views_sent
-        direct = conn.direct
         while True:
             await conn.wake.wait()
             conn.wake = trio.Event()
-            while conn.control or conn.views or (direct is not None and direct.backlog):
-                if direct is not None and direct.backlog:
-                    conn.sending_since = trio.current_time()  # watched by `watchdog`
-                    await direct.flush()
-                    conn.sending_since = None
-                    continue
-                if conn.control:
-                    payload = conn.codec.encode(conn.control.popleft())
-                else:
-                    payload = conn.view_payload(conn.views.pop(next(iter(conn.views))))
-                    views_sent.inc()
-                if direct is not None:
-                    data = direct.frame(payload)
-                    if data is None:  # closing
-                        return
-                    direct.write_nowait(data)  # what it does not take, the loop flushes
-                    continue
-                conn.sending_since = trio.current_time()
-                await transport.send(payload)
+            await self._send_queued(transport, conn)
+
+    async def _send_queued(self, transport: Transport, conn: Connection) -> None:
+        """Send what is staged, in the backlog and queued (views only while open), in order."""
+        direct = conn.direct
+        if direct is not None:
+            self.outflow.write(conn)  # staged bytes go first
+        while conn.control or (conn.views and conn.close_request is None) or (direct is not None and direct.backlog):
+            if direct is not None and direct.backlog:
+                conn.sending_since = trio.current_time()  # watched by `watchdog`
+                await direct.flush()
                 conn.sending_since = None
+                continue
+            if conn.control:
+                payload = conn.codec.encode(conn.control.popleft())
+            else:
+                payload = conn.view_payload(conn.views.pop(next(iter(conn.views))))
+                self.metrics.views_sent.inc()
+            if direct is not None:
+                data = direct.frame(payload)
+                if data is None:  # the WebSocket is closing
+                    return
+                direct.write_nowait(data)  # what it does not take, the loop flushes
+                continue
+            conn.sending_since = trio.current_time()
+            await transport.send(payload)
+            conn.sending_since = None
 
     async def watchdog(self) -> None:
         """Close (CLOSE_TOO_SLOW) every connection whose current send has been blocked
@@ -495,9 +538,7 @@ class Rooms:
         errors = Bucket(ERROR_REFILL, ERROR_BURST)
         bids = Bucket(self.settings.bid_rate, self.settings.bid_burst)
         while True:
-            if len(conn.answers) >= READ_AHEAD:  # backpressure: read on once answers go out
-                conn.drained = trio.Event()
-                await conn.drained.wait()
+            await conn.wait_answers(READ_AHEAD - 1)  # backpressure: read on once earlier bids are answered
             frame = await transport.receive()
             try:
                 message = p.parse_client(conn.codec.decode(frame))

@@ -24,8 +24,10 @@ WebSocket by its addresses; None (TLS, HTTP/2, a closed or unknown connection) m
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import socket
 from collections.abc import Mapping
 from typing import Any
 
@@ -99,18 +101,20 @@ class BoundedTCPServer(TCPServer):
 class DirectSender:
     """Frames and writes one accepted WebSocket's messages without the ASGI send path."""
 
-    __slots__ = ("_server", "_ws", "_sock", "_plain")
+    __slots__ = ("_server", "_ws", "_sock", "_plain", "_broken")
 
     def __init__(self, server: BoundedTCPServer, ws: WSStream, plain: bool) -> None:
         self._server = server
         self._ws = ws
         self._sock = server.stream.socket
         self._plain = plain  # no extension negotiated: frames are a bare header and the payload
+        self._broken = False  # a write failed: nothing more goes out on this connection
 
     @property
     def open(self) -> bool:
         ws = self._ws
-        return ws.state is ASGIWebsocketState.CONNECTED and ws.connection.state is ConnectionState.OPEN
+        return (not self._broken and ws.state is ASGIWebsocketState.CONNECTED
+                and ws.connection.state is ConnectionState.OPEN)
 
     @property
     def backlog(self) -> int:
@@ -132,7 +136,9 @@ class DirectSender:
 
     def write_nowait(self, data: bytes) -> bool:
         """Write what the socket takes now and keep the rest in order; True if nothing is
-        left for `flush`. Bytes for a connection that has gone are dropped."""
+        left for `flush`. Bytes for a connection that has gone are dropped; after any other
+        write error the connection is shut down (a message missing from the middle of the
+        stream must never pass unnoticed), and the server stack ends its session."""
         server = self._server
         if server.backlog or server.send_lock.locked():
             server.backlog += data
@@ -144,7 +150,10 @@ class DirectSender:
             written = os.write(fd, data)
         except BlockingIOError:
             written = 0
-        except OSError:  # reset or broken: the server stack's reader sees it and closes
+        except OSError:  # reset, broken pipe, or worse: end the connection
+            self._broken = True
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_RDWR)  # the server stack's reader sees the end
             return True
         if written < len(data):
             server.backlog += memoryview(data)[written:]

@@ -14,7 +14,8 @@ from served import auction_body, served
 from trio_websocket import wrap_client_stream
 from wire import converse, open_auction
 
-from gateway.client import Room
+from gateway import protocol, transport
+from gateway.client import Room, RoomClosed
 from replay import verify
 
 BIDDERS = ["alpha-supplies-x71", "beta-trading-q42", "gamma-bureau-z93", "delta-equip-k18"]
@@ -160,8 +161,16 @@ async def _stalled_room(port: int, auction_id: str, token: str, nursery: trio.Nu
     return ws
 
 
+@pytest.fixture(params=["direct", "asgi"])
+def write_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways the room writes: its direct path, and the ASGI send it falls back to."""
+    if request.param == "asgi":
+        monkeypatch.setattr(transport, "direct_sender", lambda scope: None)
+    return str(request.param)
+
+
 @pytest.mark.trio
-async def test_a_slow_reader_delays_nobody_and_is_closed(tmp_path: Path) -> None:
+async def test_a_slow_reader_delays_nobody_and_is_closed(tmp_path: Path, write_path: str) -> None:
     timeout = 2.0
     async with served(tmp_path, send_buffer_bytes=4096, send_timeout_s=timeout, durability="none") as srv, \
             srv.rpc() as rpc:
@@ -327,7 +336,7 @@ def test_serve_runs_as_a_process_logs_json_and_stops_on_sigterm(tmp_path: Path) 
 
 
 @pytest.mark.trio
-async def test_pipelined_messages_are_answered_in_the_order_they_were_sent(tmp_path: Path) -> None:
+async def test_pipelined_messages_are_answered_in_the_order_they_were_sent(tmp_path: Path, write_path: str) -> None:
     async with served(tmp_path) as srv:
         tokens = await open_auction(srv, "A-P", ["piper"], lots=1)
 
@@ -354,3 +363,43 @@ async def test_pipelined_messages_are_answered_in_the_order_they_were_sent(tmp_p
                        ("error", "unknown_type"), ("ack", "p1"), ("pong", 8)], got
         duplicate = [m for m in messages if m["type"] == "ack"][-1]
         assert duplicate["duplicate"] is True
+
+
+@pytest.mark.trio
+async def test_answers_owed_before_a_close_still_go_out_first(tmp_path: Path, write_path: str) -> None:
+    async with served(tmp_path, max_delay_ms=300) as srv:  # the bid stays in flight a while
+        tokens = await open_auction(srv, "A-Q", ["noisy"], lots=1)
+        frames = [json.dumps({"type": "hello", "token": tokens[0]}),
+                  json.dumps({"type": "bid", "lot": "L1", "amount": "9000.00", "client_bid_id": "q1"}),
+                  *["{not json"] * 25]  # far over the error budget: closed 4429
+        messages, close = await converse(srv.room_url("A-Q"), frames)
+        assert close is not None and close[0] == 4429, close
+        answers = [m for m in messages if m["type"] in ("ack", "error")]
+        assert answers[0]["type"] == "ack" and answers[0]["client_bid_id"] == "q1", answers[:2]
+        assert len(answers) > 20 and all(m["type"] == "error" for m in answers[1:])
+
+
+@pytest.mark.trio
+async def test_a_failure_rendering_one_connection_closes_only_that_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    async with served(tmp_path) as srv:
+        tokens = await open_auction(srv, "A-F", ["unlucky", "fine"], lots=1)
+        victim = srv.service.runtime.engine.auction("A-F").pseudonyms["unlucky"]
+        render = protocol.ViewRenderer.bidder
+
+        def broken(self: protocol.ViewRenderer, pseudonym: str, codec: protocol.Codec) -> str | bytes:
+            if pseudonym == victim:
+                raise IndexError("injected")
+            return render(self, pseudonym, codec)
+
+        async with Room.connect(srv.room_url("A-F"), tokens[0], record=True) as unlucky, \
+                Room.connect(srv.room_url("A-F"), tokens[1], record=True) as fine:
+            monkeypatch.setattr(protocol.ViewRenderer, "bidder", broken)
+            with trio.fail_after(10):
+                answer = await fine.bid("L1", "9000.00", "f1")
+                assert answer["type"] == "ack"
+                await fine.wait_for(lambda m: m["type"] == "view" and m["best_price"] == "9000.00")
+                with pytest.raises(RoomClosed) as info:
+                    await unlucky.wait_for(lambda m: False)
+                assert info.value.code == 1011
+                assert (await fine.bid("L1", "8990.00", "f2"))["type"] == "ack"  # the service goes on
