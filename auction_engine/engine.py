@@ -52,6 +52,7 @@ from .ranking import (
 )
 from .timeutil import format_instant
 
+_new_tuple = tuple.__new__
 STATE_FORMAT = 2  # bump when canonical() changes shape: old hashes stop matching on purpose
 
 _CLOSED_CODES = {  # lot status -> rejection code for a bid on a lot that is not open
@@ -125,6 +126,21 @@ class Engine:
         """Apply every opening, close and award due at or before `now`."""
         return self.handle(Tick(now))
 
+    def due(self, now: int) -> bool:
+        """True if a deadline is due at or before `now` (`next_deadline() <= now`), cheaply:
+        the heap's first entry is never later than the next deadline (entries go stale
+        only by deadlines moving later)."""
+        heap = self._heap
+        if not heap or heap[0][0] > now:
+            return False
+        deadline = self.next_deadline()
+        return deadline is not None and deadline <= now
+
+    def deadline_bound(self) -> int | None:
+        """A time at or before `next_deadline()` (None if there is none), in O(1)."""
+        heap = self._heap
+        return heap[0][0] if heap else None
+
     def next_deadline(self) -> int | None:
         """The earliest instant at which some lot changes by itself, or None."""
         heap = self._heap
@@ -192,7 +208,8 @@ class Engine:
         auction.bid_seq = seq
         rank = book.place(bidder_id, amount, now, seq, previous)
         lot.bids += 1
-        events.append(BidAccepted(now, auction_id, lot_id, bidder_id, amount, seq, rank, book.best))  # type: ignore[arg-type]
+        # tuple.__new__ builds the same BidAccepted as its constructor, without the Python-level __new__
+        events.append(_new_tuple(BidAccepted, (now, auction_id, lot_id, bidder_id, amount, seq, rank, book.best)))
         if clock.on_accepted_bid(now, rank):
             events.append(LotExtended(now, auction_id, lot_id, clock.close_at, clock.extensions))
 
@@ -421,6 +438,17 @@ class Engine:
     def state_hash(self) -> str:
         """SHA-256 (hex) of the msgpack encoding of `canonical_state()`."""
         return hashlib.sha256(msgpack.packb(self.canonical_state())).hexdigest()
+
+    def auction_states(self) -> list[list[object]]:
+        """Each auction's part of `canonical_state()` (see `state_hash_of`)."""
+        return [a.canonical() for a in self._auctions.values()]
+
+
+def state_hash_of(auction_states: list[list[object]]) -> str:
+    """The `state_hash()` of an engine holding exactly these auctions (their
+    `auction_states()`, in any order: e.g. gathered from engines that each replayed some)."""
+    ordered = sorted(auction_states, key=lambda state: state[0])  # type: ignore[arg-type,return-value]
+    return hashlib.sha256(msgpack.packb([STATE_FORMAT, ordered])).hexdigest()
 
 
 def _first_close(config: AuctionConfig, index: int) -> int:

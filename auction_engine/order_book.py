@@ -3,17 +3,26 @@
 A bidder's standing is its latest accepted bid (always its lowest, as every bid must
 improve). The ladder is ordered by (price, bid sequence); the sequence grows with engine
 time, so this is the (price, time, sequence) order: an equal price never outranks.
+
+The ladder is a plain sorted list while it is small (bisect, insert and delete in C:
+measured three times faster than a SortedList with 50 bidders, twice with 5,000) and
+becomes a SortedList once it passes `SMALL_LADDER` entries (a list's insert moves every
+later entry: past about 15,000 that costs more than the SortedList). Either way it holds
+the same keys in the same order.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterator
+from itertools import islice
 from typing import NamedTuple
 
 from sortedcontainers import SortedList
 
 SEQ_BITS = 40  # a ladder key is price << SEQ_BITS | seq: one int, the cheapest thing to sort
 SEQ_LIMIT = 1 << SEQ_BITS
+SMALL_LADDER = 8192  # entries a plain list holds before the ladder becomes a SortedList
 
 
 class Standing(NamedTuple):
@@ -28,10 +37,11 @@ class Standing(NamedTuple):
 class OrderBook:
     """Standing bids of one lot; rank 1 is the lowest price, earliest on ties."""
 
-    __slots__ = ("_ladder", "_standing", "best")
+    __slots__ = ("_ladder", "_sorted", "_standing", "best")
 
     def __init__(self) -> None:
-        self._ladder: SortedList = SortedList()
+        self._ladder: list[int] = []  # while small; then None, and `_sorted` holds the keys
+        self._sorted: SortedList | None = None
         self._standing: dict[str, tuple[int, int]] = {}  # bidder -> (ladder key, time)
         # The lowest standing price, or None with no bids. Bids only improve and are never
         # withdrawn, so it only falls; a retraction rule would have to recompute it.
@@ -41,13 +51,29 @@ class OrderBook:
         """Make (price, time, seq) the bidder's standing bid; return its rank.
         `previous` is `self.entry(bidder_id)`, which the caller has already read."""
         key = price << SEQ_BITS | seq
+        self._standing[bidder_id] = (key, time)
+        best = self.best
+        if best is None or price < best:
+            self.best = price
         ladder = self._ladder
+        if self._sorted is None:
+            if previous is not None:
+                del ladder[bisect_left(ladder, previous[0])]
+            elif len(ladder) >= SMALL_LADDER:
+                self._sorted = SortedList(ladder)
+                self._ladder = []
+                return self._place_sorted(key, previous)
+            at = bisect_left(ladder, key)
+            ladder.insert(at, key)
+            return at + 1
+        return self._place_sorted(key, previous)
+
+    def _place_sorted(self, key: int, previous: tuple[int, int] | None) -> int:
+        ladder = self._sorted
+        assert ladder is not None
         if previous is not None:
             ladder.remove(previous[0])
         ladder.add(key)
-        self._standing[bidder_id] = (key, time)
-        if self.best is None or price < self.best:
-            self.best = price
         rank: int = ladder.bisect_left(key) + 1
         return rank
 
@@ -68,16 +94,25 @@ class OrderBook:
     def rank_of(self, bidder_id: str) -> int | None:
         """The bidder's rank (1 is best), or None if it has not bid."""
         own = self._standing.get(bidder_id)
-        return None if own is None else self._ladder.bisect_left(own[0]) + 1
+        if own is None:
+            return None
+        if self._sorted is None:
+            return bisect_left(self._ladder, own[0]) + 1
+        rank: int = self._sorted.bisect_left(own[0]) + 1
+        return rank
 
     def __len__(self) -> int:
         """The number of bidders with a standing bid."""
-        return len(self._ladder)
+        return len(self._standing)
 
     def ranked(self, limit: int | None = None) -> Iterator[Standing]:
         """Standing bids in rank order, the first `limit` of them (all by default)."""
         owner = {key: (bidder_id, time) for bidder_id, (key, time) in self._standing.items()}
-        keys = self._ladder if limit is None else self._ladder.islice(0, limit)
+        keys: Iterator[int]
+        if self._sorted is None:
+            keys = iter(self._ladder) if limit is None else islice(self._ladder, limit)
+        else:
+            keys = iter(self._sorted) if limit is None else self._sorted.islice(0, limit)
         for key in keys:
             yield _standing(owner[key][0], key, owner[key][1])
 

@@ -9,10 +9,12 @@ whatever the interleaving and the wall-clock time it gets); about 2% of the bids
 too little and are rejected (`insufficient_step`, journaled too). The bids are built
 before any timing. Each repetition then measures, on fresh journal directories:
 
-- durable throughput: `--producers` trio tasks submit their bids through `Runtime`
-  (`runtime.submit(PlaceBid, ...)`: stamp, core, frame, group commit, fsync, ack), each
-  waiting for its ack before its next bid; records/s = bids / wall time from the start
-  signal to the last ack. Every bid's ack latency is timed (submit call to return);
+- durable throughput: `--producers` trio tasks bid through `Runtime` as a room takes a
+  WebSocket bidder's bids: `runtime.post(PlaceBid(runtime.now(), ...), on_durable, on_lost)`
+  (stamp, core, frame, group commit, fsync, then the callback, in journal order), each
+  task parked until its bid's callback wakes it (a bidder awaiting its ack) before its
+  next bid; records/s = bids / wall time from the start signal to the last ack. Every
+  bid's ack latency is timed (post to wake-up);
 - in the same repetition, the raw limit: the exact frames that run wrote (read back from
   its segments), joined into the batches the writer made (sizes from `writer.on_batch`),
   each written with os.write + os.fdatasync into a fresh file: records / total seconds;
@@ -23,21 +25,27 @@ before any timing. Each repetition then measures, on fresh journal directories:
   pooled acks of every repetition; a difference of two noisy figures, it can come out
   slightly negative).
 
-The service runs keep the garbage collector on, as the service does. Then, on the last
-repetition's fsync journal: verify-and-replay (`JournalReader` + `Verifier`) records/s
-against its raw limit (read the segments, walk the frames, msgpack-decode each payload),
-and for reference `Journaled.submit` producing the same records with no trio and no IO
-(the CPU floor of the durable path), interleaved, garbage collector off, median of
-`--repeat`; then `recover(dir)` seconds (collector on, as at a restart), scaled to one
-million records. Recovery must give the state hash the live engine had; the benchmark
-raises if the engine's outcomes, record counts or batch sizes differ from the workload's.
+The service runs keep the garbage collector on with the service's thresholds
+(`gateway.app.GC_THRESHOLDS`: full collections kept rare, as `serve` sets them). Then, on
+the last repetition's fsync journal: verify-and-replay records/s, the auditors' tool as
+`auction-replay verify` runs it (`replay.verify`: framing, CRCs, segment order, sequences,
+every chain, re-execution of every record through the core comparing every outcome; an
+engine journal's auctions shared by one process per CPU), and the same in one process,
+against their raw limit (one process reads the segments, walks the frames,
+msgpack-decodes each payload), and for reference `Journaled.submit` producing the same
+records with no trio and no IO (the CPU floor of the durable path), interleaved, garbage
+collector off, median of `--repeat`; then `recover(dir)` seconds (collector on, as at a
+restart), scaled to one million records. Recovery must give the state hash the live
+engine had; the benchmark raises if the engine's outcomes, record counts or batch sizes
+differ from the workload's.
 
 Each producer waits for its ack before its next bid, so at most `--producers` bids are in
 flight and a group-commit batch holds at most that many records.
 
 Human-readable lines go first; the last line is one JSON object: `durable_records_per_s`,
 `raw_records_per_s`, `ratio`, `ack_p50_ms` / `ack_p99_ms` (the added ack latency: fsync
-minus no-sync), `verify_records_per_s`, ..., `targets` and `details`.
+minus no-sync), `verify_records_per_s`, `verify_one_process_records_per_s`, ..., `targets`
+and `details`.
 """
 
 from __future__ import annotations
@@ -64,11 +72,14 @@ import trio
 
 from auction_engine import AuctionConfig, Command, CreateAuction, PlaceBid, format_amount
 from auction_engine.events import AuctionCreated, BidRejected
-from auction_engine.journal import Journaled, JournalReader, Verifier, recover, segment_paths
+from auction_engine.journal import Journaled, JournalReader, JournalUnavailable, Submission, recover, segment_paths
 from auction_engine.journal.format import FRAME, decode_command, decode_header
 from auction_engine.journal.writer import DEFAULT_MAX_BATCH, DEFAULT_MAX_DELAY
 from auction_engine.runtime import Runtime, wall_clock_us
 from auction_engine.timeutil import format_instant
+from gateway.app import GC_THRESHOLDS
+from replay.verify import verify as verify_journal
+from replay.verify import verify_jobs
 
 SECRET = "benchmark-pseudonym-secret-0123"
 LOT_ID = "L1"
@@ -171,20 +182,55 @@ class ServiceRun:
 
 async def producer(runtime: Runtime, bids: list[Bid], go: trio.Event, samples: list[int],
                    outcomes: Counter[str]) -> None:
-    """Submit `bids` one after the other, each once the previous one was acknowledged."""
-    submit = runtime.submit
+    """Bid `bids` one after the other, each once the previous one was acknowledged, the
+    way a room takes a bidder's bids: `Runtime.post` (stamp, core, journal) with callbacks
+    that answer once the record is durable; here the answer wakes this task, parked
+    meanwhile (a bidder awaiting its ack), and the next bid goes."""
+    post = runtime.post
+    now = runtime.now
     clock = time.perf_counter_ns
+    task = trio.lowlevel.current_task()
+    answers: list[Submission | JournalUnavailable] = []
+    parked = False
+
+    def answer(outcome: Submission | JournalUnavailable) -> None:
+        answers.append(outcome)
+        if parked:
+            trio.lowlevel.reschedule(task)
+
     await go.wait()
     for auction_id, bidder_id, amount, client_bid_id in bids:
         t0 = clock()
-        events = await submit(PlaceBid, auction_id, LOT_ID, bidder_id, amount, client_bid_id)
+        post(PlaceBid(now(), auction_id, LOT_ID, bidder_id, amount, client_bid_id), answer, answer)
+        if not answers:  # not answered at once (a bid is, when it changes nothing): wait for the fsync
+            parked = True
+            await trio.lowlevel.wait_task_rescheduled(_no_abort)
+            parked = False
+        outcome = answers.pop()
         samples.append(clock() - t0)
-        for e in events:
+        if isinstance(outcome, JournalUnavailable):
+            raise outcome
+        for e in outcome.events:
             outcomes[e.code if type(e) is BidRejected else type(e).__name__] += 1
+
+
+def _no_abort(_raise_cancel: object) -> trio.lowlevel.Abort:
+    return trio.lowlevel.Abort.FAILED  # a posted bid is answered whatever happens: wait for it
 
 
 async def service_run(directory: Path, work: Workload, durability: str, max_batch: int,
                       max_delay: float) -> ServiceRun:
+    """One run, under the service's garbage-collection policy (`serve` sets it)."""
+    thresholds = gc.get_threshold()
+    gc.set_threshold(*GC_THRESHOLDS)
+    try:
+        return await _service_run(directory, work, durability, max_batch, max_delay)
+    finally:
+        gc.set_threshold(*thresholds)
+
+
+async def _service_run(directory: Path, work: Workload, durability: str, max_batch: int,
+                       max_delay: float) -> ServiceRun:
     gc.collect()
     async with Runtime.open(directory, durability=durability, max_batch=max_batch, max_delay=max_delay) as runtime:
         for config in work.configs(wall_clock_us()):
@@ -296,14 +342,18 @@ def timed(fn: Callable[[T], int], arg: T) -> tuple[float, int]:
         gc.enable()
 
 
-def verify(directory: Path) -> int:
-    """What `recover` and the auditors' tool do: framing, CRCs, chains, re-execution."""
-    reader = JournalReader(directory)
-    verifier = Verifier(contiguous=True)
-    feed = verifier.feed
-    for record, where in reader.records():
-        feed(record, where)
-    return verifier.records
+def verify(directory: Path, jobs: int | None = None) -> int:
+    """What the auditors' tool does (`replay.verify`, as `auction-replay verify` runs it):
+    framing, CRCs, segment order, sequences, every chain, re-execution through the core
+    comparing every outcome; shared by one process per CPU (the default), or in one."""
+    result = verify_journal(directory, jobs=jobs)
+    if not result.ok:
+        raise RuntimeError(f"the journal fails verification: {result.problem or result.torn}")
+    return result.records
+
+
+def verify_one_process(directory: Path) -> int:
+    return verify(directory, jobs=1)
 
 
 def read_decode(directory: Path) -> int:
@@ -334,24 +384,29 @@ def submit_all(commands: list[Command]) -> int:
     return journaled.gseq
 
 
-def verify_throughput(directory: Path, records: int, repeat: int) -> tuple[list[float], list[float], list[float]]:
-    """Seconds of verify, of its raw limit, and (for reference) of producing the same
-    records with `Journaled.submit` and no IO, interleaved (the files are in the page cache)."""
+def verify_throughput(directory: Path, records: int,
+                      repeat: int) -> tuple[list[float], list[float], list[float], list[float]]:
+    """Seconds of verify, of verify in one process, of their raw limit, and (for
+    reference) of producing the same records with `Journaled.submit` and no IO,
+    interleaved (the files are in the page cache)."""
     commands = [decode_command(record.command) for record, _where in JournalReader(directory).records()]
     verify_s: list[float] = []
+    single_s: list[float] = []
     raw_s: list[float] = []
     submit_s: list[float] = []
     for _ in range(repeat):
         seconds, verified = timed(verify, directory)
         verify_s.append(seconds)
+        seconds, single = timed(verify_one_process, directory)
+        single_s.append(seconds)
         seconds, decoded = timed(read_decode, directory)
         raw_s.append(seconds)
         seconds, produced = timed(submit_all, commands)
         submit_s.append(seconds)
-        if not verified == decoded == produced == records:
-            raise RuntimeError(f"verify counted {verified} records, the raw read {decoded}, submit produced "
-                               f"{produced}; the journal has {records}")
-    return verify_s, raw_s, submit_s
+        if not verified == single == decoded == produced == records:
+            raise RuntimeError(f"verify counted {verified} records ({single} in one process), the raw read "
+                               f"{decoded}, submit produced {produced}; the journal has {records}")
+    return verify_s, single_s, raw_s, submit_s
 
 
 def recovery_times(directory: Path, records: int, state_hash: str, repeat: int) -> list[float]:
@@ -460,9 +515,9 @@ class Settings:
     extra: Result = field(default_factory=dict)
 
 
-def summarize(work: Workload, reps: list[Repetition], verify_s: list[float], read_s: list[float],
-              submit_s: list[float], recovery_s: list[float], settings: Settings, directory: Path,
-              wall_s: float) -> Result:
+def summarize(work: Workload, reps: list[Repetition], verify_s: list[float], single_s: list[float],
+              read_s: list[float], submit_s: list[float], recovery_s: list[float], settings: Settings,
+              directory: Path, wall_s: float) -> Result:
     med = statistics.median
     durable = med(r.durable.records_per_s for r in reps)
     raw = med(r.durable.records / r.raw_s for r in reps)
@@ -472,6 +527,7 @@ def summarize(work: Workload, reps: list[Repetition], verify_s: list[float], rea
     unsynced = latency([r.nosync for r in reps])
     records = work.bids + len(work.auction_ids)  # in the verified journal: creations and bids
     verify_per_s = records / med(verify_s)
+    single_per_s = records / med(single_s)
     read_per_s = records / med(read_s)
     recovery_per_million = med(recovery_s) / records * 1e6
     added_p50 = round(synced["p50_ms"] - unsynced["p50_ms"], 3)
@@ -489,7 +545,8 @@ def summarize(work: Workload, reps: list[Repetition], verify_s: list[float], rea
         "ack_p50_ms": added_p50, "ack_p99_ms": added_p99,
         "ack_fsync_p50_ms": synced["p50_ms"], "ack_fsync_p99_ms": synced["p99_ms"],
         "ack_nosync_p50_ms": unsynced["p50_ms"], "ack_nosync_p99_ms": unsynced["p99_ms"],
-        "verify_records_per_s": round(verify_per_s), "verify_raw_records_per_s": round(read_per_s),
+        "verify_records_per_s": round(verify_per_s), "verify_one_process_records_per_s": round(single_per_s),
+        "verify_raw_records_per_s": round(read_per_s),
         "verify_ratio": round(verify_per_s / read_per_s, 3),
         "recovery_s_per_million": round(recovery_per_million, 2),
         "targets": targets, "mode": settings.mode, "repeat": settings.repeat, "producers": settings.producers,
@@ -507,7 +564,9 @@ def summarize(work: Workload, reps: list[Repetition], verify_s: list[float], rea
             "batches_nosync": batch_summary([r.nosync for r in reps]),
             "raw_ms_per_batch": round(med(r.raw_s / len(r.durable.batch_sizes) for r in reps) * 1e3, 3),
             "ack_fsync": synced, "ack_nosync": unsynced,
-            "verified_records": records, "verify_runs_s": [round(x, 3) for x in verify_s],
+            "verified_records": records,
+            "verify_runs_s": [round(x, 3) for x in verify_s],
+            "verify_one_process_runs_s": [round(x, 3) for x in single_s],
             "verify_raw_runs_s": [round(x, 3) for x in read_s],
             "submit_offline_records_per_s": round(records / med(submit_s)),
             "submit_offline_runs_s": [round(x, 3) for x in submit_s],
@@ -531,7 +590,8 @@ def describe(out: Result) -> list[str]:
         f"ack latency: fsync p50 {out['ack_fsync_p50_ms']:.3f} ms, p99 {out['ack_fsync_p99_ms']:.3f} ms; "
         f"no fsync p50 {out['ack_nosync_p50_ms']:.3f} ms, p99 {out['ack_nosync_p99_ms']:.3f} ms; "
         f"added p50 {out['ack_p50_ms']:.3f} ms, p99 {out['ack_p99_ms']:.3f} ms",
-        f"verify and replay: {out['verify_records_per_s']:,} records/s; raw limit (read + msgpack decode) "
+        f"verify and replay: {out['verify_records_per_s']:,} records/s ({d['verify_processes']} processes; in one: "
+        f"{out['verify_one_process_records_per_s']:,}); raw limit (read + msgpack decode, one process) "
         f"{out['verify_raw_records_per_s']:,}; ratio {out['verify_ratio']:.2f}",
         f"recovery: {out['recovery_s_per_million']:.2f} s per million records "
         f"({d['verified_records']:,} records in {statistics.median(d['recovery_runs_s']):.2f} s)",
@@ -576,13 +636,15 @@ def main(argv: Sequence[str] | None = None) -> None:
                   f"naive {rep.naive_records / rep.naive_s:,.0f}", flush=True)
         journal = reps[-1].journal
         records = work.bids + args.auctions
-        verify_s, read_s, submit_s = verify_throughput(journal, records, args.repeat)
+        verify_s, single_s, read_s, submit_s = verify_throughput(journal, records, args.repeat)
+        processes = verify_jobs(journal)
         recovery_s = recovery_times(journal, records, reps[-1].durable.state_hash, args.repeat)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     settings = Settings(mode, args.producers, args.auctions, args.records, args.repeat, args.naive,
-                        {"max_batch": args.max_batch, "max_delay": args.max_delay, "seed": args.seed})
-    out = summarize(work, reps, verify_s, read_s, submit_s, recovery_s, settings, root.parent,
+                        {"max_batch": args.max_batch, "max_delay": args.max_delay, "seed": args.seed,
+                         "verify_processes": processes})
+    out = summarize(work, reps, verify_s, single_s, read_s, submit_s, recovery_s, settings, root.parent,
                     time.perf_counter() - t0)
     for line in describe(out):
         print(line, flush=True)

@@ -5,18 +5,34 @@ every per-auction hash chain, then re-executes every command through the core an
 compares each outcome with the journaled one. It stops at the first problem and says
 where it is (file, byte offset, record, expected, found). `export` writes one auction's
 records, byte for byte, as a journal that verifies on its own.
+
+Auctions are independent (each has its own chain and re-executes alone), so a large
+engine journal is verified by several processes at once (forked), one share of the
+auctions each (`Verifier.run(share=...)`): every process walks every frame and checks
+that time never goes back; each record's CRCs, sequences, chain and re-execution are
+checked by the process its auction falls to. A share vouches for its part only if all
+of it passed and nothing needed one engine replaying everything (see `Verifier.run`);
+otherwise the journal is verified again in one process, whose result (the first problem,
+exactly located) is the one reported: the result is the same either way.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from auction_engine.journal import JournalCorruption, JournalReader, Location, SegmentHeader, TornTail, Verifier
-from auction_engine.journal.format import frame
-from auction_engine.journal.reader import gc_paused
+from auction_engine.engine import state_hash_of
+from auction_engine.journal import JournalCorruption, JournalReader, SegmentHeader, TornTail, Verifier
+from auction_engine.journal.format import FormatError, decode_header, frame
+from auction_engine.journal.reader import gc_paused, segment_paths
+
+PARALLEL_MIN_BYTES = 4 << 20  # smaller journals are verified in one process: a fork would cost more than it saves
+MAX_JOBS = 8
 
 
 @dataclass(slots=True)
@@ -67,9 +83,11 @@ class VerifyResult:
         }
 
 
-def verify(path: str | os.PathLike[str], auction: str | None = None) -> VerifyResult:
+def verify(path: str | os.PathLike[str], auction: str | None = None, *, jobs: int | None = None) -> VerifyResult:
     """Check the journal at `path` (a directory of segments or one file); with `auction`,
-    re-execute only that auction (every record's framing and order is still checked)."""
+    re-execute only that auction (every record's framing and order is still checked).
+    `jobs`: processes to share an engine journal's auctions (default: one per CPU, at
+    most 8, for a journal of at least 4 MiB; 1: never share)."""
     started = time.perf_counter()
     result = VerifyResult(str(path))
     try:
@@ -80,22 +98,31 @@ def verify(path: str | os.PathLike[str], auction: str | None = None) -> VerifyRe
     if not reader.paths:
         result.problem = JournalCorruption("empty", f"no journal segment in {path}")
         return result
+    workers = verify_jobs(path, jobs) if auction is None else 1
+    if workers > 1:
+        shared = _verify_shared(path, workers)
+        if shared is not None:
+            shared.seconds = time.perf_counter() - started
+            return shared
     verifier = Verifier(only=auction)
+
+    def start(header: SegmentHeader) -> None:
+        """Set the rules from the first header: an export's global sequence may have gaps."""
+        result.kind = header.kind
+        verifier.contiguous = header.kind == "engine" and auction is None
+        if header.kind == "export":
+            verifier.journaled.gseq = header.first_gseq - 1
+
     try:
         with gc_paused():
-            for record, where in reader.records():
-                if result.records == 0:
-                    _start(result, verifier, reader.headers[0], auction)
-                _check_export(reader.headers[-1], record.auction_id, where)
-                verifier.feed(record, where)
-                result.records += 1
-                if auction is None or record.auction_id == auction:
-                    summary = result.auctions.setdefault(record.auction_id, AuctionSummary(first_gseq=record.gseq))
-                    summary.records += 1
-                    summary.head = record.digest.hex()
-                    summary.last_gseq = record.gseq
+            verifier.run(reader, on_first=start, exports=True)
     except JournalCorruption as exc:
         result.problem = exc
+    result.records = verifier.passed
+    chains = verifier.journaled.chains
+    for aid, first in sorted(verifier.first_gseq.items(), key=lambda item: item[1]):
+        aseq, digest = chains[aid]
+        result.auctions[aid] = AuctionSummary(aseq, digest.hex(), first, verifier.last_gseq[aid])
     result.torn = reader.torn
     result.replayed = verifier.replayed
     if reader.headers and not result.kind:
@@ -107,18 +134,93 @@ def verify(path: str | os.PathLike[str], auction: str | None = None) -> VerifyRe
     return result
 
 
-def _start(result: VerifyResult, verifier: Verifier, header: SegmentHeader, auction: str | None) -> None:
-    """Set the rules from the first header: an export's global sequence may have gaps."""
-    result.kind = header.kind
-    verifier.contiguous = header.kind == "engine" and auction is None
-    if header.kind == "export":
-        verifier.journaled.gseq = header.first_gseq - 1
+def verify_jobs(path: str | os.PathLike[str], jobs: int | None = None) -> int:
+    """How many processes `verify(path, jobs=jobs)` shares the journal between: 1 unless it
+    is an engine journal and this process can fork safely (it runs no other thread); by
+    default, one per CPU this process may run on (at most 8) for a journal of at least 4 MiB."""
+    if (jobs is not None and jobs <= 1) or not hasattr(os, "fork") or threading.active_count() > 1:
+        return 1
+    try:
+        paths = segment_paths(path)
+        with open(paths[0], "rb") as f:
+            header, _size = decode_header(f.read(4096))
+    except (OSError, FormatError, IndexError):
+        return 1  # the one-process verification reports it
+    if header.kind != "engine":
+        return 1
+    if jobs is not None:
+        return min(jobs, MAX_JOBS)
+    if sum(p.stat().st_size for p in paths) < PARALLEL_MIN_BYTES:
+        return 1
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return min(cpus, MAX_JOBS)
 
 
-def _check_export(header: SegmentHeader, auction_id: str, where: Location) -> None:
-    if header.kind == "export" and auction_id != header.auction_id:
-        raise JournalCorruption("foreign_record", f"an export of {header.auction_id!r} holds a record of "
-                                f"{auction_id!r}", where)
+def _share(path: str | os.PathLike[str], worker: int, workers: int) -> dict[str, Any] | None:
+    """One process's share of a shared verification; None if it cannot vouch for it."""
+    reader = JournalReader(path)
+    verifier = Verifier()
+    try:
+        with gc_paused():
+            verifier.run(reader, share=(worker, workers))
+    except Exception:  # Undecided, a JournalCorruption, bytes it cannot even walk: one process will say
+        return None
+    if reader.torn is not None or any(h.kind != "engine" for h in reader.headers):
+        return None
+    chains = verifier.journaled.chains
+    return {
+        "records": verifier.passed, "replayed": verifier.replayed,
+        "auctions": {aid: (chains[aid][0], chains[aid][1].hex(), first, verifier.last_gseq[aid])
+                     for aid, first in verifier.first_gseq.items()},
+        "states": verifier.journaled.engine.auction_states(),
+    }
+
+
+def _fork_share(path: str | os.PathLike[str], worker: int, workers: int) -> tuple[int, int]:
+    """Run `_share` in a child process; its pickled result comes back through a pipe."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: compute, write, and leave without running any of the parent's exit code
+        status = 1
+        try:
+            os.close(read_end)
+            data = pickle.dumps(_share(path, worker, workers), protocol=pickle.HIGHEST_PROTOCOL)
+            with os.fdopen(write_end, "wb") as out:
+                out.write(data)
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    return pid, read_end
+
+
+def _verify_shared(path: str | os.PathLike[str], workers: int) -> VerifyResult | None:
+    """Verify an engine journal with `workers` processes (this one included); None if
+    any share could not vouch for its part (then verify it in one process)."""
+    children = [_fork_share(path, k, workers) for k in range(1, workers)]
+    shares = [_share(path, 0, workers)]
+    for pid, read_end in children:
+        with os.fdopen(read_end, "rb") as pipe:
+            data = pipe.read()
+        _pid, status = os.waitpid(pid, 0)
+        shares.append(pickle.loads(data) if data and status == 0 else None)
+    if any(share is None for share in shares):
+        return None
+    records = {share["records"] for share in shares if share is not None}
+    auctions: dict[str, tuple[int, str, int, int]] = {}
+    states: list[list[object]] = []
+    for share in shares:
+        assert share is not None
+        auctions.update(share["auctions"])
+        states += share["states"]
+    if len(records) != 1 or len(auctions) != sum(len(share["auctions"]) for share in shares if share is not None):
+        return None  # the shares saw different journals (it changed under them): look again, in one process
+    result = VerifyResult(str(path), kind="engine", records=records.pop(),
+                          replayed=sum(share["replayed"] for share in shares if share is not None))
+    for aid, (count, head, first, last) in sorted(auctions.items(), key=lambda item: item[1][2]):
+        result.auctions[aid] = AuctionSummary(count, head, first, last)
+    result.state_hash = state_hash_of(states)
+    return result
 
 
 def export(path: str | os.PathLike[str], auction: str, output: str | os.PathLike[str], *,

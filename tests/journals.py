@@ -69,3 +69,45 @@ def segment(directory: Path) -> Path:
     """The only segment of a journal directory."""
     (path,) = sorted(directory.glob("*.journal"))
     return path
+
+
+def reference_verify(path: Path) -> dict[str, object]:
+    """`replay.verify`'s result (as `to_dict()`, without `seconds`) computed the plain way:
+    `JournalReader.records()` and `Verifier.feed` record by record, every rule in order. The
+    fast path (`Verifier.run`) and the shared one (several processes) must agree with it."""
+    from auction_engine.journal import JournalCorruption, JournalReader, Verifier
+    from replay.verify import AuctionSummary, VerifyResult
+
+    result = VerifyResult(str(path))
+    reader = JournalReader(path)
+    verifier = Verifier()
+    try:
+        for record, where in reader.records():
+            header = reader.headers[-1]
+            if result.records == 0:
+                result.kind = reader.headers[0].kind
+                verifier.contiguous = result.kind == "engine"
+                if result.kind == "export":
+                    verifier.journaled.gseq = reader.headers[0].first_gseq - 1
+            if header.kind == "export" and record.auction_id != header.auction_id:
+                raise JournalCorruption("foreign_record", f"an export of {header.auction_id!r} holds a record of "
+                                        f"{record.auction_id!r}", where)
+            verifier.feed(record, where)
+            result.records += 1
+            summary = result.auctions.setdefault(record.auction_id, AuctionSummary(first_gseq=record.gseq))
+            summary.records += 1
+            summary.head = record.digest.hex()
+            summary.last_gseq = record.gseq
+    except JournalCorruption as exc:
+        result.problem = exc
+    result.torn = reader.torn
+    result.replayed = verifier.replayed
+    if reader.headers and not result.kind:
+        result.kind = reader.headers[0].kind
+    result.state_hash = verifier.journaled.engine.state_hash()
+    return plain_result(result.to_dict())
+
+
+def plain_result(result: dict[str, object]) -> dict[str, object]:
+    """A verification result without its timing, to compare."""
+    return {k: v for k, v in result.items() if k != "seconds"}

@@ -2,18 +2,38 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
 import msgpack
 import pytest
-from factories import START, S, config, kinds
-from journals import journalable, scenario_journal, segment, stream_commands, write
+from factories import END, START, S, config, kinds
+from journals import (
+    journalable,
+    plain_result,
+    reference_verify,
+    scenario_journal,
+    segment,
+    stream_commands,
+    write,
+)
 
 from auction_engine import CreateAuction, Engine, PlaceBid, Tick
+from auction_engine.events import BidAccepted
 from auction_engine.journal import JournalCorruption, Journaled, JournalReader, recover, repair
-from auction_engine.journal.format import FRAME, FormatError, decode_command, encode_command, pack_payload
+from auction_engine.journal.format import (
+    FRAME,
+    GENESIS,
+    FormatError,
+    SegmentHeader,
+    decode_command,
+    encode_command,
+    frame,
+    pack_payload,
+)
 from replay import export, verify
+from replay.verify import _verify_shared
 
 SEED = 20261121
 
@@ -39,6 +59,18 @@ def test_the_reference_encoder_writes_the_same_bytes_as_the_fast_path(tmp_path: 
     for record, _ in JournalReader(tmp_path / "j").records():
         fields = msgpack.unpackb(record.payload, raw=False)
         assert pack_payload(*fields) == record.payload
+
+
+def test_outcomes_packed_event_by_event_are_the_reference_bytes() -> None:
+    """The writer packs each event as a NamedTuple behind its type name's prefix."""
+    from auction_engine.events import BidRejected, LotClosed
+    from auction_engine.journal.format import encode_events, pack_outcome
+
+    accepted = BidAccepted(START, "A1", "L1", "bob", 90_000, 7, 1, 90_000)
+    rejected = BidRejected(START, "A1", "L1", "eve", 1.5, "invalid_amount", "the amount must be...")
+    closed = LotClosed(START, "A1", "L2", "scheduled")
+    for events in ([accepted], [rejected], [accepted, closed], [closed] * 15, [closed] * 16, [rejected] * 70_000):
+        assert pack_outcome(events) == msgpack.packb(encode_events(events), use_bin_type=True)
 
 
 def test_replaying_a_journal_gives_the_same_engine(tmp_path: Path, commands: list) -> None:
@@ -214,3 +246,100 @@ def test_segments_roll_and_recovery_reads_across_them(tmp_path: Path, commands: 
     with pytest.raises(JournalCorruption) as info:
         recover(tmp_path / "j")
     assert info.value.code == "segment_gap"
+
+
+# -- the fast paths: the same result as record by record -----------------------------------------
+
+def test_verify_and_recovery_agree_with_checking_record_by_record(tmp_path: Path, commands: list) -> None:
+    write(tmp_path / "stream", commands)
+    write(tmp_path / "rolled", commands[:1500], segment_size=4096)
+    scenario_journal(tmp_path / "seei")
+    for name in ("stream", "rolled", "seei"):
+        assert plain_result(verify(tmp_path / name).to_dict()) == reference_verify(tmp_path / name)
+    seen: list[tuple[object, ...]] = []
+    recover(tmp_path / "stream", lambda record, events: seen.append((record, events)))
+    from auction_engine.journal import Verifier
+
+    verifier = Verifier()
+    reader = JournalReader(tmp_path / "stream")
+    assert seen == [(record, verifier.feed(record, where)) for record, where in reader.records()]
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_a_verification_shared_by_processes_gives_the_same_result(tmp_path: Path, commands: list,
+                                                                   workers: int) -> None:
+    write(tmp_path / "stream", commands)
+    write(tmp_path / "rolled", commands[:1500], segment_size=4096)
+    for name in ("stream", "rolled"):
+        shared = _verify_shared(tmp_path / name, workers)
+        assert shared is not None and shared.replayed > 0
+        assert plain_result(shared.to_dict()) == reference_verify(tmp_path / name)
+
+
+def rewrite(directory: Path, records: list[list[object]]) -> Path:
+    """A journal of these records as a forger would write it: gseqs renumbered from 1, each
+    auction's chain recomputed, CRCs right: only re-execution can tell what is wrong."""
+    heads: dict[object, bytes] = {}
+    frames = []
+    for gseq, fields in enumerate(records, 1):
+        _old, aseq, time, aid, command, outcome, _prev = fields
+        payload = pack_payload(gseq, aseq, time, aid, command, outcome, heads.get(aid, GENESIS))  # type: ignore[arg-type]
+        heads[aid] = hashlib.sha256(payload).digest()
+        frames.append(frame(payload))
+    directory.mkdir()
+    path = directory / "00000000.journal"
+    path.write_bytes(SegmentHeader("engine", 0, 1).encode() + b"".join(frames))
+    return path
+
+
+def two_auctions(tmp_path: Path) -> list[list[object]]:
+    """The records of A1, which closes at END, and A2, which runs an hour more and takes a
+    bid after END (so A1's closing tick is journaled just before that bid)."""
+    write(tmp_path / "live", [
+        CreateAuction(START - S, config()),
+        CreateAuction(START - S, config(auction_id="A2", end="2026-03-02T12:00:00Z")),
+        PlaceBid(START + S, "A1", "L1", "bob", 90_000, "b1"),
+        PlaceBid(START + 2 * S, "A2", "L1", "bob", 90_000, "b2"),
+        PlaceBid(END + S, "A2", "L1", "alice", 80_000, "b3"),
+    ])
+    return [msgpack.unpackb(r.payload, raw=False) for r, _ in JournalReader(tmp_path / "live").records()]
+
+
+def test_a_shared_verification_leaves_to_one_process_what_only_one_engine_can_judge(tmp_path: Path) -> None:
+    records = two_auctions(tmp_path)
+    assert _verify_shared(tmp_path / "live", 2) is not None  # the journal as written: shared, and sound
+    ticks = [i for i, r in enumerate(records) if r[4][0] == "Tick" and r[3] == "A1" and r[2] == END + S]
+    assert len(ticks) == 1 and records[ticks[0] + 1][3] == "A2"
+    # A1's closing tick taken out: in one engine, A2's bid after END closes A1 first, and its
+    # outcome then holds A1's close: a divergence. A2's share alone would not see it.
+    forged = rewrite(tmp_path / "no-tick", records[:ticks[0]] + records[ticks[0] + 1:])
+    assert _verify_shared(forged.parent, 2) is None
+    result = verify(forged.parent, jobs=2)
+    assert result.problem is not None and result.problem.code == "divergence"
+    assert plain_result(result.to_dict()) == reference_verify(forged.parent)
+    # a record earlier than the one before it, of another auction: one engine's clock goes back
+    back = [list(r) for r in records]
+    bid = next(i for i, r in enumerate(back) if r[4][0] == "PlaceBid" and r[3] == "A2")
+    back[bid][2] = back[bid][4][1] = back[bid - 1][2] - 1  # type: ignore[index,operator]
+    forged = rewrite(tmp_path / "back", back)
+    assert _verify_shared(forged.parent, 2) is None
+    result = verify(forged.parent, jobs=2)
+    assert result.problem is not None and result.problem.code == "time_regression"
+    assert plain_result(result.to_dict()) == reference_verify(forged.parent)
+
+
+@pytest.mark.parametrize("damage", ["zeros", "cut-frame", "cut-payload", "empty-frame", "header"])
+def test_a_damaged_journal_shared_by_processes_is_reported_as_by_one(tmp_path: Path, commands: list,
+                                                                      damage: str) -> None:
+    write(tmp_path / "j", commands)
+    path = segment(tmp_path / "j")
+    data = path.read_bytes()
+    last = list(JournalReader(path).records())[-1][1].offset
+    path.write_bytes({
+        "zeros": data + bytes(100), "cut-frame": data[:last + 7], "cut-payload": data[:-3],
+        "empty-frame": data + bytes(12), "header": data[:8] + b"\x02" + data[9:],
+    }[damage])
+    expected = reference_verify(tmp_path / "j")
+    assert not expected["ok"]
+    assert _verify_shared(tmp_path / "j", 2) is None  # the shares do not vouch for it: one process says why
+    assert plain_result(verify(tmp_path / "j", jobs=2).to_dict()) == expected

@@ -84,6 +84,35 @@ def encode_events(events: Sequence[Event]) -> list[tuple[Any, ...]]:
     return [(type(e).__name__, *e) for e in events]
 
 
+# The msgpack bytes that start an encoded event: the array header of its 1 + n elements
+# and its type name. msgpack packs a NamedTuple as the array of its fields, so an event's
+# encoding is this prefix followed by `_packer.pack(event)` without its own array header
+# (one byte: every event has fewer than 15 fields).
+EVENT_PREFIX: dict[type[Any], bytes] = {
+    cls: bytes([0x90 + len(cls._fields) + 1]) + _packer.pack(cls.__name__) for cls in _EVENT_CLASSES
+}
+assert all(len(cls._fields) < 15 for cls in _EVENT_CLASSES)
+
+
+def array_header(n: int) -> bytes:
+    """The msgpack header of an array of `n` elements."""
+    if n < 16:
+        return bytes((0x90 + n,))
+    if n < 1 << 16:
+        return b"\xdc" + n.to_bytes(2, "big")
+    return b"\xdd" + n.to_bytes(4, "big")
+
+
+def pack_outcome(events: Sequence[Event]) -> bytes:
+    """The msgpack bytes of `encode_events(events)` (what `pack_payload` writes for it)."""
+    pack = _packer.pack
+    if len(events) == 1:
+        event = events[0]
+        packed: bytes = pack(event)
+        return b"\x91" + EVENT_PREFIX[type(event)] + packed[1:]
+    return b"".join([array_header(len(events)), *[EVENT_PREFIX[type(e)] + pack(e)[1:] for e in events]])
+
+
 def decode_event(data: Sequence[Any]) -> Event:
     """An event from its encoded form (for reports; verification compares encoded forms)."""
     cls = EVENT_TYPES.get(data[0]) if data and isinstance(data[0], str) else None

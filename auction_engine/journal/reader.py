@@ -67,8 +67,9 @@ def segment_paths(path: str | os.PathLike[str]) -> list[Path]:
 
 
 class JournalReader:
-    """Iterate `records()`; afterwards `headers` holds each segment's header, `torn` the
-    torn tail if there was one, and `end` the (file, offset) just after the last record."""
+    """Iterate `records()` (or `frames()`); afterwards `headers` holds each segment's
+    header, `torn` the torn tail if there was one, and `end` the (file, offset) just after
+    the last record."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
@@ -76,14 +77,32 @@ class JournalReader:
         self.headers: list[SegmentHeader] = []
         self.torn: TornTail | None = None
         self.end: tuple[Path, int] | None = None
+        self.file = ""  # the segment being read
 
     def records(self) -> Iterator[tuple[Record, Location]]:
+        """Every record, decoded and type-checked (`unpack_payload`), with its location."""
+        for payload, offset, index in self.frames():
+            where = Location(self.file, offset, index)
+            try:
+                record = unpack_payload(payload)
+            except FormatError as exc:
+                raise JournalCorruption(exc.code, str(exc), where) from None
+            yield record, where
+
+    def frames(self) -> Iterator[tuple[bytes, int, int]]:
+        """Every record's payload with the byte offset of its frame and its index in the
+        segment, its framing and CRCs checked (the payload is not decoded, except the first
+        of each segment: its gseq must be the header's)."""
         for n, path in enumerate(self.paths):
             yield from self._segment(path, last=n == len(self.paths) - 1)
 
-    def _segment(self, path: Path, *, last: bool) -> Iterator[tuple[Record, Location]]:
+    def location(self, offset: int, index: int) -> Location:
+        """The location of the record at `offset` of the segment being read."""
+        return Location(self.file, offset, index)
+
+    def _segment(self, path: Path, *, last: bool) -> Iterator[tuple[bytes, int, int]]:
         data = path.read_bytes()
-        name = str(path)
+        name = self.file = str(path)
         try:
             header, offset = decode_header(data)
         except FormatError as exc:  # segments are created whole (see store.py): never torn here
@@ -96,43 +115,47 @@ class JournalReader:
         self.headers.append(header)
         self.end = (path, offset)
         size = len(data)
-        view = memoryview(data)
         index = 0
         unpack_frame = FRAME.unpack_from
+        frame_size = FRAME.size
         crc32 = zlib.crc32
         while offset < size:
-            where = Location(name, offset, index)
-            if size - offset < FRAME.size:
+            if size - offset < frame_size:
                 if last:
                     self.torn = TornTail(name, offset, size - offset)
                     return
-                raise JournalCorruption("truncated", "the segment ends inside a record frame", where)
+                raise JournalCorruption("truncated", "the segment ends inside a record frame",
+                                        Location(name, offset, index))
             length, crc, head_crc = unpack_frame(data, offset)
-            if crc32(view[offset:offset + 8]) != head_crc:
-                if last and not any(view[offset:]):  # zeros where the crash left the file longer
+            start = offset + frame_size
+            if crc32(data[offset:offset + 8]) != head_crc:
+                if last and not any(memoryview(data)[offset:]):  # zeros where the crash left the file longer
                     self.torn = TornTail(name, offset, size - offset)
                     return
-                raise JournalCorruption("bad_frame", "the record's length field fails its CRC", where)
+                raise JournalCorruption("bad_frame", "the record's length field fails its CRC",
+                                        Location(name, offset, index))
             if length > MAX_RECORD:
-                raise JournalCorruption("bad_frame", f"record length {length} is over the limit", where)
-            start = offset + FRAME.size
-            if start + length > size:
+                raise JournalCorruption("bad_frame", f"record length {length} is over the limit",
+                                        Location(name, offset, index))
+            end = start + length
+            if end > size:
                 if last:
                     self.torn = TornTail(name, offset, size - offset)
                     return
-                raise JournalCorruption("truncated", "the segment ends inside a record", where)
-            payload = data[start:start + length]
+                raise JournalCorruption("truncated", "the segment ends inside a record", Location(name, offset, index))
+            payload = data[start:end]
             if crc32(payload) != crc:
-                raise JournalCorruption("bad_crc", "the record's payload fails its CRC", where)
-            try:
-                record = unpack_payload(payload)
-            except FormatError as exc:
-                raise JournalCorruption(exc.code, str(exc), where) from None
-            if index == 0 and record.gseq != header.first_gseq:
-                raise JournalCorruption("bad_header", f"the segment header says its first record is gseq "
-                                        f"{header.first_gseq}; it is {record.gseq}", where, gseq=record.gseq)
-            yield record, where
-            offset = start + length
+                raise JournalCorruption("bad_crc", "the record's payload fails its CRC", Location(name, offset, index))
+            if index == 0:
+                try:
+                    first = unpack_payload(payload).gseq
+                except FormatError as exc:
+                    raise JournalCorruption(exc.code, str(exc), Location(name, offset, index)) from None
+                if first != header.first_gseq:
+                    raise JournalCorruption("bad_header", f"the segment header says its first record is gseq "
+                                            f"{header.first_gseq}; it is {first}", Location(name, offset, index),
+                                            gseq=first)
+            yield payload, offset, index
+            offset = end
             index += 1
             self.end = (path, offset)
-

@@ -12,14 +12,13 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..events import Event
-from .format import SEGMENT_SUFFIX, JournalCorruption, Record
+from .format import SEGMENT_SUFFIX, JournalCorruption
 from .reader import JournalReader, TornTail, gc_paused
 from .sequencer import Journaled, Verifier
+from .sequencer import RecordHook as RecordHook  # runtime.py imports it from here
 from .store import Position
 
 SIDE_SUFFIX = ".discarded"  # what `repair` removed, kept next to the journal
@@ -43,17 +42,11 @@ class RecoveryReport:
                 f"state {self.state_hash[:16]}{torn}")
 
 
-RecordHook = Callable[[Record, list[Event]], None]
-
-
 def _replay(directory: Path, on_record: RecordHook | None = None) -> tuple[JournalReader, Verifier]:
     reader = JournalReader(directory)
     verifier = Verifier(contiguous=True)
     with gc_paused():
-        for record, where in reader.records():
-            events = verifier.feed(record, where)
-            if on_record is not None:
-                on_record(record, events)
+        verifier.run(reader, on_record)
     for header in reader.headers:
         if header.kind != "engine":
             raise JournalCorruption("bad_header", f"segment {header.index} is an export, not an engine journal")

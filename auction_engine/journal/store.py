@@ -122,6 +122,20 @@ class SegmentStore:
 
     def append(self, frames: list[bytes]) -> None:
         """Make `frames` (consecutive records, first is `position.next_gseq`) durable."""
+        if not frames:
+            self.batches += 1
+            return
+        fd = self._open()
+        pos = self.position
+        data = b"".join(frames)
+        if pos.size + len(data) <= self.segment_size:  # the usual case: the whole batch fits the segment
+            self._write_synced(fd, data, pos.size)
+            pos.size += len(data)
+            pos.next_gseq += len(frames)
+            pos.records += len(frames)
+            self.bytes_written += len(data)
+            self.batches += 1
+            return
         start = 0
         while start < len(frames):
             fd = self._open()
