@@ -202,9 +202,7 @@ class Connection:
         """Stage or queue a message that must be delivered; a full queue closes the connection."""
         try:
             if self.idle():
-                data = self.direct.frame(self.codec.encode(message))  # type: ignore[union-attr]
-                if data is not None:  # else the WebSocket is closing: nothing more goes out
-                    self.outflow.stage(self, data)  # type: ignore[union-attr]
+                self._stage(self.codec.encode(message))
                 return
             if len(self.control) >= self.limit:
                 self.request_close(p.CLOSE_TOO_SLOW, "too far behind: outbound queue full")
@@ -213,6 +211,12 @@ class Connection:
             self.wake.set()
         except Exception as exc:  # a bug: it must not reach the journal writer's task
             self.fail(exc)
+
+    def _stage(self, payload: str | bytes) -> None:
+        """Frame an encoded message and stage it for the Outflow (the connection is idle)."""
+        data = self.direct.frame(payload)  # type: ignore[union-attr]
+        if data is not None:  # else the WebSocket is closing: nothing more goes out
+            self.outflow.stage(self, data)  # type: ignore[union-attr]
 
     def answer(self, message: dict[str, Any]) -> None:
         """Queue the answer to a client message, after those still owed to earlier ones
@@ -255,9 +259,7 @@ class Connection:
             return QUEUED
         try:
             if self.idle():
-                data = self.direct.frame(self.view_payload(view))  # type: ignore[union-attr]
-                if data is not None:
-                    self.outflow.stage(self, data)  # type: ignore[union-attr]
+                self._stage(self.view_payload(view))
                 return STAGED
             lot = view.lot_id()
             replaced = lot in self.views
