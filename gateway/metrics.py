@@ -30,6 +30,8 @@ class Metrics:
         self.views_sent = Counter("auction_views_sent", "Lot views sent to room connections", registry=registry)
         self.views_conflated = Counter("auction_views_conflated", "Unsent lot views replaced by a newer one",
                                        registry=registry)
+        self.views_unchanged = Counter("auction_views_unchanged", "Lot views not sent: equal to the last view of "
+                                       "the lot the connection was sent", registry=registry)
         self.protocol_errors = Counter("auction_ws_errors", "Room messages answered with an error, by code",
                                        ["code"], registry=registry)
         self.journal_batch = Histogram("auction_journal_batch_records", "Records per journal write + fsync",

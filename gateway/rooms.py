@@ -11,6 +11,12 @@ closes the connection with CLOSE_TOO_SLOW: a slow reader delays nobody else. The
 transport is anything with `send`, `receive` and `close(code, reason)` (Quart's websocket
 object in the service).
 
+A connection is never sent a view of a lot equal, byte for byte, to the last view of that
+lot it was sent (or had staged): each connection remembers, per lot, the last payload that
+went out (`Connection.shown`), compared when a view is staged or leaves the queue (so a
+queued view replaced by a newer one is never the reference). The first view of each lot
+on a connection always goes out.
+
 The fast path: a connection may also have a `Direct` writer (the service's is
 `transport.DirectSender`). While such a connection has nothing queued, nothing in its
 socket backlog and no send in progress, a message for it is framed at once and staged;
@@ -22,6 +28,7 @@ connection falls back to its queue and sender until the backlog is written.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import logging
 import time
@@ -78,8 +85,20 @@ class Transport(Protocol):
     async def close(self, code: int, reason: str = "") -> None: ...
 
 
-QUEUED, REPLACED, STAGED = 0, 1, 2  # what push_view did
+QUEUED, REPLACED, STAGED, UNCHANGED = 0, 1, 2, 3  # what push_view did
 READ_AHEAD = 64  # a connection's owed answers past which its receiver stops reading
+SHOWN_INLINE = 512  # a view payload longer than this is remembered by its digest (see `seen`)
+
+
+def seen(payload: str | bytes) -> str | bytes:
+    """What a connection keeps of a view payload to compare the next one with: the payload
+    itself when short (usually the very object every connection at that rank shares), else
+    its 16-byte BLAKE2b digest (a ladder view, one per connection, may be many KiB). Never
+    equal to a short payload: a view is longer than 16 bytes."""
+    if len(payload) <= SHOWN_INLINE:
+        return payload
+    data = payload.encode("utf-8", "surrogatepass") if isinstance(payload, str) else payload
+    return hashlib.blake2b(data, digest_size=16).digest()
 
 
 class Direct(Protocol):
@@ -177,6 +196,7 @@ class Connection:
     control: deque[dict[str, Any]]
     views: dict[str, p.ViewRenderer]  # lot -> its latest unsent view
     wake: trio.Event
+    shown: dict[str, str | bytes] = field(default_factory=dict)  # lot -> `seen` of its last view staged or sent
     close_request: Closing | None = None
     cancel: trio.CancelScope | None = None
     sending_since: float | None = None  # trio time the pending send began
@@ -253,13 +273,18 @@ class Connection:
             await self.answered.wait()
 
     def push_view(self, view: p.ViewRenderer) -> int:
-        """Stage a lot view (STAGED), or queue it: REPLACED if it replaced an unsent one
-        (conflation), else QUEUED. Dropped once the connection is closing."""
+        """Stage a lot view (STAGED) unless it equals the last one of that lot this
+        connection was sent (UNCHANGED), or queue it: REPLACED if it replaced an unsent one
+        (conflation), else QUEUED (compared as it leaves the queue). Dropped once the
+        connection is closing."""
         if self.close_request is not None:
             return QUEUED
         try:
             if self.idle():
-                self._stage(self.view_payload(view))
+                payload = self.view_payload(view)
+                if not self.fresh(view.lot_id(), payload):
+                    return UNCHANGED
+                self._stage(payload)
                 return STAGED
             lot = view.lot_id()
             replaced = lot in self.views
@@ -269,6 +294,16 @@ class Connection:
         except Exception as exc:  # a bug: it must not reach the journal writer's task
             self.fail(exc)
             return QUEUED
+
+    def fresh(self, lot: str, payload: str | bytes) -> bool:
+        """False if `payload` equals the last view of `lot` this connection was sent (it
+        would show the client nothing new); else True, and it becomes that last view (the
+        caller sends it)."""
+        mark = seen(payload)
+        if self.shown.get(lot) == mark:
+            return False
+        self.shown[lot] = mark
+        return True
 
     def fail(self, exc: Exception) -> None:
         """An unexpected error serving this connection (called in its handler): log it and
@@ -310,17 +345,24 @@ class Rooms:
     # -- fan-out (synchronous, from the journal writer's task) ---------------------------
 
     def on_views(self, snapshots: list[LotSnapshot]) -> None:
-        done = [0, 0, 0]
+        done = [0, 0, 0, 0]
         for snapshot in snapshots:
             conns = self.by_auction.get(snapshot.observer.auction_id)
             if conns:
                 view = p.ViewRenderer(snapshot, next(iter(conns)).decimals)
                 for conn in conns:
                     done[conn.push_view(view)] += 1
+        self._count_views(done)
+
+    def _count_views(self, done: list[int]) -> None:
+        """Count what `push_view` did (views queued are counted as they leave the queue)."""
+        metrics = self.metrics
         if done[REPLACED]:
-            self.metrics.views_conflated.inc(done[REPLACED])
+            metrics.views_conflated.inc(done[REPLACED])
         if done[STAGED]:
-            self.metrics.views_sent.inc(done[STAGED])
+            metrics.views_sent.inc(done[STAGED])
+        if done[UNCHANGED]:
+            metrics.views_unchanged.inc(done[UNCHANGED])
 
     def on_events(self, events: list[Event]) -> None:
         for event in events:
@@ -474,8 +516,10 @@ class Rooms:
                 if lot.clock.status in FINAL and lot.clock.closed_at is not None:
                     conn.push(self._closed(conn, conn.auction_id, lot.config.lot_id, lot.clock.closed_at))
             snapshots = await self.runtime.durable_snapshots(conn.auction_id)
-            for snapshot in snapshots or ():
-                conn.push_view(p.ViewRenderer(snapshot, conn.decimals))
+            done = [0, 0, 0, 0]
+            for snapshot in snapshots or ():  # the first view of each lot (else it comes with the next batch)
+                done[conn.push_view(p.ViewRenderer(snapshot, conn.decimals))] += 1
+            self._count_views(done)
             async with trio.open_nursery() as nursery:
                 conn.cancel = nursery.cancel_scope
                 if conn.close_request is not None:  # closed while it waited for its views
@@ -510,7 +554,11 @@ class Rooms:
             if conn.control:
                 payload = conn.codec.encode(conn.control.popleft())
             else:
-                payload = conn.view_payload(conn.views.pop(next(iter(conn.views))))
+                lot = next(iter(conn.views))
+                payload = conn.view_payload(conn.views.pop(lot))
+                if not conn.fresh(lot, payload):  # the same as the last one it was sent
+                    self.metrics.views_unchanged.inc()
+                    continue
                 self.metrics.views_sent.inc()
             if direct is not None:
                 data = direct.frame(payload)
