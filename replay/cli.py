@@ -1,6 +1,6 @@
 """The `auction-replay` command line: the auditors' tool over a journal.
 
-verify PATH [--auction ID] [--json] | export PATH --auction ID -o FILE |
+verify PATH [--auction ID] [--jobs N] [--json] | export PATH --auction ID -o FILE |
 timeline PATH --auction ID [--format csv|json] [--reveal] | report PATH --auction ID -o FILE [--reveal].
 Exit codes: 0 everything checked matches; 1 the journal failed verification (the first
 problem is printed); 2 bad usage or an unreadable path.
@@ -17,7 +17,7 @@ from pathlib import Path
 from auction_engine.journal import JournalCorruption
 
 from .history import render_timeline, timeline
-from .verify import VerifyResult, export, verify
+from .verify import MAX_JOBS, PARALLEL_MIN_BYTES, VerifyResult, export, verify
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -29,6 +29,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = commands.add_parser("verify", help="check framing, chains and sequences, and re-execute every command")
     p.add_argument("path", help="journal directory or segment/export file")
     p.add_argument("--auction", help="re-execute only this auction")
+    p.add_argument("--jobs", type=_jobs, metavar="N",
+                   help=f"share an engine journal's auctions among N processes (at most {MAX_JOBS}; 1: one "
+                        f"process); default: one per CPU for a journal of {PARALLEL_MIN_BYTES >> 20} MiB or more, "
+                        "else one; with --auction, always one. The verdict and report are the same whatever N")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p = commands.add_parser("export", help="write one auction's records as a journal that verifies alone")
     p.add_argument("path")
@@ -60,6 +64,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
+def _jobs(text: str) -> int:
+    """`--jobs`: a whole number of processes, at least 1 (argparse reports anything else)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of processes, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def describe(result: VerifyResult) -> str:
     """A verification result for people."""
     lines = [f"{result.path}: {result.kind or '?'} journal, {result.records} records checked, "
@@ -84,7 +99,7 @@ def describe(result: VerifyResult) -> str:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    result = verify(args.path, args.auction)
+    result = verify(args.path, args.auction, jobs=args.jobs)
     print(json.dumps(result.to_dict(), indent=2, default=repr) if args.json else describe(result))
     return EXIT_OK if result.ok else EXIT_FAILED
 

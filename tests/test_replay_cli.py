@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
-from journals import EXAMPLES
+import pytest
+from journals import EXAMPLES, segment, stream_commands, write
 
 from auction_engine.journal import JournalReader
+from replay.verify import _verify_shared
 
 AUCTION = json.loads((EXAMPLES / "seei-supply-2-lots.json").read_text())["auction"]["auction_id"]
 BIN = Path(sys.executable).parent
@@ -70,3 +73,40 @@ def test_export_timeline_and_report(tmp_path: Path) -> None:
     missing = run("auction-replay", "timeline", journal, "--auction", "NOPE")
     assert missing.returncode == 1 and "unknown_auction" in missing.stderr
     assert run("auction-replay", "verify", tmp_path / "nothing").returncode == 2
+
+
+def same_report(out: subprocess.CompletedProcess[str], *, as_json: bool) -> object:
+    """What `verify` printed, without the time it took (the only part that may differ)."""
+    if as_json:
+        return {k: v for k, v in json.loads(out.stdout).items() if k != "seconds"}
+    return re.sub(r" re-executed in \d+\.\d+ s$", " re-executed", out.stdout, count=1, flags=re.MULTILINE)
+
+
+@pytest.mark.parametrize("tampered", [False, True], ids=["good", "tampered"])
+def test_verify_jobs_gives_the_same_verdict_and_report_whatever_the_number(tmp_path: Path, tampered: bool) -> None:
+    journal = tmp_path / "stream"
+    write(journal, stream_commands(7, 400))  # several auctions, well under the size at which sharing is automatic
+    if tampered:
+        path = segment(journal)
+        _, where = list(JournalReader(path).records())[150]
+        data = bytearray(path.read_bytes())
+        data[where.offset + 20] ^= 0x10
+        path.write_bytes(bytes(data))
+    else:  # --jobs 2 on this journal really is shared: the shares vouch for it, no one-process rerun
+        assert _verify_shared(journal, 2) is not None
+    for as_json in (False, True):
+        flags = ["--json"] if as_json else []
+        outs = [run("auction-replay", "verify", journal, *flags, *jobs) for jobs in ([], ["--jobs", 1], ["--jobs", 2])]
+        assert {out.returncode for out in outs} == {1 if tampered else 0}, [out.stderr for out in outs]
+        reports = [same_report(out, as_json=as_json) for out in outs]
+        assert reports[0] == reports[1] == reports[2]
+    if tampered:  # the last run, --jobs 2 --json: the damage itself, exactly located
+        problem = json.loads(outs[2].stdout)["problem"]
+        assert problem["code"] == "bad_crc" and problem["location"]["offset"] == where.offset
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "x", "2.5", ""])
+def test_verify_refuses_a_number_of_jobs_that_is_not_a_positive_integer(tmp_path: Path, value: str) -> None:
+    out = run("auction-replay", "verify", tmp_path, "--jobs", value)  # accepted, it would say "empty" (exit 1)
+    assert out.returncode == 2 and out.stdout == ""
+    assert "auction-replay verify: error: argument --jobs" in out.stderr and "Traceback" not in out.stderr
