@@ -41,7 +41,7 @@ from .journal import JournalUnavailable, JournalWriter, RecoveryReport, SegmentS
 from .journal.recovery import RecordHook
 from .journal.sequencer import Journaled, Submission
 from .journal.store import DEFAULT_SEGMENT_SIZE, FileOps
-from .journal.writer import DEFAULT_MAX_BATCH, DEFAULT_MAX_DELAY
+from .journal.writer import DEFAULT_MAX_BATCH, DEFAULT_MAX_DELAY, DEFAULT_SYNC_IN
 from .ranking import LotSnapshot
 
 MAX_TIMER_SLEEP = 60.0  # seconds: the timer re-reads the clock at least this often
@@ -78,13 +78,15 @@ class Runtime:
         writer.on_cut.append(self._snapshot)
         writer.on_batch.append(self._publish)
         writer.on_failure.append(self._lose)
+        writer.on_stop.append(self._lose)
 
     @classmethod
     @asynccontextmanager
     async def open(cls, directory: str | os.PathLike[str], *, durability: str = "fsync",
                    segment_size: int = DEFAULT_SEGMENT_SIZE, max_batch: int = DEFAULT_MAX_BATCH,
                    max_delay: float = DEFAULT_MAX_DELAY, clock: Callable[[], int] = wall_clock_us,
-                   ops: FileOps | None = None, on_record: RecordHook | None = None) -> AsyncIterator[Runtime]:
+                   ops: FileOps | None = None, on_record: RecordHook | None = None,
+                   sync_in: str = DEFAULT_SYNC_IN) -> AsyncIterator[Runtime]:
         """Recover from `directory` (`on_record` sees every replayed record), run the
         writer and the timer; flush on exit."""
         journaled, report = recover(directory, on_record)
@@ -92,7 +94,7 @@ class Runtime:
         gc.freeze()  # what recovery built lives long: keep it out of every later collection
         store = SegmentStore(directory, report.position, segment_size=segment_size, durability=durability,
                              ops=ops)
-        writer = JournalWriter(store, max_batch=max_batch, max_delay=max_delay)
+        writer = JournalWriter(store, max_batch=max_batch, max_delay=max_delay, sync_in=sync_in)
         runtime = cls(journaled, writer, report, clock)
         async with trio.open_nursery() as nursery:
             await nursery.start(writer.run)
@@ -116,21 +118,31 @@ class Runtime:
     async def execute(self, command: Command, on_durable: Callable[[Submission], None] | None = None) -> Submission:
         """`post` the command and wait: return the submission once it is durable, or raise
         `JournalUnavailable`. `on_durable(submission)`, if given, runs first, as in `post`."""
-        done = trio.Event()
+        task = trio.lowlevel.current_task()
         outcome: list[Submission | JournalUnavailable] = []
+        parked = False
 
         def durable(submission: Submission) -> None:
             if on_durable is not None:
                 on_durable(submission)
             outcome.append(submission)
-            done.set()
+            if parked:
+                trio.lowlevel.reschedule(task)
 
         def lost(error: JournalUnavailable) -> None:
             outcome.append(error)
-            done.set()
+            if parked:
+                trio.lowlevel.reschedule(task)
+
+        def abort(_raise_cancel: Any) -> trio.lowlevel.Abort:
+            nonlocal parked
+            parked = False  # cancelled: the answer, when it comes, wakes nobody
+            return trio.lowlevel.Abort.SUCCEEDED
 
         self.post(command, durable, lost)
-        await done.wait()
+        if not outcome:  # parked until answered (cheaper than an Event)
+            parked = True
+            await trio.lowlevel.wait_task_rescheduled(abort)
         if isinstance(outcome[0], JournalUnavailable):
             raise outcome[0]
         return outcome[0]
@@ -148,7 +160,8 @@ class Runtime:
         callbacks must not raise."""
         writer = self.writer
         writer.check()  # before the core changes anything
-        before = self.engine.next_deadline()
+        engine = self.engine
+        before = engine.deadline_bound()  # the timer sleeps until the earliest deadline at most
         submission = self.journaled.submit(command)
         if submission.frames:
             writer.append(submission.frames, submission.last_gseq)
@@ -161,7 +174,7 @@ class Runtime:
             self._to_publish.append((self.journaled.gseq, submission, (on_durable, on_lost)))
         else:  # everything posted so far is durable and published
             on_durable(submission)
-        if self.engine.next_deadline() != before:
+        if engine.deadline_bound() != before:  # perhaps earlier: let the timer look again
             self._deadline_moved.set()
         return submission
 
@@ -206,8 +219,9 @@ class Runtime:
                 for view_listener in self.view_listeners:
                     view_listener(item)  # type: ignore[arg-type]
 
-    def _lose(self, _exc: BaseException) -> None:
-        """The journal has failed: every posted command not yet durable is lost to its poster."""
+    def _lose(self, _exc: BaseException | None = None) -> None:
+        """The journal has failed or stopped: every posted command not yet durable is lost
+        to its poster."""
         try:
             self.writer.check()
             error = JournalUnavailable("the journal stopped")
@@ -236,3 +250,4 @@ class Runtime:
                 await self.execute(Tick(self.now()))
             except JournalUnavailable:
                 return  # intake has stopped; the service reports it
+

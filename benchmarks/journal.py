@@ -2,6 +2,7 @@
 
     python -m benchmarks.journal [--quick] [--producers N] [--auctions N] [--records N] [--repeat N]
                                  [--seed S] [--dir PATH] [--max-batch N] [--max-delay S]
+                                 [--sync-in process|thread]
 
 The workload: a few auctions of one lot each, one bidder per producer task, every bidder
 walking its own price down by legitimate steps (`improve_on: own`, so a bid stays valid
@@ -74,7 +75,7 @@ from auction_engine import AuctionConfig, Command, CreateAuction, PlaceBid, form
 from auction_engine.events import AuctionCreated, BidRejected
 from auction_engine.journal import Journaled, JournalReader, JournalUnavailable, Submission, recover, segment_paths
 from auction_engine.journal.format import FRAME, decode_command, decode_header
-from auction_engine.journal.writer import DEFAULT_MAX_BATCH, DEFAULT_MAX_DELAY
+from auction_engine.journal.writer import DEFAULT_MAX_BATCH, DEFAULT_MAX_DELAY, DEFAULT_SYNC_IN, SYNC_MODES
 from auction_engine.runtime import Runtime, wall_clock_us
 from auction_engine.timeutil import format_instant
 from gateway.app import GC_THRESHOLDS
@@ -219,20 +220,21 @@ def _no_abort(_raise_cancel: object) -> trio.lowlevel.Abort:
 
 
 async def service_run(directory: Path, work: Workload, durability: str, max_batch: int,
-                      max_delay: float) -> ServiceRun:
+                      max_delay: float, sync_in: str = DEFAULT_SYNC_IN) -> ServiceRun:
     """One run, under the service's garbage-collection policy (`serve` sets it)."""
     thresholds = gc.get_threshold()
     gc.set_threshold(*GC_THRESHOLDS)
     try:
-        return await _service_run(directory, work, durability, max_batch, max_delay)
+        return await _service_run(directory, work, durability, max_batch, max_delay, sync_in)
     finally:
         gc.set_threshold(*thresholds)
 
 
 async def _service_run(directory: Path, work: Workload, durability: str, max_batch: int,
-                       max_delay: float) -> ServiceRun:
+                       max_delay: float, sync_in: str) -> ServiceRun:
     gc.collect()
-    async with Runtime.open(directory, durability=durability, max_batch=max_batch, max_delay=max_delay) as runtime:
+    async with Runtime.open(directory, durability=durability, max_batch=max_batch, max_delay=max_delay,
+                            sync_in=sync_in) as runtime:
         for config in work.configs(wall_clock_us()):
             events = await runtime.submit(CreateAuction, config)
             if type(events[0]) is not AuctionCreated:
@@ -439,7 +441,7 @@ class Repetition:
 
 def repetition(root: Path, n: int, work: Workload, args: argparse.Namespace) -> Repetition:
     durable_dir = root / f"fsync-{n}"
-    durable = trio.run(service_run, durable_dir, work, "fsync", args.max_batch, args.max_delay)
+    durable = trio.run(service_run, durable_dir, work, "fsync", args.max_batch, args.max_delay, args.sync_in)
     check_run(work, durable)
     header, frames = journal_frames(durable_dir)
     frames = frames[durable.first_record:]  # the auctions' creation precedes the run
@@ -610,6 +612,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--dir", type=Path, help="where the journals go (default: the temp dir; use a real disk)")
     parser.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH, help="writer max_batch")
     parser.add_argument("--max-delay", type=float, default=DEFAULT_MAX_DELAY, help="writer max_delay (seconds)")
+    parser.add_argument("--sync-in", choices=SYNC_MODES, default=DEFAULT_SYNC_IN,
+                        help="where the writer's fdatasync runs (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.records is None:
         args.records = 50_000 if args.quick else 300_000
@@ -642,8 +646,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     finally:
         shutil.rmtree(root, ignore_errors=True)
     settings = Settings(mode, args.producers, args.auctions, args.records, args.repeat, args.naive,
-                        {"max_batch": args.max_batch, "max_delay": args.max_delay, "seed": args.seed,
-                         "verify_processes": processes})
+                        {"max_batch": args.max_batch, "max_delay": args.max_delay, "sync_in": args.sync_in,
+                         "seed": args.seed, "verify_processes": processes})
     out = summarize(work, reps, verify_s, single_s, read_s, submit_s, recovery_s, settings, root.parent,
                     time.perf_counter() - t0)
     for line in describe(out):

@@ -70,7 +70,8 @@ class Service:
 
         metrics = Metrics()
         journal_dir = data / "journal"
-        async with Runtime.open(journal_dir, durability=settings.durability, segment_size=settings.segment_size,
+        async with Runtime.open(journal_dir, durability=settings.durability, sync_in=settings.sync_in,
+                                segment_size=settings.segment_size,
                                 max_batch=settings.max_batch, max_delay=settings.max_delay_ms / 1000,
                                 on_record=replayed) as runtime:
             log(logger, logging.INFO, "journal recovered", summary=runtime.recovery.summary(),

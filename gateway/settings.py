@@ -23,6 +23,8 @@ LogLevel = Literal["debug", "info", "warning", "error"]
 
 ROLES: tuple[Role, ...] = ("portal", "buyer", "auditor")
 DURABILITIES: tuple[Durability, ...] = ("fsync", "none")
+SyncIn = Literal["process", "thread"]
+SYNC_INS: tuple[SyncIn, ...] = ("process", "thread")
 LOG_LEVELS: tuple[LogLevel, ...] = ("debug", "info", "warning", "error")
 
 ENV_PREFIX = "AUCTION_ENGINE_"  # environment variables are ENV_PREFIX + the field name in upper case
@@ -95,7 +97,8 @@ class Settings:
 
     host, port: where to listen (port 0: any free port). data_dir: the journal lives in
     ``<data_dir>/journal``, a generated token secret in `data_dir`. durability: "fsync" or
-    "none"; segment_size: journal segment bytes; max_batch / max_delay_ms: group commit.
+    "none"; sync_in: where the journal's fdatasync runs ("process": a small child process,
+    or "thread"); segment_size: journal segment bytes; max_batch / max_delay_ms: group commit.
     api_keys: who may call the portal RPC. token_secret: signs session tokens (None: the
     service generates one and keeps it in data_dir); token_ttl_s: their lifetime.
     max_message_bytes: largest inbound WebSocket message. bid_rate / bid_burst: per-connection
@@ -109,6 +112,7 @@ class Settings:
     port: int = 8080
     data_dir: str = "data"
     durability: Durability = "fsync"
+    sync_in: SyncIn = "process"
     segment_size: int = 64 * MiB
     max_batch: int = 8192
     max_delay_ms: float = 0.0
@@ -250,6 +254,7 @@ _SPECS: dict[str, _Spec] = {  # every field but api_keys
     "port": _Spec("int", _int_range(0, 65535)),
     "data_dir": _Spec("str", _data_dir),
     "durability": _Spec("str", _choice(DURABILITIES)),
+    "sync_in": _Spec("str", _choice(SYNC_INS)),
     "segment_size": _Spec("int", _int_range(1 * MiB, 4 * GiB)),
     "max_batch": _Spec("int", _int_range(1, 1_000_000)),
     "max_delay_ms": _Spec("float", _float_range(0, 1000)),

@@ -4,6 +4,8 @@ deadline timer (on trio's MockClock), and a disk that fills up or fails mid-run.
 from __future__ import annotations
 
 import errno
+import os
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,7 +16,8 @@ from factories import END, START, S, config
 
 from auction_engine import AdmitBidder, CreateAuction, PlaceBid
 from auction_engine.events import BidAccepted, Event, LotAwarded, LotClosed, LotOpened
-from auction_engine.journal import FileOps, JournalReader, JournalUnavailable, recover
+from auction_engine.journal import FileOps, JournalReader, JournalUnavailable, JournalWriter, SegmentStore, recover
+from auction_engine.journal.writer import SYNC_MODES
 from auction_engine.runtime import Runtime
 from replay import verify
 
@@ -45,10 +48,11 @@ async def bid_many(runtime: Runtime, bidder: str, count: int, acked: list[tuple[
         acked.append((bidder, cid, type(events[-1]).__name__))
 
 
+@pytest.mark.parametrize("sync_in", SYNC_MODES)
 @pytest.mark.trio
-async def test_concurrent_producers_share_fsyncs_and_every_ack_is_durable(tmp_path: Path) -> None:
+async def test_concurrent_producers_share_fsyncs_and_every_ack_is_durable(tmp_path: Path, sync_in: str) -> None:
     acked: list[tuple[str, str, object]] = []
-    async with Runtime.open(tmp_path, clock=mock_clock_us(START + S)) as runtime:
+    async with Runtime.open(tmp_path, clock=mock_clock_us(START + S), sync_in=sync_in) as runtime:
         await open_auction(runtime, lot={"starting_price": "1000000.00"})
         async with trio.open_nursery() as nursery:
             for bidder in BIDDERS:
@@ -116,11 +120,12 @@ class FillingDisk(FileOps):
         super().truncate(fd, size)
 
 
+@pytest.mark.parametrize("sync_in", SYNC_MODES)
 @pytest.mark.parametrize(("code", "broken_truncate"), [(errno.ENOSPC, False), (errno.ENOSPC, True),
                                                        (errno.EIO, False)])
 @pytest.mark.trio
 async def test_a_full_or_failing_disk_stops_intake_and_loses_nothing_acknowledged(
-        tmp_path: Path, code: int, broken_truncate: bool) -> None:
+        tmp_path: Path, code: int, broken_truncate: bool, sync_in: str) -> None:
     acked: list[tuple[str, str, object]] = []
     refused: list[str] = []
 
@@ -132,7 +137,7 @@ async def test_a_full_or_failing_disk_stops_intake_and_loses_nothing_acknowledge
             refused.append(bidder)
 
     disk = FillingDisk(40_000, code=code, broken_truncate=broken_truncate)
-    async with Runtime.open(tmp_path, clock=mock_clock_us(START + S), ops=disk) as runtime:
+    async with Runtime.open(tmp_path, clock=mock_clock_us(START + S), ops=disk, sync_in=sync_in) as runtime:
         await open_auction(runtime, lot={"starting_price": "1000000.00"})
         async with trio.open_nursery() as nursery:
             for bidder in BIDDERS[:20]:
@@ -162,3 +167,93 @@ async def test_a_restart_continues_the_same_journal(tmp_path: Path) -> None:
         await runtime.submit(PlaceBid, "A1", "L1", "b002", 80_000, "y")
     result = verify(tmp_path)
     assert result.ok and result.records == 3
+
+
+@pytest.mark.parametrize("sync_in", SYNC_MODES)
+@pytest.mark.trio
+async def test_batches_that_fill_segments_go_on_in_the_next_one(tmp_path: Path, sync_in: str) -> None:
+    acked: list[tuple[str, str, object]] = []
+    async with Runtime.open(tmp_path, clock=mock_clock_us(START + S), segment_size=4096, sync_in=sync_in) as runtime:
+        await open_auction(runtime, lot={"starting_price": "1000000.00"})
+        async with trio.open_nursery() as nursery:
+            for bidder in BIDDERS[:30]:
+                nursery.start_soon(bid_many, runtime, bidder, 10, acked)
+        state = runtime.engine.state_hash()
+    segments = sorted(tmp_path.glob("*.journal"))
+    assert len(acked) == 300 and len(segments) > 10
+    journaled, report = recover(tmp_path)
+    assert journaled.engine.state_hash() == state and report.torn is None
+    assert verify(tmp_path).ok
+
+
+@pytest.mark.trio
+async def test_the_sync_process_ending_stops_intake_and_loses_nothing_acknowledged(tmp_path: Path) -> None:
+    acked: list[tuple[str, str, object]] = []
+    refused: list[str] = []
+
+    async def producer(bidder: str) -> None:
+        try:
+            await bid_many(runtime, bidder, 1000, acked)
+        except JournalUnavailable as exc:
+            assert "sync process" in str(exc)
+            refused.append(bidder)
+
+    async with Runtime.open(tmp_path, clock=mock_clock_us(START + S)) as runtime:
+        await open_auction(runtime, lot={"starting_price": "1000000.00"})
+        pid = runtime.writer.sync_pid
+        assert pid is not None
+        async with trio.open_nursery() as nursery:
+            for bidder in BIDDERS[:10]:
+                nursery.start_soon(producer, bidder)
+            while len(acked) < 100:
+                await trio.sleep(0.001)
+            os.kill(pid, signal.SIGKILL)
+        assert sorted(refused) == BIDDERS[:10]
+        with pytest.raises(JournalUnavailable):
+            await runtime.submit(AdmitBidder, "A1", "late")
+    present = {r.command[6] for r, _ in JournalReader(tmp_path).records() if r.command[0] == "PlaceBid"}
+    assert {cid for _, cid, _ in acked} <= present  # every acknowledged bid is in the journal
+    assert verify(tmp_path).ok
+
+
+NEWCOMERS = [f"n{i:03d}" for i in range(40)]  # bidders each AdmitBidder really admits (journaled)
+
+
+@pytest.mark.parametrize("durability", ["fsync", "none"])
+@pytest.mark.trio
+async def test_a_writer_that_stops_answers_every_posted_command(tmp_path: Path, durability: str) -> None:
+    """Cancelled with no IO error, the writer still answers every command posted: durable,
+    or lost (JournalUnavailable); nothing waits forever, and intake stays stopped."""
+    journaled, report = recover(tmp_path)
+    writer = JournalWriter(SegmentStore(tmp_path, report.position, durability=durability))
+    runtime = Runtime(journaled, writer, report, mock_clock_us(START + S))
+    answers: dict[str, list[object]] = {}
+    scope = trio.CancelScope()
+
+    async def run_writer() -> None:
+        with scope:
+            await writer.run()
+
+    async def execute(bidder: str) -> None:
+        try:
+            answers.setdefault(bidder, []).append(await runtime.execute(AdmitBidder(runtime.now(), "A1", bidder)))
+        except JournalUnavailable as exc:
+            answers.setdefault(bidder, []).append(exc)
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run_writer)
+            await open_auction(runtime)
+            await trio.sleep(0.05)  # the writer idles, waiting for records
+            scope.cancel()
+            for bidder in NEWCOMERS[20:]:  # posted as the writer stops: it has not run since the cancel
+                runtime.post(AdmitBidder(runtime.now(), "A1", bidder),
+                             answers.setdefault(bidder, []).append, answers.setdefault(bidder, []).append)
+            for bidder in NEWCOMERS[:20]:
+                nursery.start_soon(execute, bidder)
+    assert sorted(answers) == NEWCOMERS and all(len(a) == 1 for a in answers.values())
+    with pytest.raises(JournalUnavailable):
+        runtime.post(AdmitBidder(runtime.now(), "A1", "late"), print, print)
+    durable = {b for b, (a,) in answers.items() if not isinstance(a, JournalUnavailable)}
+    admitted = {r.command[3] for r, _ in JournalReader(tmp_path).records() if r.command[0] == "AdmitBidder"}
+    assert durable <= admitted and admitted <= set(NEWCOMERS)

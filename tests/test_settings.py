@@ -45,6 +45,7 @@ def test_toml_file(tmp_path: Path) -> None:
     path = write(tmp_path, "s.toml", f"""
 port = 9001
 durability = "none"
+sync_in = "thread"
 max_delay_ms = 2          # an int where a float is expected
 token_secret = "{"s" * 40}"
 
@@ -54,7 +55,8 @@ role = "portal"
 key = "{KEY}"
 """)
     s = load_settings(path, env={})
-    assert (s.port, s.durability, s.max_delay_ms) == (9001, "none", 2.0)
+    assert (s.port, s.durability, s.sync_in, s.max_delay_ms) == (9001, "none", "thread", 2.0)
+    assert load_settings(env={}).sync_in == "process"
     assert isinstance(s.max_delay_ms, float)
     assert s.api_keys == (ApiKey("portal-1", "portal", hash_key(KEY)),)
     assert s.api_keys[0].matches(KEY) and not s.api_keys[0].matches(OTHER_KEY)

@@ -116,47 +116,70 @@ class SegmentStore:
             if self.durable:
                 self.ops.sync(fd)
         except BaseException:
-            with contextlib.suppress(OSError):  # if this fails too, recovery sees a torn tail
-                self.ops.truncate(fd, size_before)
+            self.cut_back(fd, size_before)
             raise
 
-    def append(self, frames: list[bytes]) -> None:
-        """Make `frames` (consecutive records, first is `position.next_gseq`) durable."""
-        if not frames:
-            self.batches += 1
-            return
-        fd = self._open()
-        pos = self.position
-        data = b"".join(frames)
-        if pos.size + len(data) <= self.segment_size:  # the usual case: the whole batch fits the segment
-            self._write_synced(fd, data, pos.size)
-            pos.size += len(data)
-            pos.next_gseq += len(frames)
-            pos.records += len(frames)
-            self.bytes_written += len(data)
-            self.batches += 1
-            return
-        start = 0
-        while start < len(frames):
+    def cut_back(self, fd: int, size: int) -> None:
+        """After a failed write or sync: try to cut the segment back to `size` so no partial
+        record stays (if this fails too, recovery sees a torn tail)."""
+        with contextlib.suppress(OSError):
+            self.ops.truncate(fd, size)
+
+    @property
+    def syncs_elsewhere(self) -> bool:
+        """Whether the writer may make batches durable with `fdatasync` on the segment from
+        another process (the calls are the plain ones: no `FileOps.sync` override to honour)."""
+        return self.durable and type(self.ops).sync is FileOps.sync
+
+    def write_head(self, frames: list[bytes], start: int = 0) -> tuple[int, int, int]:
+        """Write, without syncing, the longest run of `frames[start:]` that fits the newest
+        segment (rolling to a new one when not even one fits; a record larger than a
+        segment goes alone into an empty one). Return (fd, records, bytes). The caller makes
+        them durable (an fdatasync of `fd`), then calls `advance(records, bytes)`, or
+        `cut_back(fd, position.size)` if that failed."""
+        while True:
             fd = self._open()
             pos = self.position
             room = self.segment_size - pos.size
             end = start
             size = 0
-            while end < len(frames) and (
-                    size + len(frames[end]) <= room or (end == start and pos.records == 0)):  # oversize: alone
+            count = len(frames)
+            while end < count and (size + len(frames[end]) <= room or (end == start and pos.records == 0)):
                 size += len(frames[end])
                 end += 1
-            if end == start:  # the segment is full: roll
-                self._roll()
-                continue
-            data = b"".join(frames[start:end])
-            self._write_synced(fd, data, pos.size)
-            pos.size += len(data)
-            pos.next_gseq += end - start
-            pos.records += end - start
-            self.bytes_written += len(data)
-            start = end
+            if end > start:
+                break
+            self._roll()  # the segment is full
+        data = b"".join(frames if start == 0 and end == count else frames[start:end])
+        try:
+            self.ops.write(fd, data)
+        except BaseException:
+            self.cut_back(fd, pos.size)
+            raise
+        return fd, end - start, len(data)
+
+    def advance(self, records: int, size: int) -> None:
+        """Count `records` (`size` bytes) written by `write_head` as durable."""
+        pos = self.position
+        pos.size += size
+        pos.next_gseq += records
+        pos.records += records
+        self.bytes_written += size
+
+    def append(self, frames: list[bytes]) -> None:
+        """Make `frames` (consecutive records, first is `position.next_gseq`) durable: one
+        write and one fsync per segment they go into (one, unless it fills)."""
+        start = 0
+        while start < len(frames):
+            fd, records, size = self.write_head(frames, start)
+            if self.durable:
+                try:
+                    self.ops.sync(fd)
+                except BaseException:
+                    self.cut_back(fd, self.position.size)
+                    raise
+            self.advance(records, size)
+            start += records
         self.batches += 1
 
     def _roll(self) -> None:

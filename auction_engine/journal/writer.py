@@ -2,21 +2,30 @@
 
 Producers `append` framed records (never blocking) and `await wait_durable(gseq)`. The
 writer task takes everything pending (up to `max_batch` records, after waiting up to
-`max_delay` for more), hands it to a worker thread for the write and the fsync (in place when durability is "none"), and
-releases every waiter of the batch. While one batch is syncing the next one gathers. The
-first IO error stops intake for good: every waiter and later caller gets
-`JournalUnavailable`, and nothing that was acknowledged is lost.
+`max_delay` for more) and has it made durable: written by the trio thread and synced by a
+small child process (`sync_in="process"`, the default), or written and synced by a
+worker thread (`"thread"`, and for a store whose `FileOps` overrides `sync`), or written
+in place with no sync (durability "none"). While one batch is syncing the next one
+gathers; once one is durable the next is handed over at once, then the finished one's
+waiters are released and its listeners run. The first IO error stops intake for good:
+every waiter and later caller gets `JournalUnavailable`, and nothing that was acknowledged
+is lost. If the writer stops otherwise (cancelled), `on_stop` lets the runtime answer
+what it posted.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import heapq
 import itertools
 import os
+import socket
+import subprocess
+import sys
 import threading
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import trio
 from trio.lowlevel import Abort, current_task, reschedule, wait_task_rescheduled
@@ -25,6 +34,8 @@ from .store import SegmentStore
 
 DEFAULT_MAX_BATCH = 8192  # records per write + fsync
 DEFAULT_MAX_DELAY = 0.0  # seconds to wait for more records once one is pending
+SYNC_MODES = ("process", "thread")  # where the fdatasync of a batch runs
+DEFAULT_SYNC_IN = "process"
 
 
 class JournalUnavailable(Exception):
@@ -38,8 +49,11 @@ class JournalWriter:
     """The single writer of a `SegmentStore`; run `run()` in a nursery."""
 
     def __init__(self, store: SegmentStore, *, max_batch: int = DEFAULT_MAX_BATCH,
-                 max_delay: float = DEFAULT_MAX_DELAY) -> None:
+                 max_delay: float = DEFAULT_MAX_DELAY, sync_in: str = DEFAULT_SYNC_IN) -> None:
+        if sync_in not in SYNC_MODES:
+            raise ValueError(f"sync_in must be one of {SYNC_MODES}, not {sync_in!r}")
         self.store = store
+        self.sync_in = sync_in
         self.max_batch = max_batch
         self.max_delay = max_delay
         self.durable_gseq = store.position.next_gseq - 1
@@ -58,11 +72,14 @@ class JournalWriter:
         self.on_batch: list[Any] = []  # callables(records: int, seconds: float) once a batch is durable
         self.on_failure: list[Any] = []  # callables(exc) when intake stops for good
         self.on_cut: list[Any] = []  # callables(last_gseq: int, everything: bool) as a batch is taken
+        self.on_stop: list[Any] = []  # callables() once `run` has returned: nothing more becomes durable
+        self._cut_gseq = self.durable_gseq  # gseq of the last record taken into a batch
+        self.sync_pid: int | None = None  # the sync process's, while `run` runs with one
 
     def check(self) -> None:
         """Raise `JournalUnavailable` if records can no longer be taken (call it before
         changing any state whose records would then have nowhere to go)."""
-        if self.failure is not None or self._closing:
+        if self.failure is not None or self._closing or self._stopped:
             raise JournalUnavailable(self._reason())
 
     def append(self, frames: list[bytes], last_gseq: int) -> None:
@@ -109,56 +126,92 @@ class JournalWriter:
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Write batches until `close()`; on an IO error, fail every waiter and return."""
         task_status.started()
-        sync = _SyncThread(self.store) if self.store.durable else None
+        sync: _Sync
+        if not self.store.durable:
+            sync = _NoSync(self.store)
+        elif self.store.syncs_elsewhere and self.sync_in == "process":
+            sync = _SyncProcess(self.store)
+            self.sync_pid = sync.pid
+        else:
+            sync = _SyncThread(self.store)
         try:
             await self._write_batches(sync)
         finally:  # returned, failed or cancelled: no record becomes durable any more
             self._stopped = True
             self._release()
-            if sync is not None:
-                sync.close()
+            sync.close()
+            self.sync_pid = None
+            for hook in self.on_stop:
+                hook()
 
-    async def _write_batches(self, sync: _SyncThread | None) -> None:
+    async def _write_batches(self, sync: _Sync) -> None:
+        """One batch in flight at a time; once it is durable, the next one (what gathered
+        meanwhile) is cut and handed to `sync` before this one is published, so the disk
+        works while the listeners run."""
+        batch: list[bytes] | None = None  # in flight
+        started = 0.0
         while True:
-            if not self._pending:
-                if self._closing:
-                    break
-                await self._wakeup.wait()
-                self._wakeup = trio.Event()
-                continue
-            if self.max_delay > 0 and len(self._pending) < self.max_batch:
-                with trio.move_on_after(self.max_delay):
-                    while len(self._pending) < self.max_batch and not self._closing:
-                        await self._wakeup.wait()
-                        self._wakeup = trio.Event()
-            batch = self._pending[:self.max_batch]
-            del self._pending[:self.max_batch]
-            last = self.durable_gseq + len(batch)
-            for cut_hook in self.on_cut:  # `everything`: the batch ends with the latest record
-                cut_hook(last, not self._pending)
-            started = time.perf_counter()
+            if batch is None:
+                if not self._pending:
+                    if self._closing:
+                        break
+                    await self._wakeup.wait()
+                    self._wakeup = trio.Event()
+                    continue
+                if self.max_delay > 0 and len(self._pending) < self.max_batch:
+                    with trio.move_on_after(self.max_delay):
+                        while len(self._pending) < self.max_batch and not self._closing:
+                            await self._wakeup.wait()
+                            self._wakeup = trio.Event()
+                started = time.perf_counter()
+                try:
+                    batch = self._start(sync)
+                except BaseException as exc:  # an OSError usually; anything else fails loudly too
+                    self._fail(exc)
+                    return
             try:
-                if sync is not None:  # the fsync waits for the disk: in a thread, so intake goes on
-                    await sync.append(batch)
-                else:  # no fsync: a copy into the page cache, done in place
-                    self.store.append(batch)
-                    await trio.lowlevel.checkpoint()
-            except BaseException as exc:  # an OSError usually; anything else fails loudly too
-                self.failure = exc
-                self._pending.clear()
-                for failure_hook in self.on_failure:
-                    failure_hook(exc)
-                if not isinstance(exc, Exception):
-                    raise
+                await sync.finish()
+            except BaseException as exc:
+                self._fail(exc)
                 return
             elapsed = time.perf_counter() - started
-            self.durable_gseq = last
+            self.durable_gseq += len(batch)
             self.stats["batches"] += 1
             self.stats["records"] += len(batch)
             self.stats["sync_seconds"] += elapsed
+            done = len(batch)
+            batch, error = None, None
+            if self._pending:  # the next batch goes to the disk now, before this one is published
+                started = time.perf_counter()
+                try:
+                    batch = self._start(sync)
+                except BaseException as exc:
+                    error = exc
             for hook in self.on_batch:
-                hook(len(batch), elapsed)
+                hook(done, elapsed)
             self._release()
+            if error is not None:
+                self._fail(error)
+                return
+
+    def _start(self, sync: _Sync) -> list[bytes]:
+        """Cut the next batch (what is pending, up to `max_batch`) and hand it to `sync`."""
+        batch = self._pending[:self.max_batch]
+        del self._pending[:self.max_batch]
+        self._cut_gseq += len(batch)
+        for cut_hook in self.on_cut:  # `everything`: the batch ends with the latest record
+            cut_hook(self._cut_gseq, not self._pending)
+        sync.start(batch)
+        return batch
+
+    def _fail(self, exc: BaseException) -> None:
+        """Stop intake for good: nothing in flight or pending will be durable."""
+        self.failure = exc
+        self._pending.clear()
+        for failure_hook in self.on_failure:
+            failure_hook(exc)
+        if not isinstance(exc, Exception):
+            raise exc
 
     def _release(self) -> None:
         """Wake every waiter whose record is durable (all of them once the writer stopped)."""
@@ -179,12 +232,41 @@ class JournalWriter:
         self.store.close()
 
 
+class _Sync(Protocol):
+    """Makes batches durable, one at a time: `start(batch)` hands one over and returns
+    at once (or raises, nothing written); `await finish()` returns once it is durable, or
+    raises what failed."""
+
+    def start(self, batch: list[bytes]) -> None: ...
+
+    async def finish(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _NoSync:
+    """Durability "none": a copy into the page cache, done at once."""
+
+    def __init__(self, store: SegmentStore) -> None:
+        self.store = store
+
+    def start(self, batch: list[bytes]) -> None:
+        self.store.append(batch)
+
+    async def finish(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+    def close(self) -> None:
+        pass
+
+
 class _SyncThread:
-    """The thread that makes batches durable: the store's blocking write and fsync run
-    there while the trio thread goes on. One long-lived thread, handed each batch and
-    answering through a pipe that the writer task waits on directly (about half the
-    hand-off cost of `trio.to_thread.run_sync`, measured: a thread from its cache, a
-    limiter, and a hop through trio's entry queue for every batch)."""
+    """A thread that makes batches durable: the store's blocking write and fsync run
+    there while the trio thread goes on (the mode for a store whose `FileOps` overrides
+    `sync`, or `sync_in="thread"`). One long-lived thread, handed each batch and answering
+    through a pipe that the writer task waits on directly (about half the hand-off cost of
+    `trio.to_thread.run_sync`, measured: a thread from its cache, a limiter, and a hop
+    through trio's entry queue for every batch)."""
 
     def __init__(self, store: SegmentStore) -> None:
         self.store = store
@@ -207,10 +289,11 @@ class _SyncThread:
                 self._error = exc
             os.write(self._done_write, b"\0")
 
-    async def append(self, batch: list[bytes]) -> None:
-        """`store.append(batch)` in the thread; raises what it raised."""
+    def start(self, batch: list[bytes]) -> None:
         self._batch = batch
         os.write(self._go_write, b"\0")
+
+    async def finish(self) -> None:
         with trio.CancelScope(shield=True):  # the thread has the batch: its end is awaited, as to_thread does
             await trio.lowlevel.wait_readable(self._done_read)
         os.read(self._done_read, 1)
@@ -219,9 +302,126 @@ class _SyncThread:
             raise error
 
     def close(self) -> None:
-        """Stop the thread (it is idle: every append has been awaited)."""
+        """Stop the thread (it is idle: every batch has been awaited)."""
         self._batch = None
         os.write(self._go_write, b"\0")
         self._thread.join()
         for fd in (self._go_read, self._go_write, self._done_read, self._done_write):
             os.close(fd)
+
+
+# The sync process: fdatasync on the segment the writer hands over (SCM_RIGHTS), one
+# request at a time; answers b"\0", or b"E" and the errno. Ends when the writer closes
+# its end or goes away; never by a signal meant for the service (its own session; SIGINT,
+# SIGTERM and SIGHUP ignored), so a graceful shutdown can still flush.
+_SYNCER = """
+import os, signal, socket, sys
+for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+    signal.signal(getattr(signal, name), signal.SIG_IGN)
+sock = socket.socket(fileno=int(sys.argv[1]))
+fd = -1
+while True:
+    msg, fds, _flags, _addr = socket.recv_fds(sock, 16, 1)
+    if not msg:
+        break
+    if fds:
+        if fd >= 0:
+            os.close(fd)
+        fd = fds[0]
+    try:
+        os.fdatasync(fd)
+        sock.sendall(b"\\0")
+    except OSError as exc:
+        sock.sendall(b"E%d" % (exc.errno or 5))
+"""
+
+
+class _SyncProcess:
+    """A small child process that makes batches durable (the default). The trio thread
+    writes each batch into the page cache itself (a copy, quick) and asks the child for
+    the fdatasync, which holds no lock of this process: the trio thread never waits for
+    the sync, nor the sync for the GIL (a sync thread needs it after every fsync, and gets
+    it only when the busy trio thread lets go). The child is handed each segment's file
+    description over a Unix socket (fdatasync flushes the file, whoever wrote it); it
+    exits when this end closes, also when this process is killed."""
+
+    def __init__(self, store: SegmentStore) -> None:
+        self.store = store
+        self._sock, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", "-c", _SYNCER, str(child.fileno())],
+                pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, start_new_session=True)
+        finally:
+            child.close()
+        self.pid = self._proc.pid
+        self._segment = -1  # the segment whose file the child holds
+        self._batch: list[bytes] = []
+        self._next = 0  # the first record of `_batch` not yet durable
+        self._head = (0, 0, 0)  # (fd, records, bytes) written and being synced
+
+    def start(self, batch: list[bytes]) -> None:
+        """Write the batch (its part that fits the segment) and ask for the sync."""
+        self._batch, self._next = batch, 0
+        self._write_head()
+
+    def _write_head(self) -> None:
+        store = self.store
+        self._head = store.write_head(self._batch, self._next)
+        fd = self._head[0]
+        index = store.position.index
+        try:
+            try:
+                if index != self._segment:
+                    socket.send_fds(self._sock, [b"S"], [fd])
+                    self._segment = index
+                else:
+                    self._sock.send(b"S")
+            except OSError as exc:
+                raise _ended(exc) from exc
+        except BaseException:
+            store.cut_back(fd, store.position.size)
+            raise
+
+    async def finish(self) -> None:
+        """Wait for the sync; a batch that filled its segment goes on in the next one."""
+        store = self.store
+        while True:
+            fd, records, size = self._head
+            try:
+                with trio.CancelScope(shield=True):  # the child has the request: its answer is awaited
+                    await trio.lowlevel.wait_readable(self._sock)
+                try:
+                    answer = self._sock.recv(16)
+                except OSError as exc:
+                    raise _ended(exc) from exc
+                if answer != b"\0":
+                    if answer[:1] == b"E":
+                        code = int(answer[1:])
+                        raise OSError(code, f"fdatasync: {os.strerror(code)}")
+                    raise _ended(None)
+            except BaseException:
+                store.cut_back(fd, store.position.size)
+                raise
+            store.advance(records, size)
+            self._next += records
+            if self._next >= len(self._batch):
+                store.batches += 1
+                self._batch = []
+                return
+            self._write_head()
+
+    def close(self) -> None:
+        """Let the child end (it is idle: every sync has been awaited) and reap it."""
+        self._sock.close()
+        try:
+            self._proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+
+
+def _ended(cause: OSError | None) -> OSError:
+    """The error when the sync process is gone (killed, or it failed to start)."""
+    how = f" ({cause})" if cause is not None else ""
+    return OSError(errno.EIO, f"the journal's sync process ended{how}: outcomes not yet durable are unknown")
