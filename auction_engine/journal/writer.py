@@ -321,7 +321,10 @@ for name in ("SIGINT", "SIGTERM", "SIGHUP"):
 sock = socket.socket(fileno=int(sys.argv[1]))
 fd = -1
 while True:
-    msg, fds, _flags, _addr = socket.recv_fds(sock, 16, 1)
+    try:
+        msg, fds, _flags, _addr = socket.recv_fds(sock, 16, 1)
+    except OSError:  # the writer is gone
+        break
     if not msg:
         break
     if fds:
@@ -330,9 +333,13 @@ while True:
         fd = fds[0]
     try:
         os.fdatasync(fd)
-        sock.sendall(b"\\0")
+        answer = b"\\0"
     except OSError as exc:
-        sock.sendall(b"E%d" % (exc.errno or 5))
+        answer = b"E%d" % (exc.errno or 5)
+    try:
+        sock.sendall(answer)
+    except OSError:  # the writer is gone
+        break
 """
 
 
