@@ -250,4 +250,3 @@ class Runtime:
                 await self.execute(Tick(self.now()))
             except JournalUnavailable:
                 return  # intake has stopped; the service reports it
-
