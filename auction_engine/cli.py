@@ -94,13 +94,24 @@ def _serve(args: argparse.Namespace) -> int:
         return EXIT_INPUT
     try:
         run(settings)
-    except JournalCorruption as exc:
-        print(f"auction-engine serve: the journal is damaged: {exc}; see `auction-engine repair`", file=sys.stderr)
-        return EXIT_DAMAGED
-    except OSError as exc:
-        print(f"auction-engine serve: {exc}", file=sys.stderr)
-        return EXIT_IO
+    except (JournalCorruption, OSError, BaseExceptionGroup) as raised:
+        failure = _alone(raised)  # a start failure comes out of the service's nurseries
+        if isinstance(failure, JournalCorruption):
+            print(f"auction-engine serve: the journal is damaged: {failure}; see `auction-engine repair`",
+                  file=sys.stderr)
+            return EXIT_DAMAGED
+        if isinstance(failure, OSError):
+            print(f"auction-engine serve: {failure}", file=sys.stderr)
+            return EXIT_IO
+        raise
     return 0
+
+
+def _alone(exc: BaseException) -> BaseException:
+    """The one exception inside nested single-exception groups (else `exc` itself)."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
 
 
 def _recover(directory: str) -> int:

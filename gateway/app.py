@@ -70,7 +70,7 @@ def create_app(service: Service) -> QuartTrio:
     async def readyz() -> Any:
         if service.is_ready():
             return {"status": "ready"}
-        reason = service.runtime.writer.failure or "stopping"
+        reason = "stopping" if not service.ready else service.runtime.writer.trouble()
         return error_body("not_ready", f"not taking commands: {reason}"), 503
 
     return app

@@ -107,9 +107,9 @@ class Service:
             self.metrics.loop_lag_seconds.observe(max(0.0, trio.current_time() - started - LAG_PROBE))
 
     def is_ready(self) -> bool:
-        """Taking commands: the journal has not failed and the service is not stopping."""
-        writer = self.runtime.writer
-        return self.ready and writer.failure is None
+        """Taking commands: the journal can make records durable (not failed, not stopped,
+        its sync process running) and the service is not stopping."""
+        return self.ready and self.runtime.writer.healthy
 
 
 def load_or_create_api_keys(path: Path) -> tuple[ApiKey, ...]:

@@ -1,13 +1,15 @@
-"""The `auction-engine simulate` command, run as a real process."""
+"""The `auction-engine simulate` command, and `serve`'s start failures, run as real processes."""
 
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from journals import stream_commands, write
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.json"))
@@ -72,3 +74,41 @@ def test_unreadable_input(content: str, message: str) -> None:
 def test_missing_file() -> None:
     done = simulate("/nonexistent/scenario.json")
     assert done.returncode == 2 and "cannot read" in done.stderr
+
+
+# -- `auction-engine serve`: start failures give their documented exit codes -----------------
+
+
+def serve(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "auction_engine.cli", "serve", "--host", "127.0.0.1", *args],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+
+
+def test_serve_on_a_port_in_use_exits_3(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        done = serve("--port", str(taken.getsockname()[1]), "--data-dir", str(tmp_path))
+    assert done.returncode == 3, done.stderr
+    assert "auction-engine serve: [Errno 98]" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_serve_on_a_damaged_journal_exits_4(tmp_path: Path) -> None:
+    write(tmp_path / "journal", stream_commands(3, 40))
+    segment = next((tmp_path / "journal").glob("*.journal"))
+    data = bytearray(segment.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # a flipped byte mid-file: damage, not a torn tail
+    segment.write_bytes(bytes(data))
+    done = serve("--port", "0", "--data-dir", str(tmp_path))
+    assert done.returncode == 4, done.stderr
+    assert "the journal is damaged" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_serve_whose_journal_sync_process_cannot_start_exits_3(tmp_path: Path) -> None:
+    program = ("import sys; sys.executable = sys.argv.pop(1); from auction_engine.cli import main; "
+               "sys.exit(main(sys.argv[1:]))")
+    done = subprocess.run([sys.executable, "-c", program, str(tmp_path / "no-such-python"), "serve", "--host",
+                           "127.0.0.1", "--port", "0", "--data-dir", str(tmp_path)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 3, done.stderr
+    assert "no-such-python" in done.stderr and "Traceback" not in done.stderr

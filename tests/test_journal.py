@@ -158,6 +158,21 @@ def test_refusals_that_change_nothing_are_not_journaled() -> None:
     assert journaled.gseq == gseq + 1
 
 
+def test_an_unjournalable_command_changes_nothing_even_when_a_deadline_is_due() -> None:
+    """Refused before anything happens, the due opening included (else the opening would
+    be applied and numbered but never written: a gap in the journal)."""
+    journaled = Journaled()
+    journaled.submit(CreateAuction(START - S, config()))
+    gseq, state = journaled.gseq, journaled.engine.state_hash()
+    with pytest.raises(FormatError) as info:  # the lot opens at START: due for this bid
+        journaled.submit(PlaceBid(START + S, "A1", "L1", "bob", 10**30, "x"))
+    assert info.value.code == "unjournalable"
+    assert (journaled.gseq, journaled.engine.state_hash()) == (gseq, state)
+    assert journaled.engine.auction("A1").lots["L1"].clock.status == "scheduled"
+    ok = journaled.submit(PlaceBid(START + S, "A1", "L1", "bob", 80_000, "y"))
+    assert kinds(ok.events) == ["LotOpened", "BidAccepted"] and ok.last_gseq == gseq + 2
+
+
 # -- torn tails and corruption ---------------------------------------------------------------
 
 @pytest.mark.parametrize("cut", [1, 5, 11, 12, 13, -1])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -257,3 +258,29 @@ async def test_a_writer_that_stops_answers_every_posted_command(tmp_path: Path, 
     durable = {b for b, (a,) in answers.items() if not isinstance(a, JournalUnavailable)}
     admitted = {r.command[3] for r, _ in JournalReader(tmp_path).records() if r.command[0] == "AdmitBidder"}
     assert durable <= admitted and admitted <= set(NEWCOMERS)
+
+
+@pytest.mark.trio
+async def test_a_sync_process_that_ends_while_idle_shows_at_once(tmp_path: Path) -> None:
+    async with Runtime.open(tmp_path, clock=mock_clock_us(START + S)) as runtime:
+        await open_auction(runtime)
+        writer = runtime.writer
+        assert writer.healthy and writer.sync_pid is not None
+        os.kill(writer.sync_pid, signal.SIGKILL)
+        with trio.fail_after(10):
+            while writer.healthy:  # what /readyz reports
+                await trio.sleep(0.01)
+        assert writer.trouble() == "the journal's sync process ended"
+        with pytest.raises(JournalUnavailable):
+            await runtime.submit(AdmitBidder, "A1", "late")
+    assert verify(tmp_path).ok
+
+
+@pytest.mark.trio
+async def test_a_sync_process_that_cannot_start_fails_the_start(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
+    with trio.fail_after(10), pytest.raises(ExceptionGroup) as info:  # out of the runtime's nursery
+        async with Runtime.open(tmp_path) as runtime:
+            await runtime.submit(AdmitBidder, "A1", "b1")
+    assert info.group_contains(FileNotFoundError, depth=1)

@@ -120,6 +120,16 @@ class Journaled:
                 return Submission(list(previous), [], self.gseq, duplicate=True)
         engine = self.engine
         now = command.now
+        packed = b""
+        if type(command) is not Tick or command.auction_id is not None:
+            try:  # first: what cannot be journaled changes nothing (not even a due tick)
+                if type(command) is CreateAuction:
+                    packed = _pack(["CreateAuction", now, command.config.to_dict()])
+                else:  # = _pack([type name, *fields]): the name spliced in front of the fields' array
+                    packed = _COMMAND_PREFIX[type(command)] + _pack(command)[1:]
+            except (OverflowError, TypeError, ValueError) as exc:
+                raise FormatError("unjournalable",
+                                  f"the command cannot be journaled ({exc}): {command!r:.200}") from None
         out = Submission([], [], self.gseq)
         if type(command) is not Tick or command.auction_id is None:
             if type(now) is int and engine.due(now):
@@ -132,13 +142,6 @@ class Journaled:
                     self._record(out, now, aid, _pack(("Tick", now, aid)), events)
             if type(command) is Tick:
                 return out
-        try:  # before handle: what cannot be journaled changes nothing
-            if type(command) is CreateAuction:
-                packed: bytes = _pack(["CreateAuction", now, command.config.to_dict()])
-            else:  # = _pack([type name, *fields]): the name spliced in front of the fields' array
-                packed = _COMMAND_PREFIX[type(command)] + _pack(command)[1:]
-        except (OverflowError, TypeError, ValueError) as exc:
-            raise FormatError("unjournalable", f"the command cannot be journaled ({exc}): {command!r:.200}") from None
         events = engine.handle(command)
         if out.events:
             out.events += events

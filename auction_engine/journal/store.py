@@ -1,6 +1,8 @@
 """Segment files on disk: append a batch of framed records with one write and one fsync.
 
-Blocking calls, meant for a worker thread. Segments are named by their index and roll
+Blocking calls: the writer's sync thread makes them, or (with the sync process) the trio
+thread for the writes, which go to the page cache, while the child process syncs; see
+`writer.py`. Segments are named by their index and roll
 when the next record would pass `segment_size`; a new segment's header is made durable
 before any record goes in. All file calls go through `FileOps`,
 so that tests can inject the errors a full or failing disk gives. A new segment is

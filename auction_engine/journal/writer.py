@@ -75,6 +75,7 @@ class JournalWriter:
         self.on_stop: list[Any] = []  # callables() once `run` has returned: nothing more becomes durable
         self._cut_gseq = self.durable_gseq  # gseq of the last record taken into a batch
         self.sync_pid: int | None = None  # the sync process's, while `run` runs with one
+        self._sync: _Sync | None = None
 
     def check(self) -> None:
         """Raise `JournalUnavailable` if records can no longer be taken (call it before
@@ -125,24 +126,45 @@ class JournalWriter:
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Write batches until `close()`; on an IO error, fail every waiter and return."""
-        task_status.started()
         sync: _Sync
         if not self.store.durable:
             sync = _NoSync(self.store)
         elif self.store.syncs_elsewhere and self.sync_in == "process":
-            sync = _SyncProcess(self.store)
+            sync = _SyncProcess(self.store)  # if it cannot start, neither does the writer
             self.sync_pid = sync.pid
         else:
             sync = _SyncThread(self.store)
+        self._sync = sync
+        task_status.started()
         try:
             await self._write_batches(sync)
         finally:  # returned, failed or cancelled: no record becomes durable any more
             self._stopped = True
             self._release()
-            sync.close()
-            self.sync_pid = None
-            for hook in self.on_stop:
-                hook()
+            try:
+                sync.close()
+            finally:
+                self.sync_pid = None
+                for hook in self.on_stop:
+                    hook()
+
+    @property
+    def healthy(self) -> bool:
+        """True while records can be taken and made durable (see `trouble`)."""
+        return self.trouble() is None
+
+    def trouble(self) -> str | None:
+        """Why records cannot be taken and made durable now (failed, closing or stopped,
+        not started, the sync process gone), or None."""
+        if self.failure is not None:
+            return str(self.failure)
+        if self._closing or self._stopped:
+            return "the journal is closed"
+        if self._sync is None:
+            return "the journal is not running"
+        if not self._sync.alive():
+            return "the journal's sync process ended"
+        return None
 
     async def _write_batches(self, sync: _Sync) -> None:
         """One batch in flight at a time; once it is durable, the next one (what gathered
@@ -241,6 +263,8 @@ class _Sync(Protocol):
 
     async def finish(self) -> None: ...
 
+    def alive(self) -> bool: ...
+
     def close(self) -> None: ...
 
 
@@ -255,6 +279,9 @@ class _NoSync:
 
     async def finish(self) -> None:
         await trio.lowlevel.checkpoint()
+
+    def alive(self) -> bool:
+        return True
 
     def close(self) -> None:
         pass
@@ -300,6 +327,9 @@ class _SyncThread:
         error, self._error = self._error, None
         if error is not None:
             raise error
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
 
     def close(self) -> None:
         """Stop the thread (it is idle: every batch has been awaited)."""
@@ -359,6 +389,9 @@ class _SyncProcess:
             self._proc = subprocess.Popen(
                 [sys.executable, "-I", "-S", "-c", _SYNCER, str(child.fileno())],
                 pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, start_new_session=True)
+        except BaseException:
+            self._sock.close()
+            raise
         finally:
             child.close()
         self.pid = self._proc.pid
@@ -418,14 +451,19 @@ class _SyncProcess:
                 return
             self._write_head()
 
+    def alive(self) -> bool:
+        return self._proc.poll() is None
+
     def close(self) -> None:
-        """Let the child end (it is idle: every sync has been awaited) and reap it."""
+        """Let the child end (it is idle: every sync has been awaited) and reap it; one
+        stuck in an fdatasync that never returns is left to the init process."""
         self._sock.close()
         try:
             self._proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             self._proc.kill()
-            self._proc.wait()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._proc.wait(timeout=1)
 
 
 def _ended(cause: OSError | None) -> OSError:
