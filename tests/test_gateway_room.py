@@ -14,7 +14,7 @@ from served import auction_body, served
 from trio_websocket import wrap_client_stream
 from wire import converse, open_auction
 
-from gateway import protocol, transport
+from gateway import protocol
 from gateway.client import Room, RoomClosed
 from replay import verify
 
@@ -159,14 +159,6 @@ async def _stalled_room(port: int, auction_id: str, token: str, nursery: trio.Nu
                                   subprotocols=["auction.v1.json"], message_queue_size=1)
     await ws.send_message(json.dumps({"type": "hello", "token": token}))
     return ws
-
-
-@pytest.fixture(params=["direct", "asgi"])
-def write_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Both ways the room writes: its direct path, and the ASGI send it falls back to."""
-    if request.param == "asgi":
-        monkeypatch.setattr(transport, "direct_sender", lambda scope: None)
-    return str(request.param)
 
 
 @pytest.mark.trio

@@ -19,22 +19,12 @@ from wire import quiet
 
 from auction_engine.ranking import LotSnapshot
 from gateway import protocol as p
-from gateway import transport
 from gateway.client import Room
 from gateway.metrics import Metrics
 from gateway.rooms import SHOWN_INLINE, Connection, Rooms, seen
 from gateway.settings import Settings
 
 BIDDERS = ["alpha-supplies-x71", "beta-trading-q42", "gamma-bureau-z93"]
-
-
-@pytest.fixture(params=["direct", "asgi"])
-def write_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Both ways the room writes: its direct path, and the ASGI send it falls back to
-    (as in test_gateway_room.py)."""
-    if request.param == "asgi":
-        monkeypatch.setattr(transport, "direct_sender", lambda scope: None)
-    return str(request.param)
 
 
 # -- the room's fan-out, without a server ------------------------------------------------
