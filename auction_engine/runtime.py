@@ -41,7 +41,7 @@ from .journal import JournalUnavailable, JournalWriter, RecoveryReport, SegmentS
 from .journal.recovery import RecordHook
 from .journal.sequencer import Journaled, Submission
 from .journal.store import DEFAULT_SEGMENT_SIZE, FileOps
-from .journal.writer import DEFAULT_MAX_BATCH, DEFAULT_MAX_DELAY, DEFAULT_SYNC_IN
+from .journal.writer import DEFAULT_MAX_BATCH, DEFAULT_MAX_DELAY, DEFAULT_SPLIT_FROM, DEFAULT_SYNC_IN
 from .ranking import LotSnapshot
 
 MAX_TIMER_SLEEP = 60.0  # seconds: the timer re-reads the clock at least this often
@@ -86,7 +86,7 @@ class Runtime:
                    segment_size: int = DEFAULT_SEGMENT_SIZE, max_batch: int = DEFAULT_MAX_BATCH,
                    max_delay: float = DEFAULT_MAX_DELAY, clock: Callable[[], int] = wall_clock_us,
                    ops: FileOps | None = None, on_record: RecordHook | None = None,
-                   sync_in: str = DEFAULT_SYNC_IN) -> AsyncIterator[Runtime]:
+                   sync_in: str = DEFAULT_SYNC_IN, split_from: int = DEFAULT_SPLIT_FROM) -> AsyncIterator[Runtime]:
         """Recover from `directory` (`on_record` sees every replayed record), run the
         writer and the timer; flush on exit."""
         journaled, report = recover(directory, on_record)
@@ -94,7 +94,8 @@ class Runtime:
         gc.freeze()  # what recovery built lives long: keep it out of every later collection
         store = SegmentStore(directory, report.position, segment_size=segment_size, durability=durability,
                              ops=ops)
-        writer = JournalWriter(store, max_batch=max_batch, max_delay=max_delay, sync_in=sync_in)
+        writer = JournalWriter(store, max_batch=max_batch, max_delay=max_delay, sync_in=sync_in,
+                             split_from=split_from)
         runtime = cls(journaled, writer, report, clock)
         async with trio.open_nursery() as nursery:
             await nursery.start(writer.run)

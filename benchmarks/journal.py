@@ -75,7 +75,13 @@ from auction_engine import AuctionConfig, Command, CreateAuction, PlaceBid, form
 from auction_engine.events import AuctionCreated, BidRejected
 from auction_engine.journal import Journaled, JournalReader, JournalUnavailable, Submission, recover, segment_paths
 from auction_engine.journal.format import FRAME, decode_command, decode_header
-from auction_engine.journal.writer import DEFAULT_MAX_BATCH, DEFAULT_MAX_DELAY, DEFAULT_SYNC_IN, SYNC_MODES
+from auction_engine.journal.writer import (
+    DEFAULT_MAX_BATCH,
+    DEFAULT_MAX_DELAY,
+    DEFAULT_SPLIT_FROM,
+    DEFAULT_SYNC_IN,
+    SYNC_MODES,
+)
 from auction_engine.runtime import Runtime, wall_clock_us
 from auction_engine.timeutil import format_instant
 from gateway.app import GC_THRESHOLDS
@@ -220,21 +226,22 @@ def _no_abort(_raise_cancel: object) -> trio.lowlevel.Abort:
 
 
 async def service_run(directory: Path, work: Workload, durability: str, max_batch: int,
-                      max_delay: float, sync_in: str = DEFAULT_SYNC_IN) -> ServiceRun:
+                      max_delay: float, sync_in: str = DEFAULT_SYNC_IN,
+                      split_from: int = DEFAULT_SPLIT_FROM) -> ServiceRun:
     """One run, under the service's garbage-collection policy (`serve` sets it)."""
     thresholds = gc.get_threshold()
     gc.set_threshold(*GC_THRESHOLDS)
     try:
-        return await _service_run(directory, work, durability, max_batch, max_delay, sync_in)
+        return await _service_run(directory, work, durability, max_batch, max_delay, sync_in, split_from)
     finally:
         gc.set_threshold(*thresholds)
 
 
 async def _service_run(directory: Path, work: Workload, durability: str, max_batch: int,
-                       max_delay: float, sync_in: str) -> ServiceRun:
+                       max_delay: float, sync_in: str, split_from: int) -> ServiceRun:
     gc.collect()
     async with Runtime.open(directory, durability=durability, max_batch=max_batch, max_delay=max_delay,
-                            sync_in=sync_in) as runtime:
+                            sync_in=sync_in, split_from=split_from) as runtime:
         for config in work.configs(wall_clock_us()):
             events = await runtime.submit(CreateAuction, config)
             if type(events[0]) is not AuctionCreated:
@@ -441,7 +448,8 @@ class Repetition:
 
 def repetition(root: Path, n: int, work: Workload, args: argparse.Namespace) -> Repetition:
     durable_dir = root / f"fsync-{n}"
-    durable = trio.run(service_run, durable_dir, work, "fsync", args.max_batch, args.max_delay, args.sync_in)
+    durable = trio.run(service_run, durable_dir, work, "fsync", args.max_batch, args.max_delay, args.sync_in,
+                       args.split_from)
     check_run(work, durable)
     header, frames = journal_frames(durable_dir)
     frames = frames[durable.first_record:]  # the auctions' creation precedes the run
@@ -452,7 +460,8 @@ def repetition(root: Path, n: int, work: Workload, args: argparse.Namespace) -> 
     journal_bytes = sum(len(b) for b in batches)
     del frames, batches, naive
     nosync_dir = root / f"none-{n}"
-    nosync = trio.run(service_run, nosync_dir, work, "none", args.max_batch, args.max_delay)
+    nosync = trio.run(service_run, nosync_dir, work, "none", args.max_batch, args.max_delay, args.sync_in,
+                      args.split_from)
     check_run(work, nosync)
     shutil.rmtree(nosync_dir)
     return Repetition(durable, nosync, raw_s, min(args.naive, durable.records), naive_s, journal_bytes, durable_dir)
@@ -614,6 +623,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--max-delay", type=float, default=DEFAULT_MAX_DELAY, help="writer max_delay (seconds)")
     parser.add_argument("--sync-in", choices=SYNC_MODES, default=DEFAULT_SYNC_IN,
                         help="where the writer's fdatasync runs (default: %(default)s)")
+    parser.add_argument("--split-from", type=int, default=DEFAULT_SPLIT_FROM,
+                        help="an idle writer syncs half of a burst of this many records first (0: never; "
+                             "default %(default)s)")
     args = parser.parse_args(argv)
     if args.records is None:
         args.records = 50_000 if args.quick else 300_000
@@ -647,6 +659,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         shutil.rmtree(root, ignore_errors=True)
     settings = Settings(mode, args.producers, args.auctions, args.records, args.repeat, args.naive,
                         {"max_batch": args.max_batch, "max_delay": args.max_delay, "sync_in": args.sync_in,
+                         "split_from": args.split_from,
                          "seed": args.seed, "verify_processes": processes})
     out = summarize(work, reps, verify_s, single_s, read_s, submit_s, recovery_s, settings, root.parent,
                     time.perf_counter() - t0)

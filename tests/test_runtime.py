@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import statistics
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -66,6 +67,33 @@ async def test_concurrent_producers_share_fsyncs_and_every_ack_is_durable(tmp_pa
     assert journaled.engine.state_hash() == state
     journaled_ids = {r.command[6] for r, _ in JournalReader(tmp_path).records() if r.command[0] == "PlaceBid"}
     assert journaled_ids == {cid for _, cid, _ in acked}
+
+
+@pytest.mark.parametrize("sync_in", SYNC_MODES)
+@pytest.mark.trio
+async def test_an_idle_writer_splits_a_burst_so_that_syncs_overlap_the_work(tmp_path: Path, sync_in: str) -> None:
+    """60 producers starting together post in one round: an idle writer syncs half of
+    them first, and the halves then mostly stay apart (each one's sync overlapping the
+    other's work; timing may merge two groups now and then, and the next idle cut splits
+    them again); told never to split, the first batch holds all 60."""
+    for split_from, first in ((32, 30), (0, 60)):
+        sizes: list[int] = []
+        acked: list[tuple[str, str, object]] = []
+        directory = tmp_path / f"split-{split_from}"
+        async with Runtime.open(directory, clock=mock_clock_us(START + S), sync_in=sync_in,
+                                split_from=split_from) as runtime:
+            await open_auction(runtime, lot={"starting_price": "1000000.00"})
+            runtime.writer.on_batch.append(lambda records, _seconds, sizes=sizes: sizes.append(records))
+            async with trio.open_nursery() as nursery:
+                for bidder in BIDDERS:
+                    nursery.start_soon(bid_many, runtime, bidder, 10, acked)
+            state = runtime.engine.state_hash()
+        assert len(acked) == 600 and sum(sizes) == 600
+        assert sizes[0] == first, sizes
+        if split_from:
+            assert statistics.median(sizes) <= 30 and len(sizes) <= 60, sizes  # split, yet grouped
+        journaled, _report = recover(directory)
+        assert journaled.engine.state_hash() == state
 
 
 @pytest.mark.trio

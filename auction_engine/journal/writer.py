@@ -7,7 +7,10 @@ small child process (`sync_in="process"`, the default), or written and synced by
 worker thread (`"thread"`, and for a store whose `FileOps` overrides `sync`), or written
 in place with no sync (durability "none"). While one batch is syncing the next one
 gathers; once one is durable the next is handed over at once, then the finished one's
-waiters are released and its listeners run. The first IO error stops intake for good:
+waiters are released and its listeners run. An idle writer that finds a burst pending
+(`split_from` records or more: producers that all waited on the same batch) takes half
+of it first, so that from then on one half's sync overlaps the other half's work (see
+`_start`). The first IO error stops intake for good:
 every waiter and later caller gets `JournalUnavailable`, and nothing that was acknowledged
 is lost. If the writer stops otherwise (cancelled), `on_stop` lets the runtime answer
 what it posted.
@@ -34,6 +37,7 @@ from .store import SegmentStore
 
 DEFAULT_MAX_BATCH = 8192  # records per write + fsync
 DEFAULT_MAX_DELAY = 0.0  # seconds to wait for more records once one is pending
+DEFAULT_SPLIT_FROM = 32  # an idle writer finding this many records pending syncs half of them first (0: never)
 SYNC_MODES = ("process", "thread")  # where the fdatasync of a batch runs
 DEFAULT_SYNC_IN = "process"
 
@@ -49,13 +53,17 @@ class JournalWriter:
     """The single writer of a `SegmentStore`; run `run()` in a nursery."""
 
     def __init__(self, store: SegmentStore, *, max_batch: int = DEFAULT_MAX_BATCH,
-                 max_delay: float = DEFAULT_MAX_DELAY, sync_in: str = DEFAULT_SYNC_IN) -> None:
+                 max_delay: float = DEFAULT_MAX_DELAY, sync_in: str = DEFAULT_SYNC_IN,
+                 split_from: int = DEFAULT_SPLIT_FROM) -> None:
         if sync_in not in SYNC_MODES:
             raise ValueError(f"sync_in must be one of {SYNC_MODES}, not {sync_in!r}")
+        if split_from < 0:
+            raise ValueError(f"split_from must be 0 (never) or more, not {split_from}")
         self.store = store
         self.sync_in = sync_in
         self.max_batch = max_batch
         self.max_delay = max_delay
+        self.split_from = split_from
         self.durable_gseq = store.position.next_gseq - 1
         self.failure: BaseException | None = None
         self._pending: list[bytes] = []
@@ -187,7 +195,7 @@ class JournalWriter:
                             self._wakeup = trio.Event()
                 started = time.perf_counter()
                 try:
-                    batch = self._start(sync)
+                    batch = self._start(sync, idle=True)
                 except BaseException as exc:  # an OSError usually; anything else fails loudly too
                     self._fail(exc)
                     return
@@ -216,10 +224,24 @@ class JournalWriter:
                 self._fail(error)
                 return
 
-    def _start(self, sync: _Sync) -> list[bytes]:
-        """Cut the next batch (what is pending, up to `max_batch`) and hand it to `sync`."""
-        batch = self._pending[:self.max_batch]
-        del self._pending[:self.max_batch]
+    def _start(self, sync: _Sync, *, idle: bool = False) -> list[bytes]:
+        """Cut the next batch (what is pending, up to `max_batch`) and hand it to `sync`.
+
+        `idle`: nothing was in flight. Finding `split_from` records or more pending then
+        means producers that waited on one batch all answered in the same round while the
+        disk had nothing to do; syncing them together again would keep them in lock-step,
+        the disk and the CPU taking turns. So the first half goes alone: while it syncs,
+        the second half waits (it would have anyway) and is cut the moment the first is
+        durable, and the first half's producers then work during the second half's sync.
+        The two groups stay apart from then on (a batch is cut as the previous one ends,
+        not idle), and each record still waits for at most two syncs. Not when the sync
+        overlaps nothing (durability "none") or the writer is told to gather (`max_delay`)."""
+        take = self.max_batch
+        if idle and self.split_from and sync.overlaps and self.max_delay <= 0 \
+                and len(self._pending) >= self.split_from:
+            take = min(take, (len(self._pending) + 1) // 2)
+        batch = self._pending[:take]
+        del self._pending[:take]
         self._cut_gseq += len(batch)
         for cut_hook in self.on_cut:  # `everything`: the batch ends with the latest record
             cut_hook(self._cut_gseq, not self._pending)
@@ -257,7 +279,9 @@ class JournalWriter:
 class _Sync(Protocol):
     """Makes batches durable, one at a time: `start(batch)` hands one over and returns
     at once (or raises, nothing written); `await finish()` returns once it is durable, or
-    raises what failed."""
+    raises what failed. `overlaps`: the trio thread goes on while a batch syncs."""
+
+    overlaps: bool
 
     def start(self, batch: list[bytes]) -> None: ...
 
@@ -270,6 +294,8 @@ class _Sync(Protocol):
 
 class _NoSync:
     """Durability "none": a copy into the page cache, done at once."""
+
+    overlaps = False
 
     def __init__(self, store: SegmentStore) -> None:
         self.store = store
@@ -294,6 +320,8 @@ class _SyncThread:
     through a pipe that the writer task waits on directly (about half the hand-off cost of
     `trio.to_thread.run_sync`, measured: a thread from its cache, a limiter, and a hop
     through trio's entry queue for every batch)."""
+
+    overlaps = True
 
     def __init__(self, store: SegmentStore) -> None:
         self.store = store
@@ -381,6 +409,8 @@ class _SyncProcess:
     it only when the busy trio thread lets go). The child is handed each segment's file
     description over a Unix socket (fdatasync flushes the file, whoever wrote it); it
     exits when this end closes, also when this process is killed."""
+
+    overlaps = True
 
     def __init__(self, store: SegmentStore) -> None:
         self.store = store
