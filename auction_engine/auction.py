@@ -44,6 +44,17 @@ class Lot:
             self.bids, self.rejected, [list(s) for s in self.book.ranked()],
         ]
 
+    def dump(self) -> list[object]:
+        """The lot's complete state as plain values, for `Engine.dump_state` (the heap
+        bookkeeping excepted; `fixed_step` and `bounded` derive from the config)."""
+        c = self.clock
+        sorted_ladder, standings = self.book.dump()
+        return [
+            self.config.lot_id, self.key, c.status, c.open_at, c.close_at, c.hard_close, c.extensions,
+            c.active_since, c.suspended_at, c.suspended_from, c.closed_at, c.close_reason,
+            self.bids, self.rejected, sorted_ladder, [list(s) for s in standings],
+        ]
+
 
 class Auction:
     """One auction: its lots in configuration order, its bidders and their pseudonyms."""
@@ -78,4 +89,12 @@ class Auction:
             self.config.auction_id, self.config_digest, sorted(self.admitted),
             [[b, p] for b, p in self.pseudonyms.items()], self.finished,
             self.bid_seq, [lot.canonical() for lot in self.lots.values()],
+        ]
+
+    def dump(self) -> list[object]:
+        """The auction's complete state as plain values, for `Engine.dump_state`
+        (`config_digest` derives from the config)."""
+        return [
+            self.config.to_dict(), sorted(self.admitted), [[b, p] for b, p in self.pseudonyms.items()],
+            self.finished, self.bid_seq, [lot.dump() for lot in self.lots.values()],
         ]

@@ -279,7 +279,8 @@ class _Reader:
                 lot_id = lot_data.get("lot_id") if isinstance(lot_data, Mapping) else None
                 if isinstance(lot_id, str) and lot_id in seen:
                     self.fail(f"lots[{i}].lot_id", f"duplicate lot id {lot_id!r}")
-                seen.add(lot_id)
+                if isinstance(lot_id, str):  # anything else is reported by `lot` (and may be unhashable)
+                    seen.add(lot_id)
         if self.problems:
             raise ConfigError(self.problems)
         return AuctionConfig(

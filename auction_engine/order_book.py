@@ -15,7 +15,7 @@ the same keys in the same order.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import NamedTuple
 
@@ -128,6 +128,28 @@ class OrderBook:
             keys = iter(self._sorted) if limit is None else self._sorted.islice(0, limit)
         for key in keys:
             yield _standing(owner[key][0], key, owner[key][1])
+
+    # -- snapshots (`Engine.dump_state` / `load_state`): never on the hot path -------------
+
+    def dump(self) -> tuple[bool, list[Standing]]:
+        """Whether the ladder is a SortedList, and every standing bid in the order the
+        bidders first bid (the book's whole state: the ladder and `best` derive from it)."""
+        return self._sorted is not None, [_standing(b, key, time) for b, (key, time) in self._standing.items()]
+
+    @classmethod
+    def restore(cls, standings: Iterable[Standing], sorted_ladder: bool) -> OrderBook:
+        """The book `dump()` described. The caller checks that bidders and sequence
+        numbers are distinct (a ladder key per bidder) and that prices are positive."""
+        book = cls()
+        for bidder_id, price, time, seq in standings:
+            book._standing[bidder_id] = (price << SEQ_BITS | seq, time)
+        keys = sorted(key for key, _time in book._standing.values())
+        if sorted_ladder:
+            book._sorted = SortedList(keys)
+        else:
+            book._ladder = keys
+        book.best = keys[0] >> SEQ_BITS if keys else None  # bids only improve: the lowest standing price
+        return book
 
 
 def _standing(bidder_id: str, key: int, time: int) -> Standing:

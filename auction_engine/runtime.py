@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import hashlib
 import os
+import signal
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -37,14 +40,17 @@ from .events import (
     LotSuspended,
     LotUnsuccessful,
 )
-from .journal import JournalUnavailable, JournalWriter, RecoveryReport, SegmentStore, recover
+from .journal import JournalUnavailable, JournalWriter, RecoveryReport, SegmentStore, checkpoint, recover
+from .journal.format import FRAME
 from .journal.recovery import RecordHook
 from .journal.sequencer import Journaled, Submission
-from .journal.store import DEFAULT_SEGMENT_SIZE, FileOps
+from .journal.store import DEFAULT_SEGMENT_SIZE, FileOps, Position
 from .journal.writer import DEFAULT_MAX_BATCH, DEFAULT_MAX_DELAY, DEFAULT_SPLIT_FROM, DEFAULT_SYNC_IN
 from .ranking import LotSnapshot
 
 MAX_TIMER_SLEEP = 60.0  # seconds: the timer re-reads the clock at least this often
+CHECKPOINT_WAIT = 30.0  # seconds a clean exit waits for a checkpoint being written
+FRAME_SIZE = FRAME.size
 
 
 def wall_clock_us() -> int:
@@ -77,6 +83,15 @@ class Runtime:
         self._dirty: set[tuple[str, str]] = set()  # lots changed since the last snapshot
         writer.on_cut.append(self._snapshot)
         writer.on_batch.append(self._publish)
+        writer.on_batch.append(self._maybe_checkpoint)  # after the listeners (they keep `parts` up to date)
+        self.checkpoint_every = 0  # see `open`
+        self._directory: Path | None = None
+        self._parts: Sequence[checkpoint.Part] = ()
+        self._checkpointed = report.checkpoint or 0  # the gseq of the newest checkpoint written or begun
+        self._checkpoint_child: int | None = None
+        self.checkpoint_stats: dict[str, Any] = {"written": 0, "failed": 0, "last_gseq": report.checkpoint,
+                                                 "last_seconds": 0.0}
+        self._checkpoint_started = 0.0
         writer.on_failure.append(self._lose)
         writer.on_stop.append(self._lose)
 
@@ -86,10 +101,16 @@ class Runtime:
                    segment_size: int = DEFAULT_SEGMENT_SIZE, max_batch: int = DEFAULT_MAX_BATCH,
                    max_delay: float = DEFAULT_MAX_DELAY, clock: Callable[[], int] = wall_clock_us,
                    ops: FileOps | None = None, on_record: RecordHook | None = None,
-                   sync_in: str = DEFAULT_SYNC_IN, split_from: int = DEFAULT_SPLIT_FROM) -> AsyncIterator[Runtime]:
+                   sync_in: str = DEFAULT_SYNC_IN, split_from: int = DEFAULT_SPLIT_FROM,
+                   checkpoint_every: int = 0, parts: Sequence[checkpoint.Part] = ()) -> AsyncIterator[Runtime]:
         """Recover from `directory` (`on_record` sees every replayed record), run the
-        writer and the timer; flush on exit."""
-        journaled, report = recover(directory, on_record)
+        writer and the timer; flush on exit. `checkpoint_every` > 0: start from the newest
+        usable checkpoint, write one (from a forked child) once at least that many records
+        were added since the last and everything applied is durable, and one on a clean
+        exit; `parts`: the caller's state derived through `on_record`, kept in them."""
+        if checkpoint_every < 0:
+            raise ValueError(f"checkpoint_every must be 0 (never) or more, not {checkpoint_every}")
+        journaled, report = recover(directory, on_record, checkpoints=checkpoint_every > 0, parts=parts)
         gc.collect()
         gc.freeze()  # what recovery built lives long: keep it out of every later collection
         store = SegmentStore(directory, report.position, segment_size=segment_size, durability=durability,
@@ -97,6 +118,7 @@ class Runtime:
         writer = JournalWriter(store, max_batch=max_batch, max_delay=max_delay, sync_in=sync_in,
                              split_from=split_from)
         runtime = cls(journaled, writer, report, clock)
+        runtime._checkpoints(Path(directory), checkpoint_every, parts)
         async with trio.open_nursery() as nursery:
             await nursery.start(writer.run)
             nursery.start_soon(runtime._timer)
@@ -105,6 +127,7 @@ class Runtime:
             finally:
                 with trio.CancelScope(shield=True):
                     await writer.close()
+                    await runtime._final_checkpoint()
                 nursery.cancel_scope.cancel()
 
     def now(self) -> int:
@@ -233,6 +256,90 @@ class Runtime:
             _gseq, item, callbacks = queue.popleft()
             if type(item) is Submission:
                 callbacks[1](error)
+
+    def _checkpoints(self, directory: Path, every: int, parts: Sequence[checkpoint.Part]) -> None:
+        self.checkpoint_every = every
+        self._directory = directory
+        self._parts = parts
+
+    def _last_record(self) -> tuple[Position, tuple[int, int, bytes]] | None:
+        """Where the next record goes and (segment, offset, SHA-256) of the last one, if
+        this writer made it durable (else None: nothing new to checkpoint)."""
+        frame = self.writer.last_frame
+        if not frame:
+            return None
+        pos = self.writer.store.position
+        position = Position(pos.index, pos.size, pos.next_gseq, pos.records)
+        return position, (pos.index, pos.size - len(frame), hashlib.sha256(frame[FRAME_SIZE:]).digest())
+
+    def _maybe_checkpoint(self, _records: int = 0, _seconds: float = 0.0) -> None:
+        """After a batch is published: begin a checkpoint if one is due and everything
+        applied is durable (at the first such moment; under unbroken load it waits)."""
+        if not self.checkpoint_every:
+            return
+        if self._checkpoint_child is not None and not self._reap():
+            return  # the previous one is still being written
+        j = self.journaled
+        writer = self.writer
+        if j.gseq - self._checkpointed < self.checkpoint_every or j.gseq != writer.durable_gseq \
+                or writer.failure is not None or self._directory is None:
+            return
+        last = self._last_record()
+        if last is None:
+            return
+        self._checkpointed = j.gseq
+        self._checkpoint_started = time.perf_counter()
+        try:
+            self._checkpoint_child = checkpoint.fork_write(self._directory, j, last[0], last[1], self._parts,
+                                                           self.clock())
+        except OSError:
+            self.checkpoint_stats["failed"] += 1  # no fork now (memory, process limit): retried later
+
+    def _reap(self) -> bool:
+        """True once the checkpoint child has ended (counted)."""
+        pid = self._checkpoint_child
+        if pid is None:
+            return True
+        status = checkpoint.reaped(pid)
+        if status is None:
+            return False
+        self._checkpoint_child = None
+        if status == 0:
+            self.checkpoint_stats["written"] += 1
+            self.checkpoint_stats["last_gseq"] = self._checkpointed
+            self.checkpoint_stats["last_seconds"] = time.perf_counter() - self._checkpoint_started
+        else:
+            self.checkpoint_stats["failed"] += 1
+        return True
+
+    async def _final_checkpoint(self) -> None:
+        """On a clean exit (the journal flushed): let a running checkpoint child finish,
+        then write one of the final state here if records were added since."""
+        if not self.checkpoint_every or self._directory is None:
+            return
+        with trio.move_on_after(CHECKPOINT_WAIT):
+            while not self._reap():
+                await trio.sleep(0.01)
+        if self._checkpoint_child is not None:  # stuck: the next start does without it
+            with contextlib.suppress(OSError):
+                os.kill(self._checkpoint_child, signal.SIGKILL)
+                os.waitpid(self._checkpoint_child, 0)
+            self._checkpoint_child = None
+        j = self.journaled
+        last = self._last_record()
+        if last is None or j.gseq <= self._checkpointed or j.gseq != self.writer.durable_gseq \
+                or self.writer.failure is not None:
+            return
+        started = time.perf_counter()
+        try:
+            data = checkpoint.encode(j, last[0], last[1], self._parts, self.clock())
+            await trio.to_thread.run_sync(checkpoint.write, self._directory, data, j.gseq)
+        except OSError:
+            self.checkpoint_stats["failed"] += 1
+            return
+        self._checkpointed = j.gseq
+        self.checkpoint_stats.update(written=self.checkpoint_stats["written"] + 1, last_gseq=j.gseq,
+                                     last_seconds=time.perf_counter() - started)
 
     async def _timer(self) -> None:
         """Tick at each deadline (openings, closes, awards) as the wall clock reaches it."""

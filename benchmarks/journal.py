@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import hashlib
 import json
 import os
 import platform
@@ -73,7 +74,15 @@ import trio
 
 from auction_engine import AuctionConfig, Command, CreateAuction, PlaceBid, format_amount
 from auction_engine.events import AuctionCreated, BidRejected
-from auction_engine.journal import Journaled, JournalReader, JournalUnavailable, Submission, recover, segment_paths
+from auction_engine.journal import (
+    Journaled,
+    JournalReader,
+    JournalUnavailable,
+    Submission,
+    checkpoint,
+    recover,
+    segment_paths,
+)
 from auction_engine.journal.format import FRAME, decode_command, decode_header
 from auction_engine.journal.writer import (
     DEFAULT_MAX_BATCH,
@@ -432,6 +441,45 @@ def recovery_times(directory: Path, records: int, state_hash: str, repeat: int) 
     return seconds
 
 
+def checkpoint_times(directory: Path, records: int, state_hash: str,
+                     repeat: int) -> tuple[list[float], int, list[float]]:
+    """Seconds to encode and write a checkpoint of the whole journal (what the forked child
+    does), its size, and seconds of `recover(directory, checkpoints=True)` starting from
+    it (nothing left to replay); the checkpoint is removed afterwards."""
+    journaled, report = recover(directory)
+    last = None
+    for _record, where in JournalReader(directory).records():
+        last = where
+    assert last is not None
+    frame_at = Path(last.file).read_bytes()[last.offset:last.offset + FRAME.size]
+    length = FRAME.unpack(frame_at)[0]
+    payload = Path(last.file).read_bytes()[last.offset + FRAME.size:last.offset + FRAME.size + length]
+    index = int(Path(last.file).name[:8])
+    where_last = (index, last.offset, hashlib.sha256(payload).digest())
+    write_s: list[float] = []
+    recover_s: list[float] = []
+    size = 0
+    try:
+        for _ in range(repeat):
+            gc.collect()
+            t0 = time.perf_counter()
+            data = checkpoint.encode(journaled, report.position, where_last, (), wall_clock_us())
+            checkpoint.write(directory, data, journaled.gseq)
+            write_s.append(time.perf_counter() - t0)
+            size = len(data)
+            del data
+            gc.collect()
+            t0 = time.perf_counter()
+            _journaled, again = recover(directory, checkpoints=True)
+            recover_s.append(time.perf_counter() - t0)
+            del _journaled
+            if again.checkpoint != records or again.state_hash != state_hash or again.replayed:
+                raise RuntimeError(f"recovery from the checkpoint gave {again.summary()}")
+    finally:
+        shutil.rmtree(directory / checkpoint.DIRECTORY, ignore_errors=True)
+    return write_s, size, recover_s
+
+
 # -- one repetition ------------------------------------------------------------------------
 
 
@@ -527,7 +575,8 @@ class Settings:
 
 
 def summarize(work: Workload, reps: list[Repetition], verify_s: list[float], single_s: list[float],
-              read_s: list[float], submit_s: list[float], recovery_s: list[float], settings: Settings,
+              read_s: list[float], submit_s: list[float], recovery_s: list[float],
+              checkpoint_s: tuple[list[float], int, list[float]], settings: Settings,
               directory: Path, wall_s: float) -> Result:
     med = statistics.median
     durable = med(r.durable.records_per_s for r in reps)
@@ -560,6 +609,8 @@ def summarize(work: Workload, reps: list[Repetition], verify_s: list[float], sin
         "verify_raw_records_per_s": round(read_per_s),
         "verify_ratio": round(verify_per_s / read_per_s, 3),
         "recovery_s_per_million": round(recovery_per_million, 2),
+        "checkpoint_write_s": round(med(checkpoint_s[0]), 3), "checkpoint_bytes": checkpoint_s[1],
+        "recovery_from_checkpoint_s": round(med(checkpoint_s[2]), 3),
         "targets": targets, "mode": settings.mode, "repeat": settings.repeat, "producers": settings.producers,
         "auctions": settings.auctions, "records": settings.records,
         "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "wall_s": round(wall_s, 1),
@@ -582,6 +633,8 @@ def summarize(work: Workload, reps: list[Repetition], verify_s: list[float], sin
             "submit_offline_records_per_s": round(records / med(submit_s)),
             "submit_offline_runs_s": [round(x, 3) for x in submit_s],
             "recovery_runs_s": [round(x, 3) for x in recovery_s],
+            "checkpoint_write_runs_s": [round(x, 3) for x in checkpoint_s[0]],
+            "recovery_from_checkpoint_runs_s": [round(x, 3) for x in checkpoint_s[2]],
             **settings.extra,
         },
     }
@@ -605,7 +658,9 @@ def describe(out: Result) -> list[str]:
         f"{out['verify_one_process_records_per_s']:,}); raw limit (read + msgpack decode, one process) "
         f"{out['verify_raw_records_per_s']:,}; ratio {out['verify_ratio']:.2f}",
         f"recovery: {out['recovery_s_per_million']:.2f} s per million records "
-        f"({d['verified_records']:,} records in {statistics.median(d['recovery_runs_s']):.2f} s)",
+        f"({d['verified_records']:,} records in {statistics.median(d['recovery_runs_s']):.2f} s); from a "
+        f"checkpoint of them all: {out['recovery_from_checkpoint_s']:.3f} s (writing it: "
+        f"{out['checkpoint_write_s']:.3f} s, {out['checkpoint_bytes']:,} bytes)",
     ]
 
 
@@ -655,13 +710,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         verify_s, single_s, read_s, submit_s = verify_throughput(journal, records, args.repeat)
         processes = verify_jobs(journal)
         recovery_s = recovery_times(journal, records, reps[-1].durable.state_hash, args.repeat)
+        checkpoint_s = checkpoint_times(journal, records, reps[-1].durable.state_hash, args.repeat)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     settings = Settings(mode, args.producers, args.auctions, args.records, args.repeat, args.naive,
                         {"max_batch": args.max_batch, "max_delay": args.max_delay, "sync_in": args.sync_in,
                          "split_from": args.split_from,
                          "seed": args.seed, "verify_processes": processes})
-    out = summarize(work, reps, verify_s, single_s, read_s, submit_s, recovery_s, settings, root.parent,
+    out = summarize(work, reps, verify_s, single_s, read_s, submit_s, recovery_s, checkpoint_s, settings, root.parent,
                     time.perf_counter() - t0)
     for line in describe(out):
         print(line, flush=True)

@@ -28,6 +28,7 @@ from auction_engine.events import (
     LotSuspended,
     LotUnsuccessful,
 )
+from auction_engine.journal.format import decode_event, encode_events
 
 FEED_EVENTS = frozenset({AuctionCreated, LotOpened, LotExtended, LotSuspended, LotResumed, LotClosed,
                          LotCancelled, LotAwarded, LotUnsuccessful, AuctionClosed})
@@ -44,6 +45,16 @@ class Feed:
     @property
     def last_seq(self) -> int:
         return len(self.entries)
+
+    name = "feed"  # a journal checkpoint keeps the feed (`dump` / `load`), so a start from one needs no earlier record
+
+    def dump(self) -> object:
+        return encode_events(self.entries)
+
+    def load(self, data: object | None) -> None:
+        if data is not None and type(data) is not list:
+            raise ValueError("a checkpointed feed is a list of events")
+        self.entries = [] if data is None else [decode_event(e) for e in data]
 
     def add(self, events: list[Event]) -> None:
         """Append the lifecycle events among `events` (a runtime listener)."""

@@ -36,6 +36,27 @@ API_KEYS_FILE = "api-keys.json"
 TOKEN_SECRET_FILE = "token-secret"
 
 
+class Revocations:
+    """When each bidder was last revoked, as a checkpoint part (see `Feed` for the other)."""
+
+    name = "revocations"
+
+    def __init__(self, revoked_at: dict[tuple[str, str], int]) -> None:
+        self.revoked_at = revoked_at
+
+    def dump(self) -> object:
+        return [[aid, bidder, at] for (aid, bidder), at in self.revoked_at.items()]
+
+    def load(self, data: object | None) -> None:
+        if data is not None and type(data) is not list:
+            raise ValueError("checkpointed revocations are a list")
+        self.revoked_at.clear()
+        for aid, bidder, at in data or ():
+            if type(aid) is not str or type(bidder) is not str or type(at) is not int:
+                raise ValueError("a checkpointed revocation is [auction, bidder, time]")
+            self.revoked_at[aid, bidder] = at
+
+
 @dataclass(slots=True)
 class Service:
     settings: Settings
@@ -68,14 +89,19 @@ class Service:
             feed.add(events)
             note_revocations(revoked_at, events)
 
+        parts = (feed, Revocations(revoked_at))  # what `replayed` rebuilds: kept in journal checkpoints
+
         metrics = Metrics()
         journal_dir = data / "journal"
         async with Runtime.open(journal_dir, durability=settings.durability, sync_in=settings.sync_in,
                                 segment_size=settings.segment_size,
                                 max_batch=settings.max_batch, max_delay=settings.max_delay_ms / 1000,
-                                on_record=replayed) as runtime:
+                                on_record=replayed, checkpoint_every=settings.checkpoint_every,
+                                parts=parts) as runtime:
             log(logger, logging.INFO, "journal recovered", summary=runtime.recovery.summary(),
-                records=runtime.recovery.records, auctions=runtime.recovery.auctions)
+                records=runtime.recovery.records, auctions=runtime.recovery.auctions,
+                checkpoint=runtime.recovery.checkpoint, replayed=runtime.recovery.replayed,
+                skipped=list(runtime.recovery.skipped), removed=list(runtime.recovery.removed))
             engine = runtime.engine
             feed.decimals_of = lambda aid: engine.auction(aid).config.decimals
             runtime.listeners.append(feed.add)

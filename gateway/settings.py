@@ -98,7 +98,8 @@ class Settings:
     host, port: where to listen (port 0: any free port). data_dir: the journal lives in
     ``<data_dir>/journal``, a generated token secret in `data_dir`. durability: "fsync" or
     "none"; sync_in: where the journal's fdatasync runs ("process": a small child process,
-    or "thread"); segment_size: journal segment bytes; max_batch / max_delay_ms: group commit.
+    or "thread"); segment_size: journal segment bytes; max_batch / max_delay_ms: group commit;
+    checkpoint_every: records between recovery checkpoints (0: none).
     api_keys: who may call the portal RPC. token_secret: signs session tokens (None: the
     service generates one and keeps it in data_dir); token_ttl_s: their lifetime.
     max_message_bytes: largest inbound WebSocket message. bid_rate / bid_burst: per-connection
@@ -116,6 +117,7 @@ class Settings:
     segment_size: int = 64 * MiB
     max_batch: int = 8192
     max_delay_ms: float = 0.0
+    checkpoint_every: int = 1_000_000
     api_keys: tuple[ApiKey, ...] = ()
     token_secret: str | None = field(default=None, repr=False)
     token_ttl_s: int = 12 * 3600
@@ -258,6 +260,7 @@ _SPECS: dict[str, _Spec] = {  # every field but api_keys
     "segment_size": _Spec("int", _int_range(1 * MiB, 4 * GiB)),
     "max_batch": _Spec("int", _int_range(1, 1_000_000)),
     "max_delay_ms": _Spec("float", _float_range(0, 1000)),
+    "checkpoint_every": _Spec("int", _int_range(0, 1_000_000_000)),
     "token_secret": _Spec("str", _token_secret),
     "token_ttl_s": _Spec("int", _int_range(60, 30 * DAY)),
     "max_message_bytes": _Spec("int", _int_range(256, 1 * MiB)),

@@ -1,7 +1,7 @@
 """An engine process for the crash suite: the real `Runtime` (journal with fsync, group
 commit, recovery) behind a minimal line protocol on a loopback TCP port.
 
-Usage: python crash_engine.py DATA_DIR. It prints one JSON line with what recovery found,
+Usage: python crash_engine.py DATA_DIR [CHECKPOINT_EVERY]. It prints one JSON line with what recovery found,
 then one with the port; then each request line ``{"b": bidder, "a": amount, "c": client_bid_id}``
 gets ``{"c": ..., "o": "accepted"|"rejected", "code": ..., "dup": bool}`` once durable.
 The test kills it with SIGKILL at random moments and starts it again on the same directory.
@@ -53,11 +53,13 @@ async def serve(runtime: Runtime, stream: trio.SocketStream) -> None:
                 await stream.send_all(json.dumps(reply).encode() + b"\n")
 
 
-async def main(directory: str) -> None:
-    async with Runtime.open(directory) as runtime:
+async def main(directory: str, checkpoint_every: int) -> None:
+    async with Runtime.open(directory, checkpoint_every=checkpoint_every) as runtime:
         report = runtime.recovery
         print(json.dumps({"records": report.records, "state_hash": report.state_hash,
-                          "torn": None if report.torn is None else report.torn.size}), flush=True)
+                          "torn": None if report.torn is None else report.torn.size,
+                          "checkpoint": report.checkpoint, "replayed": report.replayed,
+                          "skipped": report.skipped}), flush=True)
         if AUCTION not in runtime.engine.auction_ids():
             await runtime.execute(CreateAuction(runtime.now(), config(wall_clock_us())))
         listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
@@ -66,4 +68,4 @@ async def main(directory: str) -> None:
 
 
 if __name__ == "__main__":
-    trio.run(main, sys.argv[1])
+    trio.run(main, sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 0)

@@ -60,6 +60,13 @@ def test_reserve_above_starting_price_and_duplicate_lots() -> None:
     assert "duplicate" in found["lots[1].lot_id"]
 
 
+@pytest.mark.parametrize("lot_id", [[], {}, ["L1"], 7, None])
+def test_a_lot_id_that_is_not_a_string_is_listed_not_a_crash(lot_id: object) -> None:
+    found = problems(config_dict(lots=[{"lot_id": lot_id, "estimate": "5", "starting_price": "4"},
+                                       {"lot_id": "L1", "estimate": "5", "starting_price": "4"}]))
+    assert "lots[0].lot_id" in found and "lots[1].lot_id" not in found
+
+
 def test_max_below_min() -> None:
     found = problems(config_dict(rules={"min_step": "10", "max_step": "5", "min_step_percent": "2",
                                         "max_step_percent": "1"}))

@@ -230,6 +230,15 @@ async def test_revocation_closes_the_connection_and_refuses_old_tokens(tmp_path:
             assert acme.welcome["role"] == "bidder"
             answer = await acme.bid("L1", "8990.00", "a2")
             assert answer["type"] == "ack", answer
+    # After a restart, from the checkpoint the clean exit wrote or from the first record:
+    # the revocation is remembered either way.
+    for checkpoint_every in (1_000_000, 0):
+        async with served(tmp_path, checkpoint_every=checkpoint_every) as srv:
+            assert (srv.service.runtime.recovery.checkpoint is not None) == bool(checkpoint_every)
+            _, close = await hello(srv, "A-1", old)
+            assert close == (4403, "token_revoked")
+            messages, close = await hello(srv, "A-1", fresh)
+            assert close is None and messages[-1]["type"] == "welcome", (messages, close)
 
 
 @pytest.mark.trio

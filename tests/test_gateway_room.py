@@ -221,9 +221,11 @@ async def test_the_feed_long_polls_streams_and_keeps_its_numbers_across_a_restar
         assert [e["seq"] for e in streamed] == list(range(2, 2 + len(streamed)))
         assert [e["type"] for e in streamed] == ["LotOpened", "LotClosed", "LotUnsuccessful", "AuctionClosed"]
         everything = (await rpc.events(0))["events"]
-    async with served(tmp_path) as srv, srv.rpc("buyer") as buyer:
-        assert (await buyer.events(0))["events"] == everything
-        assert (await buyer.events(3))["events"] == everything[3:]
+    for checkpoint_every in (1_000_000, 0):  # from the checkpoint the clean exit wrote, or from the first record
+        async with served(tmp_path, checkpoint_every=checkpoint_every) as srv, srv.rpc("buyer") as buyer:
+            assert (srv.service.runtime.recovery.checkpoint is not None) == bool(checkpoint_every)
+            assert (await buyer.events(0))["events"] == everything
+            assert (await buyer.events(3))["events"] == everything[3:]
 
 
 @pytest.mark.trio

@@ -318,6 +318,7 @@ def write_settings(path: Path) -> None:
 host = "127.0.0.1"
 durability = "fsync"
 sync_in = "process"
+checkpoint_every = 40
 token_secret = "{TOKEN_SECRET}"
 bid_rate = 10000.0
 bid_burst = 100000
@@ -463,8 +464,11 @@ async def test_sigkill_of_the_service_under_bid_load_loses_nothing_acknowledged(
     resent = [cid for b in bidders for cid in b.resent]
     from_journal = sum(1 for cid in set(resent) for _run, m in owner[cid].answers[cid] if m.get("duplicate"))
     torn = sum(1 for s in servers if "torn tail" in s.recovered["summary"])
+    from_checkpoints = sum(1 for s in servers if s.recovered.get("checkpoint") is not None)
+    assert not any(s.recovered.get("skipped") for s in servers), [s.recovered for s in servers]
     assert acks > 10 * (KILLS + 1), f"too little load to mean anything: {acks} accepted bids {note}"
     assert len(resent) == BIDDERS * KILLS  # every kill caught every bidder with a bid in flight
     print(f"{KILLS} kills in {elapsed:.1f} s, {len(journaled)} bids journaled ({acks} accepted), "
-          f"{len(resent)} resent after a restart ({from_journal} answered from the journal), {torn} torn tails; "
+          f"{len(resent)} resent after a restart ({from_journal} answered from the journal), {torn} torn tails, "
+          f"{from_checkpoints} starts from a checkpoint; "
           f"seed {SEED}")

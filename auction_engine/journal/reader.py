@@ -71,9 +71,14 @@ class JournalReader:
     header, `torn` the torn tail if there was one, and `end` the (file, offset) just after
     the last record."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], start: tuple[int, int, int] | None = None) -> None:
         self.path = Path(path)
         self.paths = segment_paths(path)
+        # (segment index, byte offset, records before it in that segment): read from there
+        # on (a start from a checkpoint); that segment's file must be the first one read
+        self.start = start
+        if start is not None:
+            self.paths = [q for q in self.paths if not q.name[:8].isdigit() or int(q.name[:8]) >= start[0]]
         self.headers: list[SegmentHeader] = []
         self.torn: TornTail | None = None
         self.end: tuple[Path, int] | None = None
@@ -112,10 +117,16 @@ class JournalReader:
             raise JournalCorruption("segment_gap", f"segment {header.index} ({header.kind}) follows segment "
                                     f"{previous.index} ({previous.kind}): a segment is missing or foreign",
                                     Location(name, 0, -1))
+        index = 0
+        if self.start is not None and not self.headers:  # the first segment read, from a checkpoint's position
+            first, at, index = self.start
+            if header.index != first or not offset <= at <= len(data):
+                raise JournalCorruption("bad_start", f"the journal has no segment {first} holding byte {at}",
+                                        Location(name, 0, -1))
+            offset = at
         self.headers.append(header)
         self.end = (path, offset)
         size = len(data)
-        index = 0
         unpack_frame = FRAME.unpack_from
         frame_size = FRAME.size
         crc32 = zlib.crc32

@@ -35,6 +35,7 @@ from .format import (
     Record,
     SegmentHeader,
     decode_command,
+    decode_event,
     decode_header,
     encode_events,
     pack_outcome,
@@ -98,14 +99,25 @@ class Journaled:
         self.chains: dict[str, tuple[int, bytes]] = {}  # auction -> (its last aseq, that record's SHA-256)
         # (auction, bidder, client_bid_id) -> outcome, as a tuple: tuples of events (plain
         # values) leave the garbage collector's lists, so millions of them cost it nothing
-        self.bids: dict[tuple[str, str, str], tuple[Event, ...]] = {}
+        # values loaded from a checkpoint stay packed (msgpack bytes of the encoded events)
+        # until a retry needs one: a start from a checkpoint does not decode every outcome
+        self.bids: dict[tuple[str, str, str], tuple[Event, ...] | bytes] = {}
 
     def previous_outcome(self, command: Command) -> list[Event] | None:
         """The outcome of a journaled bid with the same bidder and client_bid_id, if any."""
         if type(command) is not PlaceBid or not command.client_bid_id:
             return None
-        previous = self.bids.get((command.auction_id, command.bidder_id, command.client_bid_id))
-        return None if previous is None else list(previous)
+        key = (command.auction_id, command.bidder_id, command.client_bid_id)
+        previous = self.bids.get(key)
+        return None if previous is None else list(self._outcome(key, previous))
+
+    def _outcome(self, key: tuple[str, str, str], value: tuple[Event, ...] | bytes) -> tuple[Event, ...]:
+        """A journaled bid's outcome (decoded now if it came packed from a checkpoint)."""
+        if type(value) is not bytes:
+            return value  # type: ignore[return-value]
+        events = tuple(decode_event(e) for e in _unpackb(value, use_list=False, raw=False))
+        self.bids[key] = events
+        return events
 
     def remember(self, command: Command, events: list[Event]) -> None:
         """Index a journaled bid's outcome under its client_bid_id."""
@@ -115,9 +127,10 @@ class Journaled:
     def submit(self, command: Command) -> Submission:
         """Apply `command` (after every deadline due by its time) and frame the records."""
         if type(command) is PlaceBid and command.client_bid_id:
-            previous = self.bids.get((command.auction_id, command.bidder_id, command.client_bid_id))
+            key = (command.auction_id, command.bidder_id, command.client_bid_id)
+            previous = self.bids.get(key)
             if previous is not None:
-                return Submission(list(previous), [], self.gseq, duplicate=True)
+                return Submission(list(self._outcome(key, previous)), [], self.gseq, duplicate=True)
         engine = self.engine
         now = command.now
         packed = b""
@@ -194,10 +207,12 @@ class Verifier:
 
     `contiguous`: the global sequence must have no gap (an engine's journal); otherwise it
     must only increase (an export, or `only` one auction). `only`: re-execute one auction.
+    `journaled`: start from this state (a checkpoint's) instead of an empty engine.
     """
 
-    def __init__(self, *, contiguous: bool = True, only: str | None = None) -> None:
-        self.journaled = Journaled()
+    def __init__(self, *, contiguous: bool = True, only: str | None = None,
+                 journaled: Journaled | None = None) -> None:
+        self.journaled = journaled or Journaled()  # a checkpoint's: go on from its last record
         self.contiguous = contiguous and only is None
         self.only = only
         self.records = 0  # records whose global sequence was checked

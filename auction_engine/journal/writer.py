@@ -84,6 +84,7 @@ class JournalWriter:
         self._cut_gseq = self.durable_gseq  # gseq of the last record taken into a batch
         self.sync_pid: int | None = None  # the sync process's, while `run` runs with one
         self._sync: _Sync | None = None
+        self.last_frame = b""  # the last durable record's frame (written since this writer started)
 
     def check(self) -> None:
         """Raise `JournalUnavailable` if records can no longer be taken (call it before
@@ -206,6 +207,7 @@ class JournalWriter:
                 return
             elapsed = time.perf_counter() - started
             self.durable_gseq += len(batch)
+            self.last_frame = batch[-1]
             self.stats["batches"] += 1
             self.stats["records"] += len(batch)
             self.stats["sync_seconds"] += elapsed

@@ -1,0 +1,308 @@
+"""Recovery checkpoints: the engine's whole state as of one record, so that a start
+replays only the records after it.
+
+A checkpoint is one file, ``<journal>/checkpoints/<gseq, 20 digits>.checkpoint``:
+
+- a 20-byte head: magic ``\\x89AUCCKP\\n``, format version (u16 LE), reserved (u16), the
+  body's length (u64 LE);
+- the body, a msgpack map: the last record it includes (`gseq`), where the next record
+  goes and where that last record is (segment, byte offset, SHA-256), the state hash, the
+  engine's state (`Engine.dump_state`), every auction's chain head, every journaled bid's
+  outcome under its client_bid_id (packed as in a record, decoded only if a retry needs
+  it), and the host's own derived state (`parts`: e.g. the
+  service's event feed), each as plain values;
+- the SHA-256 of the head and body (32 bytes).
+
+docs/journal-format.md is the reference. A checkpoint is written only of durable records,
+to a ``.partial`` file that is fsynced, then renamed (and the directory fsynced); the two
+newest are kept. It is an optimisation only: the journal stays the one source of truth,
+any checkpoint that does not match it is skipped (see `recovery.recover`), and the
+auditors' tool never reads one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gc
+import os
+import signal
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from hashlib import sha256
+from pathlib import Path
+from typing import Any, Protocol
+
+import msgpack
+
+from ..engine import Engine
+from .format import FRAME, FormatError, pack_outcome, unpack_payload
+from .sequencer import Journaled
+from .store import Position, segment_name
+
+MAGIC = b"\x89AUCCKP\n"
+VERSION = 1
+HEAD = struct.Struct("<8sHHQ")
+SUFFIX = ".checkpoint"
+DIRECTORY = "checkpoints"  # under the journal directory
+KEEP = 2  # the newest checkpoints kept (an older one is there if the newest is unusable)
+MAX_BODY = 1 << 40
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used (damaged, foreign, or not matching the journal)."""
+
+    code = "bad_checkpoint"
+
+
+class Part(Protocol):
+    """State a host derives from the journal's records (through `recover`'s `on_record`)
+    and keeps in a checkpoint, so that a start from it needs no earlier record. `dump()`
+    returns it as plain values (msgpack), `load(data)` replaces it (`None`: empty, before
+    a replay from the first record)."""
+
+    name: str
+
+    def dump(self) -> object: ...
+
+    def load(self, data: object | None) -> None: ...
+
+
+@dataclass(slots=True)
+class Checkpoint:
+    """A decoded checkpoint: the journaled engine as of record `gseq`, where the next
+    record goes (`position`), the last record's place and SHA-256, the host's parts."""
+
+    gseq: int
+    position: Position
+    last: tuple[int, int, bytes] | None  # (segment index, offset, SHA-256) of record gseq; None if gseq 0
+    state_hash: str
+    journaled: Journaled
+    created: int
+    parts: dict[str, object] = field(default_factory=dict)
+
+
+def path_for(journal_dir: Path, gseq: int) -> Path:
+    return journal_dir / DIRECTORY / f"{gseq:020d}{SUFFIX}"
+
+
+def encode(journaled: Journaled, position: Position, last: tuple[int, int, bytes] | None,
+           parts: Sequence[Part], created: int) -> bytes:
+    """The bytes of a checkpoint of `journaled` (every record up to its gseq durable and
+    `position` where the next one goes)."""
+    engine = journaled.engine
+    body = {
+        "gseq": journaled.gseq,
+        "position": [position.index, position.size, position.records],
+        "last": None if last is None else list(last),
+        "created": created,
+        "state_hash": engine.state_hash(),
+        "engine": engine.dump_state(),
+        "chains": [[aid, aseq, digest] for aid, (aseq, digest) in journaled.chains.items()],
+        "bids": _bids(journaled),
+        "parts": {part.name: part.dump() for part in parts},
+    }
+    packed: bytes = msgpack.packb(body, use_bin_type=True)
+    head = HEAD.pack(MAGIC, VERSION, 0, len(packed))
+    return head + packed + sha256(head + packed).digest()
+
+
+def decode(data: bytes) -> Checkpoint:
+    """A checkpoint from its bytes; `CheckpointError` if anything is off (its own state
+    hash is recomputed from the rebuilt engine and compared)."""
+    if len(data) < HEAD.size + 32:
+        raise CheckpointError("too short to be a checkpoint")
+    magic, version, _reserved, length = HEAD.unpack_from(data)
+    if magic != MAGIC:
+        raise CheckpointError("not a checkpoint (wrong magic bytes)")
+    if version != VERSION:
+        raise CheckpointError(f"checkpoint format version {version}; this build reads {VERSION}")
+    if length > MAX_BODY or HEAD.size + length + 32 != len(data):
+        raise CheckpointError("the checkpoint's length does not match its size (cut short?)")
+    if sha256(data[:-32]).digest() != data[-32:]:
+        raise CheckpointError("the checkpoint fails its SHA-256")
+    try:
+        body = msgpack.unpackb(data[HEAD.size:-32], raw=False, strict_map_key=True)
+        return _checkpoint(body)
+    except CheckpointError:
+        raise
+    except Exception as exc:  # a body of the wrong shape (msgpack, the engine's loader, the events)
+        raise CheckpointError(f"the checkpoint's body is not valid: {type(exc).__name__}: {exc}") from None
+
+
+def _checkpoint(body: Any) -> Checkpoint:
+    if type(body) is not dict:
+        raise CheckpointError("the checkpoint's body is not a map")
+    gseq, (index, size, records), last = body["gseq"], body["position"], body["last"]
+    if not all(type(v) is int and v >= 0 for v in (gseq, index, size, records)):
+        raise CheckpointError("gseq and position must be non-negative integers")
+    if last is not None:
+        if not (type(last) is list and len(last) == 3 and type(last[0]) is int and type(last[1]) is int
+                and type(last[2]) is bytes and len(last[2]) == 32):
+            raise CheckpointError("last must be [segment, offset, SHA-256]")
+        last = (last[0], last[1], last[2])
+    elif gseq:
+        raise CheckpointError("a checkpoint after records must say where the last one is")
+    journaled = Journaled(Engine.load_state(body["engine"]))
+    journaled.gseq = gseq
+    for aid, aseq, digest in body["chains"]:
+        if type(aid) is not str or type(aseq) is not int or type(digest) is not bytes or len(digest) != 32:
+            raise CheckpointError("a chain head must be [auction, aseq, SHA-256]")
+        journaled.chains[aid] = (aseq, digest)
+    bids = body["bids"]
+    if type(bids) is not list or len(bids) != 4 or any(type(column) is not list for column in bids) \
+            or not len(bids[0]) == len(bids[1]) == len(bids[2]) == len(bids[3]):
+        raise CheckpointError("journaled bids must be four columns of one length")
+    journaled.bids = dict(zip(zip(*bids[:3], strict=True), bids[3], strict=True))
+    for (aid, bidder, cid), outcome in journaled.bids.items():  # types only: decoded when a retry needs one
+        if type(aid) is not str or type(bidder) is not str or type(cid) is not str or type(outcome) is not bytes:
+            raise CheckpointError("a journaled bid is an auction, a bidder, a client_bid_id and a packed outcome")
+    state_hash = body["state_hash"]
+    if journaled.engine.state_hash() != state_hash:
+        raise CheckpointError("the rebuilt engine's state hash is not the checkpoint's")
+    parts = body["parts"]
+    if type(parts) is not dict or type(body["created"]) is not int:
+        raise CheckpointError("parts must be a map, created an integer")
+    return Checkpoint(gseq, Position(index, size, gseq + 1, records), last, state_hash, journaled,
+                      body["created"], parts)
+
+
+def _bids(journaled: Journaled) -> list[list[Any]]:
+    """Every journaled bid's key and packed outcome, as four columns (auction, bidder,
+    client_bid_id, msgpack of the encoded events, as in a record)."""
+    columns: list[list[Any]] = [[], [], [], []]
+    aids, bidders, cids, outcomes = columns
+    for (aid, bidder, cid), outcome in journaled.bids.items():
+        aids.append(aid)
+        bidders.append(bidder)
+        cids.append(cid)
+        outcomes.append(outcome if type(outcome) is bytes else pack_outcome(outcome))  # type: ignore[arg-type]
+    return columns
+
+
+def candidates(journal_dir: Path) -> list[Path]:
+    """The checkpoint files of a journal directory, newest (highest gseq) first."""
+    directory = journal_dir / DIRECTORY
+    if not directory.is_dir():
+        return []
+    found = [p for p in directory.iterdir() if p.name.endswith(SUFFIX) and p.name[:-len(SUFFIX)].isdigit()]
+    return sorted(found, key=lambda p: int(p.name[:-len(SUFFIX)]), reverse=True)
+
+
+def gseq_of(path: Path) -> int:
+    return int(path.name[:-len(SUFFIX)])
+
+
+def check_last(journal_dir: Path, checkpoint: Checkpoint) -> None:
+    """The journal still holds, where the checkpoint says, the record it ends with."""
+    if checkpoint.last is None:
+        return
+    index, offset, digest = checkpoint.last
+    segment = journal_dir / segment_name(index)
+    try:
+        with open(segment, "rb") as f:
+            f.seek(offset)
+            head = f.read(FRAME.size)
+            length = FRAME.unpack(head)[0] if len(head) == FRAME.size else 0
+            payload = f.read(length) if 0 < length <= 64 << 20 else b""
+    except OSError as exc:
+        raise CheckpointError(f"cannot read its last record: {exc}") from None
+    if not payload or len(payload) != length or sha256(payload).digest() != digest:
+        raise CheckpointError(f"the journal does not hold its last record (gseq {checkpoint.gseq}) at byte "
+                              f"{offset} of {segment.name}")
+    try:
+        record = unpack_payload(payload)
+    except FormatError as exc:
+        raise CheckpointError(str(exc)) from None
+    if record.gseq != checkpoint.gseq or checkpoint.journaled.chains.get(record.auction_id, (0, b""))[1] != digest:
+        raise CheckpointError("its last record is not the head of its auction's chain")
+
+
+def write(journal_dir: Path, data: bytes, gseq: int) -> Path:
+    """Write a checkpoint durably (a fsynced `.partial`, renamed, the directory fsynced)
+    and remove all but the `KEEP` newest."""
+    directory = journal_dir / DIRECTORY
+    directory.mkdir(exist_ok=True)
+    final = path_for(journal_dir, gseq)
+    partial = final.with_name(final.name + ".partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(partial, final)
+    _sync_dir(directory)
+    for old in candidates(journal_dir)[KEEP:]:
+        old.unlink(missing_ok=True)
+    return final
+
+
+def remove_after(journal_dir: Path, gseq: int) -> list[Path]:
+    """Remove every checkpoint past record `gseq` (the journal's end at a start: a
+    checkpoint past it describes records the journal does not hold, or no longer holds
+    the same) and every unfinished one; return what was removed."""
+    removed = [p for p in candidates(journal_dir) if gseq_of(p) > gseq]
+    directory = journal_dir / DIRECTORY
+    if directory.is_dir():
+        removed += list(directory.glob(f"*{SUFFIX}.partial"))
+    for p in removed:
+        p.unlink(missing_ok=True)
+    if removed:
+        _sync_dir(directory)
+    return removed
+
+
+def _sync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fork_write(journal_dir: Path, journaled: Journaled, position: Position, last: tuple[int, int, bytes],
+               parts: Sequence[Part], created: int) -> int:
+    """Write a checkpoint from a forked child (a copy-on-write image of this process at
+    this instant), so that the service does not stop while it is encoded and written;
+    return the child's pid (reap it with `reaped`). Everything up to `journaled.gseq` must
+    be durable and the host's parts up to date with it. The child touches nothing of the
+    parent's (no trio, no logging, no exit handlers) and dies with the parent (Linux)."""
+    parent = os.getpid()
+    pid = os.fork()
+    if pid:
+        return pid
+    status = 1
+    try:  # the child
+        gc.disable()  # a collection would touch (copy) every page of the parent's heap
+        signal.set_wakeup_fd(-1)  # the parent's trio wakes up on that fd: not for our signals
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_DFL)
+        _die_with(parent)
+        data = encode(journaled, position, last, parts, created)
+        if os.getppid() == parent:  # the parent still runs: the records are still the journal's
+            write(journal_dir, data, journaled.gseq)
+            status = 0
+    finally:
+        os._exit(status)
+
+
+def reaped(pid: int) -> int | None:
+    """The exit status of a `fork_write` child if it has ended (0: written), else None."""
+    try:
+        done, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return -1
+    return None if done == 0 else os.waitstatus_to_exitcode(status)
+
+
+def _die_with(parent: int) -> None:
+    """Ask the kernel to kill this process when its parent dies (Linux's PR_SET_PDEATHSIG)."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    if os.getppid() != parent:  # it died before that took effect
+        os._exit(1)
