@@ -15,7 +15,6 @@ import contextlib
 import gc
 import hashlib
 import os
-import signal
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -50,6 +49,7 @@ from .ranking import LotSnapshot
 
 MAX_TIMER_SLEEP = 60.0  # seconds: the timer re-reads the clock at least this often
 CHECKPOINT_WAIT = 30.0  # seconds a clean exit waits for a checkpoint being written
+CHECKPOINT_TIMEOUT = 600.0  # seconds after which a checkpoint process is deemed stuck and killed
 FRAME_SIZE = FRAME.size
 
 
@@ -88,10 +88,11 @@ class Runtime:
         self._directory: Path | None = None
         self._parts: Sequence[checkpoint.Part] = ()
         self._checkpointed = report.checkpoint or 0  # the gseq of the newest checkpoint written or begun
-        self._checkpoint_child: int | None = None
+        self._checkpoint_child: checkpoint.Child | None = None
         self.checkpoint_stats: dict[str, Any] = {"written": 0, "failed": 0, "last_gseq": report.checkpoint,
-                                                 "last_seconds": 0.0}
-        self._checkpoint_started = 0.0
+                                                 "last_seconds": 0.0, "last_error": ""}
+        # callables(written: bool, gseq, seconds, error) as each checkpoint ends
+        self.on_checkpoint: list[Callable[[bool, int, float, str], None]] = []
         writer.on_failure.append(self._lose)
         writer.on_stop.append(self._lose)
 
@@ -107,7 +108,10 @@ class Runtime:
         writer and the timer; flush on exit. `checkpoint_every` > 0: start from the newest
         usable checkpoint, write one (from a forked child) once at least that many records
         were added since the last and everything applied is durable, and one on a clean
-        exit; `parts`: the caller's state derived through `on_record`, kept in them."""
+        exit; `parts`: the caller's state derived through `on_record`, kept in them (a
+        start from a checkpoint shows `on_record` only the records after it, so whatever
+        the caller derives from records must be a part; after a checkpoint given up
+        midway, the parts are emptied and `on_record` sees every record from the first)."""
         if checkpoint_every < 0:
             raise ValueError(f"checkpoint_every must be 0 (never) or more, not {checkpoint_every}")
         journaled, report = recover(directory, on_record, checkpoints=checkpoint_every > 0, parts=parts)
@@ -274,43 +278,61 @@ class Runtime:
 
     def _maybe_checkpoint(self, _records: int = 0, _seconds: float = 0.0) -> None:
         """After a batch is published: begin a checkpoint if one is due and everything
-        applied is durable (at the first such moment; under unbroken load it waits)."""
-        if not self.checkpoint_every:
+        applied is durable; if one is due but records are in flight, have the writer
+        drain (see `JournalWriter.drain`) so that such a moment comes."""
+        if not self.checkpoint_every or self._directory is None:
             return
         if self._checkpoint_child is not None and not self._reap():
             return  # the previous one is still being written
         j = self.journaled
         writer = self.writer
-        if j.gseq - self._checkpointed < self.checkpoint_every or j.gseq != writer.durable_gseq \
-                or writer.failure is not None or self._directory is None:
+        if j.gseq - self._checkpointed < self.checkpoint_every or writer.failure is not None:
             return
+        if j.gseq != writer.durable_gseq:
+            writer.drain = True
+            return
+        writer.drain = False
         last = self._last_record()
         if last is None:
             return
         self._checkpointed = j.gseq
-        self._checkpoint_started = time.perf_counter()
         try:
             self._checkpoint_child = checkpoint.fork_write(self._directory, j, last[0], last[1], self._parts,
                                                            self.clock())
-        except OSError:
-            self.checkpoint_stats["failed"] += 1  # no fork now (memory, process limit): retried later
+        except OSError as exc:  # no fork now (memory, process limit): tried again at the next due moment
+            self._checkpoint_ended(False, j.gseq, 0.0, f"cannot start the checkpoint process: {exc}")
+
+    def checkpoint_status(self) -> dict[str, Any]:
+        """Checkpoints written and failed since the start, the newest one's last record,
+        how long it took, and the last failure (a child that has ended is reaped here too)."""
+        self._reap()
+        return dict(self.checkpoint_stats)
 
     def _reap(self) -> bool:
-        """True once the checkpoint child has ended (counted)."""
-        pid = self._checkpoint_child
-        if pid is None:
+        """True once no checkpoint child runs (one that ended is counted; one running
+        longer than CHECKPOINT_TIMEOUT is killed and counted as failed)."""
+        child = self._checkpoint_child
+        if child is None:
             return True
-        status = checkpoint.reaped(pid)
-        if status is None:
-            return False
+        written = child.poll()
+        if written is None:
+            if time.monotonic() - child.started < CHECKPOINT_TIMEOUT:
+                return False
+            child.kill(f"the checkpoint process took over {CHECKPOINT_TIMEOUT:.0f} s")
+            written = False
         self._checkpoint_child = None
-        if status == 0:
-            self.checkpoint_stats["written"] += 1
-            self.checkpoint_stats["last_gseq"] = self._checkpointed
-            self.checkpoint_stats["last_seconds"] = time.perf_counter() - self._checkpoint_started
-        else:
-            self.checkpoint_stats["failed"] += 1
+        self._checkpoint_ended(written, child.gseq, time.monotonic() - child.started, child.error)
         return True
+
+    def _checkpoint_ended(self, written: bool, gseq: int, seconds: float, error: str) -> None:
+        stats = self.checkpoint_stats
+        if written:
+            stats.update(written=stats["written"] + 1, last_gseq=gseq, last_seconds=seconds)
+        else:  # the next one is due at once (at the next moment everything applied is durable)
+            stats.update(failed=stats["failed"] + 1, last_error=error)
+            self._checkpointed = stats["last_gseq"] or 0
+        for hook in self.on_checkpoint:
+            hook(written, gseq, seconds, error)
 
     async def _final_checkpoint(self) -> None:
         """On a clean exit (the journal flushed): let a running checkpoint child finish,
@@ -321,25 +343,23 @@ class Runtime:
             while not self._reap():
                 await trio.sleep(0.01)
         if self._checkpoint_child is not None:  # stuck: the next start does without it
-            with contextlib.suppress(OSError):
-                os.kill(self._checkpoint_child, signal.SIGKILL)
-                os.waitpid(self._checkpoint_child, 0)
-            self._checkpoint_child = None
+            child, self._checkpoint_child = self._checkpoint_child, None
+            child.kill(f"the checkpoint process was still running {CHECKPOINT_WAIT:.0f} s after the exit began")
+            self._checkpoint_ended(False, child.gseq, time.monotonic() - child.started, child.error)
         j = self.journaled
         last = self._last_record()
         if last is None or j.gseq <= self._checkpointed or j.gseq != self.writer.durable_gseq \
                 or self.writer.failure is not None:
             return
-        started = time.perf_counter()
+        started = time.monotonic()
         try:
-            data = checkpoint.encode(j, last[0], last[1], self._parts, self.clock())
-            await trio.to_thread.run_sync(checkpoint.write, self._directory, data, j.gseq)
-        except OSError:
-            self.checkpoint_stats["failed"] += 1
+            pieces = checkpoint.encode(j, last[0], last[1], self._parts, self.clock())
+            await trio.to_thread.run_sync(checkpoint.write, self._directory, pieces, j.gseq)
+        except OSError as exc:
+            self._checkpoint_ended(False, j.gseq, time.monotonic() - started, f"{type(exc).__name__}: {exc}")
             return
         self._checkpointed = j.gseq
-        self.checkpoint_stats.update(written=self.checkpoint_stats["written"] + 1, last_gseq=j.gseq,
-                                     last_seconds=time.perf_counter() - started)
+        self._checkpoint_ended(True, j.gseq, time.monotonic() - started, "")
 
     async def _timer(self) -> None:
         """Tick at each deadline (openings, closes, awards) as the wall clock reaches it."""

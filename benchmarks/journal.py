@@ -466,7 +466,7 @@ def checkpoint_times(directory: Path, records: int, state_hash: str,
             data = checkpoint.encode(journaled, report.position, where_last, (), wall_clock_us())
             checkpoint.write(directory, data, journaled.gseq)
             write_s.append(time.perf_counter() - t0)
-            size = len(data)
+            size = sum(len(piece) for piece in data)
             del data
             gc.collect()
             t0 = time.perf_counter()

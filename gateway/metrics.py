@@ -7,6 +7,7 @@ gauges that are cheap to compute on demand (open auctions) are read at scrape ti
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -48,6 +49,17 @@ class Metrics:
 
     def track_open_auctions(self, count: Callable[[], int]) -> None:
         self.open_auctions.set_function(count)
+
+    def track_checkpoints(self, status: Callable[[], dict[str, Any]]) -> None:
+        """Recovery checkpoints, read from `status()` (the runtime's) at each scrape."""
+        for key, name, text in (
+                ("written", "auction_checkpoints_written", "Recovery checkpoints written since the start"),
+                ("failed", "auction_checkpoints_failed", "Recovery checkpoints that could not be written since the "
+                                                         "start"),
+                ("last_gseq", "auction_checkpoint_last_record", "The last record of the newest checkpoint (0: none)"),
+                ("last_seconds", "auction_checkpoint_seconds", "How long writing the newest checkpoint took")):
+            gauge = Gauge(name, text, registry=self.registry)
+            gauge.set_function(lambda key=key: float(status().get(key) or 0))  # type: ignore[misc]
 
     def on_batch(self, records: int, seconds: float) -> None:
         """A journal writer hook."""

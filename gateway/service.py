@@ -112,6 +112,16 @@ class Service:
                 log(logger, logging.ERROR, "the journal failed: intake stopped until a restart", error=repr(exc))
 
             runtime.writer.on_failure.append(journal_failed)
+            metrics.track_checkpoints(runtime.checkpoint_status)
+
+            def checkpointed(written: bool, gseq: int, seconds: float, error: str) -> None:
+                if written:
+                    log(logger, logging.INFO, "checkpoint written", gseq=gseq, seconds=round(seconds, 3))
+                else:
+                    log(logger, logging.WARNING, "checkpoint failed: the next start replays more", gseq=gseq,
+                        error=error)
+
+            runtime.on_checkpoint.append(checkpointed)
             metrics.track_open_auctions(lambda: sum(not engine.auction(a).finished for a in engine.auction_ids()))
             tokens = TokenIssuer(secret, settings.token_ttl_s)
             rooms = Rooms(runtime, tokens, settings, metrics, revoked_at)

@@ -223,7 +223,11 @@ async def test_the_feed_long_polls_streams_and_keeps_its_numbers_across_a_restar
         everything = (await rpc.events(0))["events"]
     for checkpoint_every in (1_000_000, 0):  # from the checkpoint the clean exit wrote, or from the first record
         async with served(tmp_path, checkpoint_every=checkpoint_every) as srv, srv.rpc("buyer") as buyer:
-            assert (srv.service.runtime.recovery.checkpoint is not None) == bool(checkpoint_every)
+            start = srv.service.runtime.recovery.checkpoint
+            assert (start is not None) == bool(checkpoint_every)
+            metrics = (await buyer._http.get(srv.base + "/metrics")).text
+            assert f"auction_checkpoint_last_record {float(start or 0)}" in metrics
+            assert "auction_checkpoints_failed 0.0" in metrics
             assert (await buyer.events(0))["events"] == everything
             assert (await buyer.events(3))["events"] == everything[3:]
 

@@ -28,6 +28,8 @@ import gc
 import os
 import signal
 import struct
+import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from hashlib import sha256
@@ -88,9 +90,9 @@ def path_for(journal_dir: Path, gseq: int) -> Path:
 
 
 def encode(journaled: Journaled, position: Position, last: tuple[int, int, bytes] | None,
-           parts: Sequence[Part], created: int) -> bytes:
+           parts: Sequence[Part], created: int) -> list[bytes]:
     """The bytes of a checkpoint of `journaled` (every record up to its gseq durable and
-    `position` where the next one goes)."""
+    `position` where the next one goes), in pieces to write one after the other."""
     engine = journaled.engine
     body = {
         "gseq": journaled.gseq,
@@ -104,8 +106,11 @@ def encode(journaled: Journaled, position: Position, last: tuple[int, int, bytes
         "parts": {part.name: part.dump() for part in parts},
     }
     packed: bytes = msgpack.packb(body, use_bin_type=True)
+    del body  # the plain values: as large as the packed bytes
     head = HEAD.pack(MAGIC, VERSION, 0, len(packed))
-    return head + packed + sha256(head + packed).digest()
+    seal = sha256(head)
+    seal.update(packed)
+    return [head, packed, seal.digest()]  # in pieces: never a second copy of the body
 
 
 def decode(data: bytes) -> Checkpoint:
@@ -142,6 +147,8 @@ def _checkpoint(body: Any) -> Checkpoint:
                 and type(last[2]) is bytes and len(last[2]) == 32):
             raise CheckpointError("last must be [segment, offset, SHA-256]")
         last = (last[0], last[1], last[2])
+        if last[0] != index or not 0 < last[1] < size:
+            raise CheckpointError("its last record must be in the segment of its position, before it")
     elif gseq:
         raise CheckpointError("a checkpoint after records must say where the last one is")
     journaled = Journaled(Engine.load_state(body["engine"]))
@@ -208,6 +215,8 @@ def check_last(journal_dir: Path, checkpoint: Checkpoint) -> None:
             payload = f.read(length) if 0 < length <= 64 << 20 else b""
     except OSError as exc:
         raise CheckpointError(f"cannot read its last record: {exc}") from None
+    if offset + FRAME.size + length != checkpoint.position.size:
+        raise CheckpointError(f"its last record (gseq {checkpoint.gseq}) does not end where its position says")
     if not payload or len(payload) != length or sha256(payload).digest() != digest:
         raise CheckpointError(f"the journal does not hold its last record (gseq {checkpoint.gseq}) at byte "
                               f"{offset} of {segment.name}")
@@ -219,18 +228,19 @@ def check_last(journal_dir: Path, checkpoint: Checkpoint) -> None:
         raise CheckpointError("its last record is not the head of its auction's chain")
 
 
-def write(journal_dir: Path, data: bytes, gseq: int) -> Path:
-    """Write a checkpoint durably (a fsynced `.partial`, renamed, the directory fsynced)
-    and remove all but the `KEEP` newest."""
+def write(journal_dir: Path, pieces: Sequence[bytes], gseq: int) -> Path:
+    """Write a checkpoint (`encode`'s pieces) durably (a fsynced `.partial`, renamed, the
+    directory fsynced) and remove all but the `KEEP` newest."""
     directory = journal_dir / DIRECTORY
     directory.mkdir(exist_ok=True)
     final = path_for(journal_dir, gseq)
     partial = final.with_name(final.name + ".partial")
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        for piece in pieces:
+            view = memoryview(piece)
+            while view:
+                view = view[os.write(fd, view):]
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -264,45 +274,93 @@ def _sync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+class Child:
+    """A checkpoint being written by a forked child (`fork_write`); `poll()` until it
+    says how it ended."""
+
+    def __init__(self, pid: int, errors: int, gseq: int) -> None:
+        self.pid = pid
+        self.gseq = gseq
+        self.started = time.monotonic()
+        self._errors = errors  # the child writes why it failed here
+        self.error = ""
+
+    def poll(self) -> bool | None:
+        """None while it runs; then True if the checkpoint was written (else `error` says why)."""
+        try:
+            done, status = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:  # reaped elsewhere
+            done, status = self.pid, 1 << 8
+        if done == 0:
+            return None
+        code = os.waitstatus_to_exitcode(status)
+        try:
+            message = os.read(self._errors, 4096).decode(errors="replace")
+        except OSError:
+            message = ""
+        os.close(self._errors)
+        self._errors = -1
+        if code != 0:
+            self.error = message or (f"the checkpoint process was killed by signal {-code}" if code < 0
+                                     else f"the checkpoint process exited with status {code}")
+        return code == 0
+
+    def kill(self, reason: str) -> None:
+        """Stop it now (it leaves at most a `.partial` file, removed at the next start)."""
+        with contextlib.suppress(OSError):
+            os.kill(self.pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            os.waitpid(self.pid, 0)
+        if self._errors >= 0:
+            os.close(self._errors)
+            self._errors = -1
+        self.error = reason
+
+
 def fork_write(journal_dir: Path, journaled: Journaled, position: Position, last: tuple[int, int, bytes],
-               parts: Sequence[Part], created: int) -> int:
+               parts: Sequence[Part], created: int) -> Child:
     """Write a checkpoint from a forked child (a copy-on-write image of this process at
-    this instant), so that the service does not stop while it is encoded and written;
-    return the child's pid (reap it with `reaped`). Everything up to `journaled.gseq` must
-    be durable and the host's parts up to date with it. The child touches nothing of the
-    parent's (no trio, no logging, no exit handlers) and dies with the parent (Linux)."""
+    this instant), so that the service does not stop while it is encoded and written.
+    Everything up to `journaled.gseq` must be durable and the host's parts up to date with
+    it. The child closes every file it inherited (sockets, the journal's), ignores the
+    terminal's and the service manager's stop signals (the parent waits for it or kills
+    it), touches nothing of the parent's (no trio, no logging, no exit handlers), dies
+    with the parent (Linux), and reports a failure through a pipe."""
+    errors, report = os.pipe()
     parent = os.getpid()
     pid = os.fork()
     if pid:
-        return pid
+        os.close(report)
+        return Child(pid, errors, journaled.gseq)
     status = 1
     try:  # the child
         gc.disable()  # a collection would touch (copy) every page of the parent's heap
         signal.set_wakeup_fd(-1)  # the parent's trio wakes up on that fd: not for our signals
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(signum, signal.SIG_DFL)
-        _die_with(parent)
-        data = encode(journaled, position, last, parts, created)
-        if os.getppid() == parent:  # the parent still runs: the records are still the journal's
-            write(journal_dir, data, journaled.gseq)
+            signal.signal(signum, signal.SIG_IGN)
+        if _PRCTL is not None:
+            _PRCTL(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG: die with the parent
+        if os.getppid() != parent:  # it died before that took effect
+            os._exit(1)
+        os.closerange(3, report)
+        os.closerange(report + 1, _MAX_FD)
+        try:
+            write(journal_dir, encode(journaled, position, last, parts, created), journaled.gseq)
             status = 0
+        except BaseException as exc:
+            with contextlib.suppress(BaseException):
+                os.write(report, f"{type(exc).__name__}: {exc}"[:4000].encode(errors="replace"))
     finally:
         os._exit(status)
 
 
-def reaped(pid: int) -> int | None:
-    """The exit status of a `fork_write` child if it has ended (0: written), else None."""
+def _prctl() -> Any:
+    """libc's prctl, resolved once here (not in a forked child: the loader takes locks)."""
     try:
-        done, status = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        return -1
-    return None if done == 0 else os.waitstatus_to_exitcode(status)
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
 
 
-def _die_with(parent: int) -> None:
-    """Ask the kernel to kill this process when its parent dies (Linux's PR_SET_PDEATHSIG)."""
-    with contextlib.suppress(Exception):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
-    if os.getppid() != parent:  # it died before that took effect
-        os._exit(1)
+_PRCTL = _prctl() if sys.platform.startswith("linux") else None
+_MAX_FD = os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 65536

@@ -119,8 +119,8 @@ def recover(directory: str | os.PathLike[str], on_record: RecordHook | None = No
             reader, verifier = _replay_from(path, start, on_record, parts)
             found = reader, verifier, start
             break
-        except (checkpoint.CheckpointError, JournalCorruption, OSError) as exc:
-            skipped.append(f"{candidate.name}: {exc}")
+        except Exception as exc:  # whatever a checkpoint makes go wrong: the full replay judges the journal
+            skipped.append(f"{candidate.name}: {exc if isinstance(exc, checkpoint.CheckpointError) else repr(exc)}")
     if found is None:
         for part in parts:
             part.load(None)

@@ -82,7 +82,8 @@ def target_auction(command: Command) -> object:
 @dataclass(slots=True)
 class Submission:
     """What one command produced: every event (a due tick may touch other auctions first),
-    the framed records to write in order, and the global sequence of the last one."""
+    in the order of the records (a due tick's events grouped by auction, as a replay
+    sees them), the framed records to write in order, and the global sequence of the last one."""
 
     events: list[Event]
     frames: list[bytes] = field(default_factory=list)
@@ -147,11 +148,11 @@ class Journaled:
         if type(command) is not Tick or command.auction_id is None:
             if type(now) is int and engine.due(now):
                 ticked = engine.handle(Tick(now))  # raises ClockRegression before changing anything
-                out.events += ticked
                 by_auction: dict[str, list[Event]] = {}
                 for e in ticked:
                     by_auction.setdefault(e.auction_id, []).append(e)
-                for aid, events in by_auction.items():
+                for aid, events in by_auction.items():  # one record per auction: `events` in record order,
+                    out.events += events  # as a replay sees them (an event feed numbers them the same way)
                     self._record(out, now, aid, _pack(("Tick", now, aid)), events)
             if type(command) is Tick:
                 return out

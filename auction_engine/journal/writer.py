@@ -38,6 +38,7 @@ from .store import SegmentStore
 DEFAULT_MAX_BATCH = 8192  # records per write + fsync
 DEFAULT_MAX_DELAY = 0.0  # seconds to wait for more records once one is pending
 DEFAULT_SPLIT_FROM = 32  # an idle writer finding this many records pending syncs half of them first (0: never)
+MAX_DRAIN_MERGES = 4  # batches held back in a row while draining (see JournalWriter.drain)
 SYNC_MODES = ("process", "thread")  # where the fdatasync of a batch runs
 DEFAULT_SYNC_IN = "process"
 
@@ -85,6 +86,11 @@ class JournalWriter:
         self.sync_pid: int | None = None  # the sync process's, while `run` runs with one
         self._sync: _Sync | None = None
         self.last_frame = b""  # the last durable record's frame (written since this writer started)
+        # Drain: a durable batch is published only once the next one (cut at once, as
+        # always) is durable too, up to MAX_DRAIN_MERGES in a row, so that producers that
+        # alternate (a split burst) end up all waiting on one batch and everything applied
+        # is durable when its hooks run (the moment a recovery checkpoint needs).
+        self.drain = False
 
     def check(self) -> None:
         """Raise `JournalUnavailable` if records can no longer be taken (call it before
@@ -181,6 +187,7 @@ class JournalWriter:
         works while the listeners run."""
         batch: list[bytes] | None = None  # in flight
         started = 0.0
+        held = merged = 0  # durable records not yet published (draining), and the batches they came in
         while True:
             if batch is None:
                 if not self._pending:
@@ -211,7 +218,7 @@ class JournalWriter:
             self.stats["batches"] += 1
             self.stats["records"] += len(batch)
             self.stats["sync_seconds"] += elapsed
-            done = len(batch)
+            done = held + len(batch)
             batch, error = None, None
             if self._pending:  # the next batch goes to the disk now, before this one is published
                 started = time.perf_counter()
@@ -219,6 +226,10 @@ class JournalWriter:
                     batch = self._start(sync)
                 except BaseException as exc:
                     error = exc
+                if error is None and self.drain and merged < MAX_DRAIN_MERGES:
+                    held, merged = done, merged + 1  # published with the next one: see `drain`
+                    continue
+            held = merged = 0
             for hook in self.on_batch:
                 hook(done, elapsed)
             self._release()
