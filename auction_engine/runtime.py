@@ -50,6 +50,8 @@ from .ranking import LotSnapshot
 MAX_TIMER_SLEEP = 60.0  # seconds: the timer re-reads the clock at least this often
 CHECKPOINT_WAIT = 30.0  # seconds a clean exit waits for a checkpoint being written
 CHECKPOINT_TIMEOUT = 600.0  # seconds after which a checkpoint process is deemed stuck and killed
+DRAIN_PUBLISHES = 2  # publications a due checkpoint may drain the writer for before it waits
+DRAIN_BACKOFF = 5.0  # seconds before draining again, when the load never paused
 FRAME_SIZE = FRAME.size
 
 
@@ -87,10 +89,15 @@ class Runtime:
         self.checkpoint_every = 0  # see `open`
         self._directory: Path | None = None
         self._parts: Sequence[checkpoint.Part] = ()
-        self._checkpointed = report.checkpoint or 0  # the gseq of the newest checkpoint written or begun
+        self._due_at = 0  # the gseq from which a checkpoint is due (set by `_checkpoints`)
+        self._not_before = 0.0  # monotonic time before which none is begun (after a failure, a deferral)
+        self._failures = 0  # in a row
+        self._drained = 0  # publications while draining for a due checkpoint
+        self._child_started = trio.Event()
         self._checkpoint_child: checkpoint.Child | None = None
-        self.checkpoint_stats: dict[str, Any] = {"written": 0, "failed": 0, "last_gseq": report.checkpoint,
-                                                 "last_seconds": 0.0, "last_error": ""}
+        self.checkpoint_stats: dict[str, Any] = {"written": 0, "failed": 0, "deferred": 0,
+                                                 "last_gseq": report.checkpoint, "last_seconds": 0.0,
+                                                 "last_error": ""}
         # callables(written: bool, gseq, seconds, error) as each checkpoint ends
         self.on_checkpoint: list[Callable[[bool, int, float, str], None]] = []
         writer.on_failure.append(self._lose)
@@ -126,6 +133,7 @@ class Runtime:
         async with trio.open_nursery() as nursery:
             await nursery.start(writer.run)
             nursery.start_soon(runtime._timer)
+            nursery.start_soon(runtime._watch_checkpoints)
             try:
                 yield runtime
             finally:
@@ -265,6 +273,7 @@ class Runtime:
         self.checkpoint_every = every
         self._directory = directory
         self._parts = parts
+        self._due_at = (self.recovery.checkpoint or 0) + every
 
     def _last_record(self) -> tuple[Position, tuple[int, int, bytes]] | None:
         """Where the next record goes and (segment, offset, SHA-256) of the last one, if
@@ -277,88 +286,110 @@ class Runtime:
         return position, (pos.index, pos.size - len(frame), hashlib.sha256(frame[FRAME_SIZE:]).digest())
 
     def _maybe_checkpoint(self, _records: int = 0, _seconds: float = 0.0) -> None:
-        """After a batch is published: begin a checkpoint if one is due and everything
-        applied is durable; if one is due but records are in flight, have the writer
-        drain (see `JournalWriter.drain`) so that such a moment comes."""
-        if not self.checkpoint_every or self._directory is None:
+        """After a batch is published: begin a checkpoint (a forked child) if one is due
+        and everything applied is durable. If one is due but records are in flight, have
+        the writer drain (see `JournalWriter.drain`) so that such a moment comes; if it
+        does not come within DRAIN_PUBLISHES publications (clients that keep sending), stop
+        draining and try again DRAIN_BACKOFF seconds later."""
+        if not self.checkpoint_every or self._directory is None or self._checkpoint_child is not None:
             return
-        if self._checkpoint_child is not None and not self._reap():
-            return  # the previous one is still being written
         j = self.journaled
         writer = self.writer
-        if j.gseq - self._checkpointed < self.checkpoint_every or writer.failure is not None:
+        if j.gseq < self._due_at or writer.failure is not None or time.monotonic() < self._not_before:
             return
         if j.gseq != writer.durable_gseq:
-            writer.drain = True
+            if not writer.drain:
+                writer.drain = True
+                self._drained = 0
+            else:
+                self._drained += 1
+                if self._drained >= DRAIN_PUBLISHES:  # the load never pauses: later
+                    writer.drain = False
+                    self._not_before = time.monotonic() + DRAIN_BACKOFF
+                    self.checkpoint_stats["deferred"] += 1
             return
         writer.drain = False
         last = self._last_record()
         if last is None:
             return
-        self._checkpointed = j.gseq
         try:
             self._checkpoint_child = checkpoint.fork_write(self._directory, j, last[0], last[1], self._parts,
                                                            self.clock())
-        except OSError as exc:  # no fork now (memory, process limit): tried again at the next due moment
+        except OSError as exc:  # no fork now (memory, process limit)
             self._checkpoint_ended(False, j.gseq, 0.0, f"cannot start the checkpoint process: {exc}")
+            return
+        self._child_started.set()
 
     def checkpoint_status(self) -> dict[str, Any]:
-        """Checkpoints written and failed since the start, the newest one's last record,
-        how long it took, and the last failure (a child that has ended is reaped here too)."""
-        self._reap()
+        """Checkpoints written, failed and deferred (the load never paused) since the
+        start, the newest one's last record, how long it took, and the last failure."""
         return dict(self.checkpoint_stats)
 
-    def _reap(self) -> bool:
-        """True once no checkpoint child runs (one that ended is counted; one running
-        longer than CHECKPOINT_TIMEOUT is killed and counted as failed)."""
-        child = self._checkpoint_child
-        if child is None:
-            return True
-        written = child.poll()
-        if written is None:
-            if time.monotonic() - child.started < CHECKPOINT_TIMEOUT:
-                return False
-            child.kill(f"the checkpoint process took over {CHECKPOINT_TIMEOUT:.0f} s")
-            written = False
-        self._checkpoint_child = None
-        self._checkpoint_ended(written, child.gseq, time.monotonic() - child.started, child.error)
-        return True
+    async def _watch_checkpoints(self) -> None:
+        """Reap each checkpoint child as it ends (its error pipe reaches end of file), or
+        kill it after CHECKPOINT_TIMEOUT; never blocks the event loop."""
+        while True:
+            await self._child_started.wait()
+            self._child_started = trio.Event()
+            child = self._checkpoint_child
+            if child is None:
+                continue
+            with trio.move_on_after(CHECKPOINT_TIMEOUT) as waited:
+                await trio.lowlevel.wait_readable(child.errors)
+            if waited.cancelled_caught:
+                child.stop(f"the checkpoint process took over {CHECKPOINT_TIMEOUT:.0f} s: killed")
+            await self._reaped(child)
+
+    async def _reaped(self, child: checkpoint.Child) -> None:
+        """Wait (without blocking) until `child` has ended, and count it."""
+        while (written := child.poll()) is None:
+            await trio.sleep(0.005)
+        if self._checkpoint_child is child:
+            self._checkpoint_child = None
+            self._checkpoint_ended(written, child.gseq, child.seconds, child.error)
 
     def _checkpoint_ended(self, written: bool, gseq: int, seconds: float, error: str) -> None:
         stats = self.checkpoint_stats
         if written:
             stats.update(written=stats["written"] + 1, last_gseq=gseq, last_seconds=seconds)
-        else:  # the next one is due at once (at the next moment everything applied is durable)
+            self._due_at = gseq + self.checkpoint_every
+            self._failures = 0
+        else:  # tried again after a quarter of the interval and a growing delay (1 s, 2 s, ... 5 min)
             stats.update(failed=stats["failed"] + 1, last_error=error)
-            self._checkpointed = stats["last_gseq"] or 0
+            self._due_at = self.journaled.gseq + max(1, self.checkpoint_every // 4)
+            self._not_before = time.monotonic() + min(2.0 ** self._failures, 300.0)
+            self._failures += 1
         for hook in self.on_checkpoint:
             hook(written, gseq, seconds, error)
 
     async def _final_checkpoint(self) -> None:
-        """On a clean exit (the journal flushed): let a running checkpoint child finish,
-        then write one of the final state here if records were added since."""
+        """On a clean exit (the journal flushed): let a running checkpoint child finish
+        (or kill it after CHECKPOINT_WAIT), then write one of the final state here if
+        records were added since the newest one."""
         if not self.checkpoint_every or self._directory is None:
             return
-        with trio.move_on_after(CHECKPOINT_WAIT):
-            while not self._reap():
-                await trio.sleep(0.01)
-        if self._checkpoint_child is not None:  # stuck: the next start does without it
-            child, self._checkpoint_child = self._checkpoint_child, None
-            child.kill(f"the checkpoint process was still running {CHECKPOINT_WAIT:.0f} s after the exit began")
-            self._checkpoint_ended(False, child.gseq, time.monotonic() - child.started, child.error)
+        child = self._checkpoint_child
+        if child is not None:
+            with trio.move_on_after(CHECKPOINT_WAIT):
+                while self._checkpoint_child is child:
+                    await trio.sleep(0.01)
+            if self._checkpoint_child is child:  # stuck: the next start does without it
+                child.stop(f"the checkpoint process was still running {CHECKPOINT_WAIT:.0f} s after the exit began")
+                with trio.move_on_after(5.0):  # the watcher reaps it (unless the kernel cannot kill it yet)
+                    while self._checkpoint_child is child:
+                        await trio.sleep(0.01)
         j = self.journaled
         last = self._last_record()
-        if last is None or j.gseq <= self._checkpointed or j.gseq != self.writer.durable_gseq \
-                or self.writer.failure is not None:
+        if last is None or j.gseq <= (self.checkpoint_stats["last_gseq"] or 0) \
+                or j.gseq != self.writer.durable_gseq or self.writer.failure is not None:
             return
         started = time.monotonic()
         try:
             pieces = checkpoint.encode(j, last[0], last[1], self._parts, self.clock())
             await trio.to_thread.run_sync(checkpoint.write, self._directory, pieces, j.gseq)
-        except OSError as exc:
+        except Exception as exc:  # the journal is flushed: the next start only replays more
             self._checkpoint_ended(False, j.gseq, time.monotonic() - started, f"{type(exc).__name__}: {exc}")
             return
-        self._checkpointed = j.gseq
         self._checkpoint_ended(True, j.gseq, time.monotonic() - started, "")
 
     async def _timer(self) -> None:

@@ -17,7 +17,7 @@ before any timing. Each repetition then measures, on fresh journal directories:
   next bid; records/s = bids / wall time from the start signal to the last ack. Every
   bid's ack latency is timed (post to wake-up);
 - in the same repetition, the raw limit: the exact frames that run wrote (read back from
-  its segments), joined into the batches the writer made (sizes from `writer.on_batch`),
+  its segments), joined into the batches the writer made (sizes from `writer.on_write`),
   each written with os.write + os.fdatasync into a fresh file: records / total seconds;
   ratio = durable / raw;
 - the naive baseline: one os.write + os.fdatasync per record (the first records only);
@@ -265,7 +265,7 @@ async def _service_run(directory: Path, work: Workload, durability: str, max_bat
             sizes.append(records)
             seconds.append(elapsed)
 
-        writer.on_batch.append(on_batch)
+        writer.on_write.append(on_batch)
         samples: list[int] = []
         outcomes: Counter[str] = Counter()
         go = trio.Event()

@@ -56,6 +56,8 @@ class Metrics:
                 ("written", "auction_checkpoints_written", "Recovery checkpoints written since the start"),
                 ("failed", "auction_checkpoints_failed", "Recovery checkpoints that could not be written since the "
                                                          "start"),
+                ("deferred", "auction_checkpoints_deferred", "Due checkpoints put off because the load never paused "
+                                                             "long enough"),
                 ("last_gseq", "auction_checkpoint_last_record", "The last record of the newest checkpoint (0: none)"),
                 ("last_seconds", "auction_checkpoint_seconds", "How long writing the newest checkpoint took")):
             gauge = Gauge(name, text, registry=self.registry)

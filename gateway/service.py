@@ -102,10 +102,12 @@ class Service:
                 records=runtime.recovery.records, auctions=runtime.recovery.auctions,
                 checkpoint=runtime.recovery.checkpoint, replayed=runtime.recovery.replayed,
                 skipped=list(runtime.recovery.skipped), removed=list(runtime.recovery.removed))
+            for skipped in runtime.recovery.skipped:
+                log(logger, logging.WARNING, "checkpoint skipped at start: more records were replayed", reason=skipped)
             engine = runtime.engine
             feed.decimals_of = lambda aid: engine.auction(aid).config.decimals
             runtime.listeners.append(feed.add)
-            runtime.writer.on_batch.append(metrics.on_batch)
+            runtime.writer.on_write.append(metrics.on_batch)
 
             def journal_failed(exc: BaseException) -> None:
                 metrics.journal_failed.set(1)

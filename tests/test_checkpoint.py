@@ -22,6 +22,7 @@ from auction_engine import AdmitBidder, CreateAuction, PlaceBid, RevokeBidder
 from auction_engine.journal import JournalReader, recover
 from auction_engine.journal import checkpoint as ckpt
 from auction_engine.journal.format import SegmentHeader, frame
+from auction_engine.journal.store import Position
 from auction_engine.runtime import Runtime
 
 BIDDERS = [f"b{i:02d}" for i in range(12)]
@@ -49,7 +50,7 @@ async def run_bids(directory: Path, rounds: int, *, checkpoint_every: int = 1, c
         if create:
             await runtime.submit(RevokeBidder, "A1", BIDDERS[-1])
             await runtime.submit(AdmitBidder, "A1", BIDDERS[-1])
-        while runtime._checkpoint_child is not None and not runtime._reap():
+        while runtime._checkpoint_child is not None:
             await trio.sleep(0.01)
         state = runtime.engine.state_hash()
     return state, runtime.checkpoint_stats
@@ -290,7 +291,7 @@ async def test_a_killed_checkpoint_process_is_counted_and_the_clean_exit_still_w
             if runtime._checkpoint_child is not None:
                 os.kill(runtime._checkpoint_child.pid, signal.SIGKILL)
                 break
-        while not runtime._reap():
+        while runtime._checkpoint_child is not None:
             await trio.sleep(0.01)
         gseq = runtime.journaled.gseq
     assert ended[0][0] is False and "signal 9" in ended[0][2] and runtime.checkpoint_stats["failed"] == 1
@@ -309,19 +310,65 @@ async def test_checkpoints_are_taken_under_unbroken_lock_stepped_load(tmp_path: 
                                                                   lot={"starting_price": "1000000.00"})))
 
         async def bid(bidder: str, k: int) -> None:
-            for n in range(15):
+            for n in range(30):
                 await runtime.submit(PlaceBid, "A1", "L1", bidder, 99_000_000 - (n * 60 + k) * 100, f"{bidder}-{n}")
 
         async with trio.open_nursery() as nursery:
             for k, bidder in enumerate(bidders):
                 nursery.start_soon(bid, bidder, k)
-        while not runtime._reap():
+        while runtime._checkpoint_child is not None:
             await trio.sleep(0.01)
         stats = runtime.checkpoint_status()
         state = runtime.engine.state_hash()
-    assert stats["written"] >= 3 and stats["failed"] == 0, stats  # about 9 due (without draining: 1)
+    assert stats["written"] >= 3 and stats["failed"] == 0, stats  # about 18 due (without draining: 1)
     for path in ckpt.candidates(tmp_path):
         start = ckpt.decode(path.read_bytes())
         assert start.journaled.engine.state_hash() == start.state_hash
     _journaled, report = recover(tmp_path, checkpoints=True)
     assert report.state_hash == state == full_replay_hash(tmp_path)
+
+
+@pytest.mark.trio
+async def test_a_checkpoint_that_cannot_start_leaks_nothing_and_backs_off(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_fork() -> int:
+        raise OSError(12, "injected: cannot allocate memory")
+
+    monkeypatch.setattr(ckpt.os, "fork", no_fork)
+    fds = len(os.listdir("/proc/self/fd"))
+    for _ in range(20):
+        with pytest.raises(OSError):
+            ckpt.fork_write(tmp_path, recover(tmp_path)[0], Position(0, 0, 1), (0, 0, bytes(32)), (), 0)
+    assert len(os.listdir("/proc/self/fd")) == fds  # its pipe closed each time
+    async with Runtime.open(tmp_path, clock=clock_from(START + S), checkpoint_every=4) as runtime:
+        await runtime.execute(CreateAuction(runtime.now(), config(bidders=BIDDERS)))
+        for n in range(40):
+            await runtime.submit(PlaceBid, "A1", "L1", BIDDERS[n % 12], 90_000_000 - n * 1000, f"c{n}")
+        stats = runtime.checkpoint_status()
+    assert stats["failed"] == 1 and "cannot allocate memory" in stats["last_error"], stats  # then it waits
+    assert stats["written"] == 0
+
+
+def test_a_failed_write_leaves_no_partial_file(tmp_path: Path) -> None:
+    with pytest.raises(TypeError):
+        ckpt.write(tmp_path, [b"head", None], 7)  # type: ignore[list-item]
+    assert list((tmp_path / ckpt.DIRECTORY).iterdir()) == []
+
+
+@pytest.mark.trio
+async def test_under_load_that_never_pauses_a_due_checkpoint_is_put_off_not_drained_for(tmp_path: Path) -> None:
+    """A client that keeps sending without waiting for its answers: draining never gets to
+    a moment when nothing is in flight, so it stops after a couple of publications."""
+    answered: list[int] = []
+    async with Runtime.open(tmp_path, clock=clock_from(START + S), checkpoint_every=50) as runtime:
+        await runtime.execute(CreateAuction(runtime.now(), config(bidders=BIDDERS,
+                                                                  lot={"starting_price": "1000000.00"})))
+        for n in range(3000):
+            runtime.post(PlaceBid(runtime.now(), "A1", "L1", BIDDERS[n % 12], 99_000_000 - n * 100, f"f{n}"),
+                         lambda _s: answered.append(1), lambda _e: None)
+            await trio.sleep(0)
+        await runtime.writer.wait_durable(runtime.journaled.gseq)
+        stats = runtime.checkpoint_status()
+        draining = runtime.writer.drain
+    assert len(answered) == 3000
+    assert stats["deferred"] >= 1 and not draining, stats

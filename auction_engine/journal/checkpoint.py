@@ -235,16 +235,22 @@ def write(journal_dir: Path, pieces: Sequence[bytes], gseq: int) -> Path:
     directory.mkdir(exist_ok=True)
     final = path_for(journal_dir, gseq)
     partial = final.with_name(final.name + ".partial")
+    for stale in directory.glob(f"*{SUFFIX}.partial"):  # an earlier attempt's leftovers
+        stale.unlink(missing_ok=True)
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        for piece in pieces:
-            view = memoryview(piece)
-            while view:
-                view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(partial, final)
+        try:
+            for piece in pieces:
+                view = memoryview(piece)
+                while view:
+                    view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(partial, final)
+    except BaseException:
+        partial.unlink(missing_ok=True)  # a full disk is not made fuller by each attempt
+        raise
     _sync_dir(directory)
     for old in candidates(journal_dir)[KEEP:]:
         old.unlink(missing_ok=True)
@@ -275,46 +281,47 @@ def _sync_dir(directory: Path) -> None:
 
 
 class Child:
-    """A checkpoint being written by a forked child (`fork_write`); `poll()` until it
-    says how it ended."""
+    """A checkpoint being written by a forked child (`fork_write`). `errors` (a pipe's
+    read end) becomes readable when the child reports a failure or ends; then `poll()`."""
 
     def __init__(self, pid: int, errors: int, gseq: int) -> None:
         self.pid = pid
         self.gseq = gseq
         self.started = time.monotonic()
-        self._errors = errors  # the child writes why it failed here
+        self.seconds = 0.0  # once ended
+        self.errors = errors  # the child writes why it failed here; end of file once it exits
         self.error = ""
+        self._stopped = ""
 
     def poll(self) -> bool | None:
-        """None while it runs; then True if the checkpoint was written (else `error` says why)."""
+        """None while it runs; then True if the checkpoint was written (else `error` says
+        why). Never blocks."""
         try:
             done, status = os.waitpid(self.pid, os.WNOHANG)
         except ChildProcessError:  # reaped elsewhere
             done, status = self.pid, 1 << 8
         if done == 0:
             return None
+        self.seconds = time.monotonic() - self.started
         code = os.waitstatus_to_exitcode(status)
-        try:
-            message = os.read(self._errors, 4096).decode(errors="replace")
-        except OSError:
-            message = ""
-        os.close(self._errors)
-        self._errors = -1
+        message = ""
+        if self.errors >= 0:
+            with contextlib.suppress(OSError):
+                message = os.read(self.errors, 4096).decode(errors="replace")
+            os.close(self.errors)
+            self.errors = -1
         if code != 0:
-            self.error = message or (f"the checkpoint process was killed by signal {-code}" if code < 0
-                                     else f"the checkpoint process exited with status {code}")
+            self.error = self._stopped or message or (
+                f"the checkpoint process was killed by signal {-code}" if code < 0
+                else f"the checkpoint process exited with status {code}")
         return code == 0
 
-    def kill(self, reason: str) -> None:
-        """Stop it now (it leaves at most a `.partial` file, removed at the next start)."""
+    def stop(self, reason: str) -> None:
+        """Kill it (reap it with `poll`); it leaves at most a `.partial` file, removed at
+        the next start."""
+        self._stopped = reason
         with contextlib.suppress(OSError):
             os.kill(self.pid, signal.SIGKILL)
-        with contextlib.suppress(OSError):
-            os.waitpid(self.pid, 0)
-        if self._errors >= 0:
-            os.close(self._errors)
-            self._errors = -1
-        self.error = reason
 
 
 def fork_write(journal_dir: Path, journaled: Journaled, position: Position, last: tuple[int, int, bytes],
@@ -328,7 +335,12 @@ def fork_write(journal_dir: Path, journaled: Journaled, position: Position, last
     with the parent (Linux), and reports a failure through a pipe."""
     errors, report = os.pipe()
     parent = os.getpid()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except BaseException:
+        os.close(errors)
+        os.close(report)
+        raise
     if pid:
         os.close(report)
         return Child(pid, errors, journaled.gseq)
@@ -343,7 +355,7 @@ def fork_write(journal_dir: Path, journaled: Journaled, position: Position, last
         if os.getppid() != parent:  # it died before that took effect
             os._exit(1)
         os.closerange(3, report)
-        os.closerange(report + 1, _MAX_FD)
+        os.closerange(report + 1, 2**31 - 1)  # (close_range(2) on Linux: one call whatever the bound)
         try:
             write(journal_dir, encode(journaled, position, last, parts, created), journaled.gseq)
             status = 0
@@ -363,4 +375,3 @@ def _prctl() -> Any:
 
 
 _PRCTL = _prctl() if sys.platform.startswith("linux") else None
-_MAX_FD = os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 65536

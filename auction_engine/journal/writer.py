@@ -78,7 +78,9 @@ class JournalWriter:
         self._closing = False
         self._stopped = False  # `run` has returned: nothing more becomes durable
         self.stats: dict[str, Any] = {"batches": 0, "records": 0, "sync_seconds": 0.0}
-        self.on_batch: list[Any] = []  # callables(records: int, seconds: float) once a batch is durable
+        self.on_batch: list[Any] = []  # callables(records: int, seconds: float) once a batch is durable, as it is
+        # published (with the batches a drain held back: see `drain`)
+        self.on_write: list[Any] = []  # callables(records, seconds) as each write + fsync is durable (metrics)
         self.on_failure: list[Any] = []  # callables(exc) when intake stops for good
         self.on_cut: list[Any] = []  # callables(last_gseq: int, everything: bool) as a batch is taken
         self.on_stop: list[Any] = []  # callables() once `run` has returned: nothing more becomes durable
@@ -91,6 +93,7 @@ class JournalWriter:
         # alternate (a split burst) end up all waiting on one batch and everything applied
         # is durable when its hooks run (the moment a recovery checkpoint needs).
         self.drain = False
+        self._held = 0  # durable records whose hooks and waiters wait for the next batch (draining)
 
     def check(self) -> None:
         """Raise `JournalUnavailable` if records can no longer be taken (call it before
@@ -155,6 +158,7 @@ class JournalWriter:
             await self._write_batches(sync)
         finally:  # returned, failed or cancelled: no record becomes durable any more
             self._stopped = True
+            self._publish_held()
             self._release()
             try:
                 sync.close()
@@ -187,7 +191,7 @@ class JournalWriter:
         works while the listeners run."""
         batch: list[bytes] | None = None  # in flight
         started = 0.0
-        held = merged = 0  # durable records not yet published (draining), and the batches they came in
+        merged = 0  # batches held back in a row (draining)
         while True:
             if batch is None:
                 if not self._pending:
@@ -210,6 +214,7 @@ class JournalWriter:
             try:
                 await sync.finish()
             except BaseException as exc:
+                self._publish_held()  # durable: answered as such before intake stops
                 self._fail(exc)
                 return
             elapsed = time.perf_counter() - started
@@ -218,7 +223,9 @@ class JournalWriter:
             self.stats["batches"] += 1
             self.stats["records"] += len(batch)
             self.stats["sync_seconds"] += elapsed
-            done = held + len(batch)
+            for write_hook in self.on_write:
+                write_hook(len(batch), elapsed)
+            done = self._held + len(batch)
             batch, error = None, None
             if self._pending:  # the next batch goes to the disk now, before this one is published
                 started = time.perf_counter()
@@ -227,15 +234,22 @@ class JournalWriter:
                 except BaseException as exc:
                     error = exc
                 if error is None and self.drain and merged < MAX_DRAIN_MERGES:
-                    held, merged = done, merged + 1  # published with the next one: see `drain`
+                    self._held, merged = done, merged + 1  # published with the next one: see `drain`
                     continue
-            held = merged = 0
+            self._held = merged = 0
             for hook in self.on_batch:
                 hook(done, elapsed)
             self._release()
             if error is not None:
                 self._fail(error)
                 return
+
+    def _publish_held(self) -> None:
+        """Run the batch hooks for durable records held back by a drain (see `drain`)."""
+        done, self._held = self._held, 0
+        if done:
+            for hook in self.on_batch:
+                hook(done, 0.0)
 
     def _start(self, sync: _Sync, *, idle: bool = False) -> list[bytes]:
         """Cut the next batch (what is pending, up to `max_batch`) and hand it to `sync`.
