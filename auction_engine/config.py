@@ -257,7 +257,7 @@ class _Reader:
         visibility = self.get(d, "visibility", "", _choice(VISIBILITIES), "rank")
         stagger = self.get(d, "stagger", "", _duration(MAX_STAGGER), 0)
         secret = self.get(d, "pseudonym_secret", "", _secret, self.default_secret)
-        if secret is None and "pseudonym_secret" not in d:
+        if secret is None and all(path != "pseudonym_secret" for path, _ in self.problems):  # missing or null
             self.fail("pseudonym_secret", "is required")
         rules = self.obj(d.get("rules", {}), "rules", _RULE_FIELDS)
         extension = self.obj(d.get("extension", {}), "extension", _EXTENSION_FIELDS)

@@ -110,3 +110,12 @@ def test_default_secret_and_repr_hides_it() -> None:
     cfg = AuctionConfig.from_dict(data, default_secret="s" * 32)
     assert cfg.pseudonym_secret == "s" * 32
     assert "sss" not in repr(cfg)
+
+
+@pytest.mark.parametrize("secret", [None, "short"])
+def test_a_null_or_bad_pseudonym_secret_is_refused_without_a_default(secret: object) -> None:
+    found = problems(config_dict(pseudonym_secret=secret))
+    assert list(found) == ["pseudonym_secret"], found
+    assert AuctionConfig.from_dict(config_dict(pseudonym_secret=None),
+                                   default_secret="a-default-secret-0123456789").pseudonym_secret \
+        == "a-default-secret-0123456789"
