@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import hashlib
 import os
 import time
 from collections import deque
@@ -24,6 +23,7 @@ from typing import Any
 
 import trio
 
+from .checkpointer import Checkpointer
 from .commands import Command, Tick
 from .engine import QueryError
 from .events import (
@@ -40,19 +40,13 @@ from .events import (
     LotUnsuccessful,
 )
 from .journal import JournalUnavailable, JournalWriter, RecoveryReport, SegmentStore, checkpoint, recover
-from .journal.format import FRAME
 from .journal.recovery import RecordHook
 from .journal.sequencer import Journaled, Submission
-from .journal.store import DEFAULT_SEGMENT_SIZE, FileOps, Position
+from .journal.store import DEFAULT_SEGMENT_SIZE, FileOps
 from .journal.writer import DEFAULT_MAX_BATCH, DEFAULT_MAX_DELAY, DEFAULT_SPLIT_FROM, DEFAULT_SYNC_IN
 from .ranking import LotSnapshot
 
 MAX_TIMER_SLEEP = 60.0  # seconds: the timer re-reads the clock at least this often
-CHECKPOINT_WAIT = 30.0  # seconds a clean exit waits for a checkpoint being written
-CHECKPOINT_TIMEOUT = 600.0  # seconds after which a checkpoint process is deemed stuck and killed
-DRAIN_PUBLISHES = 2  # publications a due checkpoint may drain the writer for before it waits
-DRAIN_BACKOFF = 5.0  # seconds before draining again, when the load never paused
-FRAME_SIZE = FRAME.size
 
 
 def wall_clock_us() -> int:
@@ -71,7 +65,8 @@ class Runtime:
     """One engine process's command path. Build it with `Runtime.open`."""
 
     def __init__(self, journaled: Journaled, writer: JournalWriter, report: RecoveryReport,
-                 clock: Callable[[], int] = wall_clock_us) -> None:
+                 clock: Callable[[], int] = wall_clock_us, *, checkpoint_dir: Path | None = None,
+                 checkpoint_every: int = 0, parts: Sequence[checkpoint.Part] = ()) -> None:
         self.journaled = journaled
         self.engine = journaled.engine
         self.writer = writer
@@ -85,21 +80,9 @@ class Runtime:
         self._dirty: set[tuple[str, str]] = set()  # lots changed since the last snapshot
         writer.on_cut.append(self._snapshot)
         writer.on_batch.append(self._publish)
-        writer.on_batch.append(self._maybe_checkpoint)  # after the listeners (they keep `parts` up to date)
-        self.checkpoint_every = 0  # see `open`
-        self._directory: Path | None = None
-        self._parts: Sequence[checkpoint.Part] = ()
-        self._due_at = 0  # the gseq from which a checkpoint is due (set by `_checkpoints`)
-        self._not_before = 0.0  # monotonic time before which none is begun (after a failure, a deferral)
-        self._failures = 0  # in a row
-        self._drained = 0  # publications while draining for a due checkpoint
-        self._child_started = trio.Event()
-        self._checkpoint_child: checkpoint.Child | None = None
-        self.checkpoint_stats: dict[str, Any] = {"written": 0, "failed": 0, "deferred": 0,
-                                                 "last_gseq": report.checkpoint, "last_seconds": 0.0,
-                                                 "last_error": ""}
-        # callables(written: bool, gseq, seconds, error) as each checkpoint ends
-        self.on_checkpoint: list[Callable[[bool, int, float, str], None]] = []
+        # after the listeners (they keep the parts up to date): see checkpointer.py
+        self.checkpoints = Checkpointer(journaled, writer, clock, checkpoint_dir, checkpoint_every, parts,
+                                        report.checkpoint)
         writer.on_failure.append(self._lose)
         writer.on_stop.append(self._lose)
 
@@ -128,18 +111,18 @@ class Runtime:
                              ops=ops)
         writer = JournalWriter(store, max_batch=max_batch, max_delay=max_delay, sync_in=sync_in,
                              split_from=split_from)
-        runtime = cls(journaled, writer, report, clock)
-        runtime._checkpoints(Path(directory), checkpoint_every, parts)
+        runtime = cls(journaled, writer, report, clock, checkpoint_dir=Path(directory),
+                      checkpoint_every=checkpoint_every, parts=parts)
         async with trio.open_nursery() as nursery:
             await nursery.start(writer.run)
             nursery.start_soon(runtime._timer)
-            nursery.start_soon(runtime._watch_checkpoints)
+            nursery.start_soon(runtime.checkpoints.watch)
             try:
                 yield runtime
             finally:
                 with trio.CancelScope(shield=True):
                     await writer.close()
-                    await runtime._final_checkpoint()
+                    await runtime.checkpoints.final()
                 nursery.cancel_scope.cancel()
 
     def now(self) -> int:
@@ -268,129 +251,6 @@ class Runtime:
             _gseq, item, callbacks = queue.popleft()
             if type(item) is Submission:
                 callbacks[1](error)
-
-    def _checkpoints(self, directory: Path, every: int, parts: Sequence[checkpoint.Part]) -> None:
-        self.checkpoint_every = every
-        self._directory = directory
-        self._parts = parts
-        self._due_at = (self.recovery.checkpoint or 0) + every
-
-    def _last_record(self) -> tuple[Position, tuple[int, int, bytes]] | None:
-        """Where the next record goes and (segment, offset, SHA-256) of the last one, if
-        this writer made it durable (else None: nothing new to checkpoint)."""
-        frame = self.writer.last_frame
-        if not frame:
-            return None
-        pos = self.writer.store.position
-        position = Position(pos.index, pos.size, pos.next_gseq, pos.records)
-        return position, (pos.index, pos.size - len(frame), hashlib.sha256(frame[FRAME_SIZE:]).digest())
-
-    def _maybe_checkpoint(self, _records: int = 0, _seconds: float = 0.0) -> None:
-        """After a batch is published: begin a checkpoint (a forked child) if one is due
-        and everything applied is durable. If one is due but records are in flight, have
-        the writer drain (see `JournalWriter.drain`) so that such a moment comes; if it
-        does not come within DRAIN_PUBLISHES publications (clients that keep sending), stop
-        draining and try again DRAIN_BACKOFF seconds later."""
-        if not self.checkpoint_every or self._directory is None or self._checkpoint_child is not None:
-            return
-        j = self.journaled
-        writer = self.writer
-        if j.gseq < self._due_at or writer.failure is not None or time.monotonic() < self._not_before:
-            return
-        if j.gseq != writer.durable_gseq:
-            if not writer.drain:
-                writer.drain = True
-                self._drained = 0
-            else:
-                self._drained += 1
-                if self._drained >= DRAIN_PUBLISHES:  # the load never pauses: later
-                    writer.drain = False
-                    self._not_before = time.monotonic() + DRAIN_BACKOFF
-                    self.checkpoint_stats["deferred"] += 1
-            return
-        writer.drain = False
-        last = self._last_record()
-        if last is None:
-            return
-        try:
-            self._checkpoint_child = checkpoint.fork_write(self._directory, j, last[0], last[1], self._parts,
-                                                           self.clock())
-        except OSError as exc:  # no fork now (memory, process limit)
-            self._checkpoint_ended(False, j.gseq, 0.0, f"cannot start the checkpoint process: {exc}")
-            return
-        self._child_started.set()
-
-    def checkpoint_status(self) -> dict[str, Any]:
-        """Checkpoints written, failed and deferred (the load never paused) since the
-        start, the newest one's last record, how long it took, and the last failure."""
-        return dict(self.checkpoint_stats)
-
-    async def _watch_checkpoints(self) -> None:
-        """Reap each checkpoint child as it ends (its error pipe reaches end of file), or
-        kill it after CHECKPOINT_TIMEOUT; never blocks the event loop."""
-        while True:
-            await self._child_started.wait()
-            self._child_started = trio.Event()
-            child = self._checkpoint_child
-            if child is None:
-                continue
-            with trio.move_on_after(CHECKPOINT_TIMEOUT) as waited:
-                await trio.lowlevel.wait_readable(child.errors)
-            if waited.cancelled_caught:
-                child.stop(f"the checkpoint process took over {CHECKPOINT_TIMEOUT:.0f} s: killed")
-            await self._reaped(child)
-
-    async def _reaped(self, child: checkpoint.Child) -> None:
-        """Wait (without blocking) until `child` has ended, and count it."""
-        while (written := child.poll()) is None:
-            await trio.sleep(0.005)
-        if self._checkpoint_child is child:
-            self._checkpoint_child = None
-            self._checkpoint_ended(written, child.gseq, child.seconds, child.error)
-
-    def _checkpoint_ended(self, written: bool, gseq: int, seconds: float, error: str) -> None:
-        stats = self.checkpoint_stats
-        if written:
-            stats.update(written=stats["written"] + 1, last_gseq=gseq, last_seconds=seconds)
-            self._due_at = gseq + self.checkpoint_every
-            self._failures = 0
-        else:  # tried again after a quarter of the interval and a growing delay (1 s, 2 s, ... 5 min)
-            stats.update(failed=stats["failed"] + 1, last_error=error)
-            self._due_at = self.journaled.gseq + max(1, self.checkpoint_every // 4)
-            self._not_before = time.monotonic() + min(2.0 ** self._failures, 300.0)
-            self._failures += 1
-        for hook in self.on_checkpoint:
-            hook(written, gseq, seconds, error)
-
-    async def _final_checkpoint(self) -> None:
-        """On a clean exit (the journal flushed): let a running checkpoint child finish
-        (or kill it after CHECKPOINT_WAIT), then write one of the final state here if
-        records were added since the newest one."""
-        if not self.checkpoint_every or self._directory is None:
-            return
-        child = self._checkpoint_child
-        if child is not None:
-            with trio.move_on_after(CHECKPOINT_WAIT):
-                while self._checkpoint_child is child:
-                    await trio.sleep(0.01)
-            if self._checkpoint_child is child:  # stuck: the next start does without it
-                child.stop(f"the checkpoint process was still running {CHECKPOINT_WAIT:.0f} s after the exit began")
-                with trio.move_on_after(5.0):  # the watcher reaps it (unless the kernel cannot kill it yet)
-                    while self._checkpoint_child is child:
-                        await trio.sleep(0.01)
-        j = self.journaled
-        last = self._last_record()
-        if last is None or j.gseq <= (self.checkpoint_stats["last_gseq"] or 0) \
-                or j.gseq != self.writer.durable_gseq or self.writer.failure is not None:
-            return
-        started = time.monotonic()
-        try:
-            pieces = checkpoint.encode(j, last[0], last[1], self._parts, self.clock())
-            await trio.to_thread.run_sync(checkpoint.write, self._directory, pieces, j.gseq)
-        except Exception as exc:  # the journal is flushed: the next start only replays more
-            self._checkpoint_ended(False, j.gseq, time.monotonic() - started, f"{type(exc).__name__}: {exc}")
-            return
-        self._checkpoint_ended(True, j.gseq, time.monotonic() - started, "")
 
     async def _timer(self) -> None:
         """Tick at each deadline (openings, closes, awards) as the wall clock reaches it."""

@@ -114,7 +114,7 @@ class Service:
                 log(logger, logging.ERROR, "the journal failed: intake stopped until a restart", error=repr(exc))
 
             runtime.writer.on_failure.append(journal_failed)
-            metrics.track_checkpoints(runtime.checkpoint_status)
+            metrics.track_checkpoints(runtime.checkpoints.status)
 
             def checkpointed(written: bool, gseq: int, seconds: float, error: str) -> None:
                 if written:
@@ -123,7 +123,7 @@ class Service:
                     log(logger, logging.WARNING, "checkpoint failed: the next start replays more", gseq=gseq,
                         error=error)
 
-            runtime.on_checkpoint.append(checkpointed)
+            runtime.checkpoints.on_ended.append(checkpointed)
             metrics.track_open_auctions(lambda: sum(not engine.auction(a).finished for a in engine.auction_ids()))
             tokens = TokenIssuer(secret, settings.token_ttl_s)
             rooms = Rooms(runtime, tokens, settings, metrics, revoked_at)

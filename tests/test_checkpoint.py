@@ -50,10 +50,10 @@ async def run_bids(directory: Path, rounds: int, *, checkpoint_every: int = 1, c
         if create:
             await runtime.submit(RevokeBidder, "A1", BIDDERS[-1])
             await runtime.submit(AdmitBidder, "A1", BIDDERS[-1])
-        while runtime._checkpoint_child is not None:
+        while runtime.checkpoints.child is not None:
             await trio.sleep(0.01)
         state = runtime.engine.state_hash()
-    return state, runtime.checkpoint_stats
+    return state, runtime.checkpoints.stats
 
 
 def full_replay_hash(directory: Path) -> str:
@@ -284,17 +284,17 @@ async def test_a_checkpoint_whose_position_does_not_follow_its_last_record_is_re
 async def test_a_killed_checkpoint_process_is_counted_and_the_clean_exit_still_writes_one(tmp_path: Path) -> None:
     ended: list[tuple[bool, int, str]] = []
     async with Runtime.open(tmp_path, clock=clock_from(START + S), checkpoint_every=5) as runtime:
-        runtime.on_checkpoint.append(lambda written, gseq, _s, error: ended.append((written, gseq, error)))
+        runtime.checkpoints.on_ended.append(lambda written, gseq, _s, error: ended.append((written, gseq, error)))
         await runtime.execute(CreateAuction(runtime.now(), config(bidders=BIDDERS)))
         for n, bidder in enumerate(BIDDERS[:5]):
             await runtime.submit(PlaceBid, "A1", "L1", bidder, 90_000_000 - n * 1000, f"c{n}")
-            if runtime._checkpoint_child is not None:
-                os.kill(runtime._checkpoint_child.pid, signal.SIGKILL)
+            if runtime.checkpoints.child is not None:
+                os.kill(runtime.checkpoints.child.pid, signal.SIGKILL)
                 break
-        while runtime._checkpoint_child is not None:
+        while runtime.checkpoints.child is not None:
             await trio.sleep(0.01)
         gseq = runtime.journaled.gseq
-    assert ended[0][0] is False and "signal 9" in ended[0][2] and runtime.checkpoint_stats["failed"] == 1
+    assert ended[0][0] is False and "signal 9" in ended[0][2] and runtime.checkpoints.stats["failed"] == 1
     assert ended[-1][:2] == (True, gseq)  # at the exit, though no record came after the failed one
     assert ckpt.gseq_of(ckpt.candidates(tmp_path)[0]) == gseq
 
@@ -316,9 +316,9 @@ async def test_checkpoints_are_taken_under_unbroken_lock_stepped_load(tmp_path: 
         async with trio.open_nursery() as nursery:
             for k, bidder in enumerate(bidders):
                 nursery.start_soon(bid, bidder, k)
-        while runtime._checkpoint_child is not None:
+        while runtime.checkpoints.child is not None:
             await trio.sleep(0.01)
-        stats = runtime.checkpoint_status()
+        stats = runtime.checkpoints.status()
         state = runtime.engine.state_hash()
     assert stats["written"] >= 3 and stats["failed"] == 0, stats  # about 18 due (without draining: 1)
     for path in ckpt.candidates(tmp_path):
@@ -344,7 +344,7 @@ async def test_a_checkpoint_that_cannot_start_leaks_nothing_and_backs_off(tmp_pa
         await runtime.execute(CreateAuction(runtime.now(), config(bidders=BIDDERS)))
         for n in range(40):
             await runtime.submit(PlaceBid, "A1", "L1", BIDDERS[n % 12], 90_000_000 - n * 1000, f"c{n}")
-        stats = runtime.checkpoint_status()
+        stats = runtime.checkpoints.status()
     assert stats["failed"] == 1 and "cannot allocate memory" in stats["last_error"], stats  # then it waits
     assert stats["written"] == 0
 
@@ -368,7 +368,7 @@ async def test_under_load_that_never_pauses_a_due_checkpoint_is_put_off_not_drai
                          lambda _s: answered.append(1), lambda _e: None)
             await trio.sleep(0)
         await runtime.writer.wait_durable(runtime.journaled.gseq)
-        stats = runtime.checkpoint_status()
+        stats = runtime.checkpoints.status()
         draining = runtime.writer.drain
     assert len(answered) == 3000
     assert stats["deferred"] >= 1 and not draining, stats

@@ -50,6 +50,16 @@ async def bid_many(runtime: Runtime, bidder: str, count: int, acked: list[tuple[
         acked.append((bidder, cid, type(events[-1]).__name__))
 
 
+async def bid_until_refused(runtime: Runtime, bidder: str, count: int, acked: list[tuple[str, str, object]],
+                            refused: list[str]) -> None:
+    """`bid_many`, noting the bidder in `refused` once the journal stops taking bids."""
+    try:
+        await bid_many(runtime, bidder, count, acked)
+    except JournalUnavailable as exc:
+        assert exc.code == "journal_unavailable"
+        refused.append(bidder)
+
+
 @pytest.mark.parametrize("sync_in", SYNC_MODES)
 @pytest.mark.trio
 async def test_concurrent_producers_share_fsyncs_and_every_ack_is_durable(tmp_path: Path, sync_in: str) -> None:
@@ -157,20 +167,12 @@ async def test_a_full_or_failing_disk_stops_intake_and_loses_nothing_acknowledge
         tmp_path: Path, code: int, broken_truncate: bool, sync_in: str) -> None:
     acked: list[tuple[str, str, object]] = []
     refused: list[str] = []
-
-    async def producer(bidder: str) -> None:
-        try:
-            await bid_many(runtime, bidder, 50, acked)
-        except JournalUnavailable as exc:
-            assert exc.code == "journal_unavailable"
-            refused.append(bidder)
-
     disk = FillingDisk(40_000, code=code, broken_truncate=broken_truncate)
     async with Runtime.open(tmp_path, clock=mock_clock_us(START + S), ops=disk, sync_in=sync_in) as runtime:
         await open_auction(runtime, lot={"starting_price": "1000000.00"})
         async with trio.open_nursery() as nursery:
             for bidder in BIDDERS[:20]:
-                nursery.start_soon(producer, bidder)
+                nursery.start_soon(bid_until_refused, runtime, bidder, 50, acked, refused)
         assert refused and runtime.writer.failure is not None
         with pytest.raises(JournalUnavailable):  # intake stays stopped
             await runtime.submit(AdmitBidder, "A1", "late")
@@ -338,19 +340,12 @@ async def test_a_draining_writer_that_fails_answers_its_held_back_records_as_dur
     exactly the bids in the journal were acknowledged, none reported lost."""
     acked: list[tuple[str, str, object]] = []
     lost: list[str] = []
-
-    async def producer(bidder: str) -> None:
-        try:
-            await bid_many(runtime, bidder, 20, acked)
-        except JournalUnavailable:
-            lost.append(bidder)
-
     async with Runtime.open(tmp_path, clock=mock_clock_us(START + S), ops=FailingSync(fails_at)) as runtime:
         await open_auction(runtime, lot={"starting_price": "1000000.00"})
         runtime.writer.drain = True  # as when a checkpoint is due (none is: checkpoint_every is 0)
         async with trio.open_nursery() as nursery:
             for bidder in BIDDERS:
-                nursery.start_soon(producer, bidder)
+                nursery.start_soon(bid_until_refused, runtime, bidder, 20, acked, lost)
         assert runtime.writer.failure is not None and lost
     present = {r.command[6] for r, _ in JournalReader(tmp_path).records() if r.command[0] == "PlaceBid"}
     assert present == {cid for _, cid, _ in acked}
