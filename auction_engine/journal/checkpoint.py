@@ -41,7 +41,7 @@ import msgpack
 from ..engine import Engine
 from .format import FRAME, FormatError, pack_outcome, unpack_payload
 from .sequencer import Journaled
-from .store import Position, segment_name
+from .store import FileOps, Position, segment_name
 
 MAGIC = b"\x89AUCCKP\n"
 VERSION = 1
@@ -50,6 +50,7 @@ SUFFIX = ".checkpoint"
 DIRECTORY = "checkpoints"  # under the journal directory
 KEEP = 2  # the newest checkpoints kept (an older one is there if the newest is unusable)
 MAX_BODY = 1 << 40
+_FILES = FileOps()  # the plain calls (directory fsync)
 
 
 class CheckpointError(ValueError):
@@ -251,7 +252,7 @@ def write(journal_dir: Path, pieces: Sequence[bytes], gseq: int) -> Path:
     except BaseException:
         partial.unlink(missing_ok=True)  # a full disk is not made fuller by each attempt
         raise
-    _sync_dir(directory)
+    _FILES.sync_dir(directory)
     for old in candidates(journal_dir)[KEEP:]:
         old.unlink(missing_ok=True)
     return final
@@ -268,16 +269,9 @@ def remove_after(journal_dir: Path, gseq: int) -> list[Path]:
     for p in removed:
         p.unlink(missing_ok=True)
     if removed:
-        _sync_dir(directory)
+        _FILES.sync_dir(directory)
     return removed
 
-
-def _sync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Child:
