@@ -183,12 +183,12 @@ class Runtime:
         before = engine.deadline_bound()  # the timer sleeps until the earliest deadline at most
         submission = self.journaled.submit(command)
         if submission.frames:
-            writer.append(submission.frames, submission.last_gseq)
             self._to_publish.append((submission.last_gseq, submission, (on_durable, on_lost)))
             dirty = self._dirty
             for event in submission.events:
                 if type(event) in LOT_EVENTS:
                     dirty.add((event[1], event[2]))  # type: ignore[misc]  # (auction_id, lot_id)
+            writer.append(submission.frames, submission.last_gseq)  # last: it may cut a batch (`_snapshot`)
         elif self._to_publish:  # nothing new to write: answered in turn
             self._to_publish.append((self.journaled.gseq, submission, (on_durable, on_lost)))
         else:  # everything posted so far is durable and published

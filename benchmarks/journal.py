@@ -73,7 +73,7 @@ import msgpack
 import trio
 
 from auction_engine import AuctionConfig, Command, CreateAuction, PlaceBid, format_amount
-from auction_engine.events import AuctionCreated, BidRejected
+from auction_engine.events import AuctionCreated, BidRejected, Event
 from auction_engine.journal import (
     Journaled,
     JournalReader,
@@ -83,13 +83,15 @@ from auction_engine.journal import (
     recover,
     segment_paths,
 )
-from auction_engine.journal.format import FRAME, decode_command, decode_header
+from auction_engine.journal.format import FRAME, decode_command, decode_event, decode_header
+from auction_engine.journal.store import SegmentStore
 from auction_engine.journal.writer import (
     DEFAULT_MAX_BATCH,
     DEFAULT_MAX_DELAY,
     DEFAULT_SPLIT_FROM,
     DEFAULT_SYNC_IN,
     SYNC_MODES,
+    JournalWriter,
 )
 from auction_engine.runtime import Runtime, wall_clock_us
 from auction_engine.timeutil import format_instant
@@ -289,6 +291,74 @@ def check_run(work: Workload, run: ServiceRun) -> None:
     if run.records != work.bids or sum(run.batch_sizes) != run.records or len(run.samples_ns) != work.bids:
         raise RuntimeError(f"{run.records} records in {sum(run.batch_sizes)} batched, {len(run.samples_ns)} acks; "
                            f"expected one record and one ack per bid ({work.bids})")
+
+
+# -- the journal alone: the same records, framed and made durable by concurrent producers ------
+
+Item = tuple[int, str, bytes, list[Event]]  # a record's time, auction, packed command and outcome
+
+
+def journal_items(directory: Path) -> list[Item]:
+    """What each record of a journal holds before the journal frames it, in journal order:
+    its time, auction, packed command and outcome (the events the core produced)."""
+    pack = msgpack.Packer(use_bin_type=True).pack
+    return [(r.time, r.auction_id, pack(r.command), [decode_event(e) for e in r.outcome])
+            for r, _where in JournalReader(directory).records()]
+
+
+@dataclass
+class JournalRun:
+    """The journal alone, from the start signal to the last record durable."""
+
+    seconds: float
+    samples_ns: list[int]  # each record's latency: framing, group commit, fsync, wake-up
+    batch_sizes: list[int]
+
+    @property
+    def records_per_s(self) -> float:
+        return len(self.samples_ns) / self.seconds
+
+
+async def journal_run(directory: Path, items: list[Item], producers: int, args: argparse.Namespace) -> JournalRun:
+    """`producers` trio tasks hand the journal records to make durable, each waiting for its
+    record before taking the next one: the next record in journal order (an item), framed
+    by the journal's encoder (`Journaled.record`: sequences, chain, msgpack, CRCs), then
+    `writer.append` and `await writer.wait_durable` (group commit, write, fdatasync). No
+    core and no runtime: what the journal itself costs, on what it sits on."""
+    _journaled, report = recover(directory)
+    writer = JournalWriter(SegmentStore(directory, report.position), max_batch=args.max_batch,
+                           max_delay=args.max_delay, sync_in=args.sync_in, split_from=args.split_from)
+    encoder = Journaled()
+    source = iter(items)
+    sizes: list[int] = []
+    samples: list[int] = []
+    writer.on_write.append(lambda records, _seconds: sizes.append(records))
+
+    async def producer() -> None:
+        record, append, wait, clock = encoder.record, writer.append, writer.wait_durable, time.perf_counter_ns
+        for now, auction_id, command, events in source:  # shared: each task takes the next record
+            t0 = clock()
+            out = Submission(events)
+            record(out, now, auction_id, command, events)
+            append(out.frames, out.last_gseq)
+            await wait(out.last_gseq)
+            samples.append(clock() - t0)
+
+    thresholds = gc.get_threshold()
+    gc.set_threshold(*GC_THRESHOLDS)
+    gc.collect()
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(writer.run)
+            t0 = time.perf_counter()
+            async with trio.open_nursery() as tasks:
+                for _ in range(producers):
+                    tasks.start_soon(producer)
+            elapsed = time.perf_counter() - t0
+            await writer.close()
+    finally:
+        gc.set_threshold(*thresholds)
+    return JournalRun(elapsed, samples, sizes)
 
 
 # -- the raw limits ------------------------------------------------------------------------
@@ -491,10 +561,24 @@ class Repetition:
     naive_records: int
     naive_s: float
     journal_bytes: int
+    alone: JournalRun
+    alone_raw_s: float
     journal: Path  # the fsync run's directory (kept for the last repetition only)
 
 
-def repetition(root: Path, n: int, work: Workload, args: argparse.Namespace) -> Repetition:
+def frames_digest(frames: list[bytes]) -> bytes:
+    digest = hashlib.sha256()
+    for f in frames:
+        digest.update(f)
+    return digest.digest()
+
+
+def repetition(root: Path, n: int, work: Workload, args: argparse.Namespace, items: list[Item],
+               expected: list[bytes]) -> Repetition:
+    """The service run (fsync) and its raw limit and naive baseline; the journal alone with
+    `items`, the first repetition's records (read from its journal if `items` is empty,
+    and `expected` set to the digest of its frames), and its raw limit; the service run
+    without fsync."""
     durable_dir = root / f"fsync-{n}"
     durable = trio.run(service_run, durable_dir, work, "fsync", args.max_batch, args.max_delay, args.sync_in,
                        args.split_from)
@@ -507,12 +591,24 @@ def repetition(root: Path, n: int, work: Workload, args: argparse.Namespace) -> 
     naive_s = raw_sync(root / "naive.journal", header, naive)
     journal_bytes = sum(len(b) for b in batches)
     del frames, batches, naive
+    if not items:
+        items += journal_items(durable_dir)
+        expected.append(frames_digest(journal_frames(durable_dir)[1]))
+    alone_dir = root / f"alone-{n}"
+    alone = trio.run(journal_run, alone_dir, items, args.producers, args)
+    header, frames = journal_frames(alone_dir)
+    if len(alone.samples_ns) != len(items) or frames_digest(frames) != expected[0]:
+        raise RuntimeError("the journal alone did not write the records it was given, byte for byte")
+    alone_raw_s = raw_sync(root / "raw-alone.journal", header, batched(frames, alone.batch_sizes))
+    del frames
+    shutil.rmtree(alone_dir)
     nosync_dir = root / f"none-{n}"
     nosync = trio.run(service_run, nosync_dir, work, "none", args.max_batch, args.max_delay, args.sync_in,
                       args.split_from)
     check_run(work, nosync)
     shutil.rmtree(nosync_dir)
-    return Repetition(durable, nosync, raw_s, min(args.naive, durable.records), naive_s, journal_bytes, durable_dir)
+    return Repetition(durable, nosync, raw_s, min(args.naive, durable.records), naive_s, journal_bytes, alone,
+                      alone_raw_s, durable_dir)
 
 
 # -- figures -------------------------------------------------------------------------------
@@ -593,14 +689,24 @@ def summarize(work: Workload, reps: list[Repetition], verify_s: list[float], sin
     added_p50 = round(synced["p50_ms"] - unsynced["p50_ms"], 3)
     added_p99 = round(synced["p99_ms"] - unsynced["p99_ms"], 3)
     bytes_per_record = statistics.fmean(r.journal_bytes / r.durable.records for r in reps)
+    alone = med(r.alone.records_per_s for r in reps)
+    alone_raw = med(len(r.alone.samples_ns) / r.alone_raw_s for r in reps)
+    alone_ns = sorted(x for r in reps for x in r.alone.samples_ns)
+    alone_p50, alone_p99 = round(percentile_ms(alone_ns, 0.5), 3), round(percentile_ms(alone_ns, 0.99), 3)
     targets = {
         "durable_records_per_s_ge_100000": durable >= 100_000,
         "ratio_ge_0.7": durable / raw >= 0.7,
         "added_ack_p99_ms_le_5": added_p99 <= 5,
         "verify_records_per_s_ge_300000": verify_per_s >= 300_000,
+        "journal_alone_records_per_s_ge_100000": alone >= 100_000,
+        "journal_alone_ratio_ge_0.7": alone / alone_raw >= 0.7,
+        "journal_alone_ack_p99_ms_le_5": alone_p99 <= 5,
     }
     return {
         "durable_records_per_s": round(durable), "raw_records_per_s": round(raw), "ratio": round(durable / raw, 3),
+        "journal_alone_records_per_s": round(alone), "journal_alone_raw_records_per_s": round(alone_raw),
+        "journal_alone_ratio": round(alone / alone_raw, 3), "journal_alone_ack_p50_ms": alone_p50,
+        "journal_alone_ack_p99_ms": alone_p99,
         "naive_records_per_s": round(naive), "nosync_records_per_s": round(nosync),
         "ack_p50_ms": added_p50, "ack_p99_ms": added_p99,
         "ack_fsync_p50_ms": synced["p50_ms"], "ack_fsync_p99_ms": synced["p99_ms"],
@@ -624,6 +730,9 @@ def summarize(work: Workload, reps: list[Repetition], verify_s: list[float], sin
             "naive_records": reps[0].naive_records, "naive_runs_s": [round(r.naive_s, 3) for r in reps],
             "batches_fsync": batch_summary([r.durable for r in reps]),
             "batches_nosync": batch_summary([r.nosync for r in reps]),
+            "journal_alone_runs_s": [round(r.alone.seconds, 3) for r in reps],
+            "journal_alone_raw_runs_s": [round(r.alone_raw_s, 3) for r in reps],
+            "journal_alone_batch_median": statistics.median(s for r in reps for s in r.alone.batch_sizes),
             "raw_ms_per_batch": round(med(r.raw_s / len(r.durable.batch_sizes) for r in reps) * 1e3, 3),
             "ack_fsync": synced, "ack_nosync": unsynced,
             "verified_records": records,
@@ -648,6 +757,11 @@ def describe(out: Result) -> list[str]:
         f"({d['durable_mb_per_s']} MB/s, {d['bytes_per_record']} B per record); raw limit "
         f"{out['raw_records_per_s']:,} (write + fdatasync in the same {b['batches']:,} batches: mean "
         f"{b['mean']}, median {b['median']}, p90 {b['p90']}, max {b['max']} records); ratio {out['ratio']:.2f}",
+        f"the journal alone (the same records framed, chained and made durable by {out['producers']} producers; "
+        f"no core, no runtime): {out['journal_alone_records_per_s']:,} records/s; raw limit "
+        f"{out['journal_alone_raw_records_per_s']:,} (its batches: median {d['journal_alone_batch_median']}); ratio "
+        f"{out['journal_alone_ratio']:.2f}; latency p50 {out['journal_alone_ack_p50_ms']:.3f} ms, "
+        f"p99 {out['journal_alone_ack_p99_ms']:.3f} ms",
         f"no fsync: {out['nosync_records_per_s']:,} records/s; naive (one fdatasync per record): "
         f"{out['naive_records_per_s']:,} records/s; Journaled.submit alone (no trio, no IO): "
         f"{d['submit_offline_records_per_s']:,} records/s",
@@ -697,14 +811,19 @@ def main(argv: Sequence[str] | None = None) -> None:
           f"journals in {root} ({mount_of(root)})", flush=True)
     try:
         reps: list[Repetition] = []
+        items: list[Item] = []
+        expected: list[bytes] = []
         for n in range(args.repeat):
-            rep = repetition(root, n, work, args)
+            rep = repetition(root, n, work, args, items, expected)
             if reps:
                 shutil.rmtree(reps[-1].journal)
             reps.append(rep)
             print(f"  run {n + 1}: durable {rep.durable.records_per_s:,.0f} records/s, raw "
                   f"{rep.durable.records / rep.raw_s:,.0f}, no fsync {rep.nosync.records_per_s:,.0f}, "
-                  f"naive {rep.naive_records / rep.naive_s:,.0f}", flush=True)
+                  f"naive {rep.naive_records / rep.naive_s:,.0f}; the journal alone "
+                  f"{rep.alone.records_per_s:,.0f}, its raw {len(rep.alone.samples_ns) / rep.alone_raw_s:,.0f}",
+                  flush=True)
+        del items
         journal = reps[-1].journal
         records = work.bids + args.auctions
         verify_s, single_s, read_s, submit_s = verify_throughput(journal, records, args.repeat)

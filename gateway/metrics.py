@@ -50,6 +50,12 @@ class Metrics:
     def track_open_auctions(self, count: Callable[[], int]) -> None:
         self.open_auctions.set_function(count)
 
+    def track_journal(self, stats: dict[str, Any]) -> None:
+        """The journal writer's counts, read from its `stats` at each scrape."""
+        gauge = Gauge("auction_journal_batches_pipelined", "Journal batches sent behind the one being synced (their "
+                      "fdatasync queued), since the start", registry=self.registry)
+        gauge.set_function(lambda: float(stats["pipelined"]))
+
     def track_checkpoints(self, status: Callable[[], dict[str, Any]]) -> None:
         """Recovery checkpoints, read from `status()` (the runtime's) at each scrape."""
         for key, name, text in (

@@ -115,6 +115,7 @@ class Service:
 
             runtime.writer.on_failure.append(journal_failed)
             metrics.track_checkpoints(runtime.checkpoints.status)
+            metrics.track_journal(runtime.writer.stats)
 
             def checkpointed(written: bool, gseq: int, seconds: float, error: str) -> None:
                 if written:

@@ -256,6 +256,7 @@ async def test_auditors_export_a_verifiable_journal_and_operators_get_metrics_an
                      "auction_open_auctions 2.0", 'auction_ws_connections{role="bidder"} 0.0',
                      "auction_bid_ack_seconds_count 2.0", "auction_journal_batch_records_count",
                      "auction_journal_sync_seconds_count", "auction_event_loop_lag_seconds_count",
+                     "auction_journal_batches_pipelined 0.0",
                      'auction_rpc_requests_total{route="create_auction",status="201"} 2.0'):
             assert line in metrics, line
 

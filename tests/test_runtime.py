@@ -107,6 +107,69 @@ async def test_an_idle_writer_splits_a_burst_so_that_syncs_overlap_the_work(tmp_
 
 
 @pytest.mark.trio
+async def test_the_next_group_is_sent_behind_the_batch_in_flight(tmp_path: Path) -> None:
+    """With the sync process, a group of records as large as the batch in flight goes to
+    the disk behind it (its fdatasync follows at once), and everything stays in order and
+    durable; `pipeline=False` never does so; the thread sync takes one batch at a time."""
+    for sync_in, pipeline in (("process", True), ("process", False), ("thread", True)):
+        directory = tmp_path / f"{sync_in}-{pipeline}"
+        journaled, report = recover(directory)
+        writer = JournalWriter(SegmentStore(directory, report.position), sync_in=sync_in, pipeline=pipeline)
+        runtime = Runtime(journaled, writer, report, mock_clock_us(START + S))
+        acked: list[tuple[str, str, object]] = []
+        async with trio.open_nursery() as nursery:
+            await nursery.start(writer.run)
+            await open_auction(runtime, lot={"starting_price": "1000000.00"})
+            async with trio.open_nursery() as producers:
+                for bidder in BIDDERS:
+                    producers.start_soon(bid_many, runtime, bidder, 10, acked)
+            state = runtime.engine.state_hash()
+            await writer.close()
+        assert len(acked) == 600 and writer.stats["records"] == 601
+        if sync_in == "process" and pipeline:
+            assert writer.stats["pipelined"] > 0
+        else:
+            assert writer.stats["pipelined"] == 0
+        recovered, _report = recover(directory)
+        assert recovered.engine.state_hash() == state
+        assert verify(directory).ok
+
+
+class FailingWrite(FileOps):
+    """Fails the `nth` write (ENOSPC, nothing written), then every later one."""
+
+    def __init__(self, nth: int) -> None:
+        self.nth = nth
+        self.writes = 0
+
+    def write(self, fd: int, data: bytes) -> None:
+        self.writes += 1
+        if self.writes >= self.nth:
+            raise OSError(errno.ENOSPC, "injected: no space left on device")
+        super().write(fd, data)
+
+
+@pytest.mark.trio
+async def test_a_second_batch_that_cannot_be_written_leaves_the_first_durable_and_answered(tmp_path: Path) -> None:
+    """60 producers post together: the idle writer sends 30, and the other 30 go behind
+    them at once. That second write fails: the first 30 are still made durable and
+    acknowledged, every other bid is refused, and the journal holds exactly those."""
+    acked: list[tuple[str, str, object]] = []
+    refused: list[str] = []
+    # writes: the segment header, the auction's creation, the first 30 bids, the second 30
+    async with Runtime.open(tmp_path, clock=mock_clock_us(START + S), ops=FailingWrite(4)) as runtime:
+        await open_auction(runtime, lot={"starting_price": "1000000.00"})
+        async with trio.open_nursery() as nursery:
+            for bidder in BIDDERS:
+                nursery.start_soon(bid_until_refused, runtime, bidder, 5, acked, refused)
+        assert runtime.writer.failure is not None and runtime.writer.stats["batches"] == 2
+    assert len(acked) == 30 and len(refused) == 60
+    present = [r.command[6] for r, _ in JournalReader(tmp_path).records() if r.command[0] == "PlaceBid"]
+    assert sorted(present) == sorted(cid for _, cid, _ in acked)
+    assert verify(tmp_path).ok
+
+
+@pytest.mark.trio
 async def test_the_timer_opens_and_closes_lots_at_their_deadlines(tmp_path: Path, autojump_clock: object) -> None:
     seen: list[Event] = []
     opened, awarded = trio.Event(), trio.Event()

@@ -153,7 +153,7 @@ class Journaled:
                     by_auction.setdefault(e.auction_id, []).append(e)
                 for aid, events in by_auction.items():  # one record per auction: `events` in record order,
                     out.events += events  # as a replay sees them (an event feed numbers them the same way)
-                    self._record(out, now, aid, _pack(("Tick", now, aid)), events)
+                    self.record(out, now, aid, _pack(("Tick", now, aid)), events)
             if type(command) is Tick:
                 return out
         events = engine.handle(command)
@@ -164,19 +164,20 @@ class Journaled:
         if (len(events) == 1 and type(events[0]) is BidAccepted) or changes_state(events):
             if type(command) is PlaceBid:
                 aid = command.auction_id
-                self._record(out, now, aid, packed, events)
+                self.record(out, now, aid, packed, events)
                 if command.client_bid_id:
                     self.bids[aid, command.bidder_id, command.client_bid_id] = tuple(events)
             else:
                 target = target_auction(command)
                 assert type(target) is str, command
-                self._record(out, now, target, packed, events)
+                self.record(out, now, target, packed, events)
         return out
 
-    def _record(self, out: Submission, now: int, aid: str, command: bytes, events: list[Event]) -> None:
-        """Frame the next record of `aid`: the bytes of `frame(pack_payload(...))`, spliced
-        from the packed command, each event packed behind its type name's prefix
-        (`format.pack_outcome`), the sequences and `prev`."""
+    def record(self, out: Submission, now: int, aid: str, command: bytes, events: list[Event]) -> None:
+        """Frame the next record of `aid` into `out` (what `submit` does once the core has
+        run): the bytes of `frame(pack_payload(...))`, spliced from the packed command,
+        each event packed behind its type name's prefix (`format.pack_outcome`), the
+        sequences and `prev`. The engine is not consulted: `events` must be its outcome."""
         chain = self.chains.get(aid)
         if chain is None:
             aseq, prev = 1, GENESIS

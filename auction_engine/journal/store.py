@@ -89,6 +89,7 @@ class SegmentStore:
         self._fd: int | None = None
         self.batches = 0
         self.bytes_written = 0
+        self.unsynced = 0  # bytes written by `write_head` and not yet `advance`d (at most two writes)
 
     def _open(self) -> int:
         """The open newest segment, created with its header if it does not exist."""
@@ -124,6 +125,7 @@ class SegmentStore:
     def cut_back(self, fd: int, size: int) -> None:
         """After a failed write or sync: try to cut the segment back to `size` so no partial
         record stays (if this fails too, recovery sees a torn tail)."""
+        self.unsynced = max(0, size - self.position.size)  # past `size`: given up
         with contextlib.suppress(OSError):
             self.ops.truncate(fd, size)
 
@@ -138,31 +140,44 @@ class SegmentStore:
         segment (rolling to a new one when not even one fits; a record larger than a
         segment goes alone into an empty one). Return (fd, records, bytes). The caller makes
         them durable (an fdatasync of `fd`), then calls `advance(records, bytes)`, or
-        `cut_back(fd, position.size)` if that failed."""
+        `cut_back(fd, position.size)` if that failed. A second call before the first one's
+        `advance` writes behind it in the same segment: only frames that `fits` allows."""
         while True:
             fd = self._open()
             pos = self.position
-            room = self.segment_size - pos.size
+            room = self.segment_size - pos.size - self.unsynced
             end = start
             size = 0
             count = len(frames)
-            while end < count and (size + len(frames[end]) <= room or (end == start and pos.records == 0)):
+            while end < count and (size + len(frames[end]) <= room
+                                   or (end == start and pos.records == 0 and not self.unsynced)):
                 size += len(frames[end])
                 end += 1
             if end > start:
                 break
+            if self.unsynced:
+                raise RuntimeError("a segment cannot roll while a write to it is not yet durable")
             self._roll()  # the segment is full
         data = b"".join(frames if start == 0 and end == count else frames[start:end])
         try:
             self.ops.write(fd, data)
         except BaseException:
-            self.cut_back(fd, pos.size)
+            self.cut_back(fd, pos.size + self.unsynced)  # what was written before stays
             raise
+        self.unsynced += len(data)
         return fd, end - start, len(data)
 
+    def fits(self, frames: list[bytes]) -> bool:
+        """Whether `write_head` would put every one of `frames` into the open segment,
+        behind what is written there and not yet durable, without rolling."""
+        return self._fd is not None and \
+            sum(map(len, frames)) <= self.segment_size - self.position.size - self.unsynced
+
     def advance(self, records: int, size: int) -> None:
-        """Count `records` (`size` bytes) written by `write_head` as durable."""
+        """Count `records` (`size` bytes) written by `write_head` as durable (the oldest
+        write not yet counted)."""
         pos = self.position
+        self.unsynced -= size
         pos.size += size
         pos.next_gseq += records
         pos.records += records

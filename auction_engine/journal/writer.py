@@ -28,6 +28,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from typing import Any, Protocol
 
 import trio
@@ -55,7 +56,7 @@ class JournalWriter:
 
     def __init__(self, store: SegmentStore, *, max_batch: int = DEFAULT_MAX_BATCH,
                  max_delay: float = DEFAULT_MAX_DELAY, sync_in: str = DEFAULT_SYNC_IN,
-                 split_from: int = DEFAULT_SPLIT_FROM) -> None:
+                 split_from: int = DEFAULT_SPLIT_FROM, pipeline: bool = True) -> None:
         if sync_in not in SYNC_MODES:
             raise ValueError(f"sync_in must be one of {SYNC_MODES}, not {sync_in!r}")
         if split_from < 0:
@@ -77,7 +78,7 @@ class JournalWriter:
         self._order = itertools.count()
         self._closing = False
         self._stopped = False  # `run` has returned: nothing more becomes durable
-        self.stats: dict[str, Any] = {"batches": 0, "records": 0, "sync_seconds": 0.0}
+        self.stats: dict[str, Any] = {"batches": 0, "records": 0, "sync_seconds": 0.0, "pipelined": 0}
         self.on_batch: list[Any] = []  # callables(records: int, seconds: float) once a batch is durable, as it is
         # published (with the batches a drain held back: see `drain`)
         self.on_write: list[Any] = []  # callables(records, seconds) as each write + fsync is durable (metrics)
@@ -94,6 +95,10 @@ class JournalWriter:
         # is durable when its hooks run (the moment a recovery checkpoint needs).
         self.drain = False
         self._held = 0  # durable records whose hooks and waiters wait for the next batch (draining)
+        self.pipeline = pipeline  # a second batch may follow the one in flight (see `_write_batches`)
+        self._flight: deque[tuple[list[bytes], float]] = deque()  # batches handed to the sync, oldest first
+        self._second_at = 0  # pending records at which `append` cuts a second batch (0: not now)
+        self._second_error: BaseException | None = None  # a second batch failed to go
 
     def check(self) -> None:
         """Raise `JournalUnavailable` if records can no longer be taken (call it before
@@ -114,6 +119,8 @@ class JournalWriter:
         wakeup = self._wakeup
         if not wakeup.is_set():
             wakeup.set()
+        if self._second_at and len(self._pending) >= self._second_at:
+            self._cut_second()  # as many as the batch in flight: they follow it (see `_write_batches`)
 
     @property
     def pending(self) -> bool:
@@ -186,14 +193,17 @@ class JournalWriter:
         return None
 
     async def _write_batches(self, sync: _Sync) -> None:
-        """One batch in flight at a time; once it is durable, the next one (what gathered
-        meanwhile) is cut and handed to `sync` before this one is published, so the disk
-        works while the listeners run."""
-        batch: list[bytes] | None = None  # in flight
-        started = 0.0
+        """Once a batch is durable, the next one (what gathered meanwhile) is cut and handed
+        to `sync` before this one is published, so the disk works while the listeners run.
+        With a sync that `pipelines`, the next batch does not even wait for that: once as
+        many records are pending as the batch in flight holds (producers that answer in
+        groups, or a steady stream), `append` cuts it and sends it behind (`_cut_second`),
+        so the sync process goes from one fdatasync to the next without waiting for this
+        busy thread to hear of the first one's end."""
+        flight = self._flight  # (batch, when it was cut), oldest first
         merged = 0  # batches held back in a row (draining)
         while True:
-            if batch is None:
+            if not flight:
                 if not self._pending:
                     if self._closing:
                         break
@@ -205,18 +215,24 @@ class JournalWriter:
                         while len(self._pending) < self.max_batch and not self._closing:
                             await self._wakeup.wait()
                             self._wakeup = trio.Event()
-                started = time.perf_counter()
                 try:
-                    batch = self._start(sync, idle=True)
+                    flight.append((self._start(sync, idle=True), time.perf_counter()))
                 except BaseException as exc:  # an OSError usually; anything else fails loudly too
                     self._fail(exc)
                     return
+            if len(flight) == 1 and self._pipelining(sync):
+                self._second_at = len(flight[0][0])
+                if len(self._pending) >= self._second_at:
+                    self._cut_second()
             try:
                 await sync.finish()
             except BaseException as exc:
+                self._second_at = 0
                 self._publish_held()  # durable: answered as such before intake stops
                 self._fail(exc)
                 return
+            self._second_at = 0
+            batch, started = flight.popleft()
             elapsed = time.perf_counter() - started
             self.durable_gseq += len(batch)
             self.last_frame = batch[-1]
@@ -226,16 +242,16 @@ class JournalWriter:
             for write_hook in self.on_write:
                 write_hook(len(batch), elapsed)
             done = self._held + len(batch)
-            batch, error = None, None
-            if self._pending:  # the next batch goes to the disk now, before this one is published
-                started = time.perf_counter()
-                try:
-                    batch = self._start(sync)
+            error = self._second_error  # a second batch that could not go: this one is durable, then stop
+            if error is None and self._pending and (
+                    not flight or (self._pipelining(sync) and sync.can_add(self._pending[:self.max_batch]))):
+                try:  # the next batch goes to the disk now, before this one is published
+                    flight.append((self._start(sync, second=bool(flight)), time.perf_counter()))
                 except BaseException as exc:
                     error = exc
-                if error is None and self.drain and merged < MAX_DRAIN_MERGES:
-                    self._held, merged = done, merged + 1  # published with the next one: see `drain`
-                    continue
+            if error is None and flight and self.drain and merged < MAX_DRAIN_MERGES:
+                self._held, merged = done, merged + 1  # published with the next one: see `drain`
+                continue
             self._held = merged = 0
             for hook in self.on_batch:
                 hook(done, elapsed)
@@ -244,6 +260,24 @@ class JournalWriter:
                 self._fail(error)
                 return
 
+    def _pipelining(self, sync: _Sync) -> bool:
+        """Whether a second batch may follow the one in flight (not while draining, nor
+        when told to gather with `max_delay`)."""
+        return sync.pipelines and self.pipeline and not self.drain and self.max_delay <= 0
+
+    def _cut_second(self) -> None:
+        """Cut the next batch and send it behind the one in flight (from `append`, or the
+        writer task if enough was already pending). If it cannot go, the writer stops once
+        the batch in flight is durable."""
+        self._second_at = 0
+        sync = self._sync
+        if sync is None or self._second_error is not None or not sync.can_add(self._pending[:self.max_batch]):
+            return
+        try:
+            self._flight.append((self._start(sync, second=True), time.perf_counter()))
+        except BaseException as exc:
+            self._second_error = exc
+
     def _publish_held(self) -> None:
         """Run the batch hooks for durable records held back by a drain (see `drain`)."""
         done, self._held = self._held, 0
@@ -251,7 +285,7 @@ class JournalWriter:
             for hook in self.on_batch:
                 hook(done, 0.0)
 
-    def _start(self, sync: _Sync, *, idle: bool = False) -> list[bytes]:
+    def _start(self, sync: _Sync, *, idle: bool = False, second: bool = False) -> list[bytes]:
         """Cut the next batch (what is pending, up to `max_batch`) and hand it to `sync`.
 
         `idle`: nothing was in flight. Finding `split_from` records or more pending then
@@ -272,7 +306,11 @@ class JournalWriter:
         self._cut_gseq += len(batch)
         for cut_hook in self.on_cut:  # `everything`: the batch ends with the latest record
             cut_hook(self._cut_gseq, not self._pending)
-        sync.start(batch)
+        if second:
+            sync.add(batch)
+            self.stats["pipelined"] += 1
+        else:
+            sync.start(batch)
         return batch
 
     def _fail(self, exc: BaseException) -> None:
@@ -304,13 +342,20 @@ class JournalWriter:
 
 
 class _Sync(Protocol):
-    """Makes batches durable, one at a time: `start(batch)` hands one over and returns
-    at once (or raises, nothing written); `await finish()` returns once it is durable, or
-    raises what failed. `overlaps`: the trio thread goes on while a batch syncs."""
+    """Makes batches durable, in order: `start(batch)` hands one over and returns at once
+    (or raises, nothing written); `await finish()` returns once the oldest one is
+    durable, or raises what failed. `overlaps`: the trio thread goes on while a batch
+    syncs. `pipelines`: a second batch may follow the one in flight (`add`, where
+    `can_add` allows)."""
 
     overlaps: bool
+    pipelines: bool
 
     def start(self, batch: list[bytes]) -> None: ...
+
+    def can_add(self, batch: list[bytes]) -> bool: ...
+
+    def add(self, batch: list[bytes]) -> None: ...
 
     async def finish(self) -> None: ...
 
@@ -319,7 +364,19 @@ class _Sync(Protocol):
     def close(self) -> None: ...
 
 
-class _NoSync:
+class _OneAtATime:
+    """A sync that takes one batch at a time."""
+
+    pipelines = False
+
+    def can_add(self, batch: list[bytes]) -> bool:
+        return False
+
+    def add(self, batch: list[bytes]) -> None:
+        raise RuntimeError("this sync takes one batch at a time")
+
+
+class _NoSync(_OneAtATime):
     """Durability "none": a copy into the page cache, done at once."""
 
     overlaps = False
@@ -340,7 +397,7 @@ class _NoSync:
         pass
 
 
-class _SyncThread:
+class _SyncThread(_OneAtATime):
     """A thread that makes batches durable: the store's blocking write and fsync run
     there while the trio thread goes on (the mode for a store whose `FileOps` overrides
     `sync`, or `sync_in="thread"`). One long-lived thread, handed each batch and answering
@@ -395,8 +452,9 @@ class _SyncThread:
             os.close(fd)
 
 
-# The sync process: fdatasync on the segment the writer hands over (SCM_RIGHTS), one
-# request at a time; answers b"\0", or b"E" and the errno. Ends when the writer closes
+# The sync process: fdatasync on the segment the writer hands over (SCM_RIGHTS). A request
+# is one byte (b"S"); one fdatasync answers every request read with it (each was written
+# before it): b"\0" each, or b"E" and the errno. Ends when the writer closes
 # its end or goes away; never by a signal meant for the service (its own session; SIGINT,
 # SIGTERM and SIGHUP ignored), so a graceful shutdown can still flush.
 _SYNCER = """
@@ -418,7 +476,7 @@ while True:
         fd = fds[0]
     try:
         os.fdatasync(fd)
-        answer = b"\\0"
+        answer = b"\\0" * len(msg)
     except OSError as exc:
         answer = b"E%d" % (exc.errno or 5)
     try:
@@ -435,9 +493,14 @@ class _SyncProcess:
     the sync, nor the sync for the GIL (a sync thread needs it after every fsync, and gets
     it only when the busy trio thread lets go). The child is handed each segment's file
     description over a Unix socket (fdatasync flushes the file, whoever wrote it); it
-    exits when this end closes, also when this process is killed."""
+    exits when this end closes, also when this process is killed.
+
+    A second batch may follow the one in flight (`add`): written behind it, its request
+    waits in the socket, and the child starts that fdatasync as the first one ends,
+    without waiting for the trio thread to hear of it and hand the next batch over."""
 
     overlaps = True
+    pipelines = True
 
     def __init__(self, store: SegmentStore) -> None:
         self.store = store
@@ -453,19 +516,36 @@ class _SyncProcess:
             child.close()
         self.pid = self._proc.pid
         self._segment = -1  # the segment whose file the child holds
-        self._batch: list[bytes] = []
-        self._next = 0  # the first record of `_batch` not yet durable
-        self._head = (0, 0, 0)  # (fd, records, bytes) written and being synced
+        # In flight, oldest first: [batch, its first record not yet durable, (fd, records,
+        # bytes) written and being synced]
+        self._flight: deque[list[Any]] = deque()
+        self._answers = 0  # answers received and not yet taken (b"\0" each)
+        self._error: OSError | None = None  # a failure received behind them
 
     def start(self, batch: list[bytes]) -> None:
         """Write the batch (its part that fits the segment) and ask for the sync."""
-        self._batch, self._next = batch, 0
-        self._write_head()
+        entry: list[Any] = [batch, 0, (0, 0, 0)]
+        self._flight.append(entry)
+        try:
+            self._write_head(entry)
+        except BaseException:
+            self._flight.pop()
+            raise
 
-    def _write_head(self) -> None:
+    def can_add(self, batch: list[bytes]) -> bool:
+        """Whether `batch` may follow the one in flight: that one is written whole, and
+        this one fits behind it in the same segment."""
+        if len(self._flight) != 1:
+            return False
+        first, durable, (_fd, records, _size) = self._flight[0]
+        return durable + records == len(first) and self.store.fits(batch)
+
+    add = start  # (after `can_add`)
+
+    def _write_head(self, entry: list[Any]) -> None:
         store = self.store
-        self._head = store.write_head(self._batch, self._next)
-        fd = self._head[0]
+        head = entry[2] = store.write_head(entry[0], entry[1])
+        fd = head[0]
         index = store.position.index
         try:
             try:
@@ -477,36 +557,49 @@ class _SyncProcess:
             except OSError as exc:
                 raise _ended(exc) from exc
         except BaseException:
-            store.cut_back(fd, store.position.size)
+            store.cut_back(fd, store.position.size + store.unsynced - head[2])  # this write only
             raise
 
     async def finish(self) -> None:
-        """Wait for the sync; a batch that filled its segment goes on in the next one."""
+        """Wait for the oldest batch's sync; a batch that filled its segment goes on in the
+        next one (never with a second batch in flight: see `can_add`)."""
         store = self.store
+        entry = self._flight[0]
         while True:
-            fd, records, size = self._head
+            fd, records, size = entry[2]
             try:
-                with trio.CancelScope(shield=True):  # the child has the request: its answer is awaited
-                    await trio.lowlevel.wait_readable(self._sock)
-                try:
-                    answer = self._sock.recv(16)
-                except OSError as exc:
-                    raise _ended(exc) from exc
-                if answer != b"\0":
-                    if answer[:1] == b"E":
-                        code = int(answer[1:])
-                        raise OSError(code, f"fdatasync: {os.strerror(code)}")
-                    raise _ended(None)
+                while not self._answers:
+                    if self._error is not None:
+                        raise self._error
+                    with trio.CancelScope(shield=True):  # the child has the request: its answer is awaited
+                        await trio.lowlevel.wait_readable(self._sock)
+                    self._receive()
+                self._answers -= 1
             except BaseException:
                 store.cut_back(fd, store.position.size)
                 raise
             store.advance(records, size)
-            self._next += records
-            if self._next >= len(self._batch):
+            entry[1] += records
+            if entry[1] >= len(entry[0]):
                 store.batches += 1
-                self._batch = []
+                self._flight.popleft()
                 return
-            self._write_head()
+            self._write_head(entry)
+
+    def _receive(self) -> None:
+        """Count the answers that came (b"\0" each); keep a failure that follows them."""
+        try:
+            answer = self._sock.recv(64)
+        except OSError as exc:
+            self._error = _ended(exc)
+            return
+        rest = answer.lstrip(b"\0")
+        self._answers += len(answer) - len(rest)
+        if rest[:1] == b"E" and rest[1:].isdigit():
+            code = int(rest[1:])
+            self._error = OSError(code, f"fdatasync: {os.strerror(code)}")
+        elif rest or not answer:  # anything else, or the child gone
+            self._error = _ended(None)
 
     def alive(self) -> bool:
         return self._proc.poll() is None
