@@ -92,7 +92,7 @@ class Runtime:
                    segment_size: int = DEFAULT_SEGMENT_SIZE, max_batch: int = DEFAULT_MAX_BATCH,
                    max_delay: float = DEFAULT_MAX_DELAY, clock: Callable[[], int] = wall_clock_us,
                    ops: FileOps | None = None, on_record: RecordHook | None = None,
-                   sync_in: str = DEFAULT_SYNC_IN, split_from: int = DEFAULT_SPLIT_FROM,
+                   sync_in: str = DEFAULT_SYNC_IN, split_from: int = DEFAULT_SPLIT_FROM, pipeline: bool = True,
                    checkpoint_every: int = 0, parts: Sequence[checkpoint.Part] = ()) -> AsyncIterator[Runtime]:
         """Recover from `directory` (`on_record` sees every replayed record), run the
         writer and the timer; flush on exit. `checkpoint_every` > 0: start from the newest
@@ -110,7 +110,7 @@ class Runtime:
         store = SegmentStore(directory, report.position, segment_size=segment_size, durability=durability,
                              ops=ops)
         writer = JournalWriter(store, max_batch=max_batch, max_delay=max_delay, sync_in=sync_in,
-                             split_from=split_from)
+                               split_from=split_from, pipeline=pipeline)
         runtime = cls(journaled, writer, report, clock, checkpoint_dir=Path(directory),
                       checkpoint_every=checkpoint_every, parts=parts)
         async with trio.open_nursery() as nursery:

@@ -2,7 +2,7 @@
 
     python -m benchmarks.journal [--quick] [--producers N] [--auctions N] [--records N] [--repeat N]
                                  [--seed S] [--dir PATH] [--max-batch N] [--max-delay S]
-                                 [--sync-in process|thread]
+                                 [--sync-in process|thread] [--split-from N] [--no-pipeline]
 
 The workload: a few auctions of one lot each, one bidder per producer task, every bidder
 walking its own price down by legitimate steps (`improve_on: own`, so a bid stays valid
@@ -21,6 +21,14 @@ before any timing. Each repetition then measures, on fresh journal directories:
   each written with os.write + os.fdatasync into a fresh file: records / total seconds;
   ratio = durable / raw;
 - the naive baseline: one os.write + os.fdatasync per record (the first records only);
+- the journal alone: the same records (what the first repetition's journal holds, read
+  back as time, auction, packed command and outcome) made durable again in a fresh
+  directory by `--producers` trio tasks, each taking the next record in journal order,
+  framing it with the journal's encoder (`Journaled.record`: sequences, chain, msgpack,
+  CRCs), `writer.append`, `await writer.wait_durable`, then the next: the journal's own
+  cost (encoding, group commit, write, fdatasync, waking the producer) without the core's
+  decisions or the runtime, against its raw limit (the same bytes in its own batches);
+  the files it writes must equal the original byte for byte;
 - the same service run with `durability="none"` (no fsync): its ack latency is the
   baseline of the *added* ack latency (fsync p50/p99 minus no-sync p50/p99, each over the
   pooled acks of every repetition; a difference of two noisy figures, it can come out
@@ -45,8 +53,10 @@ flight and a group-commit batch holds at most that many records.
 
 Human-readable lines go first; the last line is one JSON object: `durable_records_per_s`,
 `raw_records_per_s`, `ratio`, `ack_p50_ms` / `ack_p99_ms` (the added ack latency: fsync
-minus no-sync), `verify_records_per_s`, `verify_one_process_records_per_s`, ..., `targets`
-and `details`.
+minus no-sync), `journal_alone_records_per_s`, `journal_alone_raw_records_per_s`,
+`journal_alone_ratio`, `journal_alone_ack_p50_ms` / `_p99_ms` (each record's time from its
+framing to its producer's wake-up), `verify_records_per_s`,
+`verify_one_process_records_per_s`, ..., `targets` and `details`.
 """
 
 from __future__ import annotations
@@ -238,21 +248,21 @@ def _no_abort(_raise_cancel: object) -> trio.lowlevel.Abort:
 
 async def service_run(directory: Path, work: Workload, durability: str, max_batch: int,
                       max_delay: float, sync_in: str = DEFAULT_SYNC_IN,
-                      split_from: int = DEFAULT_SPLIT_FROM) -> ServiceRun:
+                      split_from: int = DEFAULT_SPLIT_FROM, pipeline: bool = True) -> ServiceRun:
     """One run, under the service's garbage-collection policy (`serve` sets it)."""
     thresholds = gc.get_threshold()
     gc.set_threshold(*GC_THRESHOLDS)
     try:
-        return await _service_run(directory, work, durability, max_batch, max_delay, sync_in, split_from)
+        return await _service_run(directory, work, durability, max_batch, max_delay, sync_in, split_from, pipeline)
     finally:
         gc.set_threshold(*thresholds)
 
 
 async def _service_run(directory: Path, work: Workload, durability: str, max_batch: int,
-                       max_delay: float, sync_in: str, split_from: int) -> ServiceRun:
+                       max_delay: float, sync_in: str, split_from: int, pipeline: bool) -> ServiceRun:
     gc.collect()
     async with Runtime.open(directory, durability=durability, max_batch=max_batch, max_delay=max_delay,
-                            sync_in=sync_in, split_from=split_from) as runtime:
+                            sync_in=sync_in, split_from=split_from, pipeline=pipeline) as runtime:
         for config in work.configs(wall_clock_us()):
             events = await runtime.submit(CreateAuction, config)
             if type(events[0]) is not AuctionCreated:
@@ -327,7 +337,8 @@ async def journal_run(directory: Path, items: list[Item], producers: int, args: 
     core and no runtime: what the journal itself costs, on what it sits on."""
     _journaled, report = recover(directory)
     writer = JournalWriter(SegmentStore(directory, report.position), max_batch=args.max_batch,
-                           max_delay=args.max_delay, sync_in=args.sync_in, split_from=args.split_from)
+                           max_delay=args.max_delay, sync_in=args.sync_in, split_from=args.split_from,
+                           pipeline=args.pipeline)
     encoder = Journaled()
     source = iter(items)
     sizes: list[int] = []
@@ -581,7 +592,7 @@ def repetition(root: Path, n: int, work: Workload, args: argparse.Namespace, ite
     without fsync."""
     durable_dir = root / f"fsync-{n}"
     durable = trio.run(service_run, durable_dir, work, "fsync", args.max_batch, args.max_delay, args.sync_in,
-                       args.split_from)
+                       args.split_from, args.pipeline)
     check_run(work, durable)
     header, frames = journal_frames(durable_dir)
     frames = frames[durable.first_record:]  # the auctions' creation precedes the run
@@ -604,7 +615,7 @@ def repetition(root: Path, n: int, work: Workload, args: argparse.Namespace, ite
     shutil.rmtree(alone_dir)
     nosync_dir = root / f"none-{n}"
     nosync = trio.run(service_run, nosync_dir, work, "none", args.max_batch, args.max_delay, args.sync_in,
-                      args.split_from)
+                      args.split_from, args.pipeline)
     check_run(work, nosync)
     shutil.rmtree(nosync_dir)
     return Repetition(durable, nosync, raw_s, min(args.naive, durable.records), naive_s, journal_bytes, alone,
@@ -795,6 +806,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--split-from", type=int, default=DEFAULT_SPLIT_FROM,
                         help="an idle writer syncs half of a burst of this many records first (0: never; "
                              "default %(default)s)")
+    parser.add_argument("--no-pipeline", dest="pipeline", action="store_false",
+                        help="the writer never sends a batch behind the one being synced (the old behaviour)")
     args = parser.parse_args(argv)
     if args.records is None:
         args.records = 50_000 if args.quick else 300_000
@@ -834,7 +847,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         shutil.rmtree(root, ignore_errors=True)
     settings = Settings(mode, args.producers, args.auctions, args.records, args.repeat, args.naive,
                         {"max_batch": args.max_batch, "max_delay": args.max_delay, "sync_in": args.sync_in,
-                         "split_from": args.split_from,
+                         "split_from": args.split_from, "pipeline": args.pipeline,
                          "seed": args.seed, "verify_processes": processes})
     out = summarize(work, reps, verify_s, single_s, read_s, submit_s, recovery_s, checkpoint_s, settings, root.parent,
                     time.perf_counter() - t0)

@@ -19,7 +19,7 @@ from factories import END, START, S, config
 from auction_engine import AdmitBidder, CreateAuction, PlaceBid
 from auction_engine.events import BidAccepted, Event, LotAwarded, LotClosed, LotOpened
 from auction_engine.journal import FileOps, JournalReader, JournalUnavailable, JournalWriter, SegmentStore, recover
-from auction_engine.journal.writer import SYNC_MODES
+from auction_engine.journal.writer import SYNC_MODES, parse_answers
 from auction_engine.runtime import Runtime
 from replay import verify
 
@@ -167,6 +167,47 @@ async def test_a_second_batch_that_cannot_be_written_leaves_the_first_durable_an
     present = [r.command[6] for r, _ in JournalReader(tmp_path).records() if r.command[0] == "PlaceBid"]
     assert sorted(present) == sorted(cid for _, cid, _ in acked)
     assert verify(tmp_path).ok
+
+
+@pytest.mark.trio
+async def test_a_batch_that_cannot_follow_the_ones_in_flight_lets_them_finish(tmp_path: Path) -> None:
+    """One batch syncs and a second was sent behind it; when the first is durable, a third
+    cannot be written (ENOSPC): the first two are still made durable and answered, the
+    third is lost, and intake has stopped."""
+    _journaled, report = recover(tmp_path)
+    writer = JournalWriter(SegmentStore(tmp_path, report.position, ops=FailingWrite(4)))  # header, 1, 2, then 3
+    results: dict[int, str] = {}
+
+    async def wait(gseq: int) -> None:
+        try:
+            await writer.wait_durable(gseq)
+            results[gseq] = "durable"
+        except JournalUnavailable:
+            results[gseq] = "lost"
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(writer.run)
+        writer.append([b"record 1"], 1)
+        await trio.testing.wait_all_tasks_blocked()  # the first batch is syncing
+        writer.append([b"record 2"], 2)  # as many as the batch in flight: sent behind it
+        assert writer.stats["pipelined"] == 1
+        writer.append([b"record 3"], 3)  # cut once the first is durable: its write fails
+        for gseq in (1, 2, 3):
+            nursery.start_soon(wait, gseq)
+    assert results == {1: "durable", 2: "durable", 3: "lost"}
+    assert writer.failure is not None and writer.failure.errno == errno.ENOSPC
+    with pytest.raises(JournalUnavailable):
+        writer.check()
+
+
+def test_the_sync_processs_answers_are_read_however_they_arrive() -> None:
+    assert parse_answers(b"\0\0") == (2, None, b"")
+    ok, error, rest = parse_answers(b"\0E2")  # an answer, and a failure cut short
+    assert (ok, error, rest) == (1, None, b"E2")
+    ok, error, rest = parse_answers(rest + b"8;\0")  # the failure, then a later answer
+    assert ok == 0 and error is not None and error.errno == errno.ENOSPC and rest == b""
+    ok, error, _rest = parse_answers(b"\0garbage")
+    assert ok == 1 and error is not None and "sync process ended" in str(error)
 
 
 @pytest.mark.trio

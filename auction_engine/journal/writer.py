@@ -23,6 +23,7 @@ import errno
 import heapq
 import itertools
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -103,7 +104,7 @@ class JournalWriter:
     def check(self) -> None:
         """Raise `JournalUnavailable` if records can no longer be taken (call it before
         changing any state whose records would then have nowhere to go)."""
-        if self.failure is not None or self._closing or self._stopped:
+        if self.failure is not None or self._second_error is not None or self._closing or self._stopped:
             raise JournalUnavailable(self._reason())
 
     def append(self, frames: list[bytes], last_gseq: int) -> None:
@@ -145,8 +146,9 @@ class JournalWriter:
             raise JournalUnavailable(self._reason())
 
     def _reason(self) -> str:
-        if self.failure is not None:
-            return f"the journal stopped after an IO error: {self.failure}"
+        failure = self.failure or self._second_error
+        if failure is not None:
+            return f"the journal stopped after an IO error: {failure}"
         return "the journal is closed"
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -182,8 +184,9 @@ class JournalWriter:
     def trouble(self) -> str | None:
         """Why records cannot be taken and made durable now (failed, closing or stopped,
         not started, the sync process gone), or None."""
-        if self.failure is not None:
-            return str(self.failure)
+        failure = self.failure or self._second_error
+        if failure is not None:
+            return str(failure)
         if self._closing or self._stopped:
             return "the journal is closed"
         if self._sync is None:
@@ -248,7 +251,10 @@ class JournalWriter:
                 try:  # the next batch goes to the disk now, before this one is published
                     flight.append((self._start(sync, second=bool(flight)), time.perf_counter()))
                 except BaseException as exc:
-                    error = exc
+                    if flight:  # the batch in flight is finished first, then the writer stops
+                        self._second_error = exc
+                    else:
+                        error = exc
             if error is None and flight and self.drain and merged < MAX_DRAIN_MERGES:
                 self._held, merged = done, merged + 1  # published with the next one: see `drain`
                 continue
@@ -454,7 +460,7 @@ class _SyncThread(_OneAtATime):
 
 # The sync process: fdatasync on the segment the writer hands over (SCM_RIGHTS). A request
 # is one byte (b"S"); one fdatasync answers every request read with it (each was written
-# before it): b"\0" each, or b"E" and the errno. Ends when the writer closes
+# before it): b"\0" each, or b"E", the errno and b";". Ends when the writer closes
 # its end or goes away; never by a signal meant for the service (its own session; SIGINT,
 # SIGTERM and SIGHUP ignored), so a graceful shutdown can still flush.
 _SYNCER = """
@@ -478,7 +484,7 @@ while True:
         os.fdatasync(fd)
         answer = b"\\0" * len(msg)
     except OSError as exc:
-        answer = b"E%d" % (exc.errno or 5)
+        answer = b"E%d;" % (exc.errno or 5)
     try:
         sock.sendall(answer)
     except OSError:  # the writer is gone
@@ -521,6 +527,7 @@ class _SyncProcess:
         self._flight: deque[list[Any]] = deque()
         self._answers = 0  # answers received and not yet taken (b"\0" each)
         self._error: OSError | None = None  # a failure received behind them
+        self._partial = b""  # the start of a failure's answer (what came so far)
 
     def start(self, batch: list[bytes]) -> None:
         """Write the batch (its part that fits the segment) and ask for the sync."""
@@ -587,33 +594,54 @@ class _SyncProcess:
             self._write_head(entry)
 
     def _receive(self) -> None:
-        """Count the answers that came (b"\0" each); keep a failure that follows them."""
+        """Count the answers that came; keep a failure that follows them."""
         try:
             answer = self._sock.recv(64)
         except OSError as exc:
             self._error = _ended(exc)
             return
-        rest = answer.lstrip(b"\0")
-        self._answers += len(answer) - len(rest)
-        if rest[:1] == b"E" and rest[1:].isdigit():
-            code = int(rest[1:])
-            self._error = OSError(code, f"fdatasync: {os.strerror(code)}")
-        elif rest or not answer:  # anything else, or the child gone
+        if not answer:  # the child is gone
             self._error = _ended(None)
+            return
+        ok, error, self._partial = parse_answers(self._partial + answer)
+        self._answers += ok
+        if error is not None:
+            self._error = error
 
     def alive(self) -> bool:
         return self._proc.poll() is None
 
     def close(self) -> None:
-        """Let the child end (it is idle: every sync has been awaited) and reap it; one
-        stuck in an fdatasync that never returns is left to the init process."""
+        """Let the child end and reap it: it is idle once every sync has been awaited; if
+        the writer stopped with a request unanswered (a failure), it is killed instead of
+        awaited (nothing it could still do is acknowledged). One stuck in an fdatasync
+        that never returns is left to the init process."""
         self._sock.close()
+        if self._flight:
+            self._proc.kill()
         try:
-            self._proc.wait(timeout=5)
+            self._proc.wait(timeout=1 if self._flight else 5)
         except subprocess.TimeoutExpired:
             self._proc.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._proc.wait(timeout=1)
+
+
+def parse_answers(data: bytes) -> tuple[int, OSError | None, bytes]:
+    """What the sync process sent, as read so far: how many syncs it reports done (b"\0"
+    each), then the failure that follows them (b"E", the errno, b";"), if any, and the
+    start of one not all read yet (to read on from)."""
+    rest = data.lstrip(b"\0")
+    ok = len(data) - len(rest)
+    if not rest:
+        return ok, None, b""
+    failure = re.match(rb"E(\d{1,4});", rest)
+    if failure is not None:
+        code = int(failure[1])
+        return ok, OSError(code, f"fdatasync: {os.strerror(code)}"), b""
+    if re.fullmatch(rb"E\d{0,4}", rest):
+        return ok, None, rest
+    return ok, _ended(None), b""
 
 
 def _ended(cause: OSError | None) -> OSError:
