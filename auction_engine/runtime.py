@@ -101,7 +101,9 @@ class Runtime:
         exit; `parts`: the caller's state derived through `on_record`, kept in them (a
         start from a checkpoint shows `on_record` only the records after it, so whatever
         the caller derives from records must be a part; after a checkpoint given up
-        midway, the parts are emptied and `on_record` sees every record from the first)."""
+        midway, the parts are emptied and `on_record` sees every record from the first).
+        `pipeline=False`: the writer never sends a batch behind the one being synced (see
+        `JournalWriter`)."""
         if checkpoint_every < 0:
             raise ValueError(f"checkpoint_every must be 0 (never) or more, not {checkpoint_every}")
         journaled, report = recover(directory, on_record, checkpoints=checkpoint_every > 0, parts=parts)

@@ -62,6 +62,7 @@ framing to its producer's wake-up), `verify_records_per_s`,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import hashlib
 import json
@@ -73,7 +74,7 @@ import statistics
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -246,16 +247,23 @@ def _no_abort(_raise_cancel: object) -> trio.lowlevel.Abort:
     return trio.lowlevel.Abort.FAILED  # a posted bid is answered whatever happens: wait for it
 
 
-async def service_run(directory: Path, work: Workload, durability: str, max_batch: int,
-                      max_delay: float, sync_in: str = DEFAULT_SYNC_IN,
-                      split_from: int = DEFAULT_SPLIT_FROM, pipeline: bool = True) -> ServiceRun:
-    """One run, under the service's garbage-collection policy (`serve` sets it)."""
+@contextlib.contextmanager
+def service_gc() -> Iterator[None]:
+    """The service's garbage-collection policy (`serve` sets it), for the length of a run."""
     thresholds = gc.get_threshold()
     gc.set_threshold(*GC_THRESHOLDS)
     try:
-        return await _service_run(directory, work, durability, max_batch, max_delay, sync_in, split_from, pipeline)
+        yield
     finally:
         gc.set_threshold(*thresholds)
+
+
+async def service_run(directory: Path, work: Workload, durability: str, max_batch: int,
+                      max_delay: float, sync_in: str = DEFAULT_SYNC_IN,
+                      split_from: int = DEFAULT_SPLIT_FROM, pipeline: bool = True) -> ServiceRun:
+    """One run, under the service's garbage-collection policy."""
+    with service_gc():
+        return await _service_run(directory, work, durability, max_batch, max_delay, sync_in, split_from, pipeline)
 
 
 async def _service_run(directory: Path, work: Workload, durability: str, max_batch: int,
@@ -308,12 +316,27 @@ def check_run(work: Workload, run: ServiceRun) -> None:
 Item = tuple[int, str, bytes, list[Event]]  # a record's time, auction, packed command and outcome
 
 
-def journal_items(directory: Path) -> list[Item]:
-    """What each record of a journal holds before the journal frames it, in journal order:
-    its time, auction, packed command and outcome (the events the core produced)."""
-    pack = msgpack.Packer(use_bin_type=True).pack
-    return [(r.time, r.auction_id, pack(r.command), [decode_event(e) for e in r.outcome])
-            for r, _where in JournalReader(directory).records()]
+@dataclass
+class Records:
+    """A journal's records as the journal is handed them (in journal order: time, auction,
+    packed command, and the outcome the core produced), and the digest of its frames."""
+
+    items: list[Item]
+    digest: bytes
+
+    @classmethod
+    def read(cls, directory: Path) -> Records:
+        pack = msgpack.Packer(use_bin_type=True).pack
+        items = [(r.time, r.auction_id, pack(r.command), [decode_event(e) for e in r.outcome])
+                 for r, _where in JournalReader(directory).records()]
+        return cls(items, frames_digest(journal_frames(directory)[1]))
+
+
+def frames_digest(frames: list[bytes]) -> bytes:
+    digest = hashlib.sha256()
+    for frame in frames:
+        digest.update(frame)
+    return digest.digest()
 
 
 @dataclass
@@ -355,10 +378,8 @@ async def journal_run(directory: Path, items: list[Item], producers: int, args: 
             await wait(out.last_gseq)
             samples.append(clock() - t0)
 
-    thresholds = gc.get_threshold()
-    gc.set_threshold(*GC_THRESHOLDS)
-    gc.collect()
-    try:
+    with service_gc():
+        gc.collect()
         async with trio.open_nursery() as nursery:
             await nursery.start(writer.run)
             t0 = time.perf_counter()
@@ -367,8 +388,6 @@ async def journal_run(directory: Path, items: list[Item], producers: int, args: 
                     tasks.start_soon(producer)
             elapsed = time.perf_counter() - t0
             await writer.close()
-    finally:
-        gc.set_threshold(*thresholds)
     return JournalRun(elapsed, samples, sizes)
 
 
@@ -574,22 +593,14 @@ class Repetition:
     journal_bytes: int
     alone: JournalRun
     alone_raw_s: float
+    records: Records  # what the journal alone was given
     journal: Path  # the fsync run's directory (kept for the last repetition only)
 
 
-def frames_digest(frames: list[bytes]) -> bytes:
-    digest = hashlib.sha256()
-    for f in frames:
-        digest.update(f)
-    return digest.digest()
-
-
-def repetition(root: Path, n: int, work: Workload, args: argparse.Namespace, items: list[Item],
-               expected: list[bytes]) -> Repetition:
+def repetition(root: Path, n: int, work: Workload, args: argparse.Namespace, records: Records | None) -> Repetition:
     """The service run (fsync) and its raw limit and naive baseline; the journal alone with
-    `items`, the first repetition's records (read from its journal if `items` is empty,
-    and `expected` set to the digest of its frames), and its raw limit; the service run
-    without fsync."""
+    `records` (the first repetition's: read from its journal when None) and its raw limit;
+    the service run without fsync."""
     durable_dir = root / f"fsync-{n}"
     durable = trio.run(service_run, durable_dir, work, "fsync", args.max_batch, args.max_delay, args.sync_in,
                        args.split_from, args.pipeline)
@@ -602,13 +613,11 @@ def repetition(root: Path, n: int, work: Workload, args: argparse.Namespace, ite
     naive_s = raw_sync(root / "naive.journal", header, naive)
     journal_bytes = sum(len(b) for b in batches)
     del frames, batches, naive
-    if not items:
-        items += journal_items(durable_dir)
-        expected.append(frames_digest(journal_frames(durable_dir)[1]))
+    records = records or Records.read(durable_dir)
     alone_dir = root / f"alone-{n}"
-    alone = trio.run(journal_run, alone_dir, items, args.producers, args)
+    alone = trio.run(journal_run, alone_dir, records.items, args.producers, args)
     header, frames = journal_frames(alone_dir)
-    if len(alone.samples_ns) != len(items) or frames_digest(frames) != expected[0]:
+    if len(alone.samples_ns) != len(records.items) or frames_digest(frames) != records.digest:
         raise RuntimeError("the journal alone did not write the records it was given, byte for byte")
     alone_raw_s = raw_sync(root / "raw-alone.journal", header, batched(frames, alone.batch_sizes))
     del frames
@@ -619,7 +628,7 @@ def repetition(root: Path, n: int, work: Workload, args: argparse.Namespace, ite
     check_run(work, nosync)
     shutil.rmtree(nosync_dir)
     return Repetition(durable, nosync, raw_s, min(args.naive, durable.records), naive_s, journal_bytes, alone,
-                      alone_raw_s, durable_dir)
+                      alone_raw_s, records, durable_dir)
 
 
 # -- figures -------------------------------------------------------------------------------
@@ -824,10 +833,8 @@ def main(argv: Sequence[str] | None = None) -> None:
           f"journals in {root} ({mount_of(root)})", flush=True)
     try:
         reps: list[Repetition] = []
-        items: list[Item] = []
-        expected: list[bytes] = []
         for n in range(args.repeat):
-            rep = repetition(root, n, work, args, items, expected)
+            rep = repetition(root, n, work, args, reps[0].records if reps else None)
             if reps:
                 shutil.rmtree(reps[-1].journal)
             reps.append(rep)
@@ -836,7 +843,6 @@ def main(argv: Sequence[str] | None = None) -> None:
                   f"naive {rep.naive_records / rep.naive_s:,.0f}; the journal alone "
                   f"{rep.alone.records_per_s:,.0f}, its raw {len(rep.alone.samples_ns) / rep.alone_raw_s:,.0f}",
                   flush=True)
-        del items
         journal = reps[-1].journal
         records = work.bids + args.auctions
         verify_s, single_s, read_s, submit_s = verify_throughput(journal, records, args.repeat)
