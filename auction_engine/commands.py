@@ -40,13 +40,14 @@ class RevokeBidder(NamedTuple):
 class PlaceBid(NamedTuple):
     """A bid of `amount` minor units on one lot. `client_bid_id` is the bidder's own
     name for the bid (journaled, so a retry can be answered with the first outcome);
-    the core does not read it."""
+    the core does not read it. An edge passes an amount string that did not parse as
+    sent (the core rejects it `invalid_amount`, counted and journaled like any refusal)."""
 
     now: int
     auction_id: str
     lot_id: str
     bidder_id: str
-    amount: int
+    amount: int | str
     client_bid_id: str = ""
 
 

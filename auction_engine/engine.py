@@ -37,7 +37,7 @@ from .events import (
     LotSuspended,
     LotUnsuccessful,
 )
-from .money import format_amount
+from .money import MAX_AMOUNT, amount_problem, format_amount
 from .order_book import SEQ_BITS, SEQ_LIMIT, OrderBook, Standing
 from .ranking import (
     AuctionResults,
@@ -181,8 +181,8 @@ class Engine:
             code, message = _CLOSED_CODES[clock.status]
             since = clock.open_at if clock.status == SCHEDULED else (clock.suspended_at or clock.closed_at or 0)
             return _reject(events, cmd, lot, code, message.format(format_instant(since)))
-        if type(amount) is not int or amount <= 0:
-            return _reject(events, cmd, lot, "invalid_amount", "the amount must be a positive number of minor units")
+        if type(amount) is not int or not 0 < amount <= MAX_AMOUNT:
+            return _reject(events, cmd, lot, "invalid_amount", amount_problem(amount, auction.config.decimals))
         config = lot.config
         if amount > config.starting_price:
             return _reject(events, cmd, lot, "above_starting_price",

@@ -621,12 +621,11 @@ class Rooms:
         bounds the rest)."""
         started = time.perf_counter()
         runtime = self.runtime
+        amount: int | str
         try:
             amount = parse_amount(bid.amount, conn.decimals)
-        except MoneyError as exc:
-            self._count_bid("rejected", "invalid_amount", started)
-            conn.answer(p.reject(bid.client_bid_id, bid.lot, "invalid_amount", str(exc)))
-            return
+        except MoneyError:  # the core decides, in its order of checks: counted, journaled, remembered
+            amount = bid.amount
         command = PlaceBid(runtime.now(), conn.auction_id, bid.lot, conn.subject, amount, bid.client_bid_id)
         cell = conn.owe()
         try:
@@ -634,9 +633,10 @@ class Rooms:
                          partial(self._lost, conn, bid, started, cell))
         except JournalUnavailable as exc:
             self._lost(conn, bid, started, cell, exc)
-        except FormatError as exc:  # e.g. an amount too large to journal: nothing changed
-            self._count_bid("rejected", "invalid_amount", started)
-            conn.settle(cell, p.reject(bid.client_bid_id, bid.lot, "invalid_amount", str(exc)))
+        except FormatError as exc:  # unreachable: the protocol admits only journalable fields
+            log(logger, logging.ERROR, "a bid that cannot be journaled", auction_id=conn.auction_id,
+                connection_id=conn.id, error=str(exc))
+            conn.settle(cell, p.error("internal", p.ERROR_CODES["internal"], bid.client_bid_id))
 
     def _answer(self, conn: Connection, bid: p.Bid, started: float, cell: list[Any], submission: Submission) -> None:
         """A durable bid's ack or reject (called by the runtime as its batch becomes

@@ -9,6 +9,8 @@ from pathlib import Path
 import msgpack
 import pytest
 from factories import END, START, S, config, kinds
+from hypothesis import given
+from hypothesis import strategies as st
 from journals import (
     journalable,
     plain_result,
@@ -32,6 +34,7 @@ from auction_engine.journal.format import (
     frame,
     pack_payload,
 )
+from auction_engine.money import MAX_AMOUNT, format_amount
 from replay import export, verify
 from replay.verify import _verify_shared
 
@@ -358,3 +361,21 @@ def test_a_damaged_journal_shared_by_processes_is_reported_as_by_one(tmp_path: P
     assert not expected["ok"]
     assert _verify_shared(tmp_path / "j", 2) is None  # the shares do not vouch for it: one process says why
     assert plain_result(verify(tmp_path / "j", jobs=2).to_dict()) == expected
+
+
+@given(st.lists(st.one_of(st.integers(min_value=-5, max_value=MAX_AMOUNT + 5),
+                          st.from_regex(r"[0-9]{0,20}(\.[0-9]{0,3})?", fullmatch=True)), min_size=1, max_size=8),
+       st.integers(min_value=0, max_value=3))
+def test_every_amount_an_edge_can_send_is_journaled_and_checkpointed(amounts: list[int | str], decimals: int) -> None:
+    """The one bound, end to end: a lot priced at MAX_AMOUNT, bids of every amount an edge
+    can pass (parsed minor units, or a string that did not parse): each is an accepted or
+    coded outcome, journaled, and the state dumps (as a checkpoint does)."""
+    top = format_amount(MAX_AMOUNT, decimals)
+    journaled = Journaled()
+    journaled.submit(CreateAuction(START - S, config(decimals=decimals, lot={"starting_price": top, "estimate": top})))
+    for i, amount in enumerate(amounts):
+        out = journaled.submit(PlaceBid(START + i, "A1", "L1", "alice", amount, f"c{i}"))
+        assert out.frames, (amount, out.events)
+        outcome = out.events[-1]
+        assert type(outcome).__name__ in ("BidAccepted", "BidRejected"), outcome
+    msgpack.packb(journaled.engine.dump_state())

@@ -142,8 +142,8 @@ class Journaled:
                 else:  # = _pack([type name, *fields]): the name spliced in front of the fields' array
                     packed = _COMMAND_PREFIX[type(command)] + _pack(command)[1:]
             except (OverflowError, TypeError, ValueError) as exc:
-                raise FormatError("unjournalable",
-                                  f"the command cannot be journaled ({exc}): {command!r:.200}") from None
+                raise FormatError("unjournalable",  # no repr: this text may reach a client
+                                  f"a {type(command).__name__} field cannot be journaled ({exc})") from None
         out = Submission([], [], self.gseq)
         if type(command) is not Tick or command.auction_id is None:
             if type(now) is int and engine.due(now):
