@@ -1,9 +1,10 @@
-"""The engine: many auctions, one deterministic state machine, no IO.
+"""The engine: many auctions, one deterministic state machine, no IO: the auction kind.
 
 `handle(command) -> events` first applies every opening and close due at or before the
 command's `now` (a `Tick` naming an auction: only that auction's), then the command. The
 same commands in the same order give the same events and the same `state_hash()`, whatever
 ticks came between them. `next_deadline()` tells the shell when to send the next `Tick`.
+It is the platform's auction kind (`kind.Kind`): its cases are auctions.
 """
 
 from __future__ import annotations
@@ -11,15 +12,27 @@ from __future__ import annotations
 import hashlib
 import heapq
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import Any, ClassVar, NoReturn
 
 import msgpack
 
 from .auction import Auction, Lot
 from .clock import CANCELLED, CLOSED, OPEN, SCHEDULED, SUSPENDED
-from .commands import AdmitBidder, Cancel, Command, CreateAuction, PlaceBid, Resume, RevokeBidder, Suspend, Tick
+from .commands import (
+    COMMAND_TYPES,
+    AdmitBidder,
+    Cancel,
+    Command,
+    CreateAuction,
+    PlaceBid,
+    Resume,
+    RevokeBidder,
+    Suspend,
+    Tick,
+)
 from .config import ID_PATTERN, MAX_BIDDERS, MAX_TEXT, AuctionConfig, ConfigError
 from .events import (
+    EVENT_TYPES,
     AuctionClosed,
     AuctionCreated,
     BidAccepted,
@@ -37,6 +50,7 @@ from .events import (
     LotSuspended,
     LotUnsuccessful,
 )
+from .kind import ClockRegression, Codec, RetryKey, StateError
 from .money import MAX_AMOUNT, amount_problem, format_amount
 from .order_book import SEQ_BITS, SEQ_LIMIT, OrderBook, Standing
 from .ranking import (
@@ -64,14 +78,6 @@ _CLOSED_CODES = {  # lot status -> rejection code for a bid on a lot that is not
 }
 
 
-class ClockRegression(RuntimeError):
-    """The shell sent a command stamped before the previous one: a bug in the shell."""
-
-
-class StateError(ValueError):
-    """A value given to `Engine.load_state` that `Engine.dump_state` could not have produced."""
-
-
 class QueryError(LookupError):
     """A query named something that does not exist, or asked too early; see `code`."""
 
@@ -83,8 +89,36 @@ class QueryError(LookupError):
 _HeapEntry = tuple[int, int, int, Lot, Auction]  # (deadline, lot key, version, lot, auction)
 
 
+# Rejections that leave the state untouched (no lot to count them on): not journaled.
+_NO_CHANGE_BID_CODES = frozenset({"malformed", "unknown_auction", "unknown_lot"})
+
+
+def _encode_create(command: CreateAuction) -> list[object]:
+    return ["CreateAuction", command.now, command.config.to_dict()]
+
+
+def _decode_create(fields: tuple[object, ...]) -> CreateAuction:
+    try:
+        return CreateAuction(fields[0], AuctionConfig.from_dict(_lists(fields[1])))  # type: ignore[arg-type]
+    except ConfigError as exc:
+        raise ValueError(f"invalid configuration: {exc}") from None
+
+
+def _lists(value: Any) -> Any:
+    """msgpack's tuples back to the lists a configuration is written with."""
+    if type(value) is tuple or type(value) is list:
+        return [_lists(v) for v in value]
+    if type(value) is dict:
+        return {k: _lists(v) for k, v in value.items()}
+    return value
+
+
 class Engine:
     """Every auction of one process. Not thread-safe: one owner calls it."""
+
+    name: ClassVar[str] = "auction"
+    codec: ClassVar[Codec] = Codec(tuple(c for c in COMMAND_TYPES if c is not Tick), EVENT_TYPES,
+                  encoders={CreateAuction: _encode_create}, decoders={CreateAuction: _decode_create})
 
     def __init__(self) -> None:
         self._auctions: dict[str, Auction] = {}
@@ -116,8 +150,8 @@ class Engine:
             raise ClockRegression(f"command at {now} µs is before the engine time {self._now} µs")
         self._now = now
         events: list[Event] = []
-        if handler is _no_op and command.auction_id is not None:  # type: ignore[union-attr]
-            self._advance_auction(command.auction_id, now, events)  # type: ignore[union-attr]
+        if handler is _no_op and command.case_id is not None:  # type: ignore[union-attr]
+            self._advance_auction(command.case_id, now, events)  # type: ignore[union-attr]
             return events
         heap = self._heap
         if heap and heap[0][0] <= now:
@@ -130,6 +164,54 @@ class Engine:
     def tick(self, now: int) -> list[Event]:
         """Apply every opening, close and award due at or before `now`."""
         return self.handle(Tick(now))
+
+    # -- as a procedure kind (kind.Kind) -----------------------------------------------------
+
+    @staticmethod
+    def case_of(command: Command) -> object:
+        """The auction a command is about (a Tick's is None unless scoped)."""
+        if type(command) is CreateAuction:
+            return command.config.auction_id
+        return command[1]
+
+    @staticmethod
+    def event_case(event: Event) -> str:
+        return event.auction_id
+
+    def has_case(self, case_id: str) -> bool:
+        return case_id in self._auctions
+
+    def cases(self) -> list[str]:
+        return list(self._auctions)
+
+    @staticmethod
+    def changes_state(events: list[Event]) -> bool:
+        """True unless the outcome is only refusals that change nothing."""
+        for e in events:
+            if type(e) is CommandRejected:
+                continue
+            if type(e) is BidRejected and e.code in _NO_CHANGE_BID_CODES:
+                continue
+            return True
+        return False
+
+    @staticmethod
+    def retry_key(command: Command) -> RetryKey | None:
+        """A bid with a client_bid_id is answered once: a retry gets the first outcome.
+        ValueError for a client_bid_id that is not a string (a damaged journal)."""
+        if type(command) is not PlaceBid:
+            return None
+        cid = command.client_bid_id
+        if type(cid) is not str:
+            raise ValueError("client_bid_id must be a string")
+        return (command.auction_id, command.bidder_id, cid) if cid else None
+
+    def case_states(self) -> list[list[object]]:
+        return self.auction_states()
+
+    @staticmethod
+    def hash_of(case_states: list[list[object]]) -> str:
+        return state_hash_of(case_states)
 
     def due(self, now: int) -> bool:
         """True if a deadline is due at or before `now` (`next_deadline() <= now`), cheaply:

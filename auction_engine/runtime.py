@@ -68,7 +68,8 @@ class Runtime:
                  clock: Callable[[], int] = wall_clock_us, *, checkpoint_dir: Path | None = None,
                  checkpoint_every: int = 0, parts: Sequence[checkpoint.Part] = ()) -> None:
         self.journaled = journaled
-        self.engine = journaled.engine
+        self.host = journaled.host
+        self.engine = journaled.engine  # the auction kind: its views and results
         self.writer = writer
         self.recovery = report
         self.clock = clock
@@ -129,7 +130,7 @@ class Runtime:
 
     def now(self) -> int:
         """The time for the next command: the clock, but never before the engine's time."""
-        return max(self.clock(), self.engine.now)
+        return max(self.clock(), self.host.now)
 
     async def submit(self, command_type: type[Any], *fields: Any) -> list[Event]:
         """Run `command_type(now, *fields)`; return its events once they are durable.
@@ -181,8 +182,8 @@ class Runtime:
         callbacks must not raise."""
         writer = self.writer
         writer.check()  # before the core changes anything
-        engine = self.engine
-        before = engine.deadline_bound()  # the timer sleeps until the earliest deadline at most
+        host = self.host
+        before = host.deadline_bound()  # the timer sleeps until the earliest deadline at most
         submission = self.journaled.submit(command)
         if submission.frames:
             self._to_publish.append((submission.last_gseq, submission, (on_durable, on_lost)))
@@ -195,7 +196,7 @@ class Runtime:
             self._to_publish.append((self.journaled.gseq, submission, (on_durable, on_lost)))
         else:  # everything posted so far is durable and published
             on_durable(submission)
-        if engine.deadline_bound() != before:  # perhaps earlier: let the timer look again
+        if host.deadline_bound() != before:  # perhaps earlier: let the timer look again
             self._deadline_moved.set()
         return submission
 
@@ -257,7 +258,7 @@ class Runtime:
     async def _timer(self) -> None:
         """Tick at each deadline (openings, closes, awards) as the wall clock reaches it."""
         while True:
-            deadline = self.engine.next_deadline()
+            deadline = self.host.next_deadline()
             self._deadline_moved = trio.Event()
             if deadline is None:
                 await self._deadline_moved.wait()

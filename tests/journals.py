@@ -104,7 +104,7 @@ def reference_verify(path: Path) -> dict[str, object]:
     result.replayed = verifier.replayed
     if reader.headers and not result.kind:
         result.kind = reader.headers[0].kind
-    result.state_hash = verifier.journaled.engine.state_hash()
+    result.state_hash = verifier.journaled.host.state_hash()
     return plain_result(result.to_dict())
 
 

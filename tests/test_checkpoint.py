@@ -52,7 +52,7 @@ async def run_bids(directory: Path, rounds: int, *, checkpoint_every: int = 1, c
             await runtime.submit(AdmitBidder, "A1", BIDDERS[-1])
         while runtime.checkpoints.child is not None:
             await trio.sleep(0.01)
-        state = runtime.engine.state_hash()
+        state = runtime.host.state_hash()
     return state, runtime.checkpoints.stats
 
 
@@ -319,11 +319,11 @@ async def test_checkpoints_are_taken_under_unbroken_lock_stepped_load(tmp_path: 
         while runtime.checkpoints.child is not None:
             await trio.sleep(0.01)
         stats = runtime.checkpoints.status()
-        state = runtime.engine.state_hash()
+        state = runtime.host.state_hash()
     assert stats["written"] >= 3 and stats["failed"] == 0, stats  # about 18 due (without draining: 1)
     for path in ckpt.candidates(tmp_path):
         start = ckpt.decode(path.read_bytes())
-        assert start.journaled.engine.state_hash() == start.state_hash
+        assert start.journaled.host.state_hash() == start.state_hash
     _journaled, report = recover(tmp_path, checkpoints=True)
     assert report.state_hash == state == full_replay_hash(tmp_path)
 

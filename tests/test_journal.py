@@ -86,7 +86,7 @@ def test_replaying_a_journal_gives_the_same_engine(tmp_path: Path, commands: lis
     assert journaled.engine.state_hash() == plain.state_hash()
     recovered, report = recover(tmp_path / "j")
     assert report.torn is None and report.records == journaled.gseq
-    assert recovered.engine.state_hash() == report.state_hash
+    assert recovered.host.state_hash() == report.state_hash
     assert recovered.chains == journaled.chains
 
 
@@ -166,11 +166,11 @@ def test_an_unjournalable_command_changes_nothing_even_when_a_deadline_is_due() 
     be applied and numbered but never written: a gap in the journal)."""
     journaled = Journaled()
     journaled.submit(CreateAuction(START - S, config()))
-    gseq, state = journaled.gseq, journaled.engine.state_hash()
+    gseq, state = journaled.gseq, journaled.host.state_hash()
     with pytest.raises(FormatError) as info:  # the lot opens at START: due for this bid
         journaled.submit(PlaceBid(START + S, "A1", "L1", "bob", 10**30, "x"))
     assert info.value.code == "unjournalable"
-    assert (journaled.gseq, journaled.engine.state_hash()) == (gseq, state)
+    assert (journaled.gseq, journaled.host.state_hash()) == (gseq, state)
     assert journaled.engine.auction("A1").lots["L1"].clock.status == "scheduled"
     ok = journaled.submit(PlaceBid(START + S, "A1", "L1", "bob", 80_000, "y"))
     assert kinds(ok.events) == ["LotOpened", "BidAccepted"] and ok.last_gseq == gseq + 2
@@ -258,7 +258,7 @@ def test_segments_roll_and_recovery_reads_across_them(tmp_path: Path, commands: 
     assert len(segments) > 5
     assert all(p.stat().st_size <= 4096 or len(list(JournalReader(p).records())) == 1 for p in segments)
     recovered, report = recover(tmp_path / "j")
-    assert recovered.engine.state_hash() == journaled.engine.state_hash()
+    assert recovered.host.state_hash() == journaled.host.state_hash()
     assert report.position.index == len(segments) - 1
     os.unlink(segments[2])
     with pytest.raises(JournalCorruption) as info:

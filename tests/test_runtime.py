@@ -70,11 +70,11 @@ async def test_concurrent_producers_share_fsyncs_and_every_ack_is_durable(tmp_pa
             for bidder in BIDDERS:
                 nursery.start_soon(bid_many, runtime, bidder, 10, acked)
         stats = runtime.writer.stats
-        state = runtime.engine.state_hash()
+        state = runtime.host.state_hash()
     assert len(acked) == 600
     assert stats["records"] >= 600 and stats["batches"] < stats["records"] / 5  # grouped
     journaled, _report = recover(tmp_path)
-    assert journaled.engine.state_hash() == state
+    assert journaled.host.state_hash() == state
     journaled_ids = {r.command[6] for r, _ in JournalReader(tmp_path).records() if r.command[0] == "PlaceBid"}
     assert journaled_ids == {cid for _, cid, _ in acked}
 
@@ -97,13 +97,13 @@ async def test_an_idle_writer_splits_a_burst_so_that_syncs_overlap_the_work(tmp_
             async with trio.open_nursery() as nursery:
                 for bidder in BIDDERS:
                     nursery.start_soon(bid_many, runtime, bidder, 10, acked)
-            state = runtime.engine.state_hash()
+            state = runtime.host.state_hash()
         assert len(acked) == 600 and sum(sizes) == 600
         assert sizes[0] == first, sizes
         if split_from:
             assert statistics.median(sizes) <= 30 and len(sizes) <= 60, sizes  # split, yet grouped
         journaled, _report = recover(directory)
-        assert journaled.engine.state_hash() == state
+        assert journaled.host.state_hash() == state
 
 
 @pytest.mark.trio
@@ -123,7 +123,7 @@ async def test_the_next_group_is_sent_behind_the_batch_in_flight(tmp_path: Path)
             async with trio.open_nursery() as producers:
                 for bidder in BIDDERS:
                     producers.start_soon(bid_many, runtime, bidder, 10, acked)
-            state = runtime.engine.state_hash()
+            state = runtime.host.state_hash()
             await writer.close()
         assert len(acked) == 600 and writer.stats["records"] == 601
         if sync_in == "process" and pipeline:
@@ -131,7 +131,7 @@ async def test_the_next_group_is_sent_behind_the_batch_in_flight(tmp_path: Path)
         else:
             assert writer.stats["pipelined"] == 0
         recovered, _report = recover(directory)
-        assert recovered.engine.state_hash() == state
+        assert recovered.host.state_hash() == state
         assert verify(directory).ok
 
 
@@ -313,11 +313,11 @@ async def test_batches_that_fill_segments_go_on_in_the_next_one(tmp_path: Path, 
         async with trio.open_nursery() as nursery:
             for bidder in BIDDERS[:30]:
                 nursery.start_soon(bid_many, runtime, bidder, 10, acked)
-        state = runtime.engine.state_hash()
+        state = runtime.host.state_hash()
     segments = sorted(tmp_path.glob("*.journal"))
     assert len(acked) == 300 and len(segments) > 10
     journaled, report = recover(tmp_path)
-    assert journaled.engine.state_hash() == state and report.torn is None
+    assert journaled.host.state_hash() == state and report.torn is None
     assert verify(tmp_path).ok
 
 

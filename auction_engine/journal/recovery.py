@@ -135,7 +135,7 @@ def recover(directory: str | os.PathLike[str], on_record: RecordHook | None = No
     removed = checkpoint.remove_after(path, journaled.gseq)
     position = _position(reader, verifier)
     report = RecoveryReport(journaled.gseq, len(journaled.chains), reader.torn, position,
-                            journaled.engine.state_hash(), time.perf_counter() - started,
+                            journaled.host.state_hash(), time.perf_counter() - started,
                             replayed=verifier.replayed, checkpoint=None if found is None else found[2].gseq,
                             skipped=tuple(skipped), removed=tuple(p.name for p in removed))
     return journaled, report

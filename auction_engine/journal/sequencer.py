@@ -20,15 +20,18 @@ from typing import TYPE_CHECKING, Any
 
 import msgpack
 
-from ..commands import COMMAND_TYPES, Command, CreateAuction, PlaceBid, Tick
-from ..engine import ClockRegression, Engine
-from ..events import BidAccepted, BidRejected, CommandRejected, Event
+from ..commands import Command, PlaceBid
+from ..engine import Engine
+from ..events import Event
+from ..host import Host
+from ..kind import ClockRegression, RetryKey, Tick
 from .format import (
     EVENT_PREFIX,
     FRAME,
     GENESIS,
     LENGTH_CRC,
     MAX_RECORD,
+    ONE_EVENT_PREFIX,
     FormatError,
     JournalCorruption,
     Location,
@@ -38,6 +41,7 @@ from .format import (
     decode_event,
     decode_header,
     encode_events,
+    names,
     pack_outcome,
     unpack_payload,
 )
@@ -45,75 +49,59 @@ from .format import (
 if TYPE_CHECKING:
     from .reader import JournalReader
 
-# Rejections that leave the state untouched (no lot to count them on): not journaled.
-_NO_CHANGE_BID_CODES = frozenset({"malformed", "unknown_auction", "unknown_lot"})
-
 _pack = msgpack.Packer(use_bin_type=True).pack
 _unpackb = msgpack.unpackb
 _crc32 = zlib.crc32
 _LENGTH_CRC_PACK = LENGTH_CRC.pack
 _U32_PACK = struct.Struct("<I").pack
-_COMMAND_PREFIX: dict[type[Any], bytes] = {  # array header (1 + fields) and type name of a command
-    cls: bytes([0x90 + len(cls._fields) + 1]) + _pack(cls.__name__) for cls in COMMAND_TYPES if cls is not CreateAuction
-}
-_ONE_EVENT_PREFIX = {cls: b"\x91" + prefix for cls, prefix in EVENT_PREFIX.items()}  # an outcome of one event
+_COMMAND_PREFIX = EVENT_PREFIX  # the same prefixes: [type name, *fields] of any NamedTuple
 _new_tuple = tuple.__new__
 _EVENT_NAMES: dict[type[Any], str] = {}  # filled lazily: every event type's name
 
 
-def changes_state(events: list[Event]) -> bool:
-    """True unless the outcome is only refusals that change nothing."""
-    for e in events:
-        if type(e) is CommandRejected:
-            continue
-        if type(e) is BidRejected and e.code in _NO_CHANGE_BID_CODES:
-            continue
-        return True
-    return False
-
-
-def target_auction(command: Command) -> object:
-    """The auction a command is about (a Tick's is None unless scoped)."""
-    if type(command) is CreateAuction:
-        return command.config.auction_id
-    return getattr(command, "auction_id", None)
-
-
 @dataclass(slots=True)
 class Submission:
-    """What one command produced: every event (a due tick may touch other auctions first),
-    in the order of the records (a due tick's events grouped by auction, as a replay
-    sees them), the framed records to write in order, and the global sequence of the last one."""
+    """What one command produced: every event (a due tick may touch other cases first),
+    in the order of the records (a due tick's events grouped by case, as a replay sees
+    them), the framed records to write in order, and the global sequence of the last one."""
 
     events: list[Event]
     frames: list[bytes] = field(default_factory=list)
     last_gseq: int = 0
-    duplicate: bool = False  # a bid whose client_bid_id was seen: `events` is its first outcome
+    duplicate: bool = False  # a command whose retry key was seen: `events` is its first outcome
 
 
 class Journaled:
-    """An engine whose every state change becomes a record with sequences and a hash chain."""
+    """A host whose every state change becomes a record with sequences and a hash chain
+    per case."""
 
-    def __init__(self, engine: Engine | None = None) -> None:
-        self.engine = engine or Engine()
+    def __init__(self, host: Host | None = None) -> None:
+        self.host = host or Host()
         self.gseq = 0  # the global sequence of the last record
-        self.chains: dict[str, tuple[int, bytes]] = {}  # auction -> (its last aseq, that record's SHA-256)
-        # (auction, bidder, client_bid_id) -> outcome, as a tuple: tuples of events (plain
-        # values) leave the garbage collector's lists, so millions of them cost it nothing
+        self.chains: dict[str, tuple[int, bytes]] = {}  # case -> (its last aseq, that record's SHA-256)
+        # retry key (case, actor, client id) -> outcome, as a tuple: tuples of events (plain
+        # values) leave the garbage collector's lists, so millions of them cost it nothing;
         # values loaded from a checkpoint stay packed (msgpack bytes of the encoded events)
         # until a retry needs one: a start from a checkpoint does not decode every outcome
-        self.bids: dict[tuple[str, str, str], tuple[Event, ...] | bytes] = {}
+        self.bids: dict[RetryKey, tuple[Event, ...] | bytes] = {}
+        self._encoders = names().encoders
+
+    @property
+    def engine(self) -> Engine:
+        """The auction kind (its queries: views, results)."""
+        return self.host.kind(Engine)
 
     def previous_outcome(self, command: Command) -> list[Event] | None:
-        """The outcome of a journaled bid with the same bidder and client_bid_id, if any."""
-        if type(command) is not PlaceBid or not command.client_bid_id:
+        """The outcome of a journaled command with the same retry key, if any."""
+        kind = self.host.kind_of(command)
+        key = None if kind is None else kind.retry_key(command)
+        if key is None:
             return None
-        key = (command.auction_id, command.bidder_id, command.client_bid_id)
         previous = self.bids.get(key)
         return None if previous is None else list(self._outcome(key, previous))
 
-    def _outcome(self, key: tuple[str, str, str], value: tuple[Event, ...] | bytes) -> tuple[Event, ...]:
-        """A journaled bid's outcome (decoded now if it came packed from a checkpoint)."""
+    def _outcome(self, key: RetryKey, value: tuple[Event, ...] | bytes) -> tuple[Event, ...]:
+        """A journaled command's outcome (decoded now if it came packed from a checkpoint)."""
         if type(value) is not bytes:
             return value  # type: ignore[return-value]
         events = tuple(decode_event(e) for e in _unpackb(value, use_list=False, raw=False))
@@ -121,56 +109,65 @@ class Journaled:
         return events
 
     def remember(self, command: Command, events: list[Event]) -> None:
-        """Index a journaled bid's outcome under its client_bid_id."""
-        if type(command) is PlaceBid and command.client_bid_id:
-            self.bids[command.auction_id, command.bidder_id, command.client_bid_id] = tuple(events)
+        """Index a journaled command's outcome under its retry key."""
+        kind = self.host.kind_of(command)
+        key = None if kind is None else kind.retry_key(command)
+        if key is not None:
+            self.bids[key] = tuple(events)
 
     def submit(self, command: Command) -> Submission:
-        """Apply `command` (after every deadline due by its time) and frame the records."""
-        if type(command) is PlaceBid and command.client_bid_id:
-            key = (command.auction_id, command.bidder_id, command.client_bid_id)
-            previous = self.bids.get(key)
-            if previous is not None:
-                return Submission(list(self._outcome(key, previous)), [], self.gseq, duplicate=True)
-        engine = self.engine
+        """Apply `command` (after every deadline due by its time) and frame the records.
+        Raises `FormatError` (unjournalable) or `CaseConflict` before changing anything."""
+        host = self.host
+        ctype = type(command)
         now = command.now
+        scoped = ctype is not Tick or command[1] is not None
+        kind = None
+        if ctype is not Tick:
+            kind = host.check(command)
+            key = kind.retry_key(command)
+            if key is not None:
+                previous = self.bids.get(key)
+                if previous is not None:
+                    return Submission(list(self._outcome(key, previous)), [], self.gseq, duplicate=True)
         packed = b""
-        if type(command) is not Tick or command.auction_id is not None:
+        if scoped:
             try:  # first: what cannot be journaled changes nothing (not even a due tick)
-                if type(command) is CreateAuction:
-                    packed = _pack(["CreateAuction", now, command.config.to_dict()])
-                else:  # = _pack([type name, *fields]): the name spliced in front of the fields' array
-                    packed = _COMMAND_PREFIX[type(command)] + _pack(command)[1:]
+                encoder = self._encoders.get(ctype)
+                if encoder is None:  # = _pack([type name, *fields]): the name spliced in front of the fields
+                    packed = _COMMAND_PREFIX[ctype] + _pack(command)[1:]
+                else:
+                    packed = _pack(encoder(command))
             except (OverflowError, TypeError, ValueError) as exc:
                 raise FormatError("unjournalable",  # no repr: this text may reach a client
-                                  f"a {type(command).__name__} field cannot be journaled ({exc})") from None
+                                  f"a {ctype.__name__} field cannot be journaled ({exc})") from None
         out = Submission([], [], self.gseq)
-        if type(command) is not Tick or command.auction_id is None:
-            if type(now) is int and engine.due(now):
-                ticked = engine.handle(Tick(now))  # raises ClockRegression before changing anything
-                by_auction: dict[str, list[Event]] = {}
+        if ctype is not Tick or command[1] is None:
+            if type(now) is int and host.due(now):
+                ticked = host.tick(now)  # raises ClockRegression before changing anything
+                by_case: dict[str, list[Event]] = {}
+                event_case = host.event_case
                 for e in ticked:
-                    by_auction.setdefault(e.auction_id, []).append(e)
-                for aid, events in by_auction.items():  # one record per auction: `events` in record order,
+                    by_case.setdefault(event_case(e), []).append(e)
+                for case, events in by_case.items():  # one record per case: `events` in record order,
                     out.events += events  # as a replay sees them (an event feed numbers them the same way)
-                    self.record(out, now, aid, _pack(("Tick", now, aid)), events)
-            if type(command) is Tick:
+                    self.record(out, now, case, _pack(("Tick", now, case)), events)
+            if ctype is Tick:
                 return out
-        events = engine.handle(command)
+        events = host.handle(command) if kind is None else host.apply(kind, command)
         if out.events:
             out.events += events
         else:
             out.events = events
-        if (len(events) == 1 and type(events[0]) is BidAccepted) or changes_state(events):
-            if type(command) is PlaceBid:
-                aid = command.auction_id
-                self.record(out, now, aid, packed, events)
-                if command.client_bid_id:
-                    self.bids[aid, command.bidder_id, command.client_bid_id] = tuple(events)
-            else:
-                target = target_auction(command)
-                assert type(target) is str, command
-                self.record(out, now, target, packed, events)
+        if kind is None:
+            kind = host.kind_of(command)
+        if kind is not None and kind.changes_state(events):
+            target = kind.case_of(command)
+            assert type(target) is str, command
+            self.record(out, now, target, packed, events)
+            key = kind.retry_key(command)
+            if key is not None:
+                self.bids[key] = tuple(events)
         return out
 
     def record(self, out: Submission, now: int, aid: str, command: bytes, events: list[Event]) -> None:
@@ -186,7 +183,7 @@ class Journaled:
         gseq = self.gseq + 1  # committed only once the record is encoded
         if len(events) == 1:
             event = events[0]
-            outcome = _ONE_EVENT_PREFIX[type(event)] + _pack(event)[1:]
+            outcome = ONE_EVENT_PREFIX[type(event)] + _pack(event)[1:]
         else:
             outcome = pack_outcome(events)
         payload = b"".join((b"\x97", _pack((gseq, aseq, now, aid))[1:], command, outcome, b"\xc4\x20", prev))
@@ -249,7 +246,7 @@ class Verifier:
         if j.previous_outcome(command) is not None:
             raise _fail(record, where, "duplicate_bid", "a bid with this bidder and client_bid_id is already journaled")
         try:
-            events = j.engine.handle(command)
+            events = j.host.handle(command)
         except ClockRegression as exc:
             raise _fail(record, where, "time_regression", str(exc)) from None
         if not _same_outcome(events, outcome):
@@ -285,8 +282,13 @@ class Verifier:
         j = self.journaled
         chains = j.chains
         bids = j.bids
-        engine = j.engine
-        handle = engine.handle
+        host = j.host
+        # The fast path: bids and ticks of auctions, through the auction kind at once when
+        # no other kind has a deadline due (else `feed`, through the host, decides).
+        auction = host.kind(Engine)
+        others = tuple(kind for kind in host.kinds if kind is not auction)
+        case_kind = host.case_kind
+        handle = auction.handle
         last_gseq = self.last_gseq
         only = self.only
         names = _EVENT_NAMES
@@ -333,6 +335,8 @@ class Verifier:
                                          payload), [])
                     continue
                 chain = chains.get(aid)
+                if chain is not None and (case_kind.get(aid) is not auction or any(k.due(time) for k in others)):
+                    chain = None  # another kind's case, or another kind's deadline due: `feed` decides
                 if chain is None or aseq != chain[0] + 1 or prev != chain[1] or len(command) != 7 \
                         or command[0] != "PlaceBid" or type(command[1]) is not int or command[1] != time \
                         or command[2] != aid or type(command[6]) is not str:
@@ -353,12 +357,17 @@ class Verifier:
                         self._slow(reader, payload, offset, index, export, on_record)
                         continue
                 j.gseq = gseq
+                if time < host.now:
+                    self.records += 1
+                    raise JournalCorruption("time_regression", f"command at {time} µs is before the host time "
+                                            f"{host.now} µs", reader.location(offset, index), gseq=gseq)
                 try:
                     events = handle(cmd)
                 except ClockRegression as exc:
                     self.records += 1
                     raise JournalCorruption("time_regression", str(exc), reader.location(offset, index),
                                             gseq=gseq) from None
+                host.now = time
                 if len(events) == 1:
                     event = events[0]
                     kind = type(event)
@@ -389,7 +398,7 @@ class Verifier:
         every other record is only looked into for its time, auction and command type
         (its owner checks the rest), and counted. Anything unusual raises `Undecided`."""
         j = self.journaled
-        engine = j.engine
+        engine = j.host
         owners: dict[bytes, int] = {}
         seen = j.gseq  # records so far
         foreign = 0
@@ -447,7 +456,7 @@ class Verifier:
                     j.gseq = seen
                     reader.file = name
                     yield payload, offset, index
-                    if data[i] != 0x97:  # not a bid (the one command of 6 fields): it may move a deadline earlier
+                    if data[i:i + 10] != b"\x97\xa8PlaceBid":  # not a bid: it may move a deadline earlier
                         bound = _packed_bound(engine)  # (a bid only moves its lot's close later)
                 else:  # its owner checks it; here: would one of our deadlines fire inside it?
                     foreign += 1
@@ -478,27 +487,44 @@ class Verifier:
             on_record(record, events)
 
     def _command(self, record: Record, where: Location | None) -> Command:
+        """The record's command, decoded and checked against the record: its kind, case,
+        time and retry key (the host's rules, whatever the kind)."""
         try:
             command = decode_command(record.command)
         except FormatError as exc:
             raise _fail(record, where, exc.code, str(exc)) from None
-        target = target_auction(command)
+        host = self.journaled.host
+        if type(command) is Tick:
+            if command.case_id is None:
+                raise _fail(record, where, "bad_command", "a journaled tick names its case")
+            target: object = command.case_id
+        else:
+            kind = host.route.get(type(command))
+            if kind is None:
+                raise _fail(record, where, "bad_command", f"no hosted kind takes {type(command).__name__}")
+            target = kind.case_of(command)
+            owner = host.case_kind.get(record.auction_id)
+            if owner is not None and owner is not kind:
+                raise _fail(record, where, "wrong_kind", f"the record's case is a case of kind {owner.name!r}",
+                            owner.name, kind.name)
+            try:
+                key = kind.retry_key(command)
+            except ValueError as exc:
+                raise _fail(record, where, "bad_command", str(exc)) from None
+            if key is not None and not all(type(part) is str for part in key):
+                raise _fail(record, where, "bad_command", "a retry key is made of strings")
         if target != record.auction_id:
-            raise _fail(record, where, "wrong_auction", "the command is about another auction than the record",
+            raise _fail(record, where, "wrong_auction", "the command is about another case than the record",
                         record.auction_id, target)
         if command.now != record.time:
             raise _fail(record, where, "bad_time", "the command's time is not the record's", record.time, command.now)
-        if type(command) is Tick and command.auction_id is None:
-            raise _fail(record, where, "bad_command", "a journaled tick names its auction")
-        if type(command) is PlaceBid and type(command.client_bid_id) is not str:
-            raise _fail(record, where, "bad_command", "client_bid_id must be a string")
         return command
 
 
 _NO_CHAIN = (0, GENESIS)
 
 
-def _packed_bound(engine: Engine) -> bytes:
+def _packed_bound(engine: Host) -> bytes:
     """`engine.deadline_bound()` packed as a uint 64 (past every time if there is none)."""
     bound = engine.deadline_bound()
     return b"\xff" * 9 if bound is None else max(bound, 0).to_bytes(8, "big")

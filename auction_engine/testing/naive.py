@@ -205,8 +205,8 @@ class NaiveEngine:
             raise NaiveClockRegression(f"{now} < {self.now}")
         self.now = now
         events: list[Event] = []
-        if type(command) is Tick and command.auction_id is not None:
-            self._apply_due(now, events, only=command.auction_id)
+        if type(command) is Tick and command.case_id is not None:
+            self._apply_due(now, events, only=command.case_id)
             return events
         self._apply_due(now, events)
         if type(command) is CreateAuction:
