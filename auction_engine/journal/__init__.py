@@ -8,8 +8,9 @@
 from .format import JournalCorruption, Location, Record, SegmentHeader
 from .reader import JournalReader, TornTail, segment_paths
 from .recovery import RecoveryReport, recover, repair
-from .sequencer import Journaled, Submission, Verifier
+from .sequencer import Journaled, Submission
 from .store import DURABILITY_MODES, FileOps, Position, SegmentStore
+from .verifier import Verifier
 from .writer import JournalUnavailable, JournalWriter
 
 __all__ = [

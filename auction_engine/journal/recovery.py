@@ -19,9 +19,10 @@ from pathlib import Path
 from . import checkpoint
 from .format import SEGMENT_SUFFIX, JournalCorruption
 from .reader import JournalReader, TornTail, gc_paused
-from .sequencer import Journaled, Verifier
-from .sequencer import RecordHook as RecordHook  # runtime.py imports it from here
+from .sequencer import Journaled
 from .store import Position
+from .verifier import RecordHook as RecordHook  # runtime.py imports it from here
+from .verifier import Verifier
 
 SIDE_SUFFIX = ".discarded"  # what `repair` removed, kept next to the journal
 
