@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import msgpack
 
 from .auction import Auction, Lot
-from .clock import CANCELLED, CLOSED, OPEN, SCHEDULED, SUSPENDED
+from .clock import BID_REFUSED, OPEN, REFUSED, SCHEDULED, allows, from_states
 from .commands import (
     COMMAND_TYPES,
     AdmitBidder,
@@ -70,14 +70,6 @@ from .timeutil import format_instant
 _new_tuple = tuple.__new__
 STATE_FORMAT = 2  # bump when canonical() changes shape: old hashes stop matching on purpose
 SNAPSHOT_STATE_FORMAT = 1  # bump when dump_state() changes shape: load_state() refuses other formats
-
-_CLOSED_CODES = {  # lot status -> rejection code for a bid on a lot that is not open
-    SCHEDULED: ("lot_not_open", "the lot opens at {}"),
-    SUSPENDED: ("lot_suspended", "the lot is suspended since {}"),
-    CLOSED: ("lot_closed", "the lot closed at {}"),
-    CANCELLED: ("lot_cancelled", "the lot was cancelled at {}"),
-}
-
 
 class QueryError(LookupError):
     """A query named something that does not exist, or asked too early; see `code`."""
@@ -260,8 +252,8 @@ class Engine:
         if bidder_id not in auction.admitted:
             return _reject(events, cmd, lot, "not_admitted", f"bidder {bidder_id!r:.70} is not admitted")
         clock = lot.clock
-        if clock.status != OPEN:
-            code, message = _CLOSED_CODES[clock.status]
+        if clock.status != OPEN:  # = not allows(status, "bid"), inlined on the hot path
+            code, message = BID_REFUSED[clock.status]
             since = clock.open_at if clock.status == SCHEDULED else (clock.suspended_at or clock.closed_at or 0)
             return _reject(events, cmd, lot, code, message.format(format_instant(since)))
         if type(amount) is not int or not 0 < amount <= MAX_AMOUNT:
@@ -419,18 +411,18 @@ class Engine:
         events.append(BidderRevoked(cmd.now, cmd.auction_id, bidder_id, cmd.reason))
 
     def _suspend(self, cmd: Suspend, events: list[Event]) -> None:
-        for auction, lot in self._lots_for(cmd, events, (SCHEDULED, OPEN), "not_suspendable"):
+        for auction, lot in self._lots_for(cmd, events, "suspend"):
             lot.clock.suspend(cmd.now)
             events.append(LotSuspended(cmd.now, auction.config.auction_id, lot.config.lot_id, cmd.reason))
 
     def _resume(self, cmd: Resume, events: list[Event]) -> None:
-        for auction, lot in self._lots_for(cmd, events, (SUSPENDED,), "not_suspended"):
+        for auction, lot in self._lots_for(cmd, events, "resume"):
             lot.clock.resume(cmd.now)
             self._schedule(lot, auction)
             events.append(LotResumed(cmd.now, auction.config.auction_id, lot.config.lot_id, lot.clock.close_at))
 
     def _cancel(self, cmd: Cancel, events: list[Event]) -> None:
-        for auction, lot in self._lots_for(cmd, events, (SCHEDULED, OPEN, SUSPENDED), "not_cancellable"):
+        for auction, lot in self._lots_for(cmd, events, "cancel"):
             lot.clock.cancel(cmd.now)
             events.append(LotCancelled(cmd.now, auction.config.auction_id, lot.config.lot_id, cmd.reason))
             self._conclude(cmd.now, auction, lot, events)
@@ -455,22 +447,23 @@ class Engine:
             return None
         return auction
 
-    def _lots_for(self, cmd: Suspend | Resume | Cancel, events: list[Event], states: tuple[str, ...],
-                  code: str) -> list[tuple[Auction, Lot]]:
-        """The lots a command applies to (one, or all those in `states`); refuse if none."""
+    def _lots_for(self, cmd: Suspend | Resume | Cancel, events: list[Event], move: str) -> list[tuple[Auction, Lot]]:
+        """The lots a command applies to (one, or all those the move is legal for: the
+        clock's table); refuse if none."""
         auction = self._auction_for(cmd, events)
         if auction is None:
             return []
+        code = REFUSED[move]
         if cmd.lot_id is None:
-            lots = [lot for lot in auction.lots.values() if lot.clock.status in states]
+            lots = [lot for lot in auction.lots.values() if allows(lot.clock.status, move)]
             if not lots:
-                _refuse(events, cmd, cmd.auction_id, code, f"no lot is {' or '.join(states)}")
+                _refuse(events, cmd, cmd.auction_id, code, f"no lot is {' or '.join(from_states(move))}")
             return [(auction, lot) for lot in lots]
         lot = auction.lots.get(cmd.lot_id)
         if lot is None:
             _refuse(events, cmd, cmd.auction_id, "unknown_lot", f"no lot {cmd.lot_id!r:.70}")
             return []
-        if lot.clock.status not in states:
+        if not allows(lot.clock.status, move):
             _refuse(events, cmd, cmd.auction_id, code, f"lot {cmd.lot_id!r} is {lot.clock.status}")
             return []
         return [(auction, lot)]

@@ -10,13 +10,12 @@ from __future__ import annotations
 from typing import NoReturn
 
 from .auction import Auction, Lot
-from .clock import CANCELLED, CLOSED, OPEN, SCHEDULED, SUSPENDED
+from .clock import CANCELLED, CLOSED, STATUSES, SUSPENDED, from_states
 from .config import ID_PATTERN, MAX_BIDDERS, AuctionConfig, ConfigError
 from .kind import StateError
 from .order_book import SEQ_LIMIT, OrderBook, Standing
 from .timeutil import parse_instant
 
-_STATUSES = (SCHEDULED, OPEN, SUSPENDED, CLOSED, CANCELLED)
 _CLOSE_REASONS = {CLOSED: ("scheduled", "inactivity"), CANCELLED: ("cancelled",)}
 _FIRST_US = parse_instant("0001-01-01T00:00:00Z")  # the instants format_instant can write
 _LAST_US = parse_instant("9999-12-31T23:59:59.999999Z")
@@ -73,7 +72,7 @@ def _load_lot(auction: Auction, lot: Lot, value: object, path: str, now: int, se
         _fail(f"{path}.key", f"must be {lot.key} (lot keys are consecutive within an auction)")
     clock = lot.clock
     policy = clock.policy
-    clock.status = _choice(status, f"{path}.status", _STATUSES)
+    clock.status = _choice(status, f"{path}.status", STATUSES)
     clock.open_at = _instant(open_at, f"{path}.open_at")
     clock.close_at = _instant(close_at, f"{path}.close_at", clock.open_at + 1)
     if policy.hard_close is None:
@@ -85,7 +84,7 @@ def _load_lot(auction: Auction, lot: Lot, value: object, path: str, now: int, se
     clock.active_since = _instant(active_since, f"{path}.active_since")
     if clock.status == SUSPENDED:
         clock.suspended_at = _instant(suspended_at, f"{path}.suspended_at", high=now)
-        clock.suspended_from = _choice(suspended_from, f"{path}.suspended_from", (SCHEDULED, OPEN))
+        clock.suspended_from = _choice(suspended_from, f"{path}.suspended_from", from_states("suspend"))
     else:
         _none(suspended_at, f"{path}.suspended_at")
         _none(suspended_from, f"{path}.suspended_from")

@@ -103,8 +103,9 @@ from auction_engine.journal.writer import (
     DEFAULT_SYNC_IN,
     SYNC_MODES,
     JournalWriter,
+    Unheard,
 )
-from auction_engine.runtime import Runtime, wall_clock_us
+from auction_engine.runtime import Consumer, Runtime, wall_clock_us
 from auction_engine.timeutil import format_instant
 from gateway.app import GC_THRESHOLDS
 from replay.verify import verify as verify_journal
@@ -153,6 +154,21 @@ class Workload:
                       "starting_price": format_amount(ceiling, 2)}],
         }) for aid, bidders, ceiling in zip(self.auction_ids, self.bidders, self.ceilings, strict=True)]
 
+
+
+class Batches(Consumer, Unheard):
+    """The size and time of each write + fsync, from the runtime or a bare writer."""
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+        self.seconds: list[float] = []
+
+    def on_write(self, records: int, seconds: float) -> None:
+        self.sizes.append(records)
+        self.seconds.append(seconds)
+
+    def batch_written(self, records: int, seconds: float) -> None:
+        self.on_write(records, seconds)
 
 def build_workload(producers: int, auctions: int, bids: int, rng: random.Random) -> Workload:
     """Producer i is bidder i of auction i % auctions; it random-walks its own price down."""
@@ -278,14 +294,9 @@ async def _service_run(directory: Path, work: Workload, durability: str, max_bat
         writer = runtime.writer
         await writer.wait_durable(runtime.journaled.gseq)
         first = writer.stats["records"]
-        sizes: list[int] = []
-        seconds: list[float] = []
-
-        def on_batch(records: int, elapsed: float) -> None:
-            sizes.append(records)
-            seconds.append(elapsed)
-
-        writer.on_write.append(on_batch)
+        batches = Batches()
+        sizes, seconds = batches.sizes, batches.seconds
+        runtime.attach(batches)
         samples: list[int] = []
         outcomes: Counter[str] = Counter()
         go = trio.Event()
@@ -359,14 +370,14 @@ async def journal_run(directory: Path, items: list[Item], producers: int, args: 
     `writer.append` and `await writer.wait_durable` (group commit, write, fdatasync). No
     core and no runtime: what the journal itself costs, on what it sits on."""
     _journaled, report = recover(directory)
+    batches = Batches()
     writer = JournalWriter(SegmentStore(directory, report.position), max_batch=args.max_batch,
                            max_delay=args.max_delay, sync_in=args.sync_in, split_from=args.split_from,
-                           pipeline=args.pipeline)
+                           pipeline=args.pipeline, listener=batches)
     encoder = Journaled()
     source = iter(items)
-    sizes: list[int] = []
+    sizes = batches.sizes
     samples: list[int] = []
-    writer.on_write.append(lambda records, _seconds: sizes.append(records))
 
     async def producer() -> None:
         record, append, wait, clock = encoder.record, writer.append, writer.wait_durable, time.perf_counter_ns

@@ -62,7 +62,7 @@ from auction_engine.journal.format import FormatError
 from auction_engine.journal.sequencer import Submission
 from auction_engine.money import MoneyError, format_amount, parse_amount
 from auction_engine.ranking import LotSnapshot, lot_outcome
-from auction_engine.runtime import Runtime
+from auction_engine.runtime import Consumer, Runtime
 from auction_engine.timeutil import format_instant
 
 from . import protocol as p
@@ -324,7 +324,7 @@ class Connection:
         return view.observer(self.codec)
 
 
-class Rooms:
+class Rooms(Consumer):
     """Every open connection, by auction; the runtime's event and view listener."""
 
     def __init__(self, runtime: Runtime, tokens: TokenIssuer, settings: Settings, metrics: Metrics,
@@ -339,8 +339,6 @@ class Rooms:
         self.outflow = Outflow()  # its `run` task is the service's
         self._bid_counters: dict[tuple[str, str], Any] = {}  # (outcome, reason) -> its counter
         self._ids = itertools.count(1)
-        runtime.listeners.append(self.on_events)
-        runtime.view_listeners.append(self.on_views)
 
     # -- fan-out (synchronous, from the journal writer's task) ---------------------------
 

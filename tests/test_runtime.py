@@ -15,6 +15,7 @@ import pytest
 import trio
 import trio.testing
 from factories import END, START, S, config
+from journals import Heard
 
 from auction_engine import AdmitBidder, CreateAuction, PlaceBid
 from auction_engine.events import BidAccepted, Event, LotAwarded, LotClosed, LotOpened
@@ -93,7 +94,7 @@ async def test_an_idle_writer_splits_a_burst_so_that_syncs_overlap_the_work(tmp_
         async with Runtime.open(directory, clock=mock_clock_us(START + S), sync_in=sync_in,
                                 split_from=split_from) as runtime:
             await open_auction(runtime, lot={"starting_price": "1000000.00"})
-            runtime.writer.on_write.append(lambda records, _seconds, sizes=sizes: sizes.append(records))
+            runtime.attach(Heard(write=lambda records, _seconds, sizes=sizes: sizes.append(records)))
             async with trio.open_nursery() as nursery:
                 for bidder in BIDDERS:
                     nursery.start_soon(bid_many, runtime, bidder, 10, acked)
@@ -224,7 +225,7 @@ async def test_the_timer_opens_and_closes_lots_at_their_deadlines(tmp_path: Path
 
     # durability "none" writes in place: a worker thread would let the MockClock jump ahead
     async with Runtime.open(tmp_path, clock=mock_clock_us(START - 60 * S), durability="none") as runtime:
-        runtime.listeners.append(listen)
+        runtime.attach(Heard(events=listen))
         await open_auction(runtime)
         with trio.fail_after(3600):
             await opened.wait()
