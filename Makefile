@@ -21,6 +21,7 @@ test: $(STAMP) lint
 lint: $(STAMP)
 	$(BIN)/ruff check auction_engine replay gateway benchmarks tests
 	$(BIN)/mypy auction_engine replay gateway
+	$(BIN)/lint-imports --no-cache
 
 test-slow: $(STAMP)
 	HYPOTHESIS_PROFILE=slow MODEL_STREAM_COMMANDS=1000000 TAMPER_MUTATIONS=200 CRASH_KILLS=100 \
