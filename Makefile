@@ -20,7 +20,7 @@ test: $(STAMP) lint
 
 lint: $(STAMP)
 	$(BIN)/ruff check auction_engine replay gateway benchmarks tests
-	$(BIN)/mypy auction_engine replay gateway
+	$(BIN)/mypy auction_engine replay gateway benchmarks
 	$(BIN)/lint-imports --no-cache
 
 test-slow: $(STAMP)
