@@ -72,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         return _serve(args)
     if args.command == "demo":
-        from gateway.demo import run_demo  # the gateway depends on the core, not the other way round
+        from .demo import run_demo  # imported late: the demo runs the gateway, which `simulate` never needs
 
         return run_demo(data_dir=args.data_dir, bidders=args.bidders, seconds=args.seconds, seed=args.seed)
     if args.command == "recover":

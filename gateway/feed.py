@@ -28,8 +28,7 @@ from auction_engine.events import (
     LotSuspended,
     LotUnsuccessful,
 )
-from auction_engine.journal.format import decode_event, encode_events
-from auction_engine.runtime import Consumer
+from auction_engine.runtime import Consumer, decode_event, encode_events
 
 FEED_EVENTS = frozenset({AuctionCreated, LotOpened, LotExtended, LotSuspended, LotResumed, LotClosed,
                          LotCancelled, LotAwarded, LotUnsuccessful, AuctionClosed})

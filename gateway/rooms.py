@@ -57,12 +57,9 @@ from auction_engine.events import (
     LotSuspended,
     LotUnsuccessful,
 )
-from auction_engine.journal import JournalUnavailable
-from auction_engine.journal.format import FormatError
-from auction_engine.journal.sequencer import Submission
 from auction_engine.money import MoneyError, format_amount, parse_amount
 from auction_engine.ranking import LotSnapshot, lot_outcome
-from auction_engine.runtime import Consumer, Runtime
+from auction_engine.runtime import Consumer, FormatError, JournalUnavailable, Runtime, Submission
 from auction_engine.timeutil import format_instant
 
 from . import protocol as p

@@ -19,8 +19,7 @@ from pathlib import Path
 import trio
 
 from auction_engine.events import Event
-from auction_engine.journal.format import Record
-from auction_engine.runtime import Consumer, Runtime
+from auction_engine.runtime import Consumer, Record, Runtime
 
 from .auth import ApiKeys, TokenIssuer, load_or_create_secret, write_private
 from .feed import Feed
