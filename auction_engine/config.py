@@ -81,6 +81,16 @@ class BidRules:
             limits.append(self.max_step_percent.of_rounded_down(base))
         return min(limits) if limits else None
 
+    def bid_bounds(self, starting_price: int, base: int | None) -> tuple[int, int]:
+        """The lowest and highest amounts these rules accept from a bid measured from
+        `base` (None: the first, which only the starting price bounds); the engine
+        decides with the same two steps. The range is empty when low > high."""
+        if base is None:
+            return 1, starting_price
+        allowed = self.allowed_step(base)
+        low = base - (base if allowed is None else min(base, allowed))
+        return max(low, 1), min(starting_price, base - self.required_step(base))
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ExtensionPolicy:

@@ -26,13 +26,14 @@ import tracemalloc
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from fractions import Fraction
 
 import sortedcontainers
 from sortedcontainers import SortedList
 
 from auction_engine import AdmitBidder, AuctionConfig, Command, CreateAuction, Engine, PlaceBid, Tick, format_amount
+from auction_engine.config import BidRules
 from auction_engine.events import BidRejected
+from auction_engine.money import parse_percent
 from auction_engine.order_book import SEQ_BITS
 from auction_engine.timeutil import format_instant
 
@@ -110,11 +111,9 @@ def make_config(s: Scenario, index: int, end: int, ceiling: int) -> AuctionConfi
 
 
 def required_step(s: Scenario, base: int) -> int:
-    """The minimum improvement on `base`, computed independently of the engine."""
-    step = s.min_step
-    if s.min_step_percent is not None:
-        step = max(step, -(-base * Fraction(s.min_step_percent) // 100))
-    return max(step, 1)
+    """The minimum improvement on `base`: the engine's one rule (`BidRules`)."""
+    percent = None if s.min_step_percent is None else parse_percent(s.min_step_percent)
+    return BidRules(min_step=s.min_step, min_step_percent=percent).required_step(base)
 
 
 def build_stream(s: Scenario, rng: random.Random) -> Stream:

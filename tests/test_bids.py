@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 from factories import END, START, S, bid, engine_with, kinds
+from hypothesis import given, reject
+from hypothesis import strategies as st
 
-from auction_engine import REJECTION_CODES, Cancel, Engine, PlaceBid, RevokeBidder, Suspend
+from auction_engine import REJECTION_CODES, Cancel, ConfigError, Engine, PlaceBid, RevokeBidder, Suspend
 from auction_engine.events import BidAccepted, BidRejected
 
 OPEN = START + 60 * S
@@ -174,3 +176,29 @@ def test_engine_rejects_a_clock_going_backwards() -> None:
     from auction_engine import ClockRegression
     with pytest.raises(ClockRegression):
         engine.tick(99)
+
+
+@given(st.integers(0, 5_000), st.one_of(st.none(), st.sampled_from(["0.5", "1", "2.25", "10"])),
+       st.one_of(st.none(), st.integers(1, 50_000)), st.one_of(st.none(), st.sampled_from(["3", "7.5", "20"])),
+       st.integers(2_000, 100_000))
+def test_bid_bounds_are_exactly_what_the_engine_accepts(min_step: int, min_percent: str | None,
+                                                       max_step: int | None, max_percent: str | None,
+                                                       first: int) -> None:
+    """`BidRules.bid_bounds` (the one rule the demo and benchmarks use) against the engine:
+    both ends are accepted, one minor unit past either is refused."""
+    rules = {"min_step": f"{min_step / 100:.2f}", "min_step_percent": min_percent,
+             "max_step": None if max_step is None else f"{max_step / 100:.2f}", "max_step_percent": max_percent}
+    try:
+        engine = engine_with(rules=rules, lot={"starting_price": "1000.00"})
+    except ConfigError:
+        reject()  # rules the configuration refuses (a maximum under the minimum)
+    config = engine.auction("A1").config.lots[0]
+    assert bid(engine, OPEN, "alice", first)[-1].__class__ is BidAccepted
+    low, high = config.rules.bid_bounds(config.starting_price, first)
+    for amount, ok in ((low, True), (high, True), (low - 1, False), (high + 1, False)):
+        if low > high or amount <= 0 or amount > config.starting_price:
+            continue
+        probe = engine_with(rules=rules, lot={"starting_price": "1000.00"})
+        bid(probe, OPEN, "alice", first)
+        outcome = bid(probe, OPEN + 1, "alice", amount)[-1]
+        assert (type(outcome) is BidAccepted) == ok, (amount, low, high, outcome)

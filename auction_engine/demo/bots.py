@@ -15,7 +15,8 @@ from typing import Any
 import trio
 from trio_websocket import HandshakeError
 
-from auction_engine.money import Percent, format_amount, parse_amount, parse_percent
+from auction_engine.config import BidRules
+from auction_engine.money import format_amount, parse_amount, parse_percent
 from auction_engine.timeutil import parse_instant
 from gateway.client import Room, RoomClosed
 
@@ -45,31 +46,26 @@ class LotRules:
     """A lot's bid rules as the welcome message states them."""
 
     starting: int
-    min_step: int
-    min_percent: Percent | None
-    max_step: int | None
-    max_percent: Percent | None
-    improve_on: str
+    rules: BidRules
+
+    @property
+    def improve_on(self) -> str:
+        return self.rules.improve_on
 
     @classmethod
     def of(cls, lot: dict[str, Any], decimals: int) -> LotRules:
         r = lot["rules"]
-        return cls(parse_amount(lot["starting_price"], decimals), parse_amount(r["min_step"], decimals),
-                   None if r["min_step_percent"] is None else parse_percent(r["min_step_percent"]),
-                   None if r["max_step"] is None else parse_amount(r["max_step"], decimals),
-                   None if r["max_step_percent"] is None else parse_percent(r["max_step_percent"]), r["improve_on"])
+        return cls(parse_amount(lot["starting_price"], decimals), BidRules(
+            min_step=parse_amount(r["min_step"], decimals),
+            min_step_percent=None if r["min_step_percent"] is None else parse_percent(r["min_step_percent"]),
+            max_step=None if r["max_step"] is None else parse_amount(r["max_step"], decimals),
+            max_step_percent=None if r["max_step_percent"] is None else parse_percent(r["max_step_percent"]),
+            improve_on=r["improve_on"]))
 
     def bounds(self, base: int | None) -> tuple[int, int]:
-        """The lowest and highest amounts the rules accept from a bid whose base is `base`."""
-        if base is None:
-            return 1, self.starting
-        low_step = max(self.min_step, self.min_percent.of_rounded_up(base) if self.min_percent else 0, 1)
-        high_step = base
-        if self.max_step is not None:
-            high_step = min(high_step, self.max_step)
-        if self.max_percent is not None:
-            high_step = min(high_step, self.max_percent.of_rounded_down(base))
-        return base - high_step, min(self.starting, base - low_step)
+        """The lowest and highest amounts the rules accept from a bid whose base is `base`
+        (the engine's own rule: `BidRules.bid_bounds`)."""
+        return self.rules.bid_bounds(self.starting, base)
 
 
 @dataclass(eq=False)
@@ -144,7 +140,7 @@ class Bot:
             return
         if self.strategy == "aggressive":
             rules, own = self.rules[lot_id], self.base(lot_id, view)
-            if own is not None and rules.max_percent is not None and lot_id not in self.fumbled \
+            if own is not None and rules.rules.max_step_percent is not None and lot_id not in self.fumbled \
                     and self.rng.random() < 0.1:
                 # a fat finger, once per lot: a drop beyond the maximum step, which the engine refuses
                 self.fumbled.add(lot_id)
