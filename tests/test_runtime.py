@@ -20,7 +20,8 @@ from journals import Heard
 from auction_engine import AdmitBidder, CreateAuction, PlaceBid
 from auction_engine.events import BidAccepted, Event, LotAwarded, LotClosed, LotOpened
 from auction_engine.journal import FileOps, JournalReader, JournalUnavailable, JournalWriter, SegmentStore, recover
-from auction_engine.journal.writer import SYNC_MODES, parse_answers
+from auction_engine.journal.sync import parse_answers
+from auction_engine.journal.writer import SYNC_MODES
 from auction_engine.runtime import Runtime
 from replay import verify
 
