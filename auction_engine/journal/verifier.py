@@ -1,10 +1,14 @@
 """Records in, the same host back: every rule of the journal checked, every command re-executed.
 
-`Verifier.feed(record)` checks a record's sequences and hash chain, re-executes its command
-through the host and compares the outcome: recovery and the auditors' tool are the same
-loop. `Verifier.run(reader)` is that loop over a whole journal, with the checks of the
-common records (auction bids and ticks) inlined: the same rules in the same order, and any
-other record goes through `feed`.
+The checks, in order, the first that fails naming the corruption: the frame (the reader:
+lengths, CRCs); the global sequence (`gseq_gap`, or `gseq_order` in an export); the case's
+sequence (`aseq_gap`) and chain (`chain_broken`); the command against its record
+(`bad_command`, `wrong_kind`, `wrong_auction`, `bad_time`); its retry key not seen before
+(`duplicate_bid`); re-executed at its time, never before the host's (`time_regression`),
+it gives the journaled outcome (`divergence`). `Verifier.feed(record)` runs them on one
+record; `Verifier.run(reader)` on a whole journal, with a fast path for auction bids and
+ticks that only pre-screens the first checks (anything unusual goes through `feed`) and
+shares the last two (`_replay`) and the acceptance (`_accept`) with it.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from ..commands import Command, PlaceBid
 from ..engine import Engine
 from ..events import Event
 from ..host import Host
-from ..kind import ClockRegression, Tick
+from ..kind import ClockRegression, RetryKey, Tick
 from .format import (
     FRAME,
     GENESIS,
@@ -94,23 +98,50 @@ class Verifier:
             raise _fail(record, where, "chain_broken", f"auction {aid!r:.70}: prev is not the SHA-256 of its "
                         "previous record", head.hex(), prev.hex())
         command = self._command(record, where)
-        if j.previous_outcome(command) is not None:
+        kind = j.host.kind_of(command)
+        key = None if kind is None else kind.retry_key(command)
+        if key is not None and key in j.bids:
             raise _fail(record, where, "duplicate_bid", "a bid with this bidder and client_bid_id is already journaled")
-        try:
-            events = j.host.handle(command)
-        except ClockRegression as exc:
-            raise _fail(record, where, "time_regression", str(exc)) from None
-        if not _same_outcome(events, outcome):
-            raise _fail(record, where, "divergence", "re-executing the command gives another outcome",
-                        _plain(outcome), _plain(encode_events(events)))
-        j.chains[aid] = (aseq, digest)
-        j.remember(command, events)
+        events = self._replay(j.host.handle, command, record.time, outcome, gseq, where)
+        self._accept(aid, aseq, digest, key, events, gseq)
         if aseq == 1:
             self.first_gseq[aid] = gseq
-        self.last_gseq[aid] = gseq
         self.replayed += 1
         self.passed += 1
         return events
+
+    # The last two checks, shared by `feed` and `run`'s fast path: the command re-executed
+    # at its time (never before the host's: time_regression) gives the journaled outcome
+    # (divergence). Then the record is accepted: its case's chain head, its retry key.
+
+    def _replay(self, handle: Callable[[Any], list[Event]], command: Any, time: int, outcome: Sequence[Any],
+                gseq: int, where: Location | tuple[JournalReader, int, int] | None) -> list[Event]:
+        host = self.journaled.host
+        try:
+            if time < host.now:
+                raise ClockRegression(f"command at {time} µs is before the host time {host.now} µs")
+            events = handle(command)
+        except ClockRegression as exc:
+            raise JournalCorruption("time_regression", str(exc), _where(where), gseq=gseq) from None
+        host.now = time
+        if len(events) == 1:  # the common case, a bid's one event, without building a list
+            event = events[0]
+            kind = type(event)
+            same = len(outcome) == 1 and ((_EVENT_NAMES.get(kind) or _event_name(kind)), *event) == outcome[0]
+        else:
+            same = _same_outcome(events, outcome)
+        if not same:
+            raise JournalCorruption("divergence", "re-executing the command gives another outcome", _where(where),
+                                    gseq=gseq, expected=_plain(outcome), found=_plain(encode_events(events)))
+        return events
+
+    def _accept(self, aid: str, aseq: int, digest: bytes, key: RetryKey | None, events: list[Event],
+                gseq: int) -> None:
+        j = self.journaled
+        j.chains[aid] = (aseq, digest)
+        if key is not None:
+            j.bids[key] = tuple(events)
+        self.last_gseq[aid] = gseq
 
     def run(self, reader: JournalReader, on_record: RecordHook | None = None, *,
             on_first: Callable[[SegmentHeader], None] | None = None, exports: bool = False,
@@ -140,9 +171,7 @@ class Verifier:
         others = tuple(kind for kind in host.kinds if kind is not auction)
         case_kind = host.case_kind
         handle = auction.handle
-        last_gseq = self.last_gseq
         only = self.only
-        names = _EVENT_NAMES
         export: str | None = None
         first = True
         if share is None:
@@ -208,34 +237,13 @@ class Verifier:
                         self._slow(reader, payload, offset, index, export, on_record)
                         continue
                 j.gseq = gseq
-                if time < host.now:
-                    self.records += 1
-                    raise JournalCorruption("time_regression", f"command at {time} µs is before the host time "
-                                            f"{host.now} µs", reader.location(offset, index), gseq=gseq)
                 try:
-                    events = handle(cmd)
-                except ClockRegression as exc:
-                    self.records += 1
-                    raise JournalCorruption("time_regression", str(exc), reader.location(offset, index),
-                                            gseq=gseq) from None
-                host.now = time
-                if len(events) == 1:
-                    event = events[0]
-                    kind = type(event)
-                    name = names.get(kind) or _event_name(kind)
-                    same = len(outcome) == 1 and (name, *event) == outcome[0]
-                else:
-                    same = _same_outcome(events, outcome)
-                if not same:
-                    self.records += 1
-                    raise JournalCorruption("divergence", "re-executing the command gives another outcome",
-                                            reader.location(offset, index), gseq=gseq, expected=_plain(outcome),
-                                            found=_plain(encode_events(events)))
+                    events = self._replay(handle, cmd, time, outcome, gseq, (reader, offset, index))
+                except JournalCorruption:
+                    self.records += 1  # checked, and failed
+                    raise
                 digest = sha256(payload).digest()
-                chains[aid] = (aseq, digest)
-                if key is not None:
-                    bids[key] = tuple(events)
-                last_gseq[aid] = gseq
+                self._accept(aid, aseq, digest, key, events, gseq)
                 fast += 1  # checked, replayed and passed (added to the counts as the loop ends)
                 if on_record is not None:
                     on_record(Record(gseq, aseq, time, aid, command, outcome, prev, digest, payload), events)
@@ -404,3 +412,11 @@ def _fail(record: Record, where: Location | None, code: str, message: str, expec
 def _plain(outcome: Sequence[Any]) -> list[list[Any]]:
     """Encoded events as lists, for messages and JSON."""
     return [list(e) for e in outcome]
+
+
+def _where(where: Location | tuple[JournalReader, int, int] | None) -> Location | None:
+    """A record's location, from the fast path's (reader, offset, index) only on failure."""
+    if type(where) is tuple:
+        reader, offset, index = where
+        return reader.location(offset, index)
+    return where  # type: ignore[return-value]
