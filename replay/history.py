@@ -1,8 +1,10 @@
-"""One auction's history, rebuilt from a journal by re-executing it through the core.
+"""One case's history, rebuilt from a journal by re-executing it through the host.
 
-`history(path, auction)` verifies the auction's records while it replays them, and keeps,
-for each record, the command and the events, plus what a report needs at that moment
-(each bid's rank after it). `timeline` turns it into rows of bids for CSV or JSON.
+`history(path, case)` verifies the case's records while it replays them, and keeps, for
+each record, the command and the events, plus, for an auction, what a report needs at
+that moment (each bid's rank after it). `timeline` turns it into rows for CSV or JSON:
+an auction's bids, or for a case of another kind one row per record (`ROWS` maps a kind
+to its own rows; a kind with none gets the generic ones).
 """
 
 from __future__ import annotations
@@ -11,14 +13,16 @@ import csv
 import io
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from auction_engine.commands import Command, PlaceBid
 from auction_engine.engine import Engine
 from auction_engine.events import BidAccepted, BidRejected, Event, LotExtended
+from auction_engine.host import Host
 from auction_engine.journal import JournalCorruption, JournalReader, Verifier
-from auction_engine.journal.format import decode_command
+from auction_engine.journal.format import decode_command, encode_command, encode_events
 from auction_engine.money import format_amount
 from auction_engine.ranking import AuctionResults
 from auction_engine.timeutil import format_instant
@@ -56,8 +60,9 @@ class BidRow:
 class History:
     """Everything replay learnt about one auction."""
 
-    auction_id: str
-    engine: Engine
+    auction_id: str  # the case
+    engine: Engine  # the auction kind (an auction's report reads it)
+    host: Host  # every kind, as replayed
     steps: list[Step] = field(default_factory=list)
     bids: list[BidRow] = field(default_factory=list)
     head: str = ""
@@ -77,7 +82,7 @@ def history(path: str | os.PathLike[str], auction: str) -> History:
     record fails verification (run `verify` first for a full report)."""
     verifier = Verifier(contiguous=False, only=auction)
     engine = verifier.journaled.engine
-    out = History(auction, engine)
+    out = History(auction, engine, verifier.journaled.host)
     for record, where in JournalReader(path).records():
         events = verifier.feed(record, where)
         if record.auction_id != auction:
@@ -85,10 +90,10 @@ def history(path: str | os.PathLike[str], auction: str) -> History:
         command = decode_command(record.command)
         out.steps.append(Step(record.gseq, record.time, command, tuple(events)))
         out.head = record.digest.hex()
-        if type(command) is PlaceBid:
+        if type(command) is PlaceBid and engine.has_case(auction):
             out.bids.append(_bid_row(engine, record.gseq, command, events))
     if not out.steps:
-        raise JournalCorruption("unknown_auction", f"the journal has no record of auction {auction!r}")
+        raise JournalCorruption("unknown_auction", f"the journal has no record of case {auction!r}")
     return out
 
 
@@ -111,10 +116,22 @@ TIMELINE_FIELDS = ("gseq", "time", "lot_id", "pseudonym", "bidder_id", "amount",
                    "code", "rank_after", "best_after", "extended_to")
 
 
-def timeline(path: str | os.PathLike[str], auction: str, *, reveal: bool = False) -> list[dict[str, Any]]:
-    """Every bid of `auction` in journal order, money as decimal strings and times as
+def timeline(path: str | os.PathLike[str], case: str, *, reveal: bool = False) -> list[dict[str, Any]]:
+    """The case's rows in journal order (an auction's: its bids), by its kind's `ROWS`."""
+    h = history(path, case)
+    kind = h.host.case_kind[case]
+    return ROWS.get(type(kind), _record_rows)(h, reveal)
+
+
+def _record_rows(h: History, reveal: bool) -> list[dict[str, Any]]:
+    """One row per record: its command and its events, as journaled (the generic timeline)."""
+    return [{"gseq": s.gseq, "time": format_instant(s.time), "command": encode_command(s.command),
+             "events": encode_events(s.events)} for s in h.steps]
+
+
+def _bid_rows(h: History, reveal: bool) -> list[dict[str, Any]]:
+    """Every bid of the auction in journal order, money as decimal strings and times as
     ISO-8601; `bidder_id` only with `reveal` (pseudonyms always)."""
-    h = history(path, auction)
     decimals = h.decimals
     rows = []
     for b in h.bids:
@@ -132,12 +149,15 @@ def timeline(path: str | os.PathLike[str], auction: str, *, reveal: bool = False
     return rows
 
 
+ROWS: dict[type[Any], Callable[[History, bool], list[dict[str, Any]]]] = {Engine: _bid_rows}
+
+
 def render_timeline(rows: list[dict[str, Any]], fmt: str) -> str:
     """The rows as CSV (a header line first) or as a JSON array."""
     if fmt == "json":
-        return json.dumps(rows, indent=2, ensure_ascii=False)
+        return json.dumps(rows, indent=2, ensure_ascii=False, default=str)
     buffer = io.StringIO()
-    names = [f for f in TIMELINE_FIELDS if not rows or f in rows[0]]
+    names = list(rows[0]) if rows else list(TIMELINE_FIELDS)  # a row's keys are in its columns' order
     writer = csv.DictWriter(buffer, fieldnames=names, lineterminator="\n")
     writer.writeheader()
     for row in rows:

@@ -29,7 +29,7 @@ from auction_engine.host import CaseConflict, register, unregister
 from auction_engine.journal import Journaled, JournalReader, Submission, recover
 from auction_engine.journal.format import decode_command, encode_command
 from auction_engine.runtime import Runtime
-from replay import verify
+from replay import render_timeline, timeline, verify
 
 
 @pytest.fixture(autouse=True)
@@ -153,3 +153,14 @@ async def test_a_second_kind_runs_in_the_runtime_and_restarts_from_a_checkpoint(
     assert report.state_hash == state == recovered.host.state_hash()
     assert recovered.host.kind(SealedBid).rounds["R-1"].closed
     assert verify(tmp_path).state_hash == state
+
+
+def test_the_auditors_timeline_of_a_case_of_another_kind(tmp_path: Path) -> None:
+    write(tmp_path / "j", commands())  # type: ignore[arg-type]
+    rows = timeline(tmp_path / "j", "R-1")
+    assert [(r["command"][0], [e[0] for e in r["events"]]) for r in rows] == [
+        ("OpenRound", ["RoundOpened"]), ("SubmitSealed", ["SealedAccepted"]), ("SubmitSealed", ["SealedAccepted"]),
+        ("SubmitSealed", ["SealedRejected"]), ("SubmitSealed", ["SealedAccepted"]), ("Tick", ["RoundAwarded"])]
+    assert render_timeline(rows, "csv").splitlines()[0] == "gseq,time,command,events"
+    bids = timeline(tmp_path / "j", "A1")  # an auction's: its bids
+    assert [b["pseudonym"] != "" for b in bids] == [True, True] and "lot_id" in bids[0]
