@@ -31,9 +31,11 @@ from .commands import (
     Tick,
 )
 from .config import ID_PATTERN, MAX_BIDDERS, MAX_TEXT, AuctionConfig, ConfigError
+from .edge import event_to_dict
 from .engine_state import _fail, _instant, _int, _items, load_auction
 from .events import (
     EVENT_TYPES,
+    FEED_EVENTS,
     AuctionClosed,
     AuctionCreated,
     BidAccepted,
@@ -111,7 +113,8 @@ class Engine:
 
     name: ClassVar[str] = "auction"
     codec: ClassVar[Codec] = Codec(tuple(c for c in COMMAND_TYPES if c is not Tick), EVENT_TYPES,
-                  encoders={CreateAuction: _encode_create}, decoders={CreateAuction: _decode_create})
+                                   encoders={CreateAuction: _encode_create}, decoders={CreateAuction: _decode_create},
+                                   public=FEED_EVENTS)
 
     def __init__(self) -> None:
         self._auctions: dict[str, Auction] = {}
@@ -173,6 +176,12 @@ class Engine:
 
     def has_case(self, case_id: str) -> bool:
         return case_id in self._auctions
+
+    def public_event(self, event: Event) -> dict[str, Any]:
+        """A lifecycle event as the feed shows it: money in the auction's decimals, no bidder."""
+        entry = event_to_dict(event, self._auctions[event.auction_id].config.decimals)
+        entry.pop("bidder_id", None)
+        return entry
 
     def cases(self) -> list[str]:
         return list(self._auctions)

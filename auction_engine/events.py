@@ -184,4 +184,8 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     CommandRejected,
 )
 UNSUCCESSFUL_REASONS = ("no_bids", "too_few_bidders", "above_reserve", "cancelled")
+# What the portals' lifecycle feed shows of an auction (an award without its winner).
+FEED_EVENTS: frozenset[type[Event]] = frozenset({
+    AuctionCreated, LotOpened, LotExtended, LotSuspended, LotResumed, LotClosed, LotCancelled, LotAwarded,
+    LotUnsuccessful, AuctionClosed})
 typed_records(*EVENT_TYPES)

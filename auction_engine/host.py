@@ -65,6 +65,7 @@ class Host:
                 if cls is Tick or cls.__name__ == "Tick" or cls in self.route:
                     raise ValueError(f"{kind.name}: command {cls.__name__} is the host's or another kind's")
                 self.route[cls] = kind
+        self._event_kind = {cls: kind for kind in self.kinds for cls in kind.codec.events}
         self.case_kind: dict[str, Kind] = {}
         for kind in self.kinds:
             for case in kind.cases():
@@ -151,10 +152,15 @@ class Host:
         return self.kind_of_event(event).event_case(event)
 
     def kind_of_event(self, event: Any) -> Kind:
-        for kind in self.kinds:
-            if type(event) in kind.codec.events:
-                return kind
-        raise TypeError(f"not an event of a hosted kind: {event!r:.100}")
+        kind = self._event_kind.get(type(event))
+        if kind is None:
+            raise TypeError(f"not an event of a hosted kind: {event!r:.100}")
+        return kind
+
+    def public_event(self, event: Any) -> tuple[str, dict[str, Any]]:
+        """A public event's case and its feed entry (its kind's `public_event`)."""
+        kind = self.kind_of_event(event)
+        return kind.event_case(event), kind.public_event(event)
 
     # -- state ---------------------------------------------------------------------------
 

@@ -38,12 +38,14 @@ RetryKey = tuple[str, str, str]  # (case, actor, the actor's own id for the comm
 class Codec:
     """How a kind's commands and events are journaled: ``[class name, *fields]``.
     `encoders` / `decoders` handle a command with a structured field (an auction's
-    configuration): encode to plain values, decode from them (raise ValueError)."""
+    configuration): encode to plain values, decode from them (raise ValueError).
+    `public`: the events the portals' lifecycle feed shows (`Kind.public_event`)."""
 
     commands: tuple[type[Any], ...]
     events: tuple[type[Any], ...]
     encoders: Mapping[type[Any], Callable[[Any], list[Any]]] = field(default_factory=dict)
     decoders: Mapping[type[Any], Callable[[tuple[Any, ...]], Any]] = field(default_factory=dict)
+    public: frozenset[type[Any]] = frozenset()
 
 
 class Kind(Protocol):
@@ -83,6 +85,11 @@ class Kind(Protocol):
         ...
 
     def has_case(self, case_id: str) -> bool: ...
+
+    def public_event(self, event: Any) -> dict[str, Any]:
+        """A `codec.public` event as the feed shows it: plain JSON values, money and time
+        at the edge, no identity."""
+        ...
 
     def cases(self) -> Iterable[str]: ...
 

@@ -221,7 +221,7 @@ async def _service_run(directory: Path, work: Workload, durability: str, max_bat
             go.set()
         elapsed = time.perf_counter() - t0
         records = writer.stats["records"] - first
-        state_hash = runtime.engine.state_hash()
+        state_hash = runtime.host.state_hash()
     return ServiceRun(durability, elapsed, records, first, samples, sizes, seconds, outcomes, state_hash)
 
 

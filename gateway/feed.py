@@ -1,7 +1,8 @@
-"""The portals' lifecycle feed: every auction's created / opened / extended / suspended /
-resumed / closed / cancelled / awarded / unsuccessful events, numbered from 1. The feed
-names no bidder (an award carries the price, not the winner): identities come only with
-the results, once every lot has ended.
+"""The portals' lifecycle feed: the public events of every case, numbered from 1: for an
+auction, created / opened / extended / suspended / resumed / closed / cancelled /
+awarded / unsuccessful (each kind's `codec.public`, rendered by its `public_event`). The
+feed names no bidder (an award carries the price, not the winner): identities come only
+with the results, once every lot has ended.
 
 The feed is rebuilt from the journal at start, in journal order, so a sequence number
 means the same event across restarts and a portal resumes with `?after=SEQ`.
@@ -14,24 +15,9 @@ from typing import Any
 
 import trio
 
-from auction_engine.edge import event_to_dict
-from auction_engine.events import (
-    AuctionClosed,
-    AuctionCreated,
-    Event,
-    LotAwarded,
-    LotCancelled,
-    LotClosed,
-    LotExtended,
-    LotOpened,
-    LotResumed,
-    LotSuspended,
-    LotUnsuccessful,
-)
+from auction_engine.events import Event
+from auction_engine.host import registered
 from auction_engine.runtime import Consumer, decode_event, encode_events
-
-FEED_EVENTS = frozenset({AuctionCreated, LotOpened, LotExtended, LotSuspended, LotResumed, LotClosed,
-                         LotCancelled, LotAwarded, LotUnsuccessful, AuctionClosed})
 
 
 class Feed(Consumer):
@@ -39,7 +25,9 @@ class Feed(Consumer):
 
     def __init__(self) -> None:
         self.entries: list[Event] = []
-        self.decimals_of: Callable[[str], int] = lambda _auction_id: 2  # set once the engine exists
+        self.public = frozenset().union(*(kind.codec.public for kind in registered()))
+        # (case, entry) of a public event: the host's `public_event`, set once it exists
+        self.render: Callable[[Event], tuple[str, dict[str, Any]]] = _unrendered
         self._changed = trio.Event()
 
     @property
@@ -60,8 +48,9 @@ class Feed(Consumer):
         """Append the lifecycle events among `events` (durable, from the runtime; or
         replayed, at a start)."""
         added = False
+        public = self.public
         for event in events:
-            if type(event) in FEED_EVENTS:
+            if type(event) in public:
                 self.entries.append(event)
                 added = True
         if added:
@@ -69,13 +58,11 @@ class Feed(Consumer):
             self._changed = trio.Event()
 
     def after(self, seq: int, limit: int, auction_id: str | None = None) -> list[dict[str, Any]]:
-        """Up to `limit` entries after `seq` (of one auction if given), in edge form."""
+        """Up to `limit` entries after `seq` (of one case if given), in edge form."""
         out = []
         for index in range(max(seq, 0), len(self.entries)):
-            event = self.entries[index]
-            if auction_id is None or event.auction_id == auction_id:
-                entry = event_to_dict(event, self.decimals_of(event.auction_id))
-                entry.pop("bidder_id", None)
+            case, entry = self.render(self.entries[index])
+            if auction_id is None or case == auction_id:
                 entry["seq"] = index + 1
                 out.append(entry)
                 if len(out) >= limit:
@@ -96,3 +83,7 @@ class Feed(Consumer):
 
     async def wait_changed(self) -> None:
         await self._changed.wait()
+
+
+def _unrendered(event: Event) -> tuple[str, dict[str, Any]]:
+    raise RuntimeError("the feed renders once the service's host exists")

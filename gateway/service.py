@@ -104,7 +104,7 @@ class Service:
             for skipped in runtime.recovery.skipped:
                 log(logger, logging.WARNING, "checkpoint skipped at start: more records were replayed", reason=skipped)
             engine = runtime.engine
-            feed.decimals_of = lambda aid: engine.auction(aid).config.decimals
+            feed.render = runtime.host.public_event
             metrics.track_checkpoints(runtime.checkpoints.status)
             metrics.track_journal(runtime.writer.stats)
             metrics.track_open_auctions(lambda: sum(not engine.auction(a).finished for a in engine.auction_ids()))

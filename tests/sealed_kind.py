@@ -93,7 +93,8 @@ class SealedBid:
     name: ClassVar[str] = "sealed"
     codec: ClassVar[Codec] = Codec(
         (OpenRound, SubmitSealed), (RoundOpened, SealedAccepted, SealedRejected, RoundAwarded, RoundUnsuccessful),
-        encoders={OpenRound: _encode_open}, decoders={OpenRound: _decode_open})
+        encoders={OpenRound: _encode_open}, decoders={OpenRound: _decode_open},
+        public=frozenset({RoundOpened, RoundAwarded, RoundUnsuccessful}))
 
     def __init__(self) -> None:
         self.rounds: dict[str, Round] = {}
@@ -174,6 +175,12 @@ class SealedBid:
 
     def cases(self) -> list[str]:
         return list(self.rounds)
+
+    @staticmethod
+    def public_event(event: Any) -> dict[str, Any]:
+        entry = {"type": type(event).__name__, **event._asdict()}
+        entry.pop("winner", None)  # the feed names no bidder
+        return entry
 
     @staticmethod
     def changes_state(events: list[Any]) -> bool:

@@ -29,6 +29,7 @@ from auction_engine.host import CaseConflict, register, unregister
 from auction_engine.journal import Journaled, JournalReader, Submission, recover
 from auction_engine.journal.format import decode_command, encode_command
 from auction_engine.runtime import Runtime
+from gateway.feed import Feed
 from replay import render_timeline, timeline, verify
 
 
@@ -164,3 +165,17 @@ def test_the_auditors_timeline_of_a_case_of_another_kind(tmp_path: Path) -> None
     assert render_timeline(rows, "csv").splitlines()[0] == "gseq,time,command,events"
     bids = timeline(tmp_path / "j", "A1")  # an auction's: its bids
     assert [b["pseudonym"] != "" for b in bids] == [True, True] and "lot_id" in bids[0]
+
+
+def test_the_feed_shows_every_kinds_public_events_without_identities() -> None:
+    journaled = Journaled()
+    feed = Feed()
+    feed.render = journaled.host.public_event
+    for command in commands():
+        feed.on_events(journaled.submit(command).events)  # type: ignore[arg-type]
+    rounds = feed.after(0, 100, "R-1")
+    assert [e["type"] for e in rounds] == ["RoundOpened", "RoundAwarded"]
+    assert "winner" not in rounds[1] and rounds[1]["amount"] == 8_500
+    every = feed.after(0, 100)
+    assert {e["type"] for e in every} >= {"AuctionCreated", "LotOpened", "RoundUnsuccessful", "LotAwarded"}
+    assert all("bidder_id" not in e for e in every) and [e["seq"] for e in every] == list(range(1, len(every) + 1))
