@@ -122,6 +122,14 @@ def _digits(value: Any) -> Any:
 QueryInt = Annotated[int, BeforeValidator(_digits)]
 
 
+def _integral(value: Any) -> Any:
+    # JSON Schema counts 830.0 as an integer, so a client (or a fuzzer) may send it; bools stay refused.
+    return int(value) if type(value) is float and value.is_integer() else value
+
+
+JsonInt = Annotated[int, BeforeValidator(_integral)]
+
+
 class Model(BaseModel):
     """A request part: strict JSON types, unknown fields refused, `null` where optional."""
 
@@ -184,6 +192,17 @@ class LotConfig(Model):
                                        description="Overrides the auction's extension, key by key.")
 
 
+# Far enough ahead to stay valid (a past close is refused), so tools can create it as is.
+EXAMPLE_AUCTION: dict[str, Any] = {
+    "auction_id": "AO-2990-014", "title": "Fournitures de bureau", "buyer_ref": "AO-14/2990", "currency": "MAD",
+    "decimals": 2, "start": "2990-03-02T10:00:00Z", "end": "2990-03-02T11:00:00Z", "stagger": "5m",
+    "bidders": ["acme"], "visibility": "ladder", "rules": {"min_step": "100.00", "improve_on": "own"},
+    "extension": {"window": "2m", "extend_by": "2m", "trigger": "any_bid", "mode": "from_bid", "max_extensions": 30},
+    "lots": [{"lot_id": "L1", "title": "Papier", "estimate": "120000.00", "starting_price": "130000.00"},
+             {"lot_id": "L2", "title": "Toner", "estimate": "80000.00", "starting_price": "85000.00",
+              "reserve_price": "82000.00", "rules": {"min_step_percent": "0.5"}}]}
+
+
 class AuctionConfig(Model):
     """The auction configuration (auction_engine/config.py). Unknown fields are refused.
     Rules across fields, which JSON Schema does not state, are in the field descriptions:
@@ -192,6 +211,8 @@ class AuctionConfig(Model):
     `window` is; `hard_close` not before the lot's close; lot ids unique; and some lot must
     close after the auction is created (else 422 `ends_in_past`). The answer's `details`
     names every problem with its path."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_AUCTION]})
 
     auction_id: Identifier = Field(description="Chosen by the portal; creating is idempotent on it.")
     title: Text
@@ -223,14 +244,17 @@ class AuctionConfig(Model):
 
 # -- other request bodies -------------------------------------------------------------------
 
+Ttl = Annotated[int, Field(ge=MIN_TTL_S), BeforeValidator(_integral)]  # constraint first: the schema states it
 TTL_DESCRIPTION = "Token lifetime in seconds, from 60 to the token_ttl_s setting, which is also the default."
 
 
 class AdmitRequest(Model):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"bidders": ["acme", "beta"], "ttl_s": 3600}]})
+
     bidders: Annotated[list[Identifier], AfterValidator(_distinct)] = Field(
         min_length=1, max_length=MAX_ADMIT, json_schema_extra={"uniqueItems": True},
         description="The bidders to admit (each once); every one gets a fresh room token.")
-    ttl_s: int | None = Field(None, ge=MIN_TTL_S, description=TTL_DESCRIPTION)
+    ttl_s: Ttl | None = Field(None, description=TTL_DESCRIPTION)
 
 
 class RevokeRequest(Model):
@@ -239,7 +263,7 @@ class RevokeRequest(Model):
 
 class ObserverRequest(Model):
     name: Identifier = Field("observer", description="Who watches (default `observer`), for the logs.")
-    ttl_s: int | None = Field(None, ge=MIN_TTL_S, description=TTL_DESCRIPTION)
+    ttl_s: Ttl | None = Field(None, description=TTL_DESCRIPTION)
 
 
 LOT_ID = "One lot; absent or null: every lot the command applies to."

@@ -86,6 +86,8 @@ _FROM_AUCTION = "$response.body#/auction_id"
 _AUCTION_LINKS = {name: {"operationId": name, "auction_id": _FROM_AUCTION} for name in (
     "get_auction", "admit_bidders", "observer_token", "suspend", "resume", "cancel", "results", "journal_export")}
 
+_LISTED_LINKS = {name: {**link, "auction_id": "$response.body#/auctions/0/auction_id"}
+                 for name, link in _AUCTION_LINKS.items()}
 
 def _lot_command(name: str, summary: str, roles: tuple[str, ...], body: type[m.Model], conflicts: tuple[str, ...],
                  description: str) -> Operation:
@@ -113,7 +115,7 @@ OPERATIONS: tuple[Operation, ...] = (
               m.AuctionConfig, True, links=_AUCTION_LINKS),
     Operation("list_auctions", "get", API + "/auctions", "List auctions", "In creation order, a page at a time: "
               "pass the answer's `next` as `after`.", "auctions", ROLES, {200: (v.AuctionPage, "A page of summaries.")},
-              ("invalid_query",), query=m.ListQuery),
+              ("invalid_query",), query=m.ListQuery, links=_LISTED_LINKS),
     Operation("get_auction", "get", API + "/auctions/{auction_id}", "Get an auction", "The configuration (without "
               "`pseudonym_secret`) and live state. The portal also gets `bidders`.", "auctions", ROLES,
               {200: (v.AuctionView, "The auction.")}, ("unknown_auction",), path_params=_AID),

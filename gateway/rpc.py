@@ -360,6 +360,16 @@ def register_rpc(app: Quart, service: Service) -> None:
                 yield f"id: {entry['seq']}\nevent: {entry['type']}\ndata: {json.dumps(entry)}\n\n".encode()
             seq = entries[-1]["seq"]
 
+    @app.after_request
+    async def drain_body(response: Response) -> Response:
+        # quart-trio stops reading the request once the answer is sent; a body left unread (an
+        # answer that needs none: OPTIONS, 401, 404, 405) then wedges the kept-alive connection,
+        # so the client's next request never gets an answer (found by schemathesis).
+        length = request.content_length
+        if length and length <= MAX_BODY:
+            await request.get_data(as_text=False)
+        return response
+
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException) -> Any:
         code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(exc.code or 500, "http_error")

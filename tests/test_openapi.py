@@ -441,7 +441,9 @@ async def test_create_get_and_list(tmp_path: Path) -> None:
             check(await once.post("/auctions", content=b"x" * (rpc.MAX_BODY + 1)), "post", "/auctions", 413,
                   "body_too_large")
         assert "413" in operation("post", "/auctions")["responses"]
-        check_error(await api.clients["portal"].delete("/auctions"), 405, "method_not_allowed")
+        not_allowed = await api.clients["portal"].delete("/auctions")
+        check_error(not_allowed, 405, "method_not_allowed")
+        assert not_allowed.headers["Allow"] == "GET, HEAD, OPTIONS, POST"  # RFC 9110: the methods it takes
         check_error(await api.clients["portal"].get("/auctions/A-1/nothing"), 404, "not_found")
 
         # get: the portal sees the bidders, the others do not
@@ -685,6 +687,10 @@ async def test_bids_results_feed_and_journal(tmp_path: Path, capsys: pytest.Capt
             assert (entry["seq"], entry["type"]) == (int(event["id"]), event["event"])
         assert len(received) == len([e for e in (await api.call("portal", "get", "/events", 200, params={
             "after": 2, "auction_id": "B-1"}))["events"]])
+        # a Last-Event-ID that is not a seq is refused, not ignored (schemathesis sent `{}`)
+        for bad in ("{}", "", "-1", "1" * 19, "1.5"):
+            response = await http.get("/events", headers={"Last-Event-ID": bad, "Accept": "text/event-stream"})
+            check(response, "get", "/events", 400, "invalid_header")
         # an invalid query is a JSON error, event stream or not
         response = await http.get("/events", params={"limit": "0"}, headers={"Accept": "text/event-stream"})
         check(response, "get", "/events", 422, "invalid_query")
@@ -732,6 +738,71 @@ async def test_operations_endpoints_and_journal_unavailable(tmp_path: Path) -> N
 
 
 # -- bugs found by this suite, now fixed: kept as regression tests ---------------------
+
+async def answer_head(stream: trio.SocketStream, buffer: bytearray) -> bytes:
+    """Read one answer (status line and headers, then its Content-Length body) off `stream`."""
+    while b"\r\n\r\n" not in buffer:
+        buffer += await stream.receive_some(65536)
+    head, _, rest = bytes(buffer).partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?i)content-length: *([0-9]+)", head).group(1))  # type: ignore[union-attr]
+    while len(rest) < length:
+        rest += await stream.receive_some(65536)
+    buffer[:] = rest[length:]
+    return head
+
+
+def keep_alive_after_bodies(base: str) -> list[str]:
+    """(in a thread) Requests whose body the service need not read, each followed by a GET on
+    the same kept-alive connection (requests, as schemathesis uses it, reuses it where httpx
+    opens a new one); the calls that got no answer."""
+    import requests
+
+    stuck = []
+    with requests.Session() as session:
+        session.headers["Authorization"] = f"Bearer {KEYS['portal']}"
+        for i in range(20):
+            for method in ("OPTIONS", "GET", "TRACE"):
+                session.request(method, base + "/api/v1/auctions", data="x" * (100 + i), timeout=5)
+                try:
+                    session.get(base + "/api/v1/auctions", timeout=2)
+                except requests.RequestException:
+                    stuck.append(f"{method} #{i}")
+                    session.close()
+    return stuck
+
+
+@pytest.mark.trio
+async def test_an_unread_body_does_not_wedge_the_connection(tmp_path: Path) -> None:
+    """Found by schemathesis: an answer sent before the body was read (OPTIONS, GET, 405)
+    could leave it on the kept-alive connection, and the next request got no answer."""
+    async with served(tmp_path) as srv:
+        assert await trio.to_thread.run_sync(keep_alive_after_bodies, srv.base) == []
+
+
+@pytest.mark.trio
+async def test_an_integral_number_is_an_integer(tmp_path: Path) -> None:
+    """Found by schemathesis: JSON Schema counts 600.0 as an integer, so the RPC does too."""
+    async with served(tmp_path) as srv:
+        api = Api(srv)
+        await api.call("portal", "post", "/auctions", 201, json_body=auction_body("I-1", seconds=60))
+        out = await api.call("portal", "post", "/auctions/{auction_id}/bidders", 200,
+                             json_body={"bidders": ["acme"], "ttl_s": 600.0}, auction_id="I-1")
+        assert jwt_claims(out["tokens"][0]["token"])["exp"] - jwt_claims(out["tokens"][0]["token"])["iat"] == 600
+        for bad in (600.5, True, "600"):
+            await api.call("portal", "post", "/auctions/{auction_id}/observers", 422, "invalid_request",
+                           json_body={"ttl_s": bad}, auction_id="I-1")
+        await api.aclose()
+
+
+@pytest.mark.trio
+async def test_the_document_example_auction_is_accepted(tmp_path: Path) -> None:
+    async with served(tmp_path) as srv:
+        api = Api(srv)
+        example = DOC["components"]["schemas"]["AuctionConfig"]["examples"][0]
+        assert example == models.EXAMPLE_AUCTION
+        await api.call("portal", "post", "/auctions", 201, json_body=example)
+        await api.aclose()
+
 
 @pytest.mark.trio
 async def test_instant_out_of_range_is_invalid_config(tmp_path: Path) -> None:
