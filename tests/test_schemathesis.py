@@ -2,13 +2,15 @@
 real service on a loopback port; it must report no failure and no error.
 
 Each operation is called with a key of a role it allows, spread over all three roles;
-the document's links give later calls real auction and bidder ids. `make test` runs a
+the document's links, and the example auction's ids for half the path parameters, give
+calls real auction and bidder ids. `make test` runs a
 small budget; `make test-slow` (SCHEMATHESIS_MAX_EXAMPLES) a large one, plus one pass per
 role with that role's key on every operation (so each role's 403s are fuzzed too).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -16,6 +18,8 @@ from pathlib import Path
 import pytest
 import trio
 from served import KEYS, served
+
+from gateway import models
 
 MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "10"))
 SLOW = MAX_EXAMPLES > 10
@@ -31,8 +35,17 @@ BY_ROLE = {"buyer": ["suspend", "resume", "observer_token", "events"],
 CREATE_ACCEPTS = ["2xx", "401", "403", "404", "409", "422"]
 
 
+# Half the path ids are those of the request body's example auction (created by the
+# examples phase, which runs first): generated ids alone almost never name an auction.
+REAL_IDS = [
+    "[dictionaries.auctions]", f'values = ["{models.EXAMPLE_AUCTION["auction_id"]}"]',
+    "[dictionaries.bidders]", f'values = {json.dumps(models.EXAMPLE_AUCTION["bidders"])}',
+    "[parameters]", '"path.auction_id" = { dictionary = "auctions", probability = 0.5 }',
+    '"path.bidder_id" = { dictionary = "bidders", probability = 0.5 }', ""]
+
+
 def config(default_role: str, mixed: bool) -> str:
-    lines = [f'headers = {{ Authorization = "Bearer {KEYS[default_role]}" }}', ""]
+    lines = [f'headers = {{ Authorization = "Bearer {KEYS[default_role]}" }}', "", *REAL_IDS]
     if mixed:
         for role, operations in BY_ROLE.items():
             lines += ["[[operations]]", f"include-operation-id = {operations!r}".replace("'", '"'),
