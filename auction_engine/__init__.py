@@ -15,8 +15,9 @@ from .commands import (
     Tick,
 )
 from .config import AuctionConfig, BidRules, ConfigError, ExtensionPolicy, LotConfig
-from .engine import ClockRegression, Engine, QueryError
+from .engine import Engine, QueryError
 from .events import COMMAND_REJECTION_CODES, REJECTION_CODES, Event
+from .kind import ClockRegression
 from .money import MoneyError, format_amount, parse_amount
 
 __all__ = [

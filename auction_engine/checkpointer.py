@@ -30,7 +30,8 @@ class Checkpointer:
 
     def __init__(self, journaled: Journaled, writer: JournalWriter, clock: Callable[[], int],
                  directory: Path | None = None, every: int = 0, parts: Sequence[checkpoint.Part] = (),
-                 start: int | None = None) -> None:
+                 start: int | None = None,
+                 on_ended: Callable[[bool, int, float, str], None] | None = None) -> None:
         self.journaled = journaled
         self.writer = writer
         self.clock = clock
@@ -40,14 +41,13 @@ class Checkpointer:
         self.child: checkpoint.Child | None = None
         self.stats: dict[str, Any] = {"written": 0, "failed": 0, "deferred": 0, "last_gseq": start,
                                       "last_seconds": 0.0, "last_error": ""}
-        # callables(written: bool, gseq, seconds, error) as each checkpoint ends
-        self.on_ended: list[Callable[[bool, int, float, str], None]] = []
+        # (written: bool, gseq, seconds, error) as each checkpoint ends
+        self.on_ended = on_ended or (lambda written, gseq, seconds, error: None)
         self._due_at = (start or 0) + every  # the gseq from which a checkpoint is due
         self._not_before = 0.0  # monotonic time before which none is begun (after a failure, a deferral)
         self._failures = 0  # in a row
         self._drained = 0  # publications while draining for a due checkpoint
         self._child_started = trio.Event()
-        writer.on_batch.append(self.after_batch)
 
     def _last_record(self) -> tuple[Position, tuple[int, int, bytes]] | None:
         """Where the next record goes and (segment, offset, SHA-256) of the last one, if
@@ -133,8 +133,7 @@ class Checkpointer:
             self._due_at = self.journaled.gseq + max(1, self.every // 4)
             self._not_before = time.monotonic() + min(2.0 ** self._failures, 300.0)
             self._failures += 1
-        for hook in self.on_ended:
-            hook(written, gseq, seconds, error)
+        self.on_ended(written, gseq, seconds, error)
 
     async def final(self) -> None:
         """On a clean exit (the journal flushed): let a running checkpoint child finish

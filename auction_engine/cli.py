@@ -18,6 +18,7 @@ from typing import Any
 from .config import ConfigError
 from .edge import event_to_dict, results_to_dict
 from .events import BidRejected, CommandRejected, LotExtended
+from .host import Host
 from .journal import JournalCorruption, Journaled, Position, SegmentStore, recover, repair
 from .journal.recovery import SIDE_SUFFIX
 from .money import format_amount
@@ -71,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         return _serve(args)
     if args.command == "demo":
-        from gateway.demo import run_demo  # the gateway depends on the core, not the other way round
+        from .demo import run_demo  # imported late: the demo runs the gateway, which `simulate` never needs
 
         return run_demo(data_dir=args.data_dir, bidders=args.bidders, seconds=args.seconds, seed=args.seed)
     if args.command == "recover":
@@ -181,7 +182,7 @@ def summary(run: Run, results: AuctionResults, *, with_events: bool = False) -> 
     decimals = results.decimals
     out: dict[str, Any] = {
         "auction_id": results.auction_id,
-        "state_hash": run.engine.state_hash(),
+        "state_hash": Host([run.engine]).state_hash(),
         "commands": len(run.commands),
         "events_by_type": dict(Counter(type(e).__name__ for e in run.events)),
         "bid_rejections": dict(Counter(e.code for e in run.events if isinstance(e, BidRejected))),
@@ -223,7 +224,7 @@ def render_table(run: Run, results: AuctionResults) -> str:
         f"Total awarded {money(results.awarded_total)} against estimates of {money(results.awarded_estimate)}: "
         f"savings {money(results.savings)} ({results.savings_percent} %)"
     )
-    lines.append(f"state hash {run.engine.state_hash()}")
+    lines.append(f"state hash {Host([run.engine]).state_hash()}")
     return "\n".join(lines)
 
 

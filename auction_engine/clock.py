@@ -1,8 +1,10 @@
 """The clock of one lot: scheduled -> open -> closed, suspension, cancellation, extensions.
 
-Sans-IO: time only arrives as arguments. `deadline()` is the next instant at which the
-lot changes by itself; the engine calls `fire(at)` exactly then. Instants are µs. A lot
-is open on [opened, close): a bid stamped exactly at the close is late.
+Every legal move of a lot is one line of `TRANSITIONS` (status, move) -> new status; a move
+missing there is refused with `REFUSED[move]` (a bid's code depends on the status). Sans-IO:
+time only arrives as arguments. `deadline()` is the next instant at which the lot changes
+by itself; the engine calls `fire(at)` exactly then. Instants are µs. A lot is open on
+[opened, close): a bid stamped exactly at the close is late.
 """
 
 from __future__ import annotations
@@ -15,6 +17,38 @@ SUSPENDED = "suspended"
 CLOSED = "closed"
 CANCELLED = "cancelled"
 FINAL = (CLOSED, CANCELLED)
+STATUSES = (SCHEDULED, OPEN, SUSPENDED, CLOSED, CANCELLED)
+BEFORE = "the status before the suspension"  # where a resume goes
+
+# (status, move) -> the status after it. Everything that affects a lot's status is here.
+TRANSITIONS: dict[tuple[str, str], str] = {
+    (SCHEDULED, "open"): OPEN,  # its opening time came (`fire`)
+    (OPEN, "close"): CLOSED,  # its close, or its inactivity limit, came (`fire`)
+    (OPEN, "bid"): OPEN,
+    (SCHEDULED, "suspend"): SUSPENDED,
+    (OPEN, "suspend"): SUSPENDED,
+    (SUSPENDED, "resume"): BEFORE,
+    (SCHEDULED, "cancel"): CANCELLED,
+    (OPEN, "cancel"): CANCELLED,
+    (SUSPENDED, "cancel"): CANCELLED,
+}
+# Why a move is refused: a portal command's code, or a bid's code and message by status.
+REFUSED: dict[str, str] = {"suspend": "not_suspendable", "resume": "not_suspended", "cancel": "not_cancellable"}
+BID_REFUSED: dict[str, tuple[str, str]] = {
+    SCHEDULED: ("lot_not_open", "the lot opens at {}"),
+    SUSPENDED: ("lot_suspended", "the lot is suspended since {}"),
+    CLOSED: ("lot_closed", "the lot closed at {}"),
+    CANCELLED: ("lot_cancelled", "the lot was cancelled at {}"),
+}
+
+
+def allows(status: str, move: str) -> bool:
+    return (status, move) in TRANSITIONS
+
+
+def from_states(move: str) -> tuple[str, ...]:
+    """The statuses a move is legal from, in `STATUSES` order."""
+    return tuple(status for status in STATUSES if (status, move) in TRANSITIONS)
 
 
 class LotClock:
@@ -50,12 +84,15 @@ class LotClock:
             return self.open_at
         return None
 
+    def _move(self, move: str) -> None:
+        self.status = TRANSITIONS[self.status, move]  # a KeyError here is a bug in the engine
+
     def fire(self, at: int) -> str:
         """Apply the change due at `at` (== deadline()); return the new status."""
         if self.status == SCHEDULED:
-            self.status = OPEN
+            self._move("open")
             return OPEN
-        self.status = CLOSED
+        self._move("close")
         self.closed_at = at
         self.close_reason = "scheduled" if at == self.close_at else "inactivity"
         return CLOSED
@@ -88,11 +125,12 @@ class LotClock:
         """Suspend a scheduled or open lot at `now`."""
         self.suspended_from = self.status
         self.suspended_at = now
-        self.status = SUSPENDED
+        self._move("suspend")
 
     def resume(self, now: int) -> None:
         """Resume at `now`; every deadline moves later by the suspension's length."""
         assert self.suspended_at is not None and self.suspended_from is not None
+        assert TRANSITIONS[self.status, "resume"] is BEFORE
         shift = now - self.suspended_at
         self.open_at += shift
         self.close_at += shift
@@ -105,7 +143,7 @@ class LotClock:
 
     def cancel(self, now: int) -> None:
         """Cancel a lot that has not closed."""
-        self.status = CANCELLED
+        self._move("cancel")
         self.suspended_at = None
         self.suspended_from = None
         self.closed_at = now

@@ -11,6 +11,12 @@ from typing import NamedTuple
 
 from ._records import typed_records
 from .config import AuctionConfig
+from .kind import Tick
+
+__all__ = [
+    "COMMAND_TYPES", "AdmitBidder", "Cancel", "Command", "CreateAuction", "PlaceBid", "Resume", "RevokeBidder",
+    "Suspend", "Tick",
+]
 
 
 class CreateAuction(NamedTuple):
@@ -40,13 +46,14 @@ class RevokeBidder(NamedTuple):
 class PlaceBid(NamedTuple):
     """A bid of `amount` minor units on one lot. `client_bid_id` is the bidder's own
     name for the bid (journaled, so a retry can be answered with the first outcome);
-    the core does not read it."""
+    the core does not read it. An edge passes an amount string that did not parse as
+    sent (the core rejects it `invalid_amount`, counted and journaled like any refusal)."""
 
     now: int
     auction_id: str
     lot_id: str
     bidder_id: str
-    amount: int
+    amount: int | str
     client_bid_id: str = ""
 
 
@@ -74,15 +81,6 @@ class Cancel(NamedTuple):
     auction_id: str
     lot_id: str | None = None
     reason: str = ""
-
-
-class Tick(NamedTuple):
-    """Let time pass: apply every opening, close and award due at or before `now`, in
-    every auction, or only in `auction_id` when it is given (the journal records ticks
-    per auction, so that one auction's records replay alone)."""
-
-    now: int
-    auction_id: str | None = None
 
 
 Command = CreateAuction | AdmitBidder | RevokeBidder | PlaceBid | Suspend | Resume | Cancel | Tick

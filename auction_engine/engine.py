@@ -1,9 +1,10 @@
-"""The engine: many auctions, one deterministic state machine, no IO.
+"""The engine: many auctions, one deterministic state machine, no IO: the auction kind.
 
 `handle(command) -> events` first applies every opening and close due at or before the
 command's `now` (a `Tick` naming an auction: only that auction's), then the command. The
 same commands in the same order give the same events and the same `state_hash()`, whatever
 ticks came between them. `next_deadline()` tells the shell when to send the next `Tick`.
+It is the platform's auction kind (`kind.Kind`): its cases are auctions.
 """
 
 from __future__ import annotations
@@ -11,15 +12,28 @@ from __future__ import annotations
 import hashlib
 import heapq
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import Any, ClassVar
 
 import msgpack
 
 from .auction import Auction, Lot
-from .clock import CANCELLED, CLOSED, OPEN, SCHEDULED, SUSPENDED
-from .commands import AdmitBidder, Cancel, Command, CreateAuction, PlaceBid, Resume, RevokeBidder, Suspend, Tick
+from .clock import BID_REFUSED, OPEN, REFUSED, SCHEDULED, allows, from_states
+from .commands import (
+    COMMAND_TYPES,
+    AdmitBidder,
+    Cancel,
+    Command,
+    CreateAuction,
+    PlaceBid,
+    Resume,
+    RevokeBidder,
+    Suspend,
+    Tick,
+)
 from .config import ID_PATTERN, MAX_BIDDERS, MAX_TEXT, AuctionConfig, ConfigError
+from .engine_state import _fail, _instant, _int, _items, load_auction
 from .events import (
+    EVENT_TYPES,
     AuctionClosed,
     AuctionCreated,
     BidAccepted,
@@ -37,8 +51,9 @@ from .events import (
     LotSuspended,
     LotUnsuccessful,
 )
-from .money import format_amount
-from .order_book import SEQ_BITS, SEQ_LIMIT, OrderBook, Standing
+from .kind import ClockRegression, Codec, RetryKey
+from .money import MAX_AMOUNT, amount_problem, format_amount
+from .order_book import SEQ_BITS, SEQ_LIMIT
 from .ranking import (
     AuctionResults,
     BidderView,
@@ -50,27 +65,11 @@ from .ranking import (
     lot_snapshot,
     observer_view,
 )
-from .timeutil import format_instant, parse_instant
+from .timeutil import format_instant
 
 _new_tuple = tuple.__new__
 STATE_FORMAT = 2  # bump when canonical() changes shape: old hashes stop matching on purpose
 SNAPSHOT_STATE_FORMAT = 1  # bump when dump_state() changes shape: load_state() refuses other formats
-
-_CLOSED_CODES = {  # lot status -> rejection code for a bid on a lot that is not open
-    SCHEDULED: ("lot_not_open", "the lot opens at {}"),
-    SUSPENDED: ("lot_suspended", "the lot is suspended since {}"),
-    CLOSED: ("lot_closed", "the lot closed at {}"),
-    CANCELLED: ("lot_cancelled", "the lot was cancelled at {}"),
-}
-
-
-class ClockRegression(RuntimeError):
-    """The shell sent a command stamped before the previous one: a bug in the shell."""
-
-
-class StateError(ValueError):
-    """A value given to `Engine.load_state` that `Engine.dump_state` could not have produced."""
-
 
 class QueryError(LookupError):
     """A query named something that does not exist, or asked too early; see `code`."""
@@ -83,8 +82,36 @@ class QueryError(LookupError):
 _HeapEntry = tuple[int, int, int, Lot, Auction]  # (deadline, lot key, version, lot, auction)
 
 
+# Rejections that leave the state untouched (no lot to count them on): not journaled.
+_NO_CHANGE_BID_CODES = frozenset({"malformed", "unknown_auction", "unknown_lot"})
+
+
+def _encode_create(command: CreateAuction) -> list[object]:
+    return ["CreateAuction", command.now, command.config.to_dict()]
+
+
+def _decode_create(fields: tuple[object, ...]) -> CreateAuction:
+    try:
+        return CreateAuction(fields[0], AuctionConfig.from_dict(_lists(fields[1])))  # type: ignore[arg-type]
+    except ConfigError as exc:
+        raise ValueError(f"invalid configuration: {exc}") from None
+
+
+def _lists(value: Any) -> Any:
+    """msgpack's tuples back to the lists a configuration is written with."""
+    if type(value) is tuple or type(value) is list:
+        return [_lists(v) for v in value]
+    if type(value) is dict:
+        return {k: _lists(v) for k, v in value.items()}
+    return value
+
+
 class Engine:
     """Every auction of one process. Not thread-safe: one owner calls it."""
+
+    name: ClassVar[str] = "auction"
+    codec: ClassVar[Codec] = Codec(tuple(c for c in COMMAND_TYPES if c is not Tick), EVENT_TYPES,
+                  encoders={CreateAuction: _encode_create}, decoders={CreateAuction: _decode_create})
 
     def __init__(self) -> None:
         self._auctions: dict[str, Auction] = {}
@@ -116,8 +143,8 @@ class Engine:
             raise ClockRegression(f"command at {now} µs is before the engine time {self._now} µs")
         self._now = now
         events: list[Event] = []
-        if handler is _no_op and command.auction_id is not None:  # type: ignore[union-attr]
-            self._advance_auction(command.auction_id, now, events)  # type: ignore[union-attr]
+        if handler is _no_op and command.case_id is not None:  # type: ignore[union-attr]
+            self._advance_auction(command.case_id, now, events)  # type: ignore[union-attr]
             return events
         heap = self._heap
         if heap and heap[0][0] <= now:
@@ -130,6 +157,54 @@ class Engine:
     def tick(self, now: int) -> list[Event]:
         """Apply every opening, close and award due at or before `now`."""
         return self.handle(Tick(now))
+
+    # -- as a procedure kind (kind.Kind) -----------------------------------------------------
+
+    @staticmethod
+    def case_of(command: Command) -> object:
+        """The auction a command is about (a Tick's is None unless scoped)."""
+        if type(command) is CreateAuction:
+            return command.config.auction_id
+        return command[1]
+
+    @staticmethod
+    def event_case(event: Event) -> str:
+        return event.auction_id
+
+    def has_case(self, case_id: str) -> bool:
+        return case_id in self._auctions
+
+    def cases(self) -> list[str]:
+        return list(self._auctions)
+
+    @staticmethod
+    def changes_state(events: list[Event]) -> bool:
+        """True unless the outcome is only refusals that change nothing."""
+        for e in events:
+            if type(e) is CommandRejected:
+                continue
+            if type(e) is BidRejected and e.code in _NO_CHANGE_BID_CODES:
+                continue
+            return True
+        return False
+
+    @staticmethod
+    def retry_key(command: Command) -> RetryKey | None:
+        """A bid with a client_bid_id is answered once: a retry gets the first outcome.
+        ValueError for a client_bid_id that is not a string (a damaged journal)."""
+        if type(command) is not PlaceBid:
+            return None
+        cid = command.client_bid_id
+        if type(cid) is not str:
+            raise ValueError("client_bid_id must be a string")
+        return (command.auction_id, command.bidder_id, cid) if cid else None
+
+    def case_states(self) -> list[list[object]]:
+        return self.auction_states()
+
+    @staticmethod
+    def hash_of(case_states: list[list[object]]) -> str:
+        return state_hash_of(case_states)
 
     def due(self, now: int) -> bool:
         """True if a deadline is due at or before `now` (`next_deadline() <= now`), cheaply:
@@ -177,12 +252,12 @@ class Engine:
         if bidder_id not in auction.admitted:
             return _reject(events, cmd, lot, "not_admitted", f"bidder {bidder_id!r:.70} is not admitted")
         clock = lot.clock
-        if clock.status != OPEN:
-            code, message = _CLOSED_CODES[clock.status]
+        if clock.status != OPEN:  # = not allows(status, "bid"), inlined on the hot path
+            code, message = BID_REFUSED[clock.status]
             since = clock.open_at if clock.status == SCHEDULED else (clock.suspended_at or clock.closed_at or 0)
             return _reject(events, cmd, lot, code, message.format(format_instant(since)))
-        if type(amount) is not int or amount <= 0:
-            return _reject(events, cmd, lot, "invalid_amount", "the amount must be a positive number of minor units")
+        if type(amount) is not int or not 0 < amount <= MAX_AMOUNT:
+            return _reject(events, cmd, lot, "invalid_amount", amount_problem(amount, auction.config.decimals))
         config = lot.config
         if amount > config.starting_price:
             return _reject(events, cmd, lot, "above_starting_price",
@@ -336,18 +411,18 @@ class Engine:
         events.append(BidderRevoked(cmd.now, cmd.auction_id, bidder_id, cmd.reason))
 
     def _suspend(self, cmd: Suspend, events: list[Event]) -> None:
-        for auction, lot in self._lots_for(cmd, events, (SCHEDULED, OPEN), "not_suspendable"):
+        for auction, lot in self._lots_for(cmd, events, "suspend"):
             lot.clock.suspend(cmd.now)
             events.append(LotSuspended(cmd.now, auction.config.auction_id, lot.config.lot_id, cmd.reason))
 
     def _resume(self, cmd: Resume, events: list[Event]) -> None:
-        for auction, lot in self._lots_for(cmd, events, (SUSPENDED,), "not_suspended"):
+        for auction, lot in self._lots_for(cmd, events, "resume"):
             lot.clock.resume(cmd.now)
             self._schedule(lot, auction)
             events.append(LotResumed(cmd.now, auction.config.auction_id, lot.config.lot_id, lot.clock.close_at))
 
     def _cancel(self, cmd: Cancel, events: list[Event]) -> None:
-        for auction, lot in self._lots_for(cmd, events, (SCHEDULED, OPEN, SUSPENDED), "not_cancellable"):
+        for auction, lot in self._lots_for(cmd, events, "cancel"):
             lot.clock.cancel(cmd.now)
             events.append(LotCancelled(cmd.now, auction.config.auction_id, lot.config.lot_id, cmd.reason))
             self._conclude(cmd.now, auction, lot, events)
@@ -372,22 +447,23 @@ class Engine:
             return None
         return auction
 
-    def _lots_for(self, cmd: Suspend | Resume | Cancel, events: list[Event], states: tuple[str, ...],
-                  code: str) -> list[tuple[Auction, Lot]]:
-        """The lots a command applies to (one, or all those in `states`); refuse if none."""
+    def _lots_for(self, cmd: Suspend | Resume | Cancel, events: list[Event], move: str) -> list[tuple[Auction, Lot]]:
+        """The lots a command applies to (one, or all those the move is legal for: the
+        clock's table); refuse if none."""
         auction = self._auction_for(cmd, events)
         if auction is None:
             return []
+        code = REFUSED[move]
         if cmd.lot_id is None:
-            lots = [lot for lot in auction.lots.values() if lot.clock.status in states]
+            lots = [lot for lot in auction.lots.values() if allows(lot.clock.status, move)]
             if not lots:
-                _refuse(events, cmd, cmd.auction_id, code, f"no lot is {' or '.join(states)}")
+                _refuse(events, cmd, cmd.auction_id, code, f"no lot is {' or '.join(from_states(move))}")
             return [(auction, lot) for lot in lots]
         lot = auction.lots.get(cmd.lot_id)
         if lot is None:
             _refuse(events, cmd, cmd.auction_id, "unknown_lot", f"no lot {cmd.lot_id!r:.70}")
             return []
-        if lot.clock.status not in states:
+        if not allows(lot.clock.status, move):
             _refuse(events, cmd, cmd.auction_id, code, f"lot {cmd.lot_id!r} is {lot.clock.status}")
             return []
         return [(auction, lot)]
@@ -468,7 +544,7 @@ class Engine:
         engine._now = _instant(now, "now", 0)  # the engine starts at 0 and never goes back
         next_key = 0  # lot keys grow in creation order (they order equal deadlines)
         for i, value in enumerate(_items(auctions, "auctions")):
-            auction = _load_auction(value, f"auctions[{i}]", next_key, engine._now)
+            auction = load_auction(value, f"auctions[{i}]", next_key, engine._now)
             aid = auction.config.auction_id
             if aid in engine._auctions:
                 _fail(f"auctions[{i}].config.auction_id", f"{aid!r} appears twice")
@@ -497,146 +573,6 @@ def _first_close(config: AuctionConfig, index: int) -> int:
     close = config.initial_close(index)
     idle = config.lots[index].extension.inactivity_close
     return close if idle is None else min(close, config.start + idle)
-
-
-# -- reading a dumped state (Engine.load_state) ------------------------------------------------
-
-_STATUSES = (SCHEDULED, OPEN, SUSPENDED, CLOSED, CANCELLED)
-_CLOSE_REASONS = {CLOSED: ("scheduled", "inactivity"), CANCELLED: ("cancelled",)}
-_FIRST_US = parse_instant("0001-01-01T00:00:00Z")  # the instants format_instant can write
-_LAST_US = parse_instant("9999-12-31T23:59:59.999999Z")
-_MAX_COUNT = (1 << 64) - 1  # msgpack's largest integer
-
-
-def _load_auction(value: object, path: str, first_key: int, now: int) -> Auction:
-    """One auction of a dumped state, its lot keys starting at or after `first_key`."""
-    data, admitted, pseudonyms, finished, bid_seq, lots = _items(value, path, 6)
-    if type(data) is not dict:
-        _fail(f"{path}.config", "must be a map")
-    try:
-        config = AuctionConfig.from_dict(data)
-    except ConfigError as exc:
-        raise StateError(f"{path}.config: {exc}") from None
-    if type(config.pseudonym_secret) is not str:  # from_dict takes a null secret when given no default
-        _fail(f"{path}.config.pseudonym_secret", "is required")
-    lot_values = _items(lots, f"{path}.lots", len(config.lots))
-    keys = [_items(lot, f"{path}.lots[{i}]", 16)[1] for i, lot in enumerate(lot_values)]
-    auction = Auction(config, _int(keys[0], f"{path}.lots[0].key", first_key))
-    auction.bid_seq = _int(bid_seq, f"{path}.bid_seq", 0, SEQ_LIMIT - 1)
-    pairs = _items(pseudonyms, f"{path}.pseudonyms")
-    if len(pairs) > MAX_BIDDERS:
-        _fail(f"{path}.pseudonyms", f"more than {MAX_BIDDERS} bidders")
-    names: set[str] = set()  # (not recomputed from the secret: 4 HMACs a bidder would double the load time)
-    for i, pair in enumerate(pairs):
-        bidder_id, name = _items(pair, f"{path}.pseudonyms[{i}]", 2)
-        if type(bidder_id) is not str or not ID_PATTERN.fullmatch(bidder_id) or bidder_id in auction.pseudonyms:
-            _fail(f"{path}.pseudonyms[{i}]", f"{bidder_id!r:.70} is not a new bidder id")
-        if type(name) is not str or name in names:
-            _fail(f"{path}.pseudonyms[{i}]", f"{name!r:.40} is not a new pseudonym")
-        names.add(name)
-        auction.pseudonyms[bidder_id] = name
-    for i, bidder_id in enumerate(_items(admitted, f"{path}.admitted")):
-        if type(bidder_id) is not str or bidder_id not in auction.pseudonyms or bidder_id in auction.admitted:
-            _fail(f"{path}.admitted[{i}]", f"{bidder_id!r:.70} is not a bidder with a pseudonym, once")
-        auction.admitted.add(bidder_id)
-    seqs: set[int] = set()  # bid sequence numbers are per auction
-    for i, (lot, lot_value) in enumerate(zip(auction.lots.values(), lot_values, strict=True)):
-        _load_lot(auction, lot, lot_value, f"{path}.lots[{i}]", now, seqs)
-    auction.finished = _bool(finished, f"{path}.finished")
-    if auction.finished != auction.all_final():
-        _fail(f"{path}.finished", "must be true exactly when every lot has closed or been cancelled")
-    return auction
-
-
-def _load_lot(auction: Auction, lot: Lot, value: object, path: str, now: int, seqs: set[int]) -> None:
-    """Set the dumped state of a lot that `Auction.__init__` built from the config."""
-    (lot_id, key, status, open_at, close_at, hard_close, extensions, active_since, suspended_at, suspended_from,
-     closed_at, close_reason, bids, rejected, sorted_ladder, standings) = _items(value, path, 16)
-    if lot_id != lot.config.lot_id:
-        _fail(f"{path}.lot_id", f"must be {lot.config.lot_id!r} (the config's lot order)")
-    if type(key) is not int or key != lot.key:
-        _fail(f"{path}.key", f"must be {lot.key} (lot keys are consecutive within an auction)")
-    clock = lot.clock
-    policy = clock.policy
-    clock.status = _choice(status, f"{path}.status", _STATUSES)
-    clock.open_at = _instant(open_at, f"{path}.open_at")
-    clock.close_at = _instant(close_at, f"{path}.close_at", clock.open_at + 1)
-    if policy.hard_close is None:
-        _none(hard_close, f"{path}.hard_close")
-    else:
-        clock.hard_close = _instant(hard_close, f"{path}.hard_close", clock.close_at)
-    max_extensions = _MAX_COUNT if policy.max_extensions is None else policy.max_extensions
-    clock.extensions = _int(extensions, f"{path}.extensions", 0, max_extensions)
-    clock.active_since = _instant(active_since, f"{path}.active_since")
-    if clock.status == SUSPENDED:
-        clock.suspended_at = _instant(suspended_at, f"{path}.suspended_at", high=now)
-        clock.suspended_from = _choice(suspended_from, f"{path}.suspended_from", (SCHEDULED, OPEN))
-    else:
-        _none(suspended_at, f"{path}.suspended_at")
-        _none(suspended_from, f"{path}.suspended_from")
-    reasons = _CLOSE_REASONS.get(clock.status)
-    if reasons is None:
-        _none(closed_at, f"{path}.closed_at")
-        _none(close_reason, f"{path}.close_reason")
-    else:
-        clock.closed_at = _instant(closed_at, f"{path}.closed_at", high=now)
-        clock.close_reason = _choice(close_reason, f"{path}.close_reason", reasons)
-    lot.bids = _int(bids, f"{path}.bids")
-    lot.rejected = _int(rejected, f"{path}.rejected")
-    entries: dict[str, Standing] = {}  # in the book's order: the order bidders first bid
-    for i, item in enumerate(_items(standings, f"{path}.standings")):
-        where = f"{path}.standings[{i}]"
-        bidder_id, price, time, seq = _items(item, where, 4)
-        if type(bidder_id) is not str or bidder_id not in auction.pseudonyms or bidder_id in entries:
-            _fail(f"{where}.bidder_id", f"{bidder_id!r:.70} is not a bidder with a pseudonym, once")
-        seq = _int(seq, f"{where}.seq", 1, auction.bid_seq)
-        if seq in seqs:
-            _fail(f"{where}.seq", f"bid sequence {seq} is used twice in the auction")
-        seqs.add(seq)
-        entries[bidder_id] = Standing(bidder_id, _int(price, f"{where}.price", 1, lot.config.starting_price),
-                                      _instant(time, f"{where}.time", high=now), seq)
-    if lot.bids < len(entries):
-        _fail(f"{path}.bids", f"{lot.bids} accepted bids cannot leave {len(entries)} standing bids")
-    lot.book = OrderBook.restore(entries.values(), _bool(sorted_ladder, f"{path}.sorted_ladder"))
-
-
-def _fail(path: str, message: str) -> NoReturn:
-    raise StateError(f"{path}: {message}")
-
-
-def _items(value: object, path: str, count: int | None = None) -> list[object]:
-    if type(value) is not list:
-        _fail(path, f"must be a list, got {type(value).__name__}")
-    if count is not None and len(value) != count:
-        _fail(path, f"must have {count} items, has {len(value)}")
-    return value
-
-
-def _int(value: object, path: str, low: int = 0, high: int = _MAX_COUNT) -> int:
-    if type(value) is not int or not low <= value <= high:
-        _fail(path, f"{value!r:.40} is not an integer from {low} to {high}")
-    return value
-
-
-def _instant(value: object, path: str, low: int = _FIRST_US, high: int = _LAST_US) -> int:
-    return _int(value, path, low, high)
-
-
-def _bool(value: object, path: str) -> bool:
-    if type(value) is not bool:
-        _fail(path, f"{value!r:.40} is not true or false")
-    return value
-
-
-def _none(value: object, path: str) -> None:
-    if value is not None:
-        _fail(path, f"{value!r:.40} must be None here")
-
-
-def _choice(value: object, path: str, options: tuple[str, ...]) -> str:
-    if type(value) is not str or value not in options:
-        _fail(path, f"{value!r:.40} is not one of {', '.join(options)}")
-    return value
 
 
 def _no_op(command: Tick, events: list[Event]) -> None:

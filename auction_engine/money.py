@@ -2,7 +2,8 @@
 
 `parse_amount` turns an edge string such as ``"1234.50"`` into minor units and raises
 `MoneyError` (code ``invalid_amount``) on anything else; `format_amount` is its inverse.
-Percentages are parsed into exact fractions and applied with integer arithmetic.
+`MAX_AMOUNT` bounds every amount at every edge and in the core, so any amount that parses
+fits the journal (msgpack) and a checkpoint. Percentages are exact fractions.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 MAX_DECIMALS = 6  # more than any ISO 4217 currency needs (most use 2, a few 0 or 3)
-MAX_AMOUNT_DIGITS = 18  # integer digits accepted at the edge: far above any public budget
+MAX_AMOUNT = 10**18 - 1  # minor units: 18 digits, below 2**63 (far above any public budget)
+MAX_AMOUNT_DIGITS = 18  # so no amount string has more integer digits than this
 _SCALE: tuple[int, ...] = tuple(10**i for i in range(MAX_DECIMALS + 1))
 
 
@@ -26,19 +28,39 @@ def _is_digits(text: str) -> bool:
 
 
 def parse_amount(text: object, decimals: int) -> int:
-    """Parse a non-negative decimal string with at most `decimals` decimals into minor units."""
+    """Parse a non-negative decimal string with at most `decimals` decimals and at most
+    `MAX_AMOUNT` minor units ("5.", ".5", signs and exponents are refused)."""
     if type(text) is not str:
         raise MoneyError(f"amount must be a decimal string such as '1234.50', got {type(text).__name__}")
     whole, dot, frac = text.partition(".")
-    if not _is_digits(whole) or len(whole) > MAX_AMOUNT_DIGITS:
-        raise MoneyError(f"amount {text[:40]!r} is not a decimal string such as '1234.50'")
-    if not dot:
-        return int(whole) * _SCALE[decimals]
-    if not _is_digits(frac):
+    if not _is_digits(whole) or (dot and not _is_digits(frac)):
         raise MoneyError(f"amount {text[:40]!r} is not a decimal string such as '1234.50'")
     if len(frac) > decimals:
         raise MoneyError(f"amount {text[:40]!r} has more than {decimals} decimals")
-    return int(whole) * _SCALE[decimals] + int(frac) * _SCALE[decimals - len(frac)]
+    if len(whole) > MAX_AMOUNT_DIGITS:  # before int(): a long string costs nothing to refuse
+        raise MoneyError(_too_large(decimals))
+    minor = int(whole) * _SCALE[decimals] + (int(frac) * _SCALE[decimals - len(frac)] if frac else 0)
+    if minor > MAX_AMOUNT:
+        raise MoneyError(_too_large(decimals))
+    return minor
+
+
+def _too_large(decimals: int) -> str:
+    return f"an amount is at most {format_amount(MAX_AMOUNT, decimals)}"
+
+
+def amount_problem(value: object, decimals: int) -> str:
+    """Why `value` is not a valid amount in minor units: the core's `invalid_amount`
+    message (an edge string that did not parse gets what `parse_amount` said)."""
+    if type(value) is str:
+        try:
+            parse_amount(value, decimals)
+        except MoneyError as exc:
+            return str(exc)
+        return f"amount {value[:40]!r} was not converted to minor units"
+    if type(value) is int and value > MAX_AMOUNT:
+        return _too_large(decimals)
+    return "the amount must be a positive number of minor units"
 
 
 def format_amount(minor: int, decimals: int) -> str:
@@ -71,6 +93,9 @@ def parse_percent(text: object) -> Percent:
     """Parse a percentage such as ``"0.5"`` (at most 6 decimals, at most 100) exactly."""
     if type(text) is not str:
         raise MoneyError(f"percent must be a decimal string such as '0.5', got {type(text).__name__}")
+    whole = text.partition(".")[0]
+    if _is_digits(whole) and int(whole[:4]) > 100:  # before parse_amount: its own bound would speak first
+        raise MoneyError(f"percent {text[:40]!r} is above 100")
     try:
         numerator = parse_amount(text, MAX_DECIMALS)
     except MoneyError as exc:

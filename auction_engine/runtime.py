@@ -1,12 +1,13 @@
 """The trio shell around the core: command -> core -> journal -> acknowledgement; timers.
 
-`Runtime.open(directory)` recovers the engine from its journal and runs the group-commit
-writer and the deadline timer in a nursery. `submit(CommandType, *fields)` stamps the
-command with the wall clock (never earlier than the engine's time), runs it through the
-core at once, and returns its events only once its records (and every earlier one) are
-durable. Listeners see events in journal order, after they are durable; view listeners
-get one snapshot per changed lot per batch, taken as the batch is cut (so it shows
-exactly the state of the batch's last record) and delivered once the batch is durable.
+`Runtime.open(directory)` recovers the host (every procedure kind) from its journal and
+runs the group-commit writer and the deadline timer in a nursery. `submit(CommandType,
+*fields)` stamps the command with the wall clock (never earlier than the host's time),
+runs it at once, and returns its events only once its records (and every earlier one) are
+durable. Data flows one way: the writer reports each batch to the runtime, which hands it
+to the consumers `attach`ed in that order (rooms, feed, metrics): events in journal order
+once durable, and one snapshot per changed lot per batch, taken as the batch is cut (the
+state of its last record) and delivered once it is durable.
 """
 
 from __future__ import annotations
@@ -40,11 +41,17 @@ from .events import (
     LotUnsuccessful,
 )
 from .journal import JournalUnavailable, JournalWriter, RecoveryReport, SegmentStore, checkpoint, recover
+from .journal.format import FormatError, Record, decode_event, encode_events
 from .journal.recovery import RecordHook
 from .journal.sequencer import Journaled, Submission
 from .journal.store import DEFAULT_SEGMENT_SIZE, FileOps
 from .journal.writer import DEFAULT_MAX_BATCH, DEFAULT_MAX_DELAY, DEFAULT_SPLIT_FROM, DEFAULT_SYNC_IN
 from .ranking import LotSnapshot
+
+# The journal's names that the gateway needs are re-exported: the gateway reaches the
+# journal only through this module (a contract in .importlinter).
+__all__ = ["FormatError", "JournalUnavailable", "Record", "Runtime", "Submission", "decode_event", "encode_events",
+           "wall_clock_us"]
 
 MAX_TIMER_SLEEP = 60.0  # seconds: the timer re-reads the clock at least this often
 
@@ -54,8 +61,31 @@ def wall_clock_us() -> int:
     return time.time_ns() // 1000
 
 
-Listener = Callable[[list[Event]], None]
-ViewListener = Callable[[list[LotSnapshot]], None]
+
+
+class Consumer:
+    """A part of the service that follows the durable journal. The runtime calls the
+    consumers in the order given to `attach`, on its own task; override what you need."""
+
+    def on_events(self, events: list[Event]) -> None:
+        """One command's events (its due ticks' first), once durable, in journal order."""
+
+    def on_views(self, snapshots: list[LotSnapshot]) -> None:
+        """A snapshot of each lot a durable batch changed (after that batch's events)."""
+
+    def on_write(self, records: int, seconds: float) -> None:
+        """A write + fsync of `records` records became durable, `seconds` after its cut."""
+
+    def on_failure(self, exc: BaseException) -> None:
+        """The journal failed: intake stopped until a restart."""
+
+    def on_checkpoint(self, written: bool, gseq: int, seconds: float, error: str) -> None:
+        """A recovery checkpoint as of record `gseq` was written, or failed with `error`."""
+
+
+def _overridden(consumers: Sequence[Consumer], name: str) -> tuple[Callable[..., None], ...]:
+    return tuple(getattr(c, name) for c in consumers if getattr(type(c), name) is not getattr(Consumer, name))
+
 # Events that change what a lot's viewers see (BidRejected: the observers' count).
 LOT_EVENTS = frozenset({BidAccepted, BidRejected, LotOpened, LotExtended, LotSuspended, LotResumed, LotClosed,
                         LotCancelled, LotAwarded, LotUnsuccessful})
@@ -68,23 +98,21 @@ class Runtime:
                  clock: Callable[[], int] = wall_clock_us, *, checkpoint_dir: Path | None = None,
                  checkpoint_every: int = 0, parts: Sequence[checkpoint.Part] = ()) -> None:
         self.journaled = journaled
-        self.engine = journaled.engine
+        self.host = journaled.host
+        self.engine = journaled.engine  # the auction kind: its views and results
         self.writer = writer
         self.recovery = report
         self.clock = clock
-        self.listeners: list[Listener] = []
-        self.view_listeners: list[ViewListener] = []
+        self.consumers: tuple[Consumer, ...] = ()
+        self._on_events: tuple[Callable[[list[Event]], None], ...] = ()
+        self._on_views: tuple[Callable[[list[LotSnapshot]], None], ...] = ()
         self._deadline_moved = trio.Event()
         # (gseq, a submission and its (on_durable, on_lost) | snapshots and None), in journal order
         self._to_publish: deque[tuple[int, Submission | list[LotSnapshot], Any]] = deque()
         self._dirty: set[tuple[str, str]] = set()  # lots changed since the last snapshot
-        writer.on_cut.append(self._snapshot)
-        writer.on_batch.append(self._publish)
-        # after the listeners (they keep the parts up to date): see checkpointer.py
+        writer.listener = self
         self.checkpoints = Checkpointer(journaled, writer, clock, checkpoint_dir, checkpoint_every, parts,
-                                        report.checkpoint)
-        writer.on_failure.append(self._lose)
-        writer.on_stop.append(self._lose)
+                                        report.checkpoint, self._checkpoint_ended)
 
     @classmethod
     @asynccontextmanager
@@ -127,9 +155,17 @@ class Runtime:
                     await runtime.checkpoints.final()
                 nursery.cancel_scope.cancel()
 
+    def attach(self, *consumers: Consumer) -> None:
+        """The consumers of the durable journal, in the order they are called (once)."""
+        if self.consumers:
+            raise RuntimeError("consumers are attached once")
+        self.consumers = consumers
+        self._on_events = _overridden(consumers, "on_events")
+        self._on_views = _overridden(consumers, "on_views")
+
     def now(self) -> int:
-        """The time for the next command: the clock, but never before the engine's time."""
-        return max(self.clock(), self.engine.now)
+        """The time for the next command: the clock, but never before the host's time."""
+        return max(self.clock(), self.host.now)
 
     async def submit(self, command_type: type[Any], *fields: Any) -> list[Event]:
         """Run `command_type(now, *fields)`; return its events once they are durable.
@@ -181,8 +217,8 @@ class Runtime:
         callbacks must not raise."""
         writer = self.writer
         writer.check()  # before the core changes anything
-        engine = self.engine
-        before = engine.deadline_bound()  # the timer sleeps until the earliest deadline at most
+        host = self.host
+        before = host.deadline_bound()  # the timer sleeps until the earliest deadline at most
         submission = self.journaled.submit(command)
         if submission.frames:
             self._to_publish.append((submission.last_gseq, submission, (on_durable, on_lost)))
@@ -190,12 +226,12 @@ class Runtime:
             for event in submission.events:
                 if type(event) in LOT_EVENTS:
                     dirty.add((event[1], event[2]))  # type: ignore[misc]  # (auction_id, lot_id)
-            writer.append(submission.frames, submission.last_gseq)  # last: it may cut a batch (`_snapshot`)
+            writer.append(submission.frames, submission.last_gseq)  # last: it may cut a batch (`batch_cut`)
         elif self._to_publish:  # nothing new to write: answered in turn
             self._to_publish.append((self.journaled.gseq, submission, (on_durable, on_lost)))
         else:  # everything posted so far is durable and published
             on_durable(submission)
-        if engine.deadline_bound() != before:  # perhaps earlier: let the timer look again
+        if host.deadline_bound() != before:  # perhaps earlier: let the timer look again
             self._deadline_moved.set()
         return submission
 
@@ -212,10 +248,12 @@ class Runtime:
                 return None
             await self.writer.wait_durable(self.journaled.gseq)  # a batch in flight: wait for it
 
-    def _snapshot(self, last_gseq: int, everything: bool) -> None:
+    # -- what the writer reports (journal.writer.WriterListener) -------------------------------
+
+    def batch_cut(self, last_gseq: int, everything: bool) -> None:
         """As a batch is cut: if it ends with the latest record, the engine's state is the
         batch's; snapshot every lot changed since the last snapshot, to publish with it."""
-        if not everything or not self._dirty or not self.view_listeners:
+        if not everything or not self._dirty or not self._on_views:
             return
         snapshots = []
         for aid, lid in self._dirty:
@@ -224,9 +262,30 @@ class Runtime:
         self._dirty.clear()
         self._to_publish.append((last_gseq, snapshots, None))
 
-    def _publish(self, _records: int = 0, _seconds: float = 0.0) -> None:
-        """Once a batch is durable: hand its events and snapshots to the listeners, in
-        journal order, once each."""
+    def batch_written(self, records: int, seconds: float) -> None:
+        for consumer in self.consumers:
+            consumer.on_write(records, seconds)
+
+    def batch_durable(self, records: int = 0, seconds: float = 0.0) -> None:
+        """Once a batch is durable: answer its posters and hand its events and snapshots
+        to the consumers, in journal order, once each; then a checkpoint may begin (the
+        consumers keep the checkpoint's parts up to date)."""
+        self._publish()
+        self.checkpoints.after_batch()
+
+    def writer_failed(self, exc: BaseException) -> None:
+        self._lose(exc)
+        for consumer in self.consumers:
+            consumer.on_failure(exc)
+
+    def writer_stopped(self) -> None:
+        self._lose()
+
+    def _checkpoint_ended(self, written: bool, gseq: int, seconds: float, error: str) -> None:
+        for consumer in self.consumers:
+            consumer.on_checkpoint(written, gseq, seconds, error)
+
+    def _publish(self) -> None:
         durable = self.writer.durable_gseq
         queue = self._to_publish
         while queue and queue[0][0] <= durable:
@@ -234,11 +293,11 @@ class Runtime:
             if type(item) is Submission:
                 callbacks[0](item)
                 if item.frames:
-                    for listener in self.listeners:
-                        listener(item.events)
+                    for on_events in self._on_events:
+                        on_events(item.events)
             else:
-                for view_listener in self.view_listeners:
-                    view_listener(item)  # type: ignore[arg-type]
+                for on_views in self._on_views:
+                    on_views(item)  # type: ignore[arg-type]
 
     def _lose(self, _exc: BaseException | None = None) -> None:
         """The journal has failed or stopped: every posted command not yet durable is lost
@@ -257,7 +316,7 @@ class Runtime:
     async def _timer(self) -> None:
         """Tick at each deadline (openings, closes, awards) as the wall clock reaches it."""
         while True:
-            deadline = self.engine.next_deadline()
+            deadline = self.host.next_deadline()
             self._deadline_moved = trio.Event()
             if deadline is None:
                 await self._deadline_moved.wait()

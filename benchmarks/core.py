@@ -18,22 +18,15 @@ Human-readable lines go first; the last line is one JSON object (see docs/benchm
 
 from __future__ import annotations
 
-import argparse
 import gc
-import json
-import os
-import platform
 import random
 import statistics
 import time
 import tracemalloc
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from fractions import Fraction
-from functools import partial
-from typing import Any
 
 import sortedcontainers
 from sortedcontainers import SortedList
@@ -43,6 +36,8 @@ from auction_engine.events import BidRejected
 from auction_engine.order_book import SEQ_BITS
 from auction_engine.timeutil import format_instant
 
+from .common import Result, banner, emit, gc_off, machine, median_rate, parser, quantile, runs_s, stamp, timed
+
 START_US = 1_772_445_600_000_000  # 2026-03-02T10:00:00Z: every lot opens here
 CREATE_US = START_US - 3_600_000_000  # the auctions are created an hour before
 WINDOW_US = 120_000_000  # extension window and extend_by: 2 min, any_bid, from_bid
@@ -51,8 +46,6 @@ GAP_US = (1_000, 5_000)  # time between two bids of the stream (µs, uniform)
 REJECT_SHARE = 0.02  # bids sent with too small an improvement (insufficient_step)
 SECRET = "benchmark-pseudonym-secret-0123"
 LOT_ID = "L1"
-
-Result = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -66,7 +59,6 @@ class Scenario:
     bids: int
     min_step: int  # minor units
     min_step_percent: str | None = None
-
 
 
 def accepted_bids(engine: Engine) -> int:
@@ -191,7 +183,7 @@ def run_raw(books: dict[str, tuple[SortedList, dict[str, int]]], bids: list[Plac
     """The raw limit: keys exactly as order_book.py builds them, no validation at all."""
     for seq, (_now, auction_id, _lot_id, bidder_id, amount, _client_id) in enumerate(bids, 1):
         ladder, standing = books[auction_id]
-        key = amount << SEQ_BITS | seq
+        key = amount << SEQ_BITS | seq  # type: ignore[operator]  # the stream holds ints only
         old = standing.get(bidder_id)
         if old is not None:
             ladder.remove(old)
@@ -200,30 +192,18 @@ def run_raw(books: dict[str, tuple[SortedList, dict[str, int]]], bids: list[Plac
         ladder.bisect_left(key)
 
 
-def timed(fn: Callable[[], None]) -> float:
-    """Seconds `fn` takes, with the garbage collector off."""
-    gc.collect()
-    gc.disable()
-    try:
-        t0 = time.perf_counter()
-        fn()
-        return time.perf_counter() - t0
-    finally:
-        gc.enable()
-
-
 def throughput(stream: Stream, repeat: int) -> tuple[list[float], list[float]]:
     """Seconds per run of the engine and of the raw limit, interleaved, fresh each time."""
     engine_s: list[float] = []
     raw_s: list[float] = []
     for _ in range(repeat):
         engine = fresh_engine(stream.configs)
-        engine_s.append(timed(partial(run_engine, engine, stream.bids)))
+        engine_s.append(timed(run_engine, engine, stream.bids)[0])
         if accepted_bids(engine) != stream.accepted:
             raise RuntimeError(f"the engine accepted {accepted_bids(engine)} bids, not {stream.accepted}")
         del engine
         books = raw_books(stream.configs)
-        raw_s.append(timed(partial(run_raw, books, stream.bids)))
+        raw_s.append(timed(run_raw, books, stream.bids)[0])
         del books
     return engine_s, raw_s
 
@@ -235,17 +215,13 @@ def latencies(stream: Stream) -> tuple[list[int], Counter[str]]:
     clock = time.perf_counter_ns
     samples = [0] * len(stream.bids)
     outcomes: Counter[str] = Counter()
-    gc.collect()
-    gc.disable()
-    try:
+    with gc_off():
         for i, c in enumerate(stream.bids):
             t0 = clock()
             events = handle(c)
             samples[i] = clock() - t0
             for e in events:
                 outcomes[e.code if type(e) is BidRejected else type(e).__name__] += 1
-    finally:
-        gc.enable()
     return samples, outcomes
 
 
@@ -309,9 +285,9 @@ def traced() -> int:
 # -- one scenario ------------------------------------------------------------------------
 
 
-def percentile(sorted_samples: list[int], q: float) -> float:
+def percentile_us(sorted_ns: list[int], q: float) -> float:
     """The q-quantile (nearest rank) of sorted nanoseconds, in µs."""
-    return sorted_samples[min(len(sorted_samples) - 1, int(q * len(sorted_samples)))] / 1000
+    return quantile(sorted_ns, q) / 1000
 
 
 def run_scenario(s: Scenario, repeat: int, seed: int) -> Result:
@@ -322,18 +298,18 @@ def run_scenario(s: Scenario, repeat: int, seed: int) -> Result:
     samples, outcomes = latencies(stream)
     check_outcomes(stream, outcomes)
     samples.sort()
-    bids_per_s = s.bids / statistics.median(engine_s)
-    raw_per_s = s.bids / statistics.median(raw_s)
+    bids_per_s = median_rate(s.bids, engine_s)
+    raw_per_s = median_rate(s.bids, raw_s)
     return {
         "title": s.title, "auctions": s.auctions, "lots": s.auctions, "bidders_per_lot": s.bidders,
         "min_step": format_amount(s.min_step, 2), "min_step_percent": s.min_step_percent,
         "bids": s.bids, "accepted": stream.accepted, "rejected": stream.rejected, "extensions": stream.extensions,
         "bids_per_s": round(bids_per_s), "raw_limit_bids_per_s": round(raw_per_s),
         "ratio": round(bids_per_s / raw_per_s, 3), "per_bid_us": round(1e6 / bids_per_s, 3),
-        "p50_us": percentile(samples, 0.50), "p99_us": percentile(samples, 0.99),
-        "p999_us": percentile(samples, 0.999), "max_us": samples[-1] / 1000,
+        "p50_us": percentile_us(samples, 0.50), "p99_us": percentile_us(samples, 0.99),
+        "p999_us": percentile_us(samples, 0.999), "max_us": samples[-1] / 1000,
         **memory(stream.configs),
-        "engine_runs_s": [round(x, 3) for x in engine_s], "raw_runs_s": [round(x, 3) for x in raw_s],
+        "engine_runs_s": runs_s(engine_s), "raw_runs_s": runs_s(raw_s),
         "stream_build_s": round(build_s, 2), "scenario_s": round(time.perf_counter() - t0, 2),
     }
 
@@ -343,14 +319,6 @@ def describe(name: str, r: Result) -> str:
             f"{r['extensions']:,} extensions): {r['bids_per_s']:,} bids/s, raw limit {r['raw_limit_bids_per_s']:,} "
             f"(ratio {r['ratio']:.2f}); p50 {r['p50_us']:.1f} µs, p99 {r['p99_us']:.1f} µs; "
             f"{r['bytes_per_live_bidder_lot']:,} B per live (bidder, lot); {r['scenario_s']:.1f} s")
-
-
-def machine() -> Result:
-    return {
-        "python": platform.python_version(), "implementation": platform.python_implementation(),
-        "platform": platform.platform(), "cpu_count": os.cpu_count(),
-        "sortedcontainers": sortedcontainers.__version__,
-    }
 
 
 def summary(results: dict[str, Result], quick: bool, repeat: int, overhead_ns: int, wall_s: float) -> Result:
@@ -367,23 +335,21 @@ def summary(results: dict[str, Result], quick: bool, repeat: int, overhead_ns: i
         "ratio": a and a["ratio"], "p50_us": a and a["p50_us"], "p99_us": a and a["p99_us"],
         "large_lot_cost_ratio": cost_ratio, "targets": targets,
         "mode": "quick" if quick else "full", "repeat": repeat, "timer_overhead_ns": overhead_ns,
-        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "wall_s": round(wall_s, 1),
-        "machine": machine(), "scenarios": results,
+        **stamp(wall_s), "machine": machine(sortedcontainers=sortedcontainers.__version__), "scenarios": results,
     }
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.core", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller streams: the whole run takes well under 1 min")
-    parser.add_argument("--scenario", choices=("a", "b", "c"), action="append",
+    options = parser("benchmarks.core", __doc__, "smaller streams: the whole run takes well under 1 min")
+    options.add_argument("--scenario", choices=("a", "b", "c"), action="append",
                         help="run only this scenario (repeatable; default: all)")
-    parser.add_argument("--repeat", type=int, default=3, help="throughput repetitions (median; default 3)")
-    parser.add_argument("--seed", type=int, default=2026, help="seed of the bid streams")
-    args = parser.parse_args(argv)
+    options.add_argument("--repeat", type=int, default=3, help="throughput repetitions (median; default 3)")
+    options.add_argument("--seed", type=int, default=2026, help="seed of the bid streams")
+    args = options.parse_args(argv)
     t0 = time.perf_counter()
     overhead = timer_overhead_ns()
-    print(f"python {platform.python_version()}, {os.cpu_count()} CPUs, {'quick' if args.quick else 'full'} mode, "
-          f"{args.repeat} repetitions; timer overhead {overhead} ns per latency sample", flush=True)
+    print(f"{banner(args.quick)}, {args.repeat} repetitions; timer overhead {overhead} ns per latency sample",
+          flush=True)
     results: dict[str, Result] = {}
     for name, s in scenarios(args.quick).items():
         if args.scenario is None or name in args.scenario:
@@ -392,7 +358,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     out = summary(results, args.quick, args.repeat, overhead, time.perf_counter() - t0)
     if out["large_lot_cost_ratio"] is not None:
         print(f"large-lot cost ratio (c)/(a): {out['large_lot_cost_ratio']:.2f}", flush=True)
-    print(json.dumps(out, ensure_ascii=False), flush=True)
+    emit(out)
 
 
 if __name__ == "__main__":

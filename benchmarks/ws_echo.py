@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import resource
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,6 +28,8 @@ from quart_trio import QuartTrio
 from gateway import protocol as p
 from gateway.app import GC_THRESHOLDS, hypercorn_config, listening_socket
 from gateway.settings import Settings
+
+from .common import raise_nofile
 
 
 def create_echo_app(reply_bytes: int) -> QuartTrio:
@@ -57,14 +58,6 @@ async def serve_echo(port: int, reply_bytes: int) -> None:
     sock = listening_socket(settings)
     app = create_echo_app(reply_bytes)
     await worker_serve(wrap_app(app, config.wsgi_max_body_size, None), config, sockets=Sockets([], [sock], []))
-
-
-def raise_nofile() -> int:
-    """Raise the soft limit on open files to the hard limit; return it."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return hard
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -35,17 +35,16 @@ from __future__ import annotations
 import gc
 import json
 import random
-import resource
 import time
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from typing import Any
 
 import trio
 
+from .common import Result, quantile, raise_nofile
 from .ws_client import HandshakeError, WsConn
 
 BID = '{"type":"bid","lot":"%s","amount":"%s","client_bid_id":"%s"}'
@@ -53,8 +52,6 @@ NO_PRICE = 1 << 62
 REJECTED = -1
 CONNECT_AT_ONCE = 64  # handshakes in flight per worker
 ANSWER_GRACE = 10.0  # seconds a closed loop waits for its last answers
-
-Result = dict[str, Any]
 
 
 def money(minor: int) -> str:
@@ -360,8 +357,8 @@ class Worker:
             "outstanding": sum(len(lane.sent) for lane in lanes), "unanswered": unanswered, "reordered": reordered,
             "view_missing": missing, "rejected": rejected, "rejects": dict(self.rejects),
             "views_read": sum(lane.views for lane in lanes), "closed": self.closures(target),
-            "lag_p50_ms": lags[len(lags) // 2] * 1e3 if lags else 0.0,
-            "lag_p99_ms": lags[int(0.99 * len(lags))] * 1e3 if lags else 0.0,
+            "lag_p50_ms": quantile(lags, 0.5) * 1e3 if lags else 0.0,
+            "lag_p99_ms": quantile(lags, 0.99) * 1e3 if lags else 0.0,
             "lag_max_ms": lags[-1] * 1e3 if lags else 0.0, "other": dict(self.kinds),
         }
 
@@ -372,12 +369,6 @@ class Worker:
 def bids_sent(lanes: list[Lane]) -> int:
     """Bids sent by `lanes` since the phase began."""
     return sum(lane.seq - lane.first_seq for lane in lanes)
-
-
-def raise_nofile() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 async def serve(pipe: Connection, job: Result) -> None:

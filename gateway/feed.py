@@ -28,13 +28,13 @@ from auction_engine.events import (
     LotSuspended,
     LotUnsuccessful,
 )
-from auction_engine.journal.format import decode_event, encode_events
+from auction_engine.runtime import Consumer, decode_event, encode_events
 
 FEED_EVENTS = frozenset({AuctionCreated, LotOpened, LotExtended, LotSuspended, LotResumed, LotClosed,
                          LotCancelled, LotAwarded, LotUnsuccessful, AuctionClosed})
 
 
-class Feed:
+class Feed(Consumer):
     """Lifecycle events in journal order; `wait_after` is the long poll."""
 
     def __init__(self) -> None:
@@ -56,8 +56,9 @@ class Feed:
             raise ValueError("a checkpointed feed is a list of events")
         self.entries = [] if data is None else [decode_event(e) for e in data]
 
-    def add(self, events: list[Event]) -> None:
-        """Append the lifecycle events among `events` (a runtime listener)."""
+    def on_events(self, events: list[Event]) -> None:
+        """Append the lifecycle events among `events` (durable, from the runtime; or
+        replayed, at a start)."""
         added = False
         for event in events:
             if type(event) in FEED_EVENTS:

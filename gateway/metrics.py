@@ -69,8 +69,8 @@ class Metrics:
             gauge = Gauge(name, text, registry=self.registry)
             gauge.set_function(lambda key=key: float(status().get(key) or 0))  # type: ignore[misc]
 
-    def on_batch(self, records: int, seconds: float) -> None:
-        """A journal writer hook."""
+    def on_write(self, records: int, seconds: float) -> None:
+        """A write + fsync made durable (a runtime consumer's)."""
         self.journal_batch.observe(records)
         self.journal_sync_seconds.observe(seconds)
 

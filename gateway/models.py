@@ -25,7 +25,7 @@ from auction_engine.config import (
     TRIGGERS,
     VISIBILITIES,
 )
-from auction_engine.money import MAX_AMOUNT_DIGITS, MAX_DECIMALS, parse_amount, parse_percent
+from auction_engine.money import MAX_AMOUNT, MAX_AMOUNT_DIGITS, MAX_DECIMALS, parse_amount, parse_percent
 from auction_engine.timeutil import parse_duration, parse_instant
 
 PAGE_LIMIT = 200  # auctions or feed entries per page, at most
@@ -84,12 +84,19 @@ Identifier = Annotated[str, AfterValidator(_matches(ID_PATTERN, ID_MESSAGE)), Wi
     "type": "string", "pattern": ID_SCHEMA, "minLength": 1, "maxLength": 64,
     "description": "1-64 letters, digits or `. _ : @ -`, starting with a letter or digit."})]
 Text = Annotated[str, Field(max_length=MAX_TEXT)]
-# Money is checked at the largest scale here; the auction's `decimals` is checked with it (config.py).
-Money = Annotated[str, AfterValidator(_parsed_by(lambda s: parse_amount(s, MAX_DECIMALS), "money")), WithJsonSchema({
-    "type": "string", "pattern": MONEY_SCHEMA, "examples": ["1234.50"],
-    "description": "A non-negative decimal string with at most the auction's `decimals` decimals (never a "
-                   "JSON number)."})]
-PositiveMoney = Annotated[str, AfterValidator(_parsed_by(lambda s: parse_amount(s, MAX_DECIMALS), "money", True)),
+
+
+def _amount(text: str) -> int:
+    # Valid for some auction: read at the string's own decimals, the scale that makes its
+    # value smallest; config.py checks it again at the auction's `decimals`.
+    return parse_amount(text, min(len(text.partition(".")[2]), MAX_DECIMALS))
+
+
+MONEY_DESCRIPTION = (f"A non-negative decimal string (never a JSON number) with at most the auction's `decimals` "
+                     f"decimals and at most {MAX_AMOUNT} minor units.")
+Money = Annotated[str, AfterValidator(_parsed_by(_amount, "money")), WithJsonSchema({
+    "type": "string", "pattern": MONEY_SCHEMA, "examples": ["1234.50"], "description": MONEY_DESCRIPTION})]
+PositiveMoney = Annotated[str, AfterValidator(_parsed_by(_amount, "money", True)),
                           WithJsonSchema({"type": "string", "pattern": POSITIVE_MONEY_SCHEMA,
                                           "examples": ["1234.50"], "description": "A Money above zero."})]
 Percent = Annotated[str, AfterValidator(_parsed_by(parse_percent, "percent")), WithJsonSchema({

@@ -95,7 +95,9 @@ class Codec:
         if self.binary:
             data: bytes = msgpack.packb(message)
             return data
-        return json.dumps(message, separators=(",", ":"))  # ASCII: a lone surrogate echoed back stays valid
+        # UTF-8 as sent (docs/protocol.md): no text a client can make the room echo holds a
+        # lone surrogate (parse_client refuses them; the journal holds none)
+        return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
 
     def decode(self, frame: str | bytes | None) -> dict[str, Any]:
         """One client frame to a map; raise `ProtocolError`. (The server stack hands an
@@ -127,7 +129,7 @@ def parse_client(message: dict[str, Any]) -> ClientMessage:
             raise ProtocolError("invalid_field", "bid.client_bid_id must be 1-64 letters, digits or . _ : @ -")
         if type(lot) is not str or not lot or len(lot) > 200 or not _utf8(lot):
             raise ProtocolError("invalid_field", "bid.lot must be the lot's id (a string)", cbid)
-        if type(amount) is not str or len(amount) > 64:
+        if type(amount) is not str or len(amount) > 64 or not _utf8(amount):
             raise ProtocolError("invalid_field", "bid.amount must be a decimal string such as \"1234.50\"", cbid)
         return Bid(lot, amount, cbid)
     if kind == "ping":
@@ -260,7 +262,7 @@ class ViewRenderer:
         the shared head is encoded once; money strings are digits, '-' and '.' only."""
         head = self._json_head
         if head is None:
-            head = self._json_head = json.dumps(self._head, separators=(",", ":"))[:-1]
+            head = self._json_head = json.dumps(self._head, ensure_ascii=False, separators=(",", ":"))[:-1]
         obs = self.snapshot.observer
         if rank is None:
             own = "null"

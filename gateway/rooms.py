@@ -57,12 +57,9 @@ from auction_engine.events import (
     LotSuspended,
     LotUnsuccessful,
 )
-from auction_engine.journal import JournalUnavailable
-from auction_engine.journal.format import FormatError
-from auction_engine.journal.sequencer import Submission
 from auction_engine.money import MoneyError, format_amount, parse_amount
 from auction_engine.ranking import LotSnapshot, lot_outcome
-from auction_engine.runtime import Runtime
+from auction_engine.runtime import Consumer, FormatError, JournalUnavailable, Runtime, Submission
 from auction_engine.timeutil import format_instant
 
 from . import protocol as p
@@ -324,7 +321,7 @@ class Connection:
         return view.observer(self.codec)
 
 
-class Rooms:
+class Rooms(Consumer):
     """Every open connection, by auction; the runtime's event and view listener."""
 
     def __init__(self, runtime: Runtime, tokens: TokenIssuer, settings: Settings, metrics: Metrics,
@@ -339,8 +336,6 @@ class Rooms:
         self.outflow = Outflow()  # its `run` task is the service's
         self._bid_counters: dict[tuple[str, str], Any] = {}  # (outcome, reason) -> its counter
         self._ids = itertools.count(1)
-        runtime.listeners.append(self.on_events)
-        runtime.view_listeners.append(self.on_views)
 
     # -- fan-out (synchronous, from the journal writer's task) ---------------------------
 
@@ -621,12 +616,11 @@ class Rooms:
         bounds the rest)."""
         started = time.perf_counter()
         runtime = self.runtime
+        amount: int | str
         try:
             amount = parse_amount(bid.amount, conn.decimals)
-        except MoneyError as exc:
-            self._count_bid("rejected", "invalid_amount", started)
-            conn.answer(p.reject(bid.client_bid_id, bid.lot, "invalid_amount", str(exc)))
-            return
+        except MoneyError:  # the core decides, in its order of checks: counted, journaled, remembered
+            amount = bid.amount
         command = PlaceBid(runtime.now(), conn.auction_id, bid.lot, conn.subject, amount, bid.client_bid_id)
         cell = conn.owe()
         try:
@@ -634,9 +628,10 @@ class Rooms:
                          partial(self._lost, conn, bid, started, cell))
         except JournalUnavailable as exc:
             self._lost(conn, bid, started, cell, exc)
-        except FormatError as exc:  # e.g. an amount too large to journal: nothing changed
-            self._count_bid("rejected", "invalid_amount", started)
-            conn.settle(cell, p.reject(bid.client_bid_id, bid.lot, "invalid_amount", str(exc)))
+        except FormatError as exc:  # unreachable: the protocol admits only journalable fields
+            log(logger, logging.ERROR, "a bid that cannot be journaled", auction_id=conn.auction_id,
+                connection_id=conn.id, error=str(exc))
+            conn.settle(cell, p.error("internal", p.ERROR_CODES["internal"], bid.client_bid_id))
 
     def _answer(self, conn: Connection, bid: p.Bid, started: float, cell: list[Any], submission: Submission) -> None:
         """A durable bid's ack or reject (called by the runtime as its batch becomes

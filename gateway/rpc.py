@@ -30,9 +30,8 @@ from auction_engine.config import AuctionConfig, ConfigError
 from auction_engine.edge import results_to_dict
 from auction_engine.engine import QueryError
 from auction_engine.events import CommandRejected, Event
-from auction_engine.journal import JournalUnavailable
-from auction_engine.journal.format import FormatError
 from auction_engine.money import format_amount
+from auction_engine.runtime import FormatError, JournalUnavailable
 from auction_engine.timeutil import format_instant
 from replay.verify import export
 

@@ -19,8 +19,7 @@ from pathlib import Path
 import trio
 
 from auction_engine.events import Event
-from auction_engine.journal.format import Record
-from auction_engine.runtime import Runtime
+from auction_engine.runtime import Consumer, Record, Runtime
 
 from .auth import ApiKeys, TokenIssuer, load_or_create_secret, write_private
 from .feed import Feed
@@ -86,7 +85,7 @@ class Service:
         revoked_at: dict[tuple[str, str], int] = {}
 
         def replayed(_record: Record, events: list[Event]) -> None:
-            feed.add(events)
+            feed.on_events(events)
             note_revocations(revoked_at, events)
 
         parts = (feed, Revocations(revoked_at))  # what `replayed` rebuilds: kept in journal checkpoints
@@ -106,28 +105,12 @@ class Service:
                 log(logger, logging.WARNING, "checkpoint skipped at start: more records were replayed", reason=skipped)
             engine = runtime.engine
             feed.decimals_of = lambda aid: engine.auction(aid).config.decimals
-            runtime.listeners.append(feed.add)
-            runtime.writer.on_write.append(metrics.on_batch)
-
-            def journal_failed(exc: BaseException) -> None:
-                metrics.journal_failed.set(1)
-                log(logger, logging.ERROR, "the journal failed: intake stopped until a restart", error=repr(exc))
-
-            runtime.writer.on_failure.append(journal_failed)
             metrics.track_checkpoints(runtime.checkpoints.status)
             metrics.track_journal(runtime.writer.stats)
-
-            def checkpointed(written: bool, gseq: int, seconds: float, error: str) -> None:
-                if written:
-                    log(logger, logging.INFO, "checkpoint written", gseq=gseq, seconds=round(seconds, 3))
-                else:
-                    log(logger, logging.WARNING, "checkpoint failed: the next start replays more", gseq=gseq,
-                        error=error)
-
-            runtime.checkpoints.on_ended.append(checkpointed)
             metrics.track_open_auctions(lambda: sum(not engine.auction(a).finished for a in engine.auction_ids()))
             tokens = TokenIssuer(secret, settings.token_ttl_s)
             rooms = Rooms(runtime, tokens, settings, metrics, revoked_at)
+            runtime.attach(feed, rooms, JournalReport(metrics))  # the order they hear of each durable batch
             service = cls(settings, runtime, ApiKeys(keys), tokens, metrics, feed, rooms, journal_dir)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(service._probe_lag)
@@ -149,6 +132,26 @@ class Service:
         """Taking commands: the journal can make records durable (not failed, not stopped,
         its sync process running) and the service is not stopping."""
         return self.ready and self.runtime.writer.healthy
+
+
+class JournalReport(Consumer):
+    """The journal's health in metrics and logs."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def on_write(self, records: int, seconds: float) -> None:
+        self.metrics.on_write(records, seconds)
+
+    def on_failure(self, exc: BaseException) -> None:
+        self.metrics.journal_failed.set(1)
+        log(logger, logging.ERROR, "the journal failed: intake stopped until a restart", error=repr(exc))
+
+    def on_checkpoint(self, written: bool, gseq: int, seconds: float, error: str) -> None:
+        if written:
+            log(logger, logging.INFO, "checkpoint written", gseq=gseq, seconds=round(seconds, 3))
+        else:
+            log(logger, logging.WARNING, "checkpoint failed: the next start replays more", gseq=gseq, error=error)
 
 
 def load_or_create_api_keys(path: Path) -> tuple[ApiKey, ...]:

@@ -19,7 +19,16 @@ never interleave or reorder. `direct_sender(scope)` finds the sender of an accep
 WebSocket by its addresses; None (TLS, HTTP/2, a closed or unknown connection) means
 "use the ASGI send".
 
-`install()` makes hypercorn's trio worker use `BoundedTCPServer`.
+Closing right (RFC 6455 7.1): `RoomWSStream` is hypercorn's WebSocket stream with two
+fixes. A message over the size limit, sent in fragments, gets its 1009 close and then the
+TCP connection ends (at the peer's close reply, or `CLOSE_GRACE` seconds later), where
+hypercorn kept it open; a frame wsproto cannot parse (invalid UTF-8 in a text message:
+1007, a protocol error: 1002) gets its close frame before the connection ends, where
+hypercorn dropped it without one.
+
+`install()` makes hypercorn's trio worker use `BoundedTCPServer` and `RoomWSStream`.
+These lean on hypercorn internals: pyproject.toml pins its minor version and
+tests/test_transport.py fails loudly when they change.
 """
 
 from __future__ import annotations
@@ -31,16 +40,22 @@ import socket
 from collections.abc import Mapping
 from typing import Any
 
+import hypercorn.protocol.h2
+import hypercorn.protocol.h11
 import hypercorn.trio.run
 import trio
 from hypercorn.events import Closed, Event, RawData
+from hypercorn.protocol.events import StreamClosed
 from hypercorn.protocol.h11 import H11Protocol
-from hypercorn.protocol.ws_stream import ASGIWebsocketState, WSStream
+from hypercorn.protocol.ws_stream import ASGIWebsocketState, FrameTooLargeError, WSStream
 from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.utils import parse_socket_addr
 from wsproto.connection import ConnectionState
-from wsproto.events import BytesMessage, TextMessage
+from wsproto.events import BytesMessage, CloseConnection, Message, Ping, TextMessage
+from wsproto.frame_protocol import CloseReason
 from wsproto.utilities import LocalProtocolError
+
+CLOSE_GRACE = 2.0  # seconds a peer has to answer our close frame before the TCP connection ends
 
 # (client address, server address) -> the live server of that TCP connection
 _servers: dict[tuple[Any, Any], BoundedTCPServer] = {}
@@ -197,6 +212,49 @@ def direct_sender(scope: Mapping[str, Any]) -> DirectSender | None:
     return DirectSender(server, ws, plain=not offered)
 
 
+class RoomWSStream(WSStream):
+    """hypercorn's WebSocket stream, ending the connection after every close it sends."""
+
+    async def _handle_events(self) -> None:
+        for event in self.connection.events():
+            if isinstance(event, Message):
+                if self.connection.state is not ConnectionState.OPEN:
+                    continue  # what follows our close frame is read and dropped
+                try:
+                    self.buffer.extend(event)
+                except FrameTooLargeError:
+                    self.buffer.clear()
+                    await self._close_first(CloseReason.MESSAGE_TOO_BIG)
+                    continue
+                if event.message_finished:
+                    assert self.app_put is not None
+                    await self.app_put(self.buffer.to_message())
+                    self.buffer.clear()
+            elif isinstance(event, Ping):
+                await self._send_wsproto_event(event.response())
+            elif isinstance(event, CloseConnection):
+                state = self.connection.state
+                if state is ConnectionState.REMOTE_CLOSING:  # the peer's close: answer it
+                    await self._send_wsproto_event(event.response())
+                elif state is ConnectionState.OPEN:  # wsproto could not parse a frame: say why
+                    await self._send_wsproto_event(CloseConnection(code=event.code, reason=event.reason))
+                await self.send(StreamClosed(stream_id=self.stream_id))
+                return
+
+    async def _close_first(self, code: CloseReason) -> None:
+        """Send a close frame; the connection ends at the peer's reply or after CLOSE_GRACE."""
+        await self._send_wsproto_event(CloseConnection(code=code))
+        self.task_group.spawn(self._end_after_grace)
+
+    async def _end_after_grace(self) -> None:
+        await self.context.sleep(CLOSE_GRACE)
+        if not self.closed:
+            await self.send(StreamClosed(stream_id=self.stream_id))
+
+
 def install() -> None:
-    """Make hypercorn's trio worker serve connections with `BoundedTCPServer`."""
+    """Make hypercorn's trio worker serve connections with `BoundedTCPServer` and its
+    WebSocket upgrades with `RoomWSStream`."""
     hypercorn.trio.run.TCPServer = BoundedTCPServer  # type: ignore[attr-defined]
+    hypercorn.protocol.h11.WSStream = RoomWSStream  # type: ignore[attr-defined]
+    hypercorn.protocol.h2.WSStream = RoomWSStream  # type: ignore[attr-defined]

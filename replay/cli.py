@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from auction_engine.journal import JournalCorruption
+from auction_engine.journal.format import SEGMENT_SUFFIX
 
 from .history import render_timeline, timeline
 from .verify import MAX_JOBS, PARALLEL_MIN_BYTES, VerifyResult, export, verify
@@ -27,7 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="auction-replay", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("verify", help="check framing, chains and sequences, and re-execute every command")
-    p.add_argument("path", help="journal directory or segment/export file")
+    p.add_argument("path", help="journal directory (or the service's data directory) or segment/export file")
     p.add_argument("--auction", help="re-execute only this auction")
     p.add_argument("--jobs", type=_jobs, metavar="N",
                    help=f"share an engine journal's auctions among N processes (at most {MAX_JOBS}; 1: one "
@@ -52,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not Path(args.path).exists():
         print(f"auction-replay: {args.path}: no such file or directory", file=sys.stderr)
         return EXIT_USAGE
+    args.path = str(journal_of(Path(args.path)))
     try:
         code: int = {"verify": _verify, "export": _export, "timeline": _timeline, "report": _report}[
             args.command](args)
@@ -62,6 +64,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"auction-replay: {exc}", file=sys.stderr)
         return EXIT_USAGE
     return code
+
+
+def journal_of(path: Path) -> Path:
+    """The journal at `path`: a service's data directory stands for DATA_DIR/journal."""
+    inner = path / "journal"
+    if path.is_dir() and inner.is_dir() and not any(q.name.endswith(SEGMENT_SUFFIX) for q in path.iterdir()):
+        return inner
+    return path
 
 
 def _jobs(text: str) -> int:

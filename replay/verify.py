@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from auction_engine.engine import state_hash_of
+from auction_engine.host import Host
 from auction_engine.journal import JournalCorruption, JournalReader, SegmentHeader, TornTail, Verifier
 from auction_engine.journal.format import FormatError, decode_header, frame
 from auction_engine.journal.reader import gc_paused, segment_paths
@@ -129,7 +129,7 @@ def verify(path: str | os.PathLike[str], auction: str | None = None, *, jobs: in
         result.kind = reader.headers[0].kind
     if result.problem is None and auction is not None and auction not in result.auctions:
         result.problem = JournalCorruption("unknown_auction", f"the journal has no record of auction {auction!r}")
-    result.state_hash = verifier.journaled.engine.state_hash()
+    result.state_hash = verifier.journaled.host.state_hash()
     result.seconds = time.perf_counter() - started
     return result
 
@@ -172,7 +172,7 @@ def _share(path: str | os.PathLike[str], worker: int, workers: int) -> dict[str,
         "records": verifier.passed, "replayed": verifier.replayed,
         "auctions": {aid: (chains[aid][0], chains[aid][1].hex(), first, verifier.last_gseq[aid])
                      for aid, first in verifier.first_gseq.items()},
-        "states": verifier.journaled.engine.auction_states(),
+        "states": verifier.journaled.host.case_states(),
     }
 
 
@@ -208,18 +208,19 @@ def _verify_shared(path: str | os.PathLike[str], workers: int) -> VerifyResult |
         return None
     records = {share["records"] for share in shares if share is not None}
     auctions: dict[str, tuple[int, str, int, int]] = {}
-    states: list[list[object]] = []
+    states: dict[str, list[list[object]]] = {}
     for share in shares:
         assert share is not None
         auctions.update(share["auctions"])
-        states += share["states"]
+        for kind, cases in share["states"].items():
+            states.setdefault(kind, []).extend(cases)
     if len(records) != 1 or len(auctions) != sum(len(share["auctions"]) for share in shares if share is not None):
         return None  # the shares saw different journals (it changed under them): look again, in one process
     result = VerifyResult(str(path), kind="engine", records=records.pop(),
                           replayed=sum(share["replayed"] for share in shares if share is not None))
     for aid, (count, head, first, last) in sorted(auctions.items(), key=lambda item: item[1][2]):
         result.auctions[aid] = AuctionSummary(count, head, first, last)
-    result.state_hash = state_hash_of(states)
+    result.state_hash = Host().hash_of(states)
     return result
 
 

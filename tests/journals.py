@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import msgpack
 from test_model_stream import Stream
@@ -12,6 +14,7 @@ from auction_engine.cli import write_journal
 from auction_engine.commands import Command
 from auction_engine.journal import Journaled, Position, SegmentStore
 from auction_engine.journal.format import FormatError, encode_command
+from auction_engine.runtime import Consumer
 from auction_engine.scenario import load_scenario, run_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,10 +107,31 @@ def reference_verify(path: Path) -> dict[str, object]:
     result.replayed = verifier.replayed
     if reader.headers and not result.kind:
         result.kind = reader.headers[0].kind
-    result.state_hash = verifier.journaled.engine.state_hash()
+    result.state_hash = verifier.journaled.host.state_hash()
     return plain_result(result.to_dict())
 
 
 def plain_result(result: dict[str, object]) -> dict[str, object]:
     """A verification result without its timing, to compare."""
     return {k: v for k, v in result.items() if k != "seconds"}
+
+
+class Heard(Consumer):
+    """A runtime consumer made of callables, for tests."""
+
+    def __init__(self, *, events: Callable[[list[Any]], None] | None = None,
+                 write: Callable[[int, float], None] | None = None,
+                 checkpoint: Callable[[bool, int, float, str], None] | None = None) -> None:
+        self._events, self._write, self._checkpoint = events, write, checkpoint
+
+    def on_events(self, events: list[Any]) -> None:
+        if self._events is not None:
+            self._events(events)
+
+    def on_write(self, records: int, seconds: float) -> None:
+        if self._write is not None:
+            self._write(records, seconds)
+
+    def on_checkpoint(self, written: bool, gseq: int, seconds: float, error: str) -> None:
+        if self._checkpoint is not None:
+            self._checkpoint(written, gseq, seconds, error)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,7 @@ def settings(data_dir: Path, **overrides: Any) -> Settings:
     base = Settings(data_dir=str(data_dir), port=0, token_secret=TOKEN_SECRET,
                     api_keys=tuple(ApiKey.from_plaintext(f"{role}-test", role, key)  # type: ignore[arg-type]
                                    for role, key in KEYS.items()))
-    return replace(base, **overrides)
+    return Settings(**{**dict(base), **overrides})
 
 
 @asynccontextmanager

@@ -119,3 +119,12 @@ def test_a_null_or_bad_pseudonym_secret_is_refused_without_a_default(secret: obj
     assert AuctionConfig.from_dict(config_dict(pseudonym_secret=None),
                                    default_secret="a-default-secret-0123456789").pseudonym_secret \
         == "a-default-secret-0123456789"
+
+
+def test_config_amounts_share_the_one_bound() -> None:
+    top = config(lot={"starting_price": "9999999999999999.99", "estimate": "9999999999999999.99"})
+    assert top.lots[0].starting_price == 10**18 - 1
+    with pytest.raises(ConfigError) as exc:
+        config(lot={"starting_price": "10000000000000000.00"}, rules={"min_step": "184467440737095516.16"})
+    assert ("lots[0].starting_price", "an amount is at most 9999999999999999.99") in exc.value.problems
+    assert ("lots[0].rules.min_step", "an amount is at most 9999999999999999.99") in exc.value.problems

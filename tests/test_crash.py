@@ -117,11 +117,11 @@ def test_sigkill_under_load_loses_nothing_acknowledged(tmp_path: Path) -> None:
 
     # every acknowledged bid exactly once, with the outcome it was acknowledged with
     verifier = Verifier()
-    hashes: dict[int, str] = {0: verifier.journaled.engine.state_hash()}
+    hashes: dict[int, str] = {0: verifier.journaled.host.state_hash()}
     journaled: dict[str, list[tuple[str, str]]] = {}
     for record, where in JournalReader(tmp_path).records():
         events = verifier.feed(record, where)
-        hashes[record.gseq] = verifier.journaled.engine.state_hash()
+        hashes[record.gseq] = verifier.journaled.host.state_hash()
         if record.command[0] == "PlaceBid":
             cid, amount = record.command[6], record.command[5]
             assert sent.get(cid) == amount, f"the journal holds a bid never sent: {cid} {amount}"

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BIN = Path(sys.executable).parent
 
 
@@ -15,6 +17,7 @@ def run(tool: str, *args: object, timeout: float = 90) -> subprocess.CompletedPr
     return subprocess.run([str(BIN / tool), *map(str, args)], capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.slow  # a real 8-second auction in a subprocess: `make test-slow` runs it
 def test_short_demo_awards_both_lots_and_its_journal_verifies(tmp_path: Path) -> None:
     data = tmp_path / "demo"
     done = run("auction-engine", "demo", "--seconds", 8, "--bidders", 4, "--seed", 1, "--data-dir", data)

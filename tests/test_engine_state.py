@@ -28,8 +28,9 @@ from auction_engine import (
 )
 from auction_engine.clock import OPEN, SUSPENDED
 from auction_engine.commands import Command
-from auction_engine.engine import SNAPSHOT_STATE_FORMAT, StateError
+from auction_engine.engine import SNAPSHOT_STATE_FORMAT
 from auction_engine.events import LotClosed, LotExtended, LotOpened, LotResumed
+from auction_engine.kind import StateError
 from auction_engine.timeutil import parse_instant
 
 S = 1_000_000

@@ -108,7 +108,7 @@ async def test_a_whole_two_lot_auction_with_extensions_suspension_and_awards(tmp
                      "LotAwarded", "AuctionClosed"):
             assert kind in kinds
         assert [e["seq"] for e in feed] == sorted(e["seq"] for e in feed)
-        state = srv.service.runtime.engine.state_hash()
+        state = srv.service.runtime.host.state_hash()
     checked = verify(tmp_path / "journal")
     assert checked.ok and checked.state_hash == state
 
@@ -292,7 +292,7 @@ async def test_a_graceful_stop_says_goodbye_and_flushes_the_journal(tmp_path: Pa
             srv.service.stop()
             closed = await room.wait_closed()
         assert (closed.code, closed.reason) == (1001, "the service is shutting down")
-        state = srv.service.runtime.engine.state_hash()
+        state = srv.service.runtime.host.state_hash()
     checked = verify(tmp_path / "journal")
     assert checked.ok and checked.state_hash == state and checked.records == 3
 

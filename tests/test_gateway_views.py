@@ -72,7 +72,7 @@ class Socket:
 
 def fan_out(direct: Socket | None, pseudonym: str | None) -> tuple[Rooms, Connection]:
     """A room listening to nothing, and one connection of auction A1 in it."""
-    runtime = SimpleNamespace(listeners=[], view_listeners=[])
+    runtime = SimpleNamespace()
     rooms = Rooms(cast(Any, runtime), cast(Any, None), Settings(), Metrics(), {})
     conn = Connection(id="c1", auction_id="A1", role="bidder" if pseudonym else "observer", subject="alice",
                       pseudonym=pseudonym, codec=p.Codec("auction.v1.json"), decimals=2, visibility="rank",

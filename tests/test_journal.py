@@ -9,6 +9,8 @@ from pathlib import Path
 import msgpack
 import pytest
 from factories import END, START, S, config, kinds
+from hypothesis import given
+from hypothesis import strategies as st
 from journals import (
     journalable,
     plain_result,
@@ -32,6 +34,7 @@ from auction_engine.journal.format import (
     frame,
     pack_payload,
 )
+from auction_engine.money import MAX_AMOUNT, format_amount
 from replay import export, verify
 from replay.verify import _verify_shared
 
@@ -83,7 +86,7 @@ def test_replaying_a_journal_gives_the_same_engine(tmp_path: Path, commands: lis
     assert journaled.engine.state_hash() == plain.state_hash()
     recovered, report = recover(tmp_path / "j")
     assert report.torn is None and report.records == journaled.gseq
-    assert recovered.engine.state_hash() == report.state_hash
+    assert recovered.host.state_hash() == report.state_hash
     assert recovered.chains == journaled.chains
 
 
@@ -163,11 +166,11 @@ def test_an_unjournalable_command_changes_nothing_even_when_a_deadline_is_due() 
     be applied and numbered but never written: a gap in the journal)."""
     journaled = Journaled()
     journaled.submit(CreateAuction(START - S, config()))
-    gseq, state = journaled.gseq, journaled.engine.state_hash()
+    gseq, state = journaled.gseq, journaled.host.state_hash()
     with pytest.raises(FormatError) as info:  # the lot opens at START: due for this bid
         journaled.submit(PlaceBid(START + S, "A1", "L1", "bob", 10**30, "x"))
     assert info.value.code == "unjournalable"
-    assert (journaled.gseq, journaled.engine.state_hash()) == (gseq, state)
+    assert (journaled.gseq, journaled.host.state_hash()) == (gseq, state)
     assert journaled.engine.auction("A1").lots["L1"].clock.status == "scheduled"
     ok = journaled.submit(PlaceBid(START + S, "A1", "L1", "bob", 80_000, "y"))
     assert kinds(ok.events) == ["LotOpened", "BidAccepted"] and ok.last_gseq == gseq + 2
@@ -255,7 +258,7 @@ def test_segments_roll_and_recovery_reads_across_them(tmp_path: Path, commands: 
     assert len(segments) > 5
     assert all(p.stat().st_size <= 4096 or len(list(JournalReader(p).records())) == 1 for p in segments)
     recovered, report = recover(tmp_path / "j")
-    assert recovered.engine.state_hash() == journaled.engine.state_hash()
+    assert recovered.host.state_hash() == journaled.host.state_hash()
     assert report.position.index == len(segments) - 1
     os.unlink(segments[2])
     with pytest.raises(JournalCorruption) as info:
@@ -358,3 +361,21 @@ def test_a_damaged_journal_shared_by_processes_is_reported_as_by_one(tmp_path: P
     assert not expected["ok"]
     assert _verify_shared(tmp_path / "j", 2) is None  # the shares do not vouch for it: one process says why
     assert plain_result(verify(tmp_path / "j", jobs=2).to_dict()) == expected
+
+
+@given(st.lists(st.one_of(st.integers(min_value=-5, max_value=MAX_AMOUNT + 5),
+                          st.from_regex(r"[0-9]{0,20}(\.[0-9]{0,3})?", fullmatch=True)), min_size=1, max_size=8),
+       st.integers(min_value=0, max_value=3))
+def test_every_amount_an_edge_can_send_is_journaled_and_checkpointed(amounts: list[int | str], decimals: int) -> None:
+    """The one bound, end to end: a lot priced at MAX_AMOUNT, bids of every amount an edge
+    can pass (parsed minor units, or a string that did not parse): each is an accepted or
+    coded outcome, journaled, and the state dumps (as a checkpoint does)."""
+    top = format_amount(MAX_AMOUNT, decimals)
+    journaled = Journaled()
+    journaled.submit(CreateAuction(START - S, config(decimals=decimals, lot={"starting_price": top, "estimate": top})))
+    for i, amount in enumerate(amounts):
+        out = journaled.submit(PlaceBid(START + i, "A1", "L1", "alice", amount, f"c{i}"))
+        assert out.frames, (amount, out.events)
+        outcome = out.events[-1]
+        assert type(outcome).__name__ in ("BidAccepted", "BidRejected"), outcome
+    msgpack.packb(journaled.engine.dump_state())

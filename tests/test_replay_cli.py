@@ -110,3 +110,17 @@ def test_verify_refuses_a_number_of_jobs_that_is_not_a_positive_integer(tmp_path
     out = run("auction-replay", "verify", tmp_path, "--jobs", value)  # accepted, it would say "empty" (exit 1)
     assert out.returncode == 2 and out.stdout == ""
     assert "auction-replay verify: error: argument --jobs" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_service_data_directory_stands_for_its_journal(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    out = run("auction-engine", "simulate", EXAMPLES / "seei-supply-2-lots.json", "--journal", data / "journal")
+    assert out.returncode == 0, out.stderr
+    (data / "api-keys.json").write_text("{}")
+    direct, via_data = run("auction-replay", "verify", data / "journal"), run("auction-replay", "verify", data)
+    assert direct.returncode == via_data.returncode == 0, via_data.stdout
+    assert via_data.stdout.startswith(f"{data / 'journal'}: engine journal, 44 records checked")
+    assert via_data.stdout.splitlines()[1:] == direct.stdout.splitlines()[1:]
+    empty = run("auction-replay", "verify", tmp_path)  # no segment, no journal/: still a clear refusal
+    assert empty.returncode == 1 and "no journal segment" in empty.stdout

@@ -15,6 +15,7 @@ import pytest
 import trio
 import trio.testing
 from factories import END, START, S, config
+from journals import Heard
 
 from auction_engine import AdmitBidder, CreateAuction, PlaceBid
 from auction_engine.events import BidAccepted, Event, LotAwarded, LotClosed, LotOpened
@@ -70,11 +71,11 @@ async def test_concurrent_producers_share_fsyncs_and_every_ack_is_durable(tmp_pa
             for bidder in BIDDERS:
                 nursery.start_soon(bid_many, runtime, bidder, 10, acked)
         stats = runtime.writer.stats
-        state = runtime.engine.state_hash()
+        state = runtime.host.state_hash()
     assert len(acked) == 600
     assert stats["records"] >= 600 and stats["batches"] < stats["records"] / 5  # grouped
     journaled, _report = recover(tmp_path)
-    assert journaled.engine.state_hash() == state
+    assert journaled.host.state_hash() == state
     journaled_ids = {r.command[6] for r, _ in JournalReader(tmp_path).records() if r.command[0] == "PlaceBid"}
     assert journaled_ids == {cid for _, cid, _ in acked}
 
@@ -93,17 +94,17 @@ async def test_an_idle_writer_splits_a_burst_so_that_syncs_overlap_the_work(tmp_
         async with Runtime.open(directory, clock=mock_clock_us(START + S), sync_in=sync_in,
                                 split_from=split_from) as runtime:
             await open_auction(runtime, lot={"starting_price": "1000000.00"})
-            runtime.writer.on_write.append(lambda records, _seconds, sizes=sizes: sizes.append(records))
+            runtime.attach(Heard(write=lambda records, _seconds, sizes=sizes: sizes.append(records)))
             async with trio.open_nursery() as nursery:
                 for bidder in BIDDERS:
                     nursery.start_soon(bid_many, runtime, bidder, 10, acked)
-            state = runtime.engine.state_hash()
+            state = runtime.host.state_hash()
         assert len(acked) == 600 and sum(sizes) == 600
         assert sizes[0] == first, sizes
         if split_from:
             assert statistics.median(sizes) <= 30 and len(sizes) <= 60, sizes  # split, yet grouped
         journaled, _report = recover(directory)
-        assert journaled.engine.state_hash() == state
+        assert journaled.host.state_hash() == state
 
 
 @pytest.mark.trio
@@ -123,7 +124,7 @@ async def test_the_next_group_is_sent_behind_the_batch_in_flight(tmp_path: Path)
             async with trio.open_nursery() as producers:
                 for bidder in BIDDERS:
                     producers.start_soon(bid_many, runtime, bidder, 10, acked)
-            state = runtime.engine.state_hash()
+            state = runtime.host.state_hash()
             await writer.close()
         assert len(acked) == 600 and writer.stats["records"] == 601
         if sync_in == "process" and pipeline:
@@ -131,7 +132,7 @@ async def test_the_next_group_is_sent_behind_the_batch_in_flight(tmp_path: Path)
         else:
             assert writer.stats["pipelined"] == 0
         recovered, _report = recover(directory)
-        assert recovered.engine.state_hash() == state
+        assert recovered.host.state_hash() == state
         assert verify(directory).ok
 
 
@@ -224,7 +225,7 @@ async def test_the_timer_opens_and_closes_lots_at_their_deadlines(tmp_path: Path
 
     # durability "none" writes in place: a worker thread would let the MockClock jump ahead
     async with Runtime.open(tmp_path, clock=mock_clock_us(START - 60 * S), durability="none") as runtime:
-        runtime.listeners.append(listen)
+        runtime.attach(Heard(events=listen))
         await open_auction(runtime)
         with trio.fail_after(3600):
             await opened.wait()
@@ -313,11 +314,11 @@ async def test_batches_that_fill_segments_go_on_in_the_next_one(tmp_path: Path, 
         async with trio.open_nursery() as nursery:
             for bidder in BIDDERS[:30]:
                 nursery.start_soon(bid_many, runtime, bidder, 10, acked)
-        state = runtime.engine.state_hash()
+        state = runtime.host.state_hash()
     segments = sorted(tmp_path.glob("*.journal"))
     assert len(acked) == 300 and len(segments) > 10
     journaled, report = recover(tmp_path)
-    assert journaled.engine.state_hash() == state and report.torn is None
+    assert journaled.host.state_hash() == state and report.torn is None
     assert verify(tmp_path).ok
 
 

@@ -412,13 +412,13 @@ async def test_sigkill_of_the_service_under_bid_load_loses_nothing_acknowledged(
     hashes: dict[int, str] = {}
     verifier = Verifier()
     if 0 in hashes_at:
-        hashes[0] = verifier.journaled.engine.state_hash()
+        hashes[0] = verifier.journaled.host.state_hash()
     journaled: dict[str, tuple[int, str, str, int, int]] = {}  # cid -> (gseq, outcome, code, amount, time)
     journal_dir = data_dir / "journal"
     for record, where in JournalReader(journal_dir).records():
         events = verifier.feed(record, where)
         if record.gseq in hashes_at:
-            hashes[record.gseq] = verifier.journaled.engine.state_hash()
+            hashes[record.gseq] = verifier.journaled.host.state_hash()
         if record.command[0] != "PlaceBid":
             continue
         _name, bid_time, _aid, _lot, bidder_id, amount, cid = record.command

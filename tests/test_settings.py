@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from gateway.settings import FIELD_NAMES, ROLES, ApiKey, Settings, SettingsError, hash_key, load_settings
 
@@ -244,3 +245,13 @@ def test_direct_construction_is_validated() -> None:
         ApiKey("a", "buyer", "0" * 63)
     with pytest.raises(SettingsError):
         ApiKey.from_plaintext("a", "buyer", "short")
+
+
+def test_validation_bypasses_the_checked_constructors() -> None:
+    # ApiKey and Settings wrap __init__ (positional args, SettingsError) and mark it as pydantic's
+    # base __init__ so that validating a source builds instances without it. If a pydantic release
+    # drops that marker, validation calls the wrapper with a file entry's fields: this fails loudly.
+    s = Settings.model_validate({"api_keys": [{"name": "a", "role": "buyer", "key": KEY}]})
+    assert s.api_keys == (ApiKey("a", "buyer", hash_key(KEY)),)
+    with pytest.raises(ValidationError):
+        Settings.model_validate({"port": -1})

@@ -56,7 +56,7 @@ async def converse(url: str, frames: list[str | bytes], *, subprotocol: str = JS
 
 def state(srv: Served) -> tuple[str, int]:
     runtime = srv.service.runtime
-    return runtime.engine.state_hash(), runtime.journaled.gseq
+    return runtime.host.state_hash(), runtime.journaled.gseq
 
 
 async def quiet(srv: Served) -> None:

@@ -8,12 +8,13 @@
 from .format import JournalCorruption, Location, Record, SegmentHeader
 from .reader import JournalReader, TornTail, segment_paths
 from .recovery import RecoveryReport, recover, repair
-from .sequencer import Journaled, Submission, Verifier, changes_state
+from .sequencer import Journaled, Submission
 from .store import DURABILITY_MODES, FileOps, Position, SegmentStore
+from .verifier import Verifier
 from .writer import JournalUnavailable, JournalWriter
 
 __all__ = [
     "DURABILITY_MODES", "FileOps", "JournalCorruption", "JournalReader", "JournalUnavailable", "JournalWriter",
     "Journaled", "Location", "Position", "Record", "RecoveryReport", "SegmentHeader", "SegmentStore",
-    "Submission", "TornTail", "Verifier", "changes_state", "recover", "repair", "segment_paths",
+    "Submission", "TornTail", "Verifier", "recover", "repair", "segment_paths",
 ]

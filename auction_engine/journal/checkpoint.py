@@ -1,4 +1,4 @@
-"""Recovery checkpoints: the engine's whole state as of one record, so that a start
+"""Recovery checkpoints: the host's whole state as of one record, so that a start
 replays only the records after it.
 
 A checkpoint is one file, ``<journal>/checkpoints/<gseq, 20 digits>.checkpoint``:
@@ -7,10 +7,10 @@ A checkpoint is one file, ``<journal>/checkpoints/<gseq, 20 digits>.checkpoint``
   body's length (u64 LE);
 - the body, a msgpack map: the last record it includes (`gseq`), where the next record
   goes and where that last record is (segment, byte offset, SHA-256), the state hash, the
-  engine's state (`Engine.dump_state`), every auction's chain head, every journaled bid's
-  outcome under its client_bid_id (packed as in a record, decoded only if a retry needs
-  it), and the host's own derived state (`parts`: e.g. the
-  service's event feed), each as plain values;
+  host's state (`Host.dump_state`: every kind's), every case's chain head, every journaled
+  command's outcome under its retry key (packed as in a record, decoded only if a retry
+  needs it), and the shell's own derived state (`parts`: e.g. the service's event feed),
+  each as plain values;
 - the SHA-256 of the head and body (32 bytes).
 
 docs/journal-format.md is the reference. A checkpoint is written only of durable records,
@@ -38,13 +38,13 @@ from typing import Any, Protocol
 
 import msgpack
 
-from ..engine import Engine
+from ..host import Host
 from .format import FRAME, FormatError, pack_outcome, unpack_payload
 from .sequencer import Journaled
 from .store import FileOps, Position, segment_name
 
 MAGIC = b"\x89AUCCKP\n"
-VERSION = 1
+VERSION = 2  # 2: the host's state (every kind's) instead of the auction engine's
 HEAD = struct.Struct("<8sHHQ")
 SUFFIX = ".checkpoint"
 DIRECTORY = "checkpoints"  # under the journal directory
@@ -94,14 +94,14 @@ def encode(journaled: Journaled, position: Position, last: tuple[int, int, bytes
            parts: Sequence[Part], created: int) -> list[bytes]:
     """The bytes of a checkpoint of `journaled` (every record up to its gseq durable and
     `position` where the next one goes), in pieces to write one after the other."""
-    engine = journaled.engine
+    host = journaled.host
     body = {
         "gseq": journaled.gseq,
         "position": [position.index, position.size, position.records],
         "last": None if last is None else list(last),
         "created": created,
-        "state_hash": engine.state_hash(),
-        "engine": engine.dump_state(),
+        "state_hash": host.state_hash(),
+        "host": host.dump_state(),
         "chains": [[aid, aseq, digest] for aid, (aseq, digest) in journaled.chains.items()],
         "bids": _bids(journaled),
         "parts": {part.name: part.dump() for part in parts},
@@ -152,7 +152,7 @@ def _checkpoint(body: Any) -> Checkpoint:
             raise CheckpointError("its last record must be in the segment of its position, before it")
     elif gseq:
         raise CheckpointError("a checkpoint after records must say where the last one is")
-    journaled = Journaled(Engine.load_state(body["engine"]))
+    journaled = Journaled(Host.load_state(body["host"]))
     journaled.gseq = gseq
     for aid, aseq, digest in body["chains"]:
         if type(aid) is not str or type(aseq) is not int or type(digest) is not bytes or len(digest) != 32:
@@ -167,8 +167,8 @@ def _checkpoint(body: Any) -> Checkpoint:
         if type(aid) is not str or type(bidder) is not str or type(cid) is not str or type(outcome) is not bytes:
             raise CheckpointError("a journaled bid is an auction, a bidder, a client_bid_id and a packed outcome")
     state_hash = body["state_hash"]
-    if journaled.engine.state_hash() != state_hash:
-        raise CheckpointError("the rebuilt engine's state hash is not the checkpoint's")
+    if journaled.host.state_hash() != state_hash:
+        raise CheckpointError("the rebuilt host's state hash is not the checkpoint's")
     parts = body["parts"]
     if type(parts) is not dict or type(body["created"]) is not int:
         raise CheckpointError("parts must be a map, created an integer")

@@ -2,8 +2,9 @@
 
 A segment is a header then records. A record is a 12-byte frame (payload length, CRC-32
 of the payload, CRC-32 of those 8 bytes) and a msgpack payload
-``[gseq, aseq, time, auction_id, command, outcome, prev]``; docs/journal-format.md is the
-reference. Nothing here touches a file.
+``[gseq, aseq, time, case_id, command, outcome, prev]``; docs/journal-format.md is the
+reference. Commands and events are named by their class names, those of every kind the
+host knows (`host.registered()`). Nothing here touches a file.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from typing import Any, NamedTuple
 
 import msgpack
 
-from ..commands import COMMAND_TYPES, Command, CreateAuction
-from ..config import AuctionConfig, ConfigError
-from ..events import EVENT_TYPES as _EVENT_CLASSES
+from ..commands import Command
 from ..events import Event
+from ..host import registered
+from ..kind import Kind, Tick
 
 MAGIC = b"\x89AUCJNL\n"  # high bit and newline: a text-mode copy breaks it visibly
 VERSION = 1  # the format version in every segment header; readers refuse others
@@ -32,13 +33,38 @@ MAX_RECORD = 64 << 20  # the largest payload a reader accepts (a configuration w
 GENESIS = bytes(32)  # `prev` of an auction's first record
 KINDS = ("engine", "export")  # an engine's own journal, or one auction's exported records
 
-EVENT_TYPES: dict[str, type[Any]] = {cls.__name__: cls for cls in _EVENT_CLASSES}
-COMMANDS_BY_NAME: dict[str, type[Any]] = {cls.__name__: cls for cls in COMMAND_TYPES}
-_ARITY: dict[str, tuple[type[Any], int, int]] = {  # name -> (class, fewest fields, most fields)
-    name: (cls, len(cls._fields) - len(cls._field_defaults), len(cls._fields)) for name, cls in COMMANDS_BY_NAME.items()
-}
-
 _packer = msgpack.Packer(use_bin_type=True)
+
+
+class _Names:
+    """The commands and events of a set of kinds, by journal name."""
+
+    def __init__(self, kinds: tuple[type[Kind], ...]) -> None:
+        self.kinds = kinds
+        commands: list[type[Any]] = [Tick]
+        self.events: dict[str, type[Any]] = {}
+        self.encoders: dict[type[Any], Any] = {}
+        self.decoders: dict[type[Any], Any] = {}
+        for kind in kinds:
+            commands += kind.codec.commands
+            self.events.update((cls.__name__, cls) for cls in kind.codec.events)
+            self.encoders.update(kind.codec.encoders)
+            self.decoders.update(kind.codec.decoders)
+        # name -> (class, fewest fields, most fields)
+        self.arity: dict[str, tuple[type[Any], int, int]] = {
+            cls.__name__: (cls, len(cls._fields) - len(cls._field_defaults), len(cls._fields)) for cls in commands}
+
+
+_names: _Names | None = None
+
+
+def names() -> _Names:
+    """The journal names of the registered kinds (rebuilt when a kind is registered)."""
+    global _names
+    kinds = registered()
+    if _names is None or _names.kinds != kinds:
+        _names = _Names(kinds)
+    return _names
 
 
 class FormatError(ValueError):
@@ -52,9 +78,12 @@ class FormatError(ValueError):
 # -- commands and events --------------------------------------------------------------------
 
 def encode_command(command: Command) -> list[Any]:
-    """``[type name, field, ...]``; a CreateAuction carries its canonical configuration."""
-    if type(command) is CreateAuction:
-        return ["CreateAuction", command.now, command.config.to_dict()]
+    """``[type name, field, ...]``; a structured field as its kind's encoder writes it
+    (a CreateAuction carries its canonical configuration)."""
+    encoder = names().encoders.get(type(command))
+    if encoder is not None:
+        encoded: list[Any] = encoder(command)
+        return encoded
     return [type(command).__name__, *command]
 
 
@@ -63,18 +92,21 @@ def decode_command(data: object) -> Command:
     `FormatError("bad_command")` for anything else."""
     if (type(data) is not tuple and type(data) is not list) or not data:
         raise FormatError("bad_command", "a command must be [type name, fields...]")
-    arity = _ARITY.get(data[0])
+    table = names()
+    arity = table.arity.get(data[0])
     if arity is None:
         raise FormatError("bad_command", f"unknown command type {data[0]!r:.40}")
     cls, least, most = arity
     n = len(data) - 1
     if not least <= n <= most or type(data[1]) is not int:
         raise FormatError("bad_command", f"{data[0]} takes {least} to {most} fields, time first")
-    if cls is CreateAuction:
+    decoder = table.decoders.get(cls)
+    if decoder is not None:
         try:
-            return CreateAuction(data[1], AuctionConfig.from_dict(_lists(data[2])))
-        except ConfigError as exc:
-            raise FormatError("bad_command", f"invalid configuration: {exc}") from None
+            decoded: Command = decoder(tuple(data[1:]))
+        except ValueError as exc:
+            raise FormatError("bad_command", str(exc)) from None
+        return decoded
     command: Command = cls(*data[1:])
     return command
 
@@ -84,14 +116,27 @@ def encode_events(events: Sequence[Event]) -> list[tuple[Any, ...]]:
     return [(type(e).__name__, *e) for e in events]
 
 
-# The msgpack bytes that start an encoded event: the array header of its 1 + n elements
-# and its type name. msgpack packs a NamedTuple as the array of its fields, so an event's
-# encoding is this prefix followed by `_packer.pack(event)` without its own array header
-# (one byte: every event has fewer than 15 fields).
-EVENT_PREFIX: dict[type[Any], bytes] = {
-    cls: bytes([0x90 + len(cls._fields) + 1]) + _packer.pack(cls.__name__) for cls in _EVENT_CLASSES
-}
-assert all(len(cls._fields) < 15 for cls in _EVENT_CLASSES)
+class _Prefixes(dict[type[Any], bytes]):
+    """The msgpack bytes that start an encoded command or event, by class: the array
+    header of its 1 + n elements and its type name. msgpack packs a NamedTuple as the
+    array of its fields, so the encoding is this prefix followed by the packed tuple
+    without its own array header (one byte: a journaled tuple has fewer than 15 fields).
+    `lead`: bytes put before each prefix."""
+
+    def __init__(self, lead: bytes = b"") -> None:
+        super().__init__()
+        self.lead = lead
+
+    def __missing__(self, cls: type[Any]) -> bytes:
+        if len(cls._fields) >= 15:
+            raise TypeError(f"{cls.__name__} has 15 fields or more: not journaled")
+        prefix: bytes = self.lead + bytes([0x90 + len(cls._fields) + 1]) + _packer.pack(cls.__name__)
+        self[cls] = prefix
+        return prefix
+
+
+EVENT_PREFIX: dict[type[Any], bytes] = _Prefixes()
+ONE_EVENT_PREFIX: dict[type[Any], bytes] = _Prefixes(b"\x91")  # an outcome of one event
 
 
 def array_header(n: int) -> bytes:
@@ -109,13 +154,13 @@ def pack_outcome(events: Sequence[Event]) -> bytes:
     if len(events) == 1:
         event = events[0]
         packed: bytes = pack(event)
-        return b"\x91" + EVENT_PREFIX[type(event)] + packed[1:]
+        return ONE_EVENT_PREFIX[type(event)] + packed[1:]
     return b"".join([array_header(len(events)), *[EVENT_PREFIX[type(e)] + pack(e)[1:] for e in events]])
 
 
 def decode_event(data: Sequence[Any]) -> Event:
     """An event from its encoded form (for reports; verification compares encoded forms)."""
-    cls = EVENT_TYPES.get(data[0]) if data and isinstance(data[0], str) else None
+    cls = names().events.get(data[0]) if data and isinstance(data[0], str) else None
     if cls is None or len(data) - 1 != len(cls._fields):
         raise FormatError("bad_event", f"not an event: {list(data)!r:.80}")
     event: Event = cls(*data[1:])
@@ -169,15 +214,6 @@ def unpack_payload(payload: bytes) -> Record:
     if type(prev) is not bytes or len(prev) != 32:
         raise FormatError("bad_payload", "prev must be 32 bytes")
     return Record(gseq, aseq, time, auction_id, command, outcome, prev, _sha256(payload).digest(), payload)
-
-
-def _lists(value: Any) -> Any:
-    """Tuples back to lists (commands are small; configurations are nested maps)."""
-    if type(value) is tuple:
-        return [_lists(v) for v in value]
-    if type(value) is dict:
-        return {k: _lists(v) for k, v in value.items()}
-    return value
 
 
 # -- segment headers --------------------------------------------------------------------------

@@ -19,9 +19,10 @@ from pathlib import Path
 from . import checkpoint
 from .format import SEGMENT_SUFFIX, JournalCorruption
 from .reader import JournalReader, TornTail, gc_paused
-from .sequencer import Journaled, Verifier
-from .sequencer import RecordHook as RecordHook  # runtime.py imports it from here
+from .sequencer import Journaled
 from .store import Position
+from .verifier import RecordHook as RecordHook  # runtime.py imports it from here
+from .verifier import Verifier
 
 SIDE_SUFFIX = ".discarded"  # what `repair` removed, kept next to the journal
 
@@ -135,7 +136,7 @@ def recover(directory: str | os.PathLike[str], on_record: RecordHook | None = No
     removed = checkpoint.remove_after(path, journaled.gseq)
     position = _position(reader, verifier)
     report = RecoveryReport(journaled.gseq, len(journaled.chains), reader.torn, position,
-                            journaled.engine.state_hash(), time.perf_counter() - started,
+                            journaled.host.state_hash(), time.perf_counter() - started,
                             replayed=verifier.replayed, checkpoint=None if found is None else found[2].gseq,
                             skipped=tuple(skipped), removed=tuple(p.name for p in removed))
     return journaled, report

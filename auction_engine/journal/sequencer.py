@@ -1,119 +1,87 @@
-"""Commands in, records out; records in, the same engine back. No IO.
+"""Commands in, records out. No IO.
 
-`Journaled.submit(command)` runs a command through the core and returns the framed
-records of what changed, one per auction touched: the shell writes them and acknowledges
-once they are durable. `Verifier.feed(record)` checks a record's sequences and hash chain,
-re-executes its command through a fresh core and compares the outcome: recovery and the
-auditors' tool are the same loop. `Verifier.run(reader)` is that loop over a whole
-journal, with the checks of the common records (bids and ticks) inlined: the same rules
-in the same order, and any other record goes through `feed`.
+`Journaled.submit(command)` runs a command through the host (every procedure kind) and
+returns the framed records of what changed, one per case touched, each chained to its
+case's previous record: the shell writes them and acknowledges once they are durable.
+Reading them back is `verifier.Verifier`'s.
 """
 
 from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from hashlib import sha256
-from typing import TYPE_CHECKING, Any
 
 import msgpack
 
-from ..commands import COMMAND_TYPES, Command, CreateAuction, PlaceBid, Tick
-from ..engine import ClockRegression, Engine
-from ..events import BidAccepted, BidRejected, CommandRejected, Event
+from ..commands import Command
+from ..engine import Engine
+from ..events import Event
+from ..host import Host
+from ..kind import RetryKey, Tick
 from .format import (
     EVENT_PREFIX,
-    FRAME,
     GENESIS,
     LENGTH_CRC,
-    MAX_RECORD,
+    ONE_EVENT_PREFIX,
     FormatError,
-    JournalCorruption,
-    Location,
-    Record,
-    SegmentHeader,
-    decode_command,
     decode_event,
-    decode_header,
-    encode_events,
+    names,
     pack_outcome,
-    unpack_payload,
 )
-
-if TYPE_CHECKING:
-    from .reader import JournalReader
-
-# Rejections that leave the state untouched (no lot to count them on): not journaled.
-_NO_CHANGE_BID_CODES = frozenset({"malformed", "unknown_auction", "unknown_lot"})
 
 _pack = msgpack.Packer(use_bin_type=True).pack
 _unpackb = msgpack.unpackb
 _crc32 = zlib.crc32
 _LENGTH_CRC_PACK = LENGTH_CRC.pack
 _U32_PACK = struct.Struct("<I").pack
-_COMMAND_PREFIX: dict[type[Any], bytes] = {  # array header (1 + fields) and type name of a command
-    cls: bytes([0x90 + len(cls._fields) + 1]) + _pack(cls.__name__) for cls in COMMAND_TYPES if cls is not CreateAuction
-}
-_ONE_EVENT_PREFIX = {cls: b"\x91" + prefix for cls, prefix in EVENT_PREFIX.items()}  # an outcome of one event
-_new_tuple = tuple.__new__
-_EVENT_NAMES: dict[type[Any], str] = {}  # filled lazily: every event type's name
-
-
-def changes_state(events: list[Event]) -> bool:
-    """True unless the outcome is only refusals that change nothing."""
-    for e in events:
-        if type(e) is CommandRejected:
-            continue
-        if type(e) is BidRejected and e.code in _NO_CHANGE_BID_CODES:
-            continue
-        return True
-    return False
-
-
-def target_auction(command: Command) -> object:
-    """The auction a command is about (a Tick's is None unless scoped)."""
-    if type(command) is CreateAuction:
-        return command.config.auction_id
-    return getattr(command, "auction_id", None)
+_COMMAND_PREFIX = EVENT_PREFIX  # the same prefixes: [type name, *fields] of any NamedTuple
 
 
 @dataclass(slots=True)
 class Submission:
-    """What one command produced: every event (a due tick may touch other auctions first),
-    in the order of the records (a due tick's events grouped by auction, as a replay
-    sees them), the framed records to write in order, and the global sequence of the last one."""
+    """What one command produced: every event (a due tick may touch other cases first),
+    in the order of the records (a due tick's events grouped by case, as a replay sees
+    them), the framed records to write in order, and the global sequence of the last one."""
 
     events: list[Event]
     frames: list[bytes] = field(default_factory=list)
     last_gseq: int = 0
-    duplicate: bool = False  # a bid whose client_bid_id was seen: `events` is its first outcome
+    duplicate: bool = False  # a command whose retry key was seen: `events` is its first outcome
 
 
 class Journaled:
-    """An engine whose every state change becomes a record with sequences and a hash chain."""
+    """A host whose every state change becomes a record with sequences and a hash chain
+    per case."""
 
-    def __init__(self, engine: Engine | None = None) -> None:
-        self.engine = engine or Engine()
+    def __init__(self, host: Host | None = None) -> None:
+        self.host = host or Host()
         self.gseq = 0  # the global sequence of the last record
-        self.chains: dict[str, tuple[int, bytes]] = {}  # auction -> (its last aseq, that record's SHA-256)
-        # (auction, bidder, client_bid_id) -> outcome, as a tuple: tuples of events (plain
-        # values) leave the garbage collector's lists, so millions of them cost it nothing
+        self.chains: dict[str, tuple[int, bytes]] = {}  # case -> (its last aseq, that record's SHA-256)
+        # retry key (case, actor, client id) -> outcome, as a tuple: tuples of events (plain
+        # values) leave the garbage collector's lists, so millions of them cost it nothing;
         # values loaded from a checkpoint stay packed (msgpack bytes of the encoded events)
         # until a retry needs one: a start from a checkpoint does not decode every outcome
-        self.bids: dict[tuple[str, str, str], tuple[Event, ...] | bytes] = {}
+        self.bids: dict[RetryKey, tuple[Event, ...] | bytes] = {}
+        self._encoders = names().encoders
+
+    @property
+    def engine(self) -> Engine:
+        """The auction kind (its queries: views, results)."""
+        return self.host.kind(Engine)
 
     def previous_outcome(self, command: Command) -> list[Event] | None:
-        """The outcome of a journaled bid with the same bidder and client_bid_id, if any."""
-        if type(command) is not PlaceBid or not command.client_bid_id:
+        """The outcome of a journaled command with the same retry key, if any."""
+        kind = self.host.kind_of(command)
+        key = None if kind is None else kind.retry_key(command)
+        if key is None:
             return None
-        key = (command.auction_id, command.bidder_id, command.client_bid_id)
         previous = self.bids.get(key)
         return None if previous is None else list(self._outcome(key, previous))
 
-    def _outcome(self, key: tuple[str, str, str], value: tuple[Event, ...] | bytes) -> tuple[Event, ...]:
-        """A journaled bid's outcome (decoded now if it came packed from a checkpoint)."""
+    def _outcome(self, key: RetryKey, value: tuple[Event, ...] | bytes) -> tuple[Event, ...]:
+        """A journaled command's outcome (decoded now if it came packed from a checkpoint)."""
         if type(value) is not bytes:
             return value  # type: ignore[return-value]
         events = tuple(decode_event(e) for e in _unpackb(value, use_list=False, raw=False))
@@ -121,56 +89,65 @@ class Journaled:
         return events
 
     def remember(self, command: Command, events: list[Event]) -> None:
-        """Index a journaled bid's outcome under its client_bid_id."""
-        if type(command) is PlaceBid and command.client_bid_id:
-            self.bids[command.auction_id, command.bidder_id, command.client_bid_id] = tuple(events)
+        """Index a journaled command's outcome under its retry key."""
+        kind = self.host.kind_of(command)
+        key = None if kind is None else kind.retry_key(command)
+        if key is not None:
+            self.bids[key] = tuple(events)
 
     def submit(self, command: Command) -> Submission:
-        """Apply `command` (after every deadline due by its time) and frame the records."""
-        if type(command) is PlaceBid and command.client_bid_id:
-            key = (command.auction_id, command.bidder_id, command.client_bid_id)
-            previous = self.bids.get(key)
-            if previous is not None:
-                return Submission(list(self._outcome(key, previous)), [], self.gseq, duplicate=True)
-        engine = self.engine
+        """Apply `command` (after every deadline due by its time) and frame the records.
+        Raises `FormatError` (unjournalable) or `CaseConflict` before changing anything."""
+        host = self.host
+        ctype = type(command)
         now = command.now
+        scoped = ctype is not Tick or command[1] is not None
+        kind = None
+        if ctype is not Tick:
+            kind = host.check(command)
+            key = kind.retry_key(command)
+            if key is not None:
+                previous = self.bids.get(key)
+                if previous is not None:
+                    return Submission(list(self._outcome(key, previous)), [], self.gseq, duplicate=True)
         packed = b""
-        if type(command) is not Tick or command.auction_id is not None:
+        if scoped:
             try:  # first: what cannot be journaled changes nothing (not even a due tick)
-                if type(command) is CreateAuction:
-                    packed = _pack(["CreateAuction", now, command.config.to_dict()])
-                else:  # = _pack([type name, *fields]): the name spliced in front of the fields' array
-                    packed = _COMMAND_PREFIX[type(command)] + _pack(command)[1:]
+                encoder = self._encoders.get(ctype)
+                if encoder is None:  # = _pack([type name, *fields]): the name spliced in front of the fields
+                    packed = _COMMAND_PREFIX[ctype] + _pack(command)[1:]
+                else:
+                    packed = _pack(encoder(command))
             except (OverflowError, TypeError, ValueError) as exc:
-                raise FormatError("unjournalable",
-                                  f"the command cannot be journaled ({exc}): {command!r:.200}") from None
+                raise FormatError("unjournalable",  # no repr: this text may reach a client
+                                  f"a {ctype.__name__} field cannot be journaled ({exc})") from None
         out = Submission([], [], self.gseq)
-        if type(command) is not Tick or command.auction_id is None:
-            if type(now) is int and engine.due(now):
-                ticked = engine.handle(Tick(now))  # raises ClockRegression before changing anything
-                by_auction: dict[str, list[Event]] = {}
+        if ctype is not Tick or command[1] is None:
+            if type(now) is int and host.due(now):
+                ticked = host.tick(now)  # raises ClockRegression before changing anything
+                by_case: dict[str, list[Event]] = {}
+                event_case = host.event_case
                 for e in ticked:
-                    by_auction.setdefault(e.auction_id, []).append(e)
-                for aid, events in by_auction.items():  # one record per auction: `events` in record order,
+                    by_case.setdefault(event_case(e), []).append(e)
+                for case, events in by_case.items():  # one record per case: `events` in record order,
                     out.events += events  # as a replay sees them (an event feed numbers them the same way)
-                    self.record(out, now, aid, _pack(("Tick", now, aid)), events)
-            if type(command) is Tick:
+                    self.record(out, now, case, _pack(("Tick", now, case)), events)
+            if ctype is Tick:
                 return out
-        events = engine.handle(command)
+        events = host.handle(command) if kind is None else host.apply(kind, command)
         if out.events:
             out.events += events
         else:
             out.events = events
-        if (len(events) == 1 and type(events[0]) is BidAccepted) or changes_state(events):
-            if type(command) is PlaceBid:
-                aid = command.auction_id
-                self.record(out, now, aid, packed, events)
-                if command.client_bid_id:
-                    self.bids[aid, command.bidder_id, command.client_bid_id] = tuple(events)
-            else:
-                target = target_auction(command)
-                assert type(target) is str, command
-                self.record(out, now, target, packed, events)
+        if kind is None:
+            kind = host.kind_of(command)
+        if kind is not None and kind.changes_state(events):
+            target = kind.case_of(command)
+            assert type(target) is str, command
+            self.record(out, now, target, packed, events)
+            key = kind.retry_key(command)
+            if key is not None:
+                self.bids[key] = tuple(events)
         return out
 
     def record(self, out: Submission, now: int, aid: str, command: bytes, events: list[Event]) -> None:
@@ -186,7 +163,7 @@ class Journaled:
         gseq = self.gseq + 1  # committed only once the record is encoded
         if len(events) == 1:
             event = events[0]
-            outcome = _ONE_EVENT_PREFIX[type(event)] + _pack(event)[1:]
+            outcome = ONE_EVENT_PREFIX[type(event)] + _pack(event)[1:]
         else:
             outcome = pack_outcome(events)
         payload = b"".join((b"\x97", _pack((gseq, aseq, now, aid))[1:], command, outcome, b"\xc4\x20", prev))
@@ -195,335 +172,3 @@ class Journaled:
         self.chains[aid] = (aseq, sha256(payload).digest())
         out.frames.append(b"".join((head, _U32_PACK(_crc32(head)), payload)))
         out.last_gseq = gseq
-
-
-RecordHook = Callable[[Record, list[Event]], None]
-
-
-class Undecided(Exception):
-    """A shared verification met what only a verification in one process can judge."""
-
-
-class Verifier:
-    """Feeds records, in journal order, through a fresh engine and checks every rule.
-
-    `contiguous`: the global sequence must have no gap (an engine's journal); otherwise it
-    must only increase (an export, or `only` one auction). `only`: re-execute one auction.
-    `journaled`: start from this state (a checkpoint's) instead of an empty engine.
-    """
-
-    def __init__(self, *, contiguous: bool = True, only: str | None = None,
-                 journaled: Journaled | None = None) -> None:
-        self.journaled = journaled or Journaled()  # a checkpoint's: go on from its last record
-        self.contiguous = contiguous and only is None
-        self.only = only
-        self.records = 0  # records whose global sequence was checked
-        self.replayed = 0  # records re-executed
-        self.passed = 0  # records that passed every check
-        self.first_gseq: dict[str, int] = {}  # auction -> the gseq of its first record re-executed
-        self.last_gseq: dict[str, int] = {}  # auction -> the gseq of its last record re-executed
-
-    def feed(self, record: Record, where: Location | None = None) -> list[Event]:
-        """Check one record and re-execute it; return the replayed events.
-        Raise `JournalCorruption` at the first broken rule."""
-        j = self.journaled
-        gseq, aseq, _time, aid, _command, outcome, prev, digest, _payload = record
-        if gseq != j.gseq + 1 and (self.contiguous or gseq <= j.gseq):
-            if self.contiguous:
-                raise _fail(record, where, "gseq_gap", "the global sequence must follow the previous record's",
-                            j.gseq + 1, gseq)
-            raise _fail(record, where, "gseq_order", "the global sequence must increase", f"> {j.gseq}", gseq)
-        j.gseq = gseq
-        self.records += 1
-        if self.only is not None and aid != self.only:
-            self.passed += 1
-            return []
-        last, head = j.chains.get(aid, _NO_CHAIN)
-        if aseq != last + 1:
-            raise _fail(record, where, "aseq_gap", f"auction {aid!r:.70}: its sequence must follow its previous "
-                        "record's", last + 1, aseq)
-        if prev != head:
-            raise _fail(record, where, "chain_broken", f"auction {aid!r:.70}: prev is not the SHA-256 of its "
-                        "previous record", head.hex(), prev.hex())
-        command = self._command(record, where)
-        if j.previous_outcome(command) is not None:
-            raise _fail(record, where, "duplicate_bid", "a bid with this bidder and client_bid_id is already journaled")
-        try:
-            events = j.engine.handle(command)
-        except ClockRegression as exc:
-            raise _fail(record, where, "time_regression", str(exc)) from None
-        if not _same_outcome(events, outcome):
-            raise _fail(record, where, "divergence", "re-executing the command gives another outcome",
-                        _plain(outcome), _plain(encode_events(events)))
-        j.chains[aid] = (aseq, digest)
-        j.remember(command, events)
-        if aseq == 1:
-            self.first_gseq[aid] = gseq
-        self.last_gseq[aid] = gseq
-        self.replayed += 1
-        self.passed += 1
-        return events
-
-    def run(self, reader: JournalReader, on_record: RecordHook | None = None, *,
-            on_first: Callable[[SegmentHeader], None] | None = None, exports: bool = False,
-            share: tuple[int, int] | None = None) -> None:
-        """Check and re-execute every record `reader` reads, in order (as `feed` would,
-        record by record; `on_record(record, events)` after each). `on_first(header)` is
-        called before the first record; with `exports`, a record of a segment exported for
-        another auction is a `foreign_record`. Raise `JournalCorruption` at the first
-        broken rule: that record's checks stop there, as in `feed`.
-
-        `share=(k, n)`: re-execute only the auctions that fall to worker k of n (the i-th
-        auction to appear goes to worker i % n), for an engine journal verified by n
-        processes at once. Every worker walks every frame and checks that no record's time
-        is before the previous one's; the CRCs, sequences, chain, command and outcome of a
-        record are checked by the worker it falls to. What a worker cannot decide alone
-        raises `Undecided` (then verify the journal in one process): anything unusual in
-        the framing, a time going back, and a command of another worker's auction (other
-        than a tick naming it) at a time when one of this worker's deadlines is due, which
-        in one engine would fire inside it."""
-        j = self.journaled
-        chains = j.chains
-        bids = j.bids
-        engine = j.engine
-        handle = engine.handle
-        last_gseq = self.last_gseq
-        only = self.only
-        names = _EVENT_NAMES
-        export: str | None = None
-        first = True
-        if share is None:
-            frames = reader.frames()
-        elif only is not None or not self.contiguous or on_first is not None or exports:
-            raise ValueError("only an engine journal's full verification is shared")
-        else:
-            frames = self._own_frames(reader, *share)
-        contiguous = self.contiguous
-        fast = 0  # records that took the fast path: checked, replayed and passed
-        try:
-            for payload, offset, index in frames:
-                if index == 0:  # a new segment
-                    header = reader.headers[-1]
-                    if first and on_first is not None:
-                        on_first(header)  # it may set the rules (contiguous, the gseq before)
-                    first = False
-                    contiguous = self.contiguous
-                    export = header.auction_id if exports and header.kind == "export" else None
-                try:
-                    fields = _unpackb(payload, use_list=False, raw=False, strict_map_key=True)
-                except Exception:  # msgpack raises several unrelated types on garbage: feed's path reports it
-                    fields = None
-                if type(fields) is not tuple or len(fields) != 7 or export is not None:
-                    self._slow(reader, payload, offset, index, export, on_record)
-                    continue
-                gseq, aseq, time, aid, command, outcome, prev = fields
-                expected_gseq = j.gseq + 1
-                if not (type(gseq) is int and type(aseq) is int and type(time) is int and type(aid) is str
-                        and type(command) is tuple and type(outcome) is tuple and type(prev) is bytes
-                        and len(prev) == 32 and aseq > 0 and gseq > 0
-                        and (gseq == expected_gseq or (not contiguous and gseq > expected_gseq))):
-                    self._slow(reader, payload, offset, index, export, on_record)
-                    continue
-                if only is not None and aid != only:
-                    j.gseq = gseq
-                    self.records += 1
-                    self.passed += 1
-                    if on_record is not None:
-                        on_record(Record(gseq, aseq, time, aid, command, outcome, prev, sha256(payload).digest(),
-                                         payload), [])
-                    continue
-                chain = chains.get(aid)
-                if chain is None or aseq != chain[0] + 1 or prev != chain[1] or len(command) != 7 \
-                        or command[0] != "PlaceBid" or type(command[1]) is not int or command[1] != time \
-                        or command[2] != aid or type(command[6]) is not str:
-                    # the first record of an auction, a tick, any other command, or a broken rule
-                    if chain is not None and len(command) == 3 and command[0] == "Tick" and aseq == chain[0] + 1 \
-                            and prev == chain[1] and type(command[1]) is int and command[1] == time \
-                            and command[2] == aid:
-                        cmd: Command = Tick(time, aid)
-                        key = None
-                    else:
-                        self._slow(reader, payload, offset, index, export, on_record)
-                        continue
-                else:
-                    cmd = _new_tuple(PlaceBid, command[1:])
-                    cid = command[6]
-                    key = (aid, command[4], cid) if cid else None
-                    if key is not None and key in bids:  # duplicate_bid: feed reports it
-                        self._slow(reader, payload, offset, index, export, on_record)
-                        continue
-                j.gseq = gseq
-                try:
-                    events = handle(cmd)
-                except ClockRegression as exc:
-                    self.records += 1
-                    raise JournalCorruption("time_regression", str(exc), reader.location(offset, index),
-                                            gseq=gseq) from None
-                if len(events) == 1:
-                    event = events[0]
-                    kind = type(event)
-                    name = names.get(kind) or _event_name(kind)
-                    same = len(outcome) == 1 and (name, *event) == outcome[0]
-                else:
-                    same = _same_outcome(events, outcome)
-                if not same:
-                    self.records += 1
-                    raise JournalCorruption("divergence", "re-executing the command gives another outcome",
-                                            reader.location(offset, index), gseq=gseq, expected=_plain(outcome),
-                                            found=_plain(encode_events(events)))
-                digest = sha256(payload).digest()
-                chains[aid] = (aseq, digest)
-                if key is not None:
-                    bids[key] = tuple(events)
-                last_gseq[aid] = gseq
-                fast += 1  # checked, replayed and passed (added to the counts as the loop ends)
-                if on_record is not None:
-                    on_record(Record(gseq, aseq, time, aid, command, outcome, prev, digest, payload), events)
-        finally:
-            self.records += fast
-            self.replayed += fast
-            self.passed += fast
-
-    def _own_frames(self, reader: JournalReader, mine: int, workers: int) -> Iterator[tuple[bytes, int, int]]:
-        """The records of this worker's auctions (see `run`'s `share`), framing checked;
-        every other record is only looked into for its time, auction and command type
-        (its owner checks the rest), and counted. Anything unusual raises `Undecided`."""
-        j = self.journaled
-        engine = j.engine
-        owners: dict[bytes, int] = {}
-        seen = j.gseq  # records so far
-        foreign = 0
-        latest = b""  # the previous record's time, packed: a uint 64 (bytes order is time order)
-        bound = _packed_bound(engine)  # no deadline of ours is before it
-        unpack_frame = FRAME.unpack_from
-        crc32 = zlib.crc32
-        int_size = _INT_SIZE
-        for path in reader.paths:
-            data = path.read_bytes()
-            name = reader.file = str(path)
-            try:
-                header, offset = decode_header(data)
-            except FormatError:
-                raise Undecided("bad_header") from None
-            previous = reader.headers[-1] if reader.headers else None
-            if header.kind != "engine" or header.first_gseq != seen + 1 or (
-                    previous is not None and header.index != previous.index + 1):
-                raise Undecided("segment")
-            reader.headers.append(header)
-            size = len(data)
-            index = 0
-            while offset < size:
-                start = offset + 12
-                if start > size:
-                    raise Undecided("truncated")
-                length, crc, head_crc = unpack_frame(data, offset)
-                end = start + length
-                if length == 0 or length > MAX_RECORD or end > size or data[start] != 0x97:
-                    raise Undecided("frame")
-                i = start + 1  # [gseq, aseq, time, auction_id, command, ...]: skip the sequences
-                i += int_size[data[i]]
-                i += int_size[data[i]]
-                time = data[i + 1:i + 9]
-                if data[i] != 0xcf or time < latest:  # not a uint 64 (a time before 1970-01-01T01:12), or back
-                    raise Undecided("time")
-                latest = time
-                i += 9
-                kind = data[i]
-                if 0xa0 <= kind <= 0xbf:
-                    aid = data[i + 1:i + 1 + kind - 0xa0]
-                    i += 1 + kind - 0xa0
-                elif kind == 0xd9 and i + 1 < end:
-                    aid = data[i + 2:i + 2 + data[i + 1]]
-                    i += 2 + data[i + 1]
-                else:
-                    raise Undecided("auction_id")
-                owner = owners.get(aid)
-                if owner is None:
-                    owner = owners[aid] = len(owners) % workers
-                if owner == mine:  # the CRCs of a record are checked by its owner: every frame has one
-                    payload = data[start:end]
-                    if crc32(payload) != crc or crc32(data[offset:offset + 8]) != head_crc:
-                        raise Undecided("crc")
-                    j.gseq = seen
-                    reader.file = name
-                    yield payload, offset, index
-                    if data[i] != 0x97:  # not a bid (the one command of 6 fields): it may move a deadline earlier
-                        bound = _packed_bound(engine)  # (a bid only moves its lot's close later)
-                else:  # its owner checks it; here: would one of our deadlines fire inside it?
-                    foreign += 1
-                    if time >= bound and data[i:i + 6] != b"\x93\xa4Tick":
-                        if engine.due(int.from_bytes(time, "big")):
-                            raise Undecided("deadline_due")
-                        bound = _packed_bound(engine)
-                seen += 1
-                offset = end
-                index += 1
-        j.gseq = seen
-        self.records += foreign
-        self.passed += foreign
-
-    def _slow(self, reader: JournalReader, payload: bytes, offset: int, index: int, export: str | None,
-              on_record: RecordHook | None) -> None:
-        """One record the way `records()` and `feed` take it: every check, in order."""
-        where = reader.location(offset, index)
-        try:
-            record = unpack_payload(payload)
-        except FormatError as exc:
-            raise JournalCorruption(exc.code, str(exc), where) from None
-        if export is not None and record.auction_id != export:
-            raise JournalCorruption("foreign_record", f"an export of {export!r} holds a record of "
-                                    f"{record.auction_id!r}", where)
-        events = self.feed(record, where)
-        if on_record is not None:
-            on_record(record, events)
-
-    def _command(self, record: Record, where: Location | None) -> Command:
-        try:
-            command = decode_command(record.command)
-        except FormatError as exc:
-            raise _fail(record, where, exc.code, str(exc)) from None
-        target = target_auction(command)
-        if target != record.auction_id:
-            raise _fail(record, where, "wrong_auction", "the command is about another auction than the record",
-                        record.auction_id, target)
-        if command.now != record.time:
-            raise _fail(record, where, "bad_time", "the command's time is not the record's", record.time, command.now)
-        if type(command) is Tick and command.auction_id is None:
-            raise _fail(record, where, "bad_command", "a journaled tick names its auction")
-        if type(command) is PlaceBid and type(command.client_bid_id) is not str:
-            raise _fail(record, where, "bad_command", "client_bid_id must be a string")
-        return command
-
-
-_NO_CHAIN = (0, GENESIS)
-
-
-def _packed_bound(engine: Engine) -> bytes:
-    """`engine.deadline_bound()` packed as a uint 64 (past every time if there is none)."""
-    bound = engine.deadline_bound()
-    return b"\xff" * 9 if bound is None else max(bound, 0).to_bytes(8, "big")
-
-# The size of a msgpack non-negative integer from its first byte (0: not one).
-_INT_SIZE = bytes(1 if b < 0x80 else {0xcc: 2, 0xcd: 3, 0xce: 5, 0xcf: 9}.get(b, 0) for b in range(256))
-
-
-def _event_name(kind: type[Any]) -> str:
-    _EVENT_NAMES[kind] = kind.__name__
-    return kind.__name__
-
-
-def _same_outcome(events: list[Event], outcome: Sequence[Any]) -> bool:
-    """True if the replayed events are the journaled outcome (encoded, as decoded)."""
-    if len(events) == 1:  # the common case, a bid's one event, without building a list
-        return len(outcome) == 1 and (type(events[0]).__name__, *events[0]) == outcome[0]
-    return [(type(e).__name__, *e) for e in events] == list(outcome)
-
-
-def _fail(record: Record, where: Location | None, code: str, message: str, expected: object = None,
-          found: object = None) -> JournalCorruption:
-    return JournalCorruption(code, message, where, gseq=record.gseq, expected=expected, found=found)
-
-
-def _plain(outcome: Sequence[Any]) -> list[list[Any]]:
-    """Encoded events as lists, for messages and JSON."""
-    return [list(e) for e in outcome]

@@ -12,8 +12,9 @@ waiters are released and its listeners run. An idle writer that finds a burst pe
 of it first, so that from then on one half's sync overlaps the other half's work (see
 `_start`). The first IO error stops intake for good:
 every waiter and later caller gets `JournalUnavailable`, and nothing that was acknowledged
-is lost. If the writer stops otherwise (cancelled), `on_stop` lets the runtime answer
-what it posted.
+is lost. Everything the writer has to say goes to one `WriterListener`, its owner (the
+runtime), in order: a batch cut, a write made durable, a batch published, a failure, the
+stop (cancelled or closed: the owner answers what it posted).
 """
 
 from __future__ import annotations
@@ -52,12 +53,52 @@ class JournalUnavailable(Exception):
     code = "journal_unavailable"
 
 
+class WriterListener(Protocol):
+    """What a writer tells its owner, on the writer's task, in this order for each batch."""
+
+    def batch_cut(self, last_gseq: int, everything: bool) -> None:
+        """A batch ending at `last_gseq` was taken (`everything`: nothing is left pending)."""
+
+    def batch_written(self, records: int, seconds: float) -> None:
+        """A write + fsync of `records` records is durable, `seconds` after its cut."""
+
+    def batch_durable(self, records: int, seconds: float) -> None:
+        """Durable records are published (with the batches a drain held back: `drain`)."""
+
+    def writer_failed(self, exc: BaseException) -> None:
+        """Intake stopped for good: nothing in flight or pending will be durable."""
+
+    def writer_stopped(self) -> None:
+        """`run` has returned: nothing more becomes durable."""
+
+
+class Unheard:
+    """The listener of a writer nobody listens to."""
+
+    def batch_cut(self, last_gseq: int, everything: bool) -> None:
+        pass
+
+    def batch_written(self, records: int, seconds: float) -> None:
+        pass
+
+    def batch_durable(self, records: int, seconds: float) -> None:
+        pass
+
+    def writer_failed(self, exc: BaseException) -> None:
+        pass
+
+    def writer_stopped(self) -> None:
+        pass
+
+
 class JournalWriter:
-    """The single writer of a `SegmentStore`; run `run()` in a nursery."""
+    """The single writer of a `SegmentStore`; run `run()` in a nursery. `listener` (its
+    owner: settable until `run`) hears of every batch."""
 
     def __init__(self, store: SegmentStore, *, max_batch: int = DEFAULT_MAX_BATCH,
                  max_delay: float = DEFAULT_MAX_DELAY, sync_in: str = DEFAULT_SYNC_IN,
-                 split_from: int = DEFAULT_SPLIT_FROM, pipeline: bool = True) -> None:
+                 split_from: int = DEFAULT_SPLIT_FROM, pipeline: bool = True,
+                 listener: WriterListener | None = None) -> None:
         if sync_in not in SYNC_MODES:
             raise ValueError(f"sync_in must be one of {SYNC_MODES}, not {sync_in!r}")
         if split_from < 0:
@@ -80,12 +121,7 @@ class JournalWriter:
         self._closing = False
         self._stopped = False  # `run` has returned: nothing more becomes durable
         self.stats: dict[str, Any] = {"batches": 0, "records": 0, "sync_seconds": 0.0, "pipelined": 0}
-        self.on_batch: list[Any] = []  # callables(records: int, seconds: float) once a batch is durable, as it is
-        # published (with the batches a drain held back: see `drain`)
-        self.on_write: list[Any] = []  # callables(records, seconds) as each write + fsync is durable (metrics)
-        self.on_failure: list[Any] = []  # callables(exc) when intake stops for good
-        self.on_cut: list[Any] = []  # callables(last_gseq: int, everything: bool) as a batch is taken
-        self.on_stop: list[Any] = []  # callables() once `run` has returned: nothing more becomes durable
+        self.listener: WriterListener = listener or Unheard()
         self._cut_gseq = self.durable_gseq  # gseq of the last record taken into a batch
         self.sync_pid: int | None = None  # the sync process's, while `run` runs with one
         self._sync: _Sync | None = None
@@ -173,8 +209,7 @@ class JournalWriter:
                 sync.close()
             finally:
                 self.sync_pid = None
-                for hook in self.on_stop:
-                    hook()
+                self.listener.writer_stopped()
 
     @property
     def healthy(self) -> bool:
@@ -242,8 +277,7 @@ class JournalWriter:
             self.stats["batches"] += 1
             self.stats["records"] += len(batch)
             self.stats["sync_seconds"] += elapsed
-            for write_hook in self.on_write:
-                write_hook(len(batch), elapsed)
+            self.listener.batch_written(len(batch), elapsed)
             done = self._held + len(batch)
             error = self._second_error  # a second batch that could not go: this one is durable, then stop
             if error is None and self._pending and (
@@ -259,8 +293,7 @@ class JournalWriter:
                 self._held, merged = done, merged + 1  # published with the next one: see `drain`
                 continue
             self._held = merged = 0
-            for hook in self.on_batch:
-                hook(done, elapsed)
+            self.listener.batch_durable(done, elapsed)
             self._release()
             if error is not None:
                 self._fail(error)
@@ -288,8 +321,7 @@ class JournalWriter:
         """Run the batch hooks for durable records held back by a drain (see `drain`)."""
         done, self._held = self._held, 0
         if done:
-            for hook in self.on_batch:
-                hook(done, 0.0)
+            self.listener.batch_durable(done, 0.0)
 
     def _start(self, sync: _Sync, *, idle: bool = False, second: bool = False) -> list[bytes]:
         """Cut the next batch (what is pending, up to `max_batch`) and hand it to `sync`.
@@ -310,8 +342,7 @@ class JournalWriter:
         batch = self._pending[:take]
         del self._pending[:take]
         self._cut_gseq += len(batch)
-        for cut_hook in self.on_cut:  # `everything`: the batch ends with the latest record
-            cut_hook(self._cut_gseq, not self._pending)
+        self.listener.batch_cut(self._cut_gseq, not self._pending)  # not pending: it ends with the latest
         if second:
             sync.add(batch)
             self.stats["pipelined"] += 1
@@ -323,8 +354,7 @@ class JournalWriter:
         """Stop intake for good: nothing in flight or pending will be durable."""
         self.failure = exc
         self._pending.clear()
-        for failure_hook in self.on_failure:
-            failure_hook(exc)
+        self.listener.writer_failed(exc)
         if not isinstance(exc, Exception):
             raise exc
 

@@ -205,8 +205,8 @@ class NaiveEngine:
             raise NaiveClockRegression(f"{now} < {self.now}")
         self.now = now
         events: list[Event] = []
-        if type(command) is Tick and command.auction_id is not None:
-            self._apply_due(now, events, only=command.auction_id)
+        if type(command) is Tick and command.case_id is not None:
+            self._apply_due(now, events, only=command.case_id)
             return events
         self._apply_due(now, events)
         if type(command) is CreateAuction:
@@ -503,8 +503,8 @@ class NaiveEngine:
             code = {"scheduled": "lot_not_open", "suspended": "lot_suspended", "closed": "lot_closed",
                     "cancelled": "lot_cancelled"}[lot.status]
             return reject(lot, code)
-        # 6. a positive int, not a bool
-        if type(amount) is not int or amount <= 0:
+        # 6. a positive int, not a bool, at most 10**18 - 1 minor units
+        if type(amount) is not int or amount <= 0 or amount >= 10**18:
             return reject(lot, "invalid_amount")
         # 7. the starting price is the ceiling
         if amount > lot.config.starting_price:

@@ -1,0 +1,228 @@
+"""The room's edges against a real service (issue 13): closes by RFC 6455, UTF-8 frames,
+the one bound on amounts, and retries after every kind of refusal."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+from served import Served, served
+from test_gateway_fuzz import answers, hello
+from wire import JSON, converse, open_auction, quiet, state
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import AcceptConnection, CloseConnection, Request, TextMessage
+
+from gateway.transport import CLOSE_GRACE
+
+# -- a raw client: frames sent and read byte for byte -----------------------------------
+
+
+class RawClient:
+    """One WebSocket connection driven through wsproto over a bare TCP stream."""
+
+    def __init__(self, stream: trio.SocketStream) -> None:
+        self.stream = stream
+        self.ws = WSConnection(ConnectionType.CLIENT)
+        self.eof = False
+
+    @classmethod
+    async def connect(cls, srv: Served, auction_id: str) -> RawClient:
+        client = cls(await trio.open_tcp_stream("127.0.0.1", srv.port))
+        await client.stream.send_all(client.ws.send(Request(host="127.0.0.1", target=f"/ws/v1/auctions/{auction_id}",
+                                                            subprotocols=[JSON])))
+        assert type(await client.event()) is AcceptConnection
+        return client
+
+    async def event(self) -> Any:
+        """The next wsproto event, or None once the server closed the TCP connection."""
+        while True:
+            for event in self.ws.events():
+                return event
+            data = await self.stream.receive_some(65536)
+            if not data:
+                self.eof = True
+                return None
+            self.ws.receive_data(data)
+
+    async def message(self) -> dict[str, Any]:
+        event = await self.event()
+        assert type(event) is TextMessage and event.message_finished, event
+        value: dict[str, Any] = json.loads(event.data)
+        return value
+
+    async def send_text(self, text: str, *, finished: bool = True) -> None:
+        await self.stream.send_all(self.ws.send(TextMessage(data=text, message_finished=finished)))
+
+    async def send_raw_frame(self, first_byte: int, payload: bytes) -> None:
+        """A masked frame holding `payload` as is, whatever wsproto would allow (bad UTF-8,
+        a fragment after a close): `first_byte` is FIN and the opcode (0x81: a final text)."""
+        mask = os.urandom(4)
+        assert len(payload) < 126
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        await self.stream.send_all(bytes((first_byte, 0x80 | len(payload))) + mask + masked)
+
+    async def until_close(self) -> int:
+        """Read to the server's close frame: its code."""
+        while True:
+            event = await self.event()
+            assert event is not None, "the TCP connection ended without a close frame"
+            if type(event) is CloseConnection:
+                return int(event.code)
+
+    async def until_eof(self) -> None:
+        while await self.event() is not None:
+            pass
+
+
+def connections(srv: Served) -> float:
+    total = 0.0
+    for metric in srv.service.metrics.connections.collect():
+        total += sum(sample.value for sample in metric.samples)
+    return total
+
+
+# -- closes ---------------------------------------------------------------------------------
+
+
+@pytest.mark.trio
+async def test_an_oversize_fragmented_message_gets_1009_and_the_connection_ends(tmp_path: Path) -> None:
+    limit = 1024
+    async with served(tmp_path, max_message_bytes=limit) as srv:
+        acme, _beta = await open_auction(srv, "A-1", ["acme", "beta"])
+        before = state(srv)
+        for answers_close in (True, False):
+            client = await RawClient.connect(srv, "A-1")
+            await client.send_text(hello(JSON, acme))  # type: ignore[arg-type]
+            assert (await client.message())["type"] == "welcome"
+            assert connections(srv) == 1
+            for _ in range(4):  # 4 fragments of 400 bytes: over the limit at the third
+                await client.send_text(" " * 400, finished=False)
+            assert await client.until_close() == 1009
+            if answers_close:  # a well-behaved peer answers, and the server ends the connection at once
+                await client.stream.send_all(client.ws.send(CloseConnection(code=1009)))
+                with trio.fail_after(CLOSE_GRACE / 2):
+                    await client.until_eof()
+            else:  # a peer that goes on sending and never answers: ended after the grace period
+                await client.send_raw_frame(0x00, b" " * 100)  # a continuation fragment
+                with trio.fail_after(CLOSE_GRACE + 5):
+                    await client.until_eof()
+            await client.stream.aclose()
+            await quiet(srv)
+            assert connections(srv) == 0 and srv.service.rooms.count == 0
+        assert state(srv) == before
+
+
+@pytest.mark.trio
+async def test_invalid_utf8_in_a_text_frame_gets_a_1007_close_frame(tmp_path: Path) -> None:
+    async with served(tmp_path) as srv:
+        acme, _beta = await open_auction(srv, "A-1", ["acme", "beta"])
+        before = state(srv)
+        for with_hello in (False, True):
+            client = await RawClient.connect(srv, "A-1")
+            if with_hello:
+                await client.send_text(hello(JSON, acme))  # type: ignore[arg-type]
+                assert (await client.message())["type"] == "welcome"
+            await client.send_raw_frame(0x81, b'{"type":"ping","id":"\xff\xfe"}')
+            assert await client.until_close() == 1007
+            with trio.fail_after(5):
+                await client.until_eof()
+            await client.stream.aclose()
+        await quiet(srv)
+        assert state(srv) == before and connections(srv) == 0
+
+
+# -- UTF-8 as sent ------------------------------------------------------------------------
+
+
+@pytest.mark.trio
+async def test_room_frames_carry_utf8_not_escapes(tmp_path: Path) -> None:
+    async with served(tmp_path) as srv:
+        acme, _beta = await open_auction(srv, "A-1", ["acme", "beta"])
+        client = await RawClient.connect(srv, "A-1")
+        await client.send_text(hello(JSON, acme))  # type: ignore[arg-type]
+        assert (await client.message())["type"] == "welcome"
+        async with srv.rpc("buyer") as rpc:
+            await rpc.suspend("A-1", "L1", "incident réseau")
+        while True:
+            event = await client.event()
+            assert type(event) is TextMessage
+            if '"suspended"' in event.data:
+                break
+        assert '"reason":"incident réseau"' in event.data and "\\u" not in event.data
+        await client.stream.aclose()
+
+
+# -- amounts and retries ------------------------------------------------------------------
+
+
+async def bid_answers(srv: Served, token: str, bids: list[tuple[str, str, str]]) -> list[dict[str, Any]]:
+    """Send (lot, amount, client_bid_id) bids on one connection: their answers, in order."""
+    frames = [json.dumps({"type": "bid", "lot": lot, "amount": amount, "client_bid_id": cbid})
+              for lot, amount, cbid in bids]
+    last = bids[-1][2]
+    messages, close = await converse(srv.room_url("A-1"), [hello(JSON, token), *frames],
+                                     stop=lambda m: m.get("client_bid_id") == last and m["type"] != "view")
+    assert close is None, close
+    return answers(messages)
+
+
+def lot_counts(srv: Served, lot: str) -> tuple[int, int]:
+    view = srv.service.runtime.engine.observer_view("A-1", lot)
+    return view.bids, view.rejected_bids
+
+
+@pytest.mark.trio
+async def test_amounts_past_the_one_bound_are_coded_counted_and_remembered(tmp_path: Path) -> None:
+    async with served(tmp_path) as srv:
+        acme, _beta = await open_auction(srv, "A-1", ["acme", "beta"])
+        huge = "184467440737095516.16"  # 2**64 minor units: it broke the journal path
+        got = await bid_answers(srv, acme, [("L1", huge, "digits-2"), ("L1", "10000000000000000.00", "big-1"),
+                                            ("L1", "9999999999999999.99", "max-1"), ("L1", "abc", "abc-1")])
+        assert [(a["type"], a["code"]) for a in got] == [
+            ("reject", "invalid_amount"), ("reject", "invalid_amount"), ("reject", "above_starting_price"),
+            ("reject", "invalid_amount")], got
+        assert got[0]["message"] == got[1]["message"] == "an amount is at most 9999999999999999.99"
+        for answer in got:  # no repr of a command, no identity
+            assert "acme" not in answer["message"] and "PlaceBid" not in answer["message"], answer
+        assert lot_counts(srv, "L1") == (0, 4)
+        # The same ids with valid amounts: the first outcomes, not new bids.
+        again = await bid_answers(srv, acme, [("L1", "9000.00", c) for c in ("digits-2", "big-1", "max-1", "abc-1")])
+        assert [(a["code"], a["duplicate"]) for a in again] == [(a["code"], True) for a in got]
+        assert lot_counts(srv, "L1") == (0, 4)
+        await quiet(srv)
+    async with served(tmp_path) as srv:  # and after a restart, from the journal
+        again = await bid_answers(srv, acme, [("L1", "9000.00", "digits-2"), ("L1", "9000.00", "fresh-1")])
+        assert [(a["type"], a.get("code"), a["duplicate"]) for a in again] == [
+            ("reject", "invalid_amount", True), ("ack", None, False)]
+
+
+@pytest.mark.trio
+async def test_a_retry_after_every_kind_of_refusal(tmp_path: Path) -> None:
+    """Each refusal the room can give, then the same client_bid_id with a valid bid on a
+    new connection: the original answer where the refusal was journaled, a fresh one
+    where docs/protocol.md says nothing was recorded."""
+    cases = [  # (lot, amount, id)
+        ("L1", "abc", "r-format"), ("L1", "1.234", "r-decimals"), ("L1", "0", "r-zero"), ("L1", "5.", "r-dot"),
+        ("L1", "99999.00", "r-above"), ("L2", "9000.00", "r-suspended"), ("L9", "9000.00", "r-lot")]
+    # A bucket of len(cases) + 1 bids refilled one each 10 s: the bid after them is rate limited.
+    async with served(tmp_path, bid_rate=0.1, bid_burst=len(cases) + 1) as srv:
+        acme, _beta = await open_auction(srv, "A-1", ["acme", "beta"], lots=2)
+        async with srv.rpc("buyer") as rpc:
+            await rpc.suspend("A-1", "L2", "pause")
+        await quiet(srv)
+        first = await bid_answers(srv, acme, [*cases, ("L1", "9500.00", "ok-1"), ("L1", "9400.00", "r-rate")])
+        assert [a.get("code") for a in first] == [
+            "invalid_amount", "invalid_amount", "invalid_amount", "invalid_amount", "above_starting_price",
+            "lot_suspended", "unknown_lot", None, "rate_limited"], first
+        assert lot_counts(srv, "L1") == (1, 5) and lot_counts(srv, "L2") == (0, 1)
+        retried = await bid_answers(srv, acme, [("L1", f"{9300 - i}.00", c[2]) for i, c in enumerate(cases)]
+                                    + [("L1", "9100.00", "r-rate")])
+        got = [(a["type"], a.get("code"), a.get("duplicate")) for a in retried]
+        assert got[:6] == [("reject", a["code"], True) for a in first[:6]]  # journaled: the first outcome
+        assert got[6] == ("ack", None, False)  # unknown_lot: nothing was recorded
+        assert got[7] == ("ack", None, False)  # rate_limited: nothing was recorded
+        assert lot_counts(srv, "L1") == (3, 5)
