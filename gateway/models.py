@@ -1,9 +1,10 @@
 """The RPC's request models and edge scalars, declared once (pydantic v2).
 
 Request bodies and queries are validated by these models (strict types, unknown fields
-refused) and the OpenAPI document is generated from them (gateway/openapi.py). Money,
-instants and durations are checked by the engine's own parsers, so a bound changed there
-reaches the RPC. `problems(exc)` turns a ValidationError into the coded error's details.
+refused); the auction configuration is validated by the core (config.py) and stated here.
+The OpenAPI document is generated from them (gateway/openapi.py). Money, instants and
+durations are checked by the engine's own parsers, so a bound changed there reaches the
+RPC. `problems(exc)` turns a ValidationError into the coded error's details.
 """
 
 from __future__ import annotations
