@@ -25,8 +25,9 @@ lint: $(STAMP)
 
 test-slow: $(STAMP)
 	HYPOTHESIS_PROFILE=slow MODEL_STREAM_COMMANDS=1000000 TAMPER_MUTATIONS=200 CRASH_KILLS=100 \
-		SERVE_CRASH_KILLS=40 $(BIN)/python -m pytest tests/test_model_stateful.py tests/test_model_stream.py \
-		tests/test_tamper.py tests/test_crash.py tests/test_serve_crash.py
+		SERVE_CRASH_KILLS=40 SCHEMATHESIS_MAX_EXAMPLES=100 $(BIN)/python -m pytest tests/test_model_stateful.py \
+		tests/test_model_stream.py tests/test_tamper.py tests/test_crash.py tests/test_serve_crash.py \
+		tests/test_schemathesis.py
 	$(BIN)/python -m pytest -m slow
 
 bench-quick: $(STAMP)
