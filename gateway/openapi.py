@@ -35,6 +35,7 @@ RPC_ERROR_CODES: dict[str, tuple[int, str]] = {
     "not_found": (404, "no such path"),
     "method_not_allowed": (405, "the path does not take this method; `Allow` lists those it takes"),
     "auction_conflict": (409, "an auction with this id exists with another configuration"),
+    "case_conflict": (409, "the id names a case of another procedure kind (e.g. a tender); nothing was applied"),
     "body_too_large": (413, f"the body is over {MAX_BODY} bytes"),
     "invalid_config": (422, "the auction configuration is invalid; `details` lists every problem"),
     "invalid_request": (422, "the request body is invalid; `details` lists every problem"),
@@ -79,7 +80,7 @@ class Operation:
 
 
 _BODY_ERRORS = ("invalid_json", "body_too_large", "invalid_request")
-_COMMAND = ("journal_unavailable",)
+_COMMAND = ("journal_unavailable", "case_conflict")
 _AID = ("auction_id",)
 _FROM_AUCTION = "$response.body#/auction_id"
 # Links let a client (and schemathesis) follow one answer with the next call on the same auction.

@@ -321,6 +321,10 @@ class Connection:
         return view.observer(self.codec)
 
 
+# The auction events a room tells its connections of (views carry the rest).
+ROOM_EVENTS = frozenset({LotOpened, LotExtended, LotSuspended, LotResumed, LotAwarded, LotUnsuccessful, BidderRevoked})
+
+
 class Rooms(Consumer):
     """Every open connection, by auction; the runtime's event and view listener."""
 
@@ -362,8 +366,8 @@ class Rooms(Consumer):
     def on_events(self, events: list[Event]) -> None:
         for event in events:
             kind = type(event)
-            if kind is BidAccepted or kind is BidRejected:
-                continue  # answered to the bidder by its own session
+            if kind not in ROOM_EVENTS:
+                continue  # a bid (answered to the bidder by its own session), or another kind's
             if kind is BidderRevoked:
                 note_revocations(self.revoked_at, (event,))
             conns = self.by_auction.get(event.auction_id)

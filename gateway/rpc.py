@@ -30,6 +30,7 @@ from auction_engine.config import AuctionConfig, ConfigError
 from auction_engine.edge import results_to_dict
 from auction_engine.engine import QueryError
 from auction_engine.events import CommandRejected, Event
+from auction_engine.host import CaseConflict
 from auction_engine.money import format_amount
 from auction_engine.runtime import FormatError, JournalUnavailable
 from auction_engine.timeutil import format_instant
@@ -100,6 +101,9 @@ def register_rpc(app: Quart, service: Service) -> None:
                 except JournalUnavailable as exc:
                     status = 503
                     return error_body(exc.code, str(exc)), 503
+                except CaseConflict as exc:  # an id of another kind's case: nothing changed
+                    status = 409
+                    return error_body(exc.code, str(exc)), 409
                 except FormatError as exc:  # a value the journal cannot hold (e.g. a lone surrogate)
                     status = 422
                     return error_body("invalid_request", f"the request holds a value that cannot be journaled: "

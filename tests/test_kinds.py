@@ -21,6 +21,7 @@ from sealed_kind import (
     SealedRejected,
     SubmitSealed,
 )
+from served import auction_body, served
 from test_runtime import mock_clock_us
 
 from auction_engine import AdmitBidder, CreateAuction, PlaceBid, Tick
@@ -29,6 +30,7 @@ from auction_engine.host import CaseConflict, register, unregister
 from auction_engine.journal import Journaled, JournalReader, Submission, recover
 from auction_engine.journal.format import decode_command, encode_command
 from auction_engine.runtime import Runtime
+from gateway.client import RpcError
 from gateway.feed import Feed
 from replay import render_timeline, timeline, verify
 
@@ -179,3 +181,28 @@ def test_the_feed_shows_every_kinds_public_events_without_identities() -> None:
     every = feed.after(0, 100)
     assert {e["type"] for e in every} >= {"AuctionCreated", "LotOpened", "RoundUnsuccessful", "LotAwarded"}
     assert all("bidder_id" not in e for e in every) and [e["seq"] for e in every] == list(range(1, len(every) + 1))
+
+
+@pytest.mark.trio
+async def test_a_second_kind_is_served_by_the_service_and_its_feed(tmp_path: Path) -> None:
+    """The real service hosts the registered kind: commands through its runtime, the
+    public events in the RPC's feed, a restart rebuilds it from the journal."""
+    async with served(tmp_path) as srv:
+        runtime = srv.service.runtime
+        await runtime.submit(OpenRound, "R-1", runtime.now() + 3600 * S, ("acme", "beta"))
+        assert (await runtime.submit(SubmitSealed, "R-1", "acme", 900, "a-1"))[-1].__class__ is SealedAccepted
+        refused = await runtime.submit(SubmitSealed, "A-1", "acme", 900, "x")  # no such round (yet an auction)
+        assert refused == [SealedRejected(runtime.host.now, "A-1", "acme", "unknown_round")]
+        async with srv.rpc() as rpc:
+            await rpc.create_auction(auction_body("A-1"))
+            with pytest.raises(CaseConflict):  # now an auction's id
+                await runtime.submit(OpenRound, "A-1", runtime.now() + S, ("acme",))
+            with pytest.raises(RpcError) as taken:  # a round's id: 409, nothing applied
+                await rpc.create_auction(auction_body("R-1"))
+            assert (taken.value.status, taken.value.code) == (409, "case_conflict")
+            entries = (await rpc.events(0, auction_id="R-1"))["events"]
+        assert [e["type"] for e in entries] == ["RoundOpened"] and entries[0]["round_id"] == "R-1"
+        state = runtime.host.state_hash()
+    async with served(tmp_path) as srv:
+        assert srv.service.runtime.host.state_hash() == state
+        assert srv.service.runtime.host.kind(SealedBid).rounds["R-1"].offers == {"acme": (900, 0)}

@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest
 import trio
-from served import Served, served
+from served import Served, auction_body, served
 from test_gateway_fuzz import answers, hello
 from wire import JSON, converse, open_auction, quiet, state
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, CloseConnection, Request, TextMessage
 
+from gateway.client import RpcError
 from gateway.transport import CLOSE_GRACE
 
 # -- a raw client: frames sent and read byte for byte -----------------------------------
@@ -226,3 +227,20 @@ async def test_a_retry_after_every_kind_of_refusal(tmp_path: Path) -> None:
         assert got[6] == ("ack", None, False)  # unknown_lot: nothing was recorded
         assert got[7] == ("ack", None, False)  # rate_limited: nothing was recorded
         assert lot_counts(srv, "L1") == (3, 5)
+
+
+@pytest.mark.trio
+async def test_the_rpc_refuses_amounts_past_the_one_bound_with_their_path(tmp_path: Path) -> None:
+    async with served(tmp_path) as srv, srv.rpc() as rpc:
+        for amount, ok in (("9999999999999999.99", True), ("10000000000000000.00", False),
+                           ("184467440737095516.16", False), ("5.", False), (".5", False)):
+            body = auction_body(f"B-{len(amount)}-{ok}")
+            body["lots"][0].update(starting_price=amount, estimate=amount)
+            if ok:
+                assert (await rpc.create_auction(body))["auction_id"] == body["auction_id"]
+                continue
+            with pytest.raises(RpcError) as refused:
+                await rpc.create_auction(body)
+            error = refused.value
+            assert (error.status, error.code) == (422, "invalid_config"), error
+            assert any(d.get("path") == "lots[0].starting_price" for d in error.details), error.details
