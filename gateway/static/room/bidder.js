@@ -14,11 +14,14 @@ const TICK_MS = 100;
 const DEFAULT_CONFIRM_DROP = "5"; // percent: a bid dropping more than this asks for confirmation
 
 const id = auctionId();
+// First thing, before any await: the token leaves the address bar and the history entry.
+const fragmentToken = tokenFromFragment();
 const lots = new Map(); // lot_id -> {rules, view, card, fields, bids: [{t, minor}], result, lastRank}
 let conn = null;
 let welcome = null;
 let dirty = new Set();
 let framed = false;
+let ended = null; // the text of a final close, if the room closed the connection for good
 
 function confirmDrop() {
   const asked = new URLSearchParams(location.search).get("confirm_drop");
@@ -27,7 +30,7 @@ function confirmDrop() {
 
 async function main() {
   await setUpLanguage(renderAll);
-  let token = tokenFromFragment() ?? seat.get(id, "token");
+  let token = fragmentToken ?? seat.get(id, "token");
   if (!token) token = (await askToken("login")).token.trim();
   seat.set(id, "token", token); // this tab only: a reload keeps the seat, closing the tab forgets it
   conn = new RoomConnection(roomUrl(id), token);
@@ -121,19 +124,9 @@ const handlers = {
     schedule(lot.rules.lot_id);
   },
   state({ state, code, reason }) {
-    const banner = document.getElementById("banner");
-    banner.dataset.kind = state;
-    if (state === "reconnecting") {
-      banner.textContent = t("banner.reconnecting");
-      banner.hidden = false;
-    } else if (state === "ended") {
-      banner.textContent = closeText(code, reason);
-      banner.hidden = false;
-      if (code === 4401 || code === 4403) seat.clear(id, "token");
-    } else if (state === "live") {
-      banner.hidden = true;
-      announce(t("announce.live"));
-    }
+    ended = state === "ended" ? closeText(code, reason) : null;
+    if (state === "ended" && (code === 4401 || code === 4403)) seat.clear(id, "token");
+    if (state === "live") announce(t("announce.live"));
     renderAll();
   },
   clocksync() {
@@ -222,11 +215,13 @@ function schedule(lotId) {
     const batch = dirty;
     dirty = new Set();
     for (const lotId2 of batch) render(lots.get(lotId2));
+    renderBanner();
   });
 }
 
 function renderAll() {
   renderHeader();
+  renderBanner();
   for (const lot of lots.values()) render(lot);
 }
 
@@ -240,6 +235,24 @@ function renderHeader() {
   const u = conn.uncertaintyMs;
   sync.dataset.good = String(u <= 50);
   setText(sync, u === Infinity ? t("sync.pending") : t(u <= 50 ? "sync.good" : "sync.poor", { ms: count(Math.ceil(u)) }));
+}
+
+/** One banner, the most pressing first: the connection, then the auction's state. */
+function renderBanner() {
+  const banner = document.getElementById("banner");
+  const all = [...lots.values()];
+  const suspended = all.filter((lot) => statusOf(lot) === "suspended");
+  let kind = "";
+  let text = "";
+  if (ended) [kind, text] = ["ended", ended];
+  else if (conn.state === "reconnecting" || (conn.state === "syncing" && conn.stats.reconnects)) [kind, text] = ["reconnecting", t("banner.reconnecting")];
+  else if (suspended.length) {
+    [kind, text] = ["suspended", t("banner.suspended", { lots: suspended.map((lot) => lot.rules.lot_id).join(", "),
+      reason: suspended[0].reason || "—" })];
+  } else if (all.length && all.every((lot) => lot.result)) [kind, text] = ["finished", t("banner.finished")];
+  banner.hidden = !kind;
+  banner.dataset.kind = kind;
+  setText(banner, text);
 }
 
 function statusOf(lot) {

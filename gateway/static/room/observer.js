@@ -12,6 +12,8 @@ import { fromMinor, toMinor } from "./money.js";
 const TICK_MS = 250;
 const RATE_WINDOW_MS = 60000;
 const id = auctionId();
+// First thing, before any await: the token leaves the address bar and the history entry.
+const fragmentToken = tokenFromFragment();
 const lots = new Map(); // lot_id -> {rules, view, card, fields, samples: [{t, bids}], result}
 let conn = null;
 let welcome = null;
@@ -32,7 +34,7 @@ async function rpc(method, path, body) {
 
 async function main() {
   await setUpLanguage(renderAll);
-  let token = tokenFromFragment() ?? seat.get(id, "observer");
+  let token = fragmentToken ?? seat.get(id, "observer");
   while (!token) {
     const given = await askToken("login");
     if (given.key.trim()) {
