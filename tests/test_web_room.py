@@ -5,49 +5,18 @@ against what the room actually sent (the frames the page received)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from served import auction_body
-from webroom_harness import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, KEYS, LiveService, live_service, require_browser
+from webroom_harness import KEYS, LiveService, browser, live, new_page, shot
 from webroom_pages import Wire, bot, no_identity, page_texts
 
 ACME, BETA = "acme-sarl-7731", "beta-industries-5512"
 BOTS = ("bot-atlas-0101", "bot-rif-0202", "bot-souss-0303")
 EVERY_ID = [ACME, BETA, *BOTS]
 NNBSP = "\u202f"  # fr groups digits with a narrow no-break space
-
-
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
-    require_browser()
-    with live_service(tmp_path_factory.mktemp("web-room")) as service:
-        yield service
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    require_browser()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-def new_page(browser: Any, errors: list[str]) -> Any:
-    page = browser.new_context(viewport={"width": 1200, "height": 900}).new_page()
-    page.set_default_timeout(15_000)
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    return page
-
-
-def shot(page: Any, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+__all__ = ["browser", "live"]  # fixtures
 
 
 def test_two_browser_bidders_bots_and_the_buyer(live: LiveService, browser: Any) -> None:

@@ -117,4 +117,39 @@ def live_service(data_dir: Path, **overrides: Any) -> Iterator[LiveService]:
         live.stop()
 
 
-__all__ = ["ARTIFACTS", "AXE", "CHROMIUM", "CHROMIUM_ARGS", "KEYS", "LiveService", "live_service", "require_browser"]
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
+    """The real service for a module's browser tests."""
+    require_browser()
+    with live_service(tmp_path_factory.mktemp("web-room")) as service:
+        yield service
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One headless Chromium for every browser test (a context per page keeps them apart)."""
+    require_browser()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def new_page(browser: Any, errors: list[str], **context: Any) -> Any:
+    """A page in a fresh context (its own storage), page errors collected in `errors`."""
+    page = browser.new_context(viewport={"width": 1200, "height": 900}, **context).new_page()
+    page.set_default_timeout(15_000)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    return page
+
+
+def shot(page: Any, name: str) -> None:
+    """A full-page screenshot kept as a test artifact (build/web-room/, not committed)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+__all__ = ["ARTIFACTS", "AXE", "CHROMIUM", "CHROMIUM_ARGS", "KEYS", "LiveService", "browser", "live", "live_service",
+           "new_page", "require_browser", "shot"]

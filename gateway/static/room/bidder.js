@@ -286,7 +286,8 @@ function render(lot) {
   // view shows it); without a base only the ceiling applies. The server stays the judge.
   const base = rules.rules.improve_on === "own" ? v?.own_price : v?.best_price;
   const b = bounds(rules, decimals, base ? toMinor(base, decimals) : null);
-  setText(fields.bounds, base ? t("bid.bounds", { high: m(fromMinor(b.high, decimals)), low: m(fromMinor(b.low, decimals)) })
+  // Without a maximum step the floor is one minor unit: saying "at least 0.01" helps nobody.
+  setText(fields.bounds, base && b.low > 1n ? t("bid.bounds", { high: m(fromMinor(b.high, decimals)), low: m(fromMinor(b.low, decimals)) })
     : t("bid.bounds_first", { high: m(fromMinor(b.high, decimals)) }));
   fields.amount.placeholder = number(fromMinor(b.high, decimals), decimals);
   setText(fields["amount-label"], t("bid.amount", { currency }));
@@ -297,7 +298,10 @@ function render(lot) {
   fields.result.hidden = !lot.result;
   setText(fields.result, lot.result ? resultText(lot) : "");
   if (lot.result) fields.result.dataset.outcome = lot.result.outcome;
-  if (status === "suspended") setText(fields.feedback, t("lot.suspended_note", { reason: lot.reason || "—" }));
+  if (status === "suspended") {
+    setText(fields.feedback, t("lot.suspended_note", { reason: lot.reason || "—" }));
+    fields.feedback.dataset.kind = "";
+  }
   renderLadder(lot);
   drawChart(fields.chart, lot.bids, t("chart.label", { n: count(lot.bids.length),
     last: lot.bids.length ? m(fromMinor(lot.bids[lot.bids.length - 1].minor, decimals)) : "—" }));

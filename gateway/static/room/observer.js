@@ -132,7 +132,8 @@ function buildLots(m) {
     const fields = {};
     for (const node of card.querySelectorAll("[data-f]")) fields[node.dataset.f] = node;
     card.dataset.lot = rules.lot_id;
-    fields.title.id = `lot-${rules.lot_id.replace(/[^A-Za-z0-9_-]/g, "_")}-title`;
+    card.id = `lot-${rules.lot_id.replace(/[^A-Za-z0-9_-]/g, "_")}`;
+    fields.title.id = `${card.id}-title`;
     card.setAttribute("aria-labelledby", fields.title.id);
     lots.set(rules.lot_id, { rules, view: null, card, fields, samples: [], result: null });
     container.append(card);

@@ -1,0 +1,147 @@
+"""The web room in French, Arabic and English in a real browser: locale formats typed and
+shown, right-to-left layout, the keyboard-only bid with its fat-finger confirmation, a
+rejection with its code, what `rank` visibility hides, the remembered language, axe-core,
+and a screenshot of each page in each language (build/web-room/)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from served import auction_body
+from webroom_harness import AXE, LiveService, browser, live, new_page, shot
+from webroom_pages import Wire, no_identity, page_texts
+
+NNBSP = "\u202f"
+BIDDERS = {"fr": "societe-fr-1001", "ar": "sharika-ar-2002", "en": "company-en-3003"}
+__all__ = ["browser", "live"]  # fixtures
+
+
+def axe_violations(page: Any) -> list[dict[str, Any]]:
+    """axe-core's serious and critical violations on `page` (WCAG 2.1 A and AA rules)."""
+    page.evaluate(AXE.read_text())  # through the DevTools protocol: the page's CSP does not apply
+    found = page.evaluate("""async () => (await axe.run(document, {runOnly: {type: "tag",
+        values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}})).violations
+        .filter(v => v.impact === "serious" || v.impact === "critical")
+        .map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.map(n => n.target.join(" ")).slice(0, 5)}))""")
+    return list(found)
+
+
+def tab_to(page: Any, selector: str, limit: int = 40) -> None:
+    """Press Tab until `selector` has the focus (the keyboard-only path)."""
+    for _ in range(limit):
+        if page.evaluate("(s) => document.activeElement?.matches(s)", selector):
+            return
+        page.keyboard.press("Tab")
+    raise AssertionError(f"Tab never reached {selector}")
+
+
+def test_three_languages_formats_keyboard_and_accessibility(live: LiveService, browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    body = auction_body("W-2", start_in=1.5, seconds=120, visibility="rank")
+    body["lots"][0].update(starting_price="1300.00", estimate="1300.00")
+    body["rules"] = {"min_step": "1.00", "max_step_percent": "20"}
+    live.rpc("portal", "POST", "/auctions", body)
+    tokens = {t["bidder_id"]: t["token"] for t in
+              live.rpc("portal", "POST", "/auctions/W-2/bidders", {"bidders": list(BIDDERS.values())})["tokens"]}
+    observer = live.rpc("buyer", "POST", "/auctions/W-2/observers", {"name": "commission"})["token"]
+    errors: list[str] = []
+    pages, wires = {}, {}
+    for lang, bidder in BIDDERS.items():
+        page = pages[lang] = new_page(browser, errors)
+        wires[lang] = Wire()
+        wires[lang].install(page)
+        page.goto(f"{live.base}/room/W-2?lang={lang}#token={tokens[bidder]}")
+        expect(page.locator("#lot-L1")).to_have_attribute("data-status", "open")
+    fr, ar, en = pages["fr"], pages["ar"], pages["en"]
+
+    # French, keyboard only: a 15 % drop asks first; Escape keeps the bid unsent.
+    fr.locator("body").focus()
+    tab_to(fr, "#lot-L1-amount")
+    fr.keyboard.type("1 100,00")
+    fr.keyboard.press("Enter")
+    expect(fr.locator("#confirm")).to_be_visible()
+    expect(fr.locator("#confirm")).to_contain_text("15,38")
+    fr.keyboard.press("Escape")
+    expect(fr.locator("#confirm")).to_be_hidden()
+    assert not [m for m in wires["fr"].sent if m["type"] == "bid"]
+    # Then 1 234,50 (a 5.04 % drop, over the 5 % guard): confirmed by Tab and Enter.
+    fr.keyboard.press("Control+A")
+    fr.keyboard.type("1 234,50")
+    fr.keyboard.press("Enter")
+    expect(fr.locator("#confirm")).to_be_visible()
+    fr.keyboard.press("Tab")  # from the safe choice (focused first) to the confirmation
+    fr.keyboard.press("Enter")
+    expect(fr.locator("#lot-L1-feedback")).to_contain_text("acceptée")
+    assert [m["amount"] for m in wires["fr"].sent if m["type"] == "bid"] == ["1234.50"]  # exact decimal string
+    expect(fr.locator("#lot-L1 [data-f=own]")).to_have_text(f"1{NNBSP}234,50{NNBSP}MAD")
+    # The bounds as the core computes them: 1 step under, at most 20 % (rounded down) under.
+    expect(fr.locator("#lot-L1 [data-f=bounds]")).to_have_text(
+        f"Votre prochaine offre : au plus 1{NNBSP}233,50{NNBSP}MAD, au moins 987,60{NNBSP}MAD.")
+    # A rejection shows its code in plain language.
+    fr.fill("#lot-L1-amount", "1 300,01")
+    fr.press("#lot-L1-amount", "Enter")
+    expect(fr.locator("#lot-L1-feedback")).to_contain_text("(above_starting_price)")
+    expect(fr.locator("#lot-L1-feedback")).to_contain_text("dépasse le prix de départ")
+    # A typo is refused by the page with its code, and nothing is sent.
+    fr.fill("#lot-L1-amount", "12 34,5")
+    fr.press("#lot-L1-amount", "Enter")
+    expect(fr.locator("#lot-L1-feedback")).to_contain_text("(amount_format)")
+    assert len([m for m in wires["fr"].sent if m["type"] == "bid"]) == 2
+
+    # English: 1,250.40 typed (under the 5 % guard) and shown with English grouping.
+    en.fill("#lot-L1-amount", "1,250.40")
+    en.press("#lot-L1-amount", "Enter")
+    expect(en.locator("#lot-L1-feedback")).to_contain_text("accepted")
+    expect(en.locator("#lot-L1 [data-f=own]")).to_have_text("MAD 1,250.40")
+    # Arabic: typed in Arabic-Indic digits with the Arabic decimal sign; shown (ar-MA) in
+    # Latin digits, as Moroccan documents write amounts.
+    ar.fill("#lot-L1-amount", "١٢٤٠٫٣٠")
+    ar.press("#lot-L1-amount", "Enter")
+    expect(ar.locator("#lot-L1-feedback")).to_contain_text("قُبل عرضكم")
+    assert wires["ar"].last("ack")["amount"] == "1240.30"
+    expect(ar.locator("#lot-L1 [data-f=own]")).to_contain_text("1.240,30")
+
+    # Right to left in Arabic: the document's direction, and the header and lot head mirrored.
+    assert ar.evaluate("document.documentElement.dir") == "rtl" and ar.evaluate("document.documentElement.lang") == "ar"
+    assert fr.evaluate("document.documentElement.dir") == "ltr"
+    for page, rtl in ((ar, True), (fr, False)):
+        title, tools = page.locator(".brand").bounding_box(), page.locator(".tools").bounding_box()
+        name, badge = page.locator("#lot-L1 h2").bounding_box(), page.locator("#lot-L1 .badge").bounding_box()
+        assert (title["x"] > tools["x"]) is rtl and (name["x"] > badge["x"]) is rtl
+
+    # `rank` visibility: no best price, no ladder, in the page or on the wire; ranks are there.
+    for lang, page in pages.items():
+        expect(page.locator("#lot-L1 [data-f=best]")).to_be_hidden()
+        expect(page.locator("#lot-L1 table.ladder")).to_be_hidden()
+        view = wires[lang].last("view")
+        assert "best_price" not in view and "ladder" not in view and view["rank"] is not None
+        assert no_identity(page_texts(page, wires[lang]), list(BIDDERS.values())) == []
+    expect(fr.locator("#lot-L1 [data-f=rank]")).to_have_text(f"{wires['fr'].last('view')['rank']} sur 3")
+
+    # Observer pages, one per language; the language switch is remembered across a reload.
+    watchers = {}
+    for lang in BIDDERS:
+        page = watchers[lang] = new_page(browser, errors)
+        page.goto(f"{live.base}/room/W-2/observe?lang={lang}#token={observer}")
+        expect(page.locator("#lot-L1 tbody tr")).to_have_count(3)  # observers see the anonymised ladder
+        assert no_identity(page_texts(page, None), list(BIDDERS.values())) == []
+    switched = watchers["fr"]
+    switched.goto(f"{live.base}/room/W-2/observe")  # no ?lang: French by default, token from this tab
+    expect(switched.locator("html")).to_have_attribute("lang", "fr")
+    switched.select_option("#lang", "en")
+    expect(switched.locator("html")).to_have_attribute("lang", "en")
+    switched.reload()
+    expect(switched.locator("#lot-L1 [data-f=status]")).to_have_text("Open")
+    assert switched.evaluate("localStorage.getItem('room.lang')") == "en"
+    switched.select_option("#lang", "fr")
+
+    # axe-core: no serious or critical violation on any page, in any language.
+    for lang in BIDDERS:
+        for kind, page in (("bidder", pages[lang]), ("observer", watchers[lang])):
+            expect(page.locator("#lot-L1 .countdown")).not_to_be_empty()
+            shot(page, f"{kind}-{lang}")
+            found = axe_violations(page)
+            assert found == [], json.dumps({"page": kind, "lang": lang, "violations": found}, ensure_ascii=False)
+    assert errors == []
