@@ -125,9 +125,10 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
         yield service
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One headless Chromium for every browser test (a context per page keeps them apart)."""
+    """A headless Chromium per test module (a context per page keeps pages apart); per module
+    because a second sync Playwright cannot start while one runs."""
     require_browser()
     from playwright.sync_api import sync_playwright
 
