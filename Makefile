@@ -37,15 +37,17 @@ test-slow: $(STAMP)
 		SERVE_CRASH_KILLS=40 $(BIN)/python -m pytest tests/test_model_stateful.py tests/test_model_stream.py \
 		tests/test_tamper.py tests/test_crash.py tests/test_serve_crash.py
 
-bench-quick: $(STAMP)
+bench-quick: $(STAMP) browser
 	$(BIN)/python -m benchmarks.core --quick
 	$(BIN)/python -m benchmarks.journal --quick
 	$(BIN)/python -m benchmarks.ws_load --quick
+	$(BIN)/python -m benchmarks.web_room --quick
 
-bench: $(STAMP)
+bench: $(STAMP) browser
 	$(BIN)/python -m benchmarks.core
 	$(BIN)/python -m benchmarks.journal
 	$(BIN)/python -m benchmarks.ws_load
+	$(BIN)/python -m benchmarks.web_room
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

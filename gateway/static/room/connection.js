@@ -33,7 +33,7 @@ export class RoomConnection extends EventTarget {
     this.lotsToSync = new Set();
     this.pingsSent = new Map(); // ping id -> local send time
     this.nextPing = 1;
-    this.stats = { views: 0, messages: 0, reconnects: 0 };
+    this.stats = { views: 0, messages: 0, reconnects: 0, renders: 0, maxRenderLagMs: 0 };
   }
 
   connect() {
@@ -100,6 +100,7 @@ export class RoomConnection extends EventTarget {
     // Bids whose answer never came go out again with their ids: the room answers each from
     // its record if it was placed, or places it now if it was not. Never twice.
     for (const bid of this.pending.values()) this.ws.send(JSON.stringify(bid));
+    this.stats.liveAt ??= performance.now(); // time to interactive: the form can send from here
     this.setState("live");
   }
 
