@@ -6,13 +6,20 @@ and a screenshot of each page in each language (build/web-room/)."""
 from __future__ import annotations
 
 import json
+import os
+import random
+from pathlib import Path
 from typing import Any
 
 from served import auction_body
 from webroom_harness import AXE, LiveService, browser, live, new_page, shot
 from webroom_pages import Wire, no_identity, page_texts
 
+from auction_engine.config import BidRules
+from auction_engine.money import Percent, format_amount, parse_percent
+
 NNBSP = "\u202f"
+DOCS_IMG = Path(__file__).parent.parent / "docs" / "img"
 BIDDERS = {"fr": "societe-fr-1001", "ar": "sharika-ar-2002", "en": "company-en-3003"}
 __all__ = ["browser", "live"]  # fixtures
 
@@ -144,4 +151,57 @@ def test_three_languages_formats_keyboard_and_accessibility(live: LiveService, b
             shot(page, f"{kind}-{lang}")
             found = axe_violations(page)
             assert found == [], json.dumps({"page": kind, "lang": lang, "violations": found}, ensure_ascii=False)
+    if os.environ.get("WEB_ROOM_DOCS"):  # WEB_ROOM_DOCS=1 pytest tests/test_web_room_i18n.py: docs/img/
+        for name, page in (("bidder-fr", fr), ("bidder-ar", ar), ("bidder-en", en), ("observer-fr", watchers["fr"])):
+            page.set_viewport_size({"width": 960, "height": 760})
+            page.screenshot(path=str(DOCS_IMG / f"web-room-{name}.png"))
     assert errors == []
+
+
+def test_page_arithmetic_matches_the_core(live: LiveService, browser: Any) -> None:
+    """The page's step bounds equal the core's on random rules and bases, and every amount
+    the page formats in a locale parses back to the same decimal string (in the browser)."""
+    rng = random.Random(17)
+    cases = []
+    for _ in range(300):
+        decimals = rng.choice((0, 2, 3))
+        unit = 10**decimals
+        starting = rng.randint(1, 10**9)
+        base = rng.randint(1, 10**9)
+        pct = lambda: f"{rng.randint(0, 30)}.{rng.randint(0, 999):03d}" if rng.random() < 0.6 else None  # noqa: E731
+        rules = BidRules(min_step=rng.choice((0, 1, unit, 50 * unit)), min_step_percent=_percent(pct()),
+                          max_step=rng.choice((None, 100 * unit, 10**6)), max_step_percent=_percent(pct()))
+        high = min(starting, base - rules.required_step(base))
+        allowed = rules.allowed_step(base)
+        low = max(1, base - allowed) if allowed is not None else 1
+        lot = {"starting_price": format_amount(starting, decimals), "rules": {
+            "min_step": format_amount(rules.min_step, decimals),
+            "min_step_percent": None if rules.min_step_percent is None else str(rules.min_step_percent),
+            "max_step": None if rules.max_step is None else format_amount(rules.max_step, decimals),
+            "max_step_percent": None if rules.max_step_percent is None else str(rules.max_step_percent)}}
+        cases.append({"lot": lot, "decimals": decimals, "base": format_amount(base, decimals),
+                      "expect": [format_amount(low, decimals), format_amount(high, decimals)]})
+    errors: list[str] = []
+    page = new_page(browser, errors)
+    page.goto(f"{live.base}/room/W-3")  # any room page: the modules load from this origin
+    got = page.evaluate("""async (cases) => {
+        const m = await import("/room/_static/money.js");
+        return cases.map(({lot, decimals, base}) => {
+            const b = m.bounds(lot, decimals, m.toMinor(base, decimals));
+            return [m.fromMinor(b.low, decimals), m.fromMinor(b.high, decimals)];
+        });
+    }""", cases)
+    assert got == [c["expect"] for c in cases]
+    amounts = [format_amount(rng.randint(1, 10**14), 2) for _ in range(200)]
+    for locale in ("fr-FR", "ar-MA", "en-GB"):
+        back = page.evaluate("""async ([amounts, locale]) => {
+            const m = await import("/room/_static/money.js");
+            const f = new Intl.NumberFormat(locale, {minimumFractionDigits: 2, maximumFractionDigits: 2});
+            return amounts.map((a) => m.parseTyped(f.format(a), locale, 2));
+        }""", [amounts, locale])
+        assert back == amounts, locale
+    assert errors == []
+
+
+def _percent(text: str | None) -> Percent | None:
+    return None if text is None else parse_percent(text)

@@ -3,7 +3,7 @@
 // only the step bounds (as the core does) and never shows what the view does not carry.
 
 import { drawChart } from "./chart.js";
-import { announce, askToken, auctionId, closeText, confirmDialog, el, roomUrl, seat, setText, setUpLanguage,
+import { announce, askToken, auctionId, closeText, confirmDialog, roomUrl, seat, setText, setUpLanguage,
   tokenFromFragment } from "./common.js";
 import { RoomConnection } from "./connection.js";
 import { count, current, money, number, remaining, t, time, translate } from "./i18n.js";
@@ -47,7 +47,6 @@ const handlers = {
   welcome(m) {
     welcome = m;
     if (!lots.size) buildLots(m);
-    seat.set(id, "pseudonym", m.pseudonym ?? "");
     renderHeader();
   },
   view(m) {

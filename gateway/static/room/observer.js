@@ -49,7 +49,9 @@ async function main() {
       token = given.token.trim();
     }
   }
-  seat.set(id, "observer", token);
+  // A token the page got with the key lives as long as the key (memory): after a reload
+  // the buyer pastes the key again rather than finding a page without its controls.
+  if (apiKey === null) seat.set(id, "observer", token);
   document.getElementById("controls").hidden = apiKey === null;
   for (const button of document.querySelectorAll("#controls button")) button.addEventListener("click", () => command(button.dataset.action));
   conn = new RoomConnection(roomUrl(id), token);
