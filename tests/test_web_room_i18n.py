@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from served import auction_body
-from webroom_harness import AXE, LiveService, browser, live, new_page, shot
+from webroom_harness import AXE, KEYS, LiveService, browser, live, new_page, shot
 from webroom_pages import Wire, no_identity, page_texts
 
 from auction_engine.config import BidRules
@@ -155,6 +155,27 @@ def test_three_languages_formats_keyboard_and_accessibility(live: LiveService, b
         for name, page in (("bidder-fr", fr), ("bidder-ar", ar), ("bidder-en", en), ("observer-fr", watchers["fr"])):
             page.set_viewport_size({"width": 960, "height": 760})
             page.screenshot(path=str(DOCS_IMG / f"web-room-{name}.png"))
+    # Cancelling is the portal's (docs/api.md): the buyer's key is refused with its code,
+    # the portal's key cancels, and every bidder page shows the lot cancelled.
+    control = new_page(browser, errors)
+    control.goto(f"{live.base}/room/W-2/observe")
+    control.fill("#key-input", KEYS["buyer"])
+    control.press("#key-input", "Enter")
+    control.fill("#control-reason", "marché infructueux")
+    control.click("#do-cancel")
+    control.click("#confirm button[value=yes]")
+    expect(control.locator("#control-feedback")).to_contain_text("(forbidden)")
+    control.reload()  # the key was in memory only: the page asks again
+    control.fill("#key-input", KEYS["portal"])
+    control.press("#key-input", "Enter")
+    control.click("#do-cancel")
+    control.click("#confirm button[value=yes]")
+    expect(control.locator("#control-feedback")).to_contain_text("Annulé")
+    for page in pages.values():
+        expect(page.locator("#lot-L1")).to_have_attribute("data-status", "cancelled")
+        expect(page.locator("#lot-L1 [data-f=result]")).to_have_attribute("data-outcome", "unsuccessful")
+    expect(fr.locator("#lot-L1 [data-f=result]")).to_contain_text("infructueux (annulé)")
+    expect(control.locator("#results")).to_be_visible()
     assert errors == []
 
 
@@ -170,7 +191,7 @@ def test_page_arithmetic_matches_the_core(live: LiveService, browser: Any) -> No
         base = rng.randint(1, 10**9)
         pct = lambda: f"{rng.randint(0, 30)}.{rng.randint(0, 999):03d}" if rng.random() < 0.6 else None  # noqa: E731
         rules = BidRules(min_step=rng.choice((0, 1, unit, 50 * unit)), min_step_percent=_percent(pct()),
-                          max_step=rng.choice((None, 100 * unit, 10**6)), max_step_percent=_percent(pct()))
+                         max_step=rng.choice((None, 100 * unit, 10**6)), max_step_percent=_percent(pct()))
         high = min(starting, base - rules.required_step(base))
         allowed = rules.allowed_step(base)
         low = max(1, base - allowed) if allowed is not None else 1

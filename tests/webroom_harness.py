@@ -143,6 +143,8 @@ def new_page(browser: Any, errors: list[str], **context: Any) -> Any:
     page = browser.new_context(viewport={"width": 1200, "height": 900}, **context).new_page()
     page.set_default_timeout(15_000)
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # A script, style or connection the CSP blocks is logged as a console error.
+    page.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)
     return page
 
 
