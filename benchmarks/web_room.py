@@ -6,6 +6,8 @@
   visit downloads: both pages' HTML, the modules, the stylesheet, one catalogue; and all files);
 - **time to interactive** on loopback: navigation start to the moment the bid form can send
   (welcome and the first view of every lot received), median of `--loads` fresh contexts;
+  and with each load the page's clock offset estimate after its sync pings (the browser and
+  the service share the host's clock, so the true offset is 0) and the error it states;
 - **busy auction**: `--bidders` - 1 bots in a ladder auction (each accepted bid is a view to
   every bidder: one every 100 ms in all) and one browser bidder page; over the last
   `--busy-seconds` (a minute; --quick 20 s): the renderer's CPU share (the DevTools
@@ -146,16 +148,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         # time to interactive
         tokens = create(service, "TTI", 2, 600, 0)
-        tti = []
+        tti: list[float] = []
+        clock: list[list[float]] = []  # [offset, stated error] per load; same host: the true offset is 0
         for _ in range(args.loads):
             context = browser.new_context()
             page = context.new_page()
             page.goto(f"{service.base}/room/TTI#token={tokens['b00']}")
             page.wait_for_function("() => window.__roomStats && window.__roomStats.liveAt !== undefined")
             tti.append(page.evaluate("window.__roomStats.liveAt"))
+            page.wait_for_function("() => window.__roomStats.uncertaintyMs !== undefined")
+            page.wait_for_timeout(1200)  # the five sync pings, 250 ms apart
+            clock.append(page.evaluate("[window.__roomStats.offsetMs, window.__roomStats.uncertaintyMs]"))
             context.close()
         out["tti_ms_median"] = round(statistics.median(tti), 1)
         out["tti_ms_all"] = [round(x, 1) for x in tti]
+        out["clock_error_ms_max"] = round(max(abs(offset) for offset, _ in clock), 1)
+        out["clock_stated_error_ms_max"] = round(max(stated for _, stated in clock), 1)
+        print(f"clock offset (true 0) and stated error per load (ms): {clock}")
         print(f"time to interactive (ms): {out['tti_ms_all']}")
         # busy auction
         warm = 3.0

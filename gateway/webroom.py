@@ -9,12 +9,12 @@ inline code, WebSocket and RPC calls to this origin only.
 
 from __future__ import annotations
 
-import mimetypes
+import hashlib
 import re
 from pathlib import Path
 from typing import Any
 
-from quart import Quart, Response
+from quart import Quart, Response, request
 
 from auction_engine.config import ID_PATTERN
 
@@ -36,7 +36,12 @@ TYPES = {"js": "text/javascript; charset=utf-8", "css": "text/css; charset=utf-8
 
 
 def _file(path: Path, content_type: str, cache: str) -> Response:
-    return Response(path.read_bytes(), 200, {"Content-Type": content_type, "Cache-Control": cache, **HEADERS})
+    body = path.read_bytes()
+    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    headers = {"Content-Type": content_type, "Cache-Control": cache, "ETag": etag, **HEADERS}
+    if etag in request.headers.get("If-None-Match", ""):  # a revisit downloads nothing that did not change
+        return Response(b"", 304, headers)
+    return Response(body, 200, headers)
 
 
 def _not_found(message: str) -> Any:
@@ -66,5 +71,4 @@ def register_web_room(app: Quart) -> None:
         path = STATIC / name
         if match is None or not path.is_file():
             return _not_found(f"no such room asset: {name[:80]}")
-        return _file(path, TYPES.get(match[2]) or mimetypes.types_map.get("." + match[2], "text/plain"),
-                     "no-cache")
+        return _file(path, TYPES[match[2]], "no-cache")  # revalidated: a deployment shows at once

@@ -63,7 +63,10 @@ async def test_served_with_a_strict_csp_and_nothing_else(tmp_path: Path) -> None
             csp = answer.headers["content-security-policy"]
             assert "script-src 'self'" in csp and "default-src 'none'" in csp and "unsafe" not in csp
             assert answer.headers["referrer-policy"] == "no-referrer"
-        assert (await http.get("/room/_static/bidder.js")).headers["content-type"].startswith("text/javascript")
+        first = await http.get("/room/_static/bidder.js")
+        assert first.headers["content-type"].startswith("text/javascript")
+        again = await http.get("/room/_static/bidder.js", headers={"If-None-Match": first.headers["etag"]})
+        assert again.status_code == 304 and again.content == b""
         for path in ("/room/_static/%2e%2e/app.py", "/room/_static/i18n/%2e%2e/room.css", "/room/_static/nope.js",
                      "/room/-bad-id", "/room/_static/webroom.py"):
             answer = await http.get(path)

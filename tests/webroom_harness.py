@@ -130,8 +130,9 @@ def browser() -> Iterator[Any]:
     """A headless Chromium per test module (a context per page keeps pages apart); per module
     because a second sync Playwright cannot start while one runs."""
     require_browser()
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=10_000)  # exact conditions, waited for: a busy shared machine only makes it slower
     with sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield chromium

@@ -11,7 +11,9 @@ import { bounds, fromMinor, parsePercent, parseTyped, toMinor } from "./money.js
 
 const FINAL_MS = 60000; // the final minute is emphasised
 const TICK_MS = 100;
-const DEFAULT_CONFIRM_DROP = "5"; // percent: a bid dropping more than this asks for confirmation
+const DEFAULT_CONFIRM_DROP = "5";
+// Refusals a new token from the portal cures (protocol.md, close codes): the form comes back.
+const TOKEN_PROBLEMS = new Set(["token_missing", "token_invalid", "token_expired", "token_revoked"]); // percent: a bid dropping more than this asks for confirmation
 
 const id = auctionId();
 // First thing, before any await: the token leaves the address bar and the history entry.
@@ -125,6 +127,7 @@ const handlers = {
   state({ state, code, reason }) {
     ended = state === "ended" ? closeText(code, reason) : null;
     if (state === "ended" && (code === 4401 || code === 4403)) seat.clear(id, "token");
+    if (state === "ended" && TOKEN_PROBLEMS.has(reason)) newToken(); // bids not answered yet stay pending
     if (state === "live") announce(t("announce.live"));
     renderAll();
   },
@@ -132,6 +135,15 @@ const handlers = {
     renderHeader();
   },
 };
+
+/** Ask for a fresh token (the login form) and reconnect with it, same pending bids. */
+async function newToken() {
+  const token = (await askToken("login")).token.trim();
+  seat.set(id, "token", token);
+  ended = null;
+  conn.token = token;
+  conn.connect();
+}
 
 function buildLots(m) {
   const template = document.getElementById("lot-template");

@@ -133,6 +133,7 @@ export class RoomConnection extends EventTarget {
     const best = this.samples.reduce((a, b) => (b.rtt < a.rtt ? b : a));
     this.offsetMs = best.offset;
     this.uncertaintyMs = best.rtt / 2 + 1; // + 1: server_time has µs, Date.now() whole ms
+    Object.assign(this.stats, { offsetMs: this.offsetMs, uncertaintyMs: this.uncertaintyMs });
     this.emit("clocksync", { offsetMs: this.offsetMs, uncertaintyMs: this.uncertaintyMs });
   }
 
