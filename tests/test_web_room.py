@@ -89,6 +89,7 @@ def test_two_browser_bidders_bots_and_the_buyer(live: LiveService, browser: Any)
             expect(rows).to_have_count(len(view["ladder"]))
             own = next(line for line in view["ladder"] if line["own"])
             expect(page.locator("#lot-L1 tr.own")).to_contain_text(own["pseudonym"])
+            expect(page.locator("#announce")).to_contain_text(f"vous êtes au rang 2 sur {view['active_bidders']}")
     # An extension (any bid extends, three times at most) is shown with its new close.
     expect(acme.locator("#lot-L1 [data-f=closes]")).to_contain_text("Prorogation n°")
     assert wires[ACME].last("view")["extensions"] >= 1

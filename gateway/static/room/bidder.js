@@ -302,7 +302,10 @@ function render(lot) {
   const base = rules.rules.improve_on === "own" ? v?.own_price : v?.best_price;
   const b = bounds(rules, decimals, base ? toMinor(base, decimals) : null);
   // Without a maximum step the floor is one minor unit: saying "at least 0.01" helps nobody.
-  setText(fields.bounds, base && b.low > 1n ? t("bid.bounds", { high: m(fromMinor(b.high, decimals)), low: m(fromMinor(b.low, decimals)) })
+  // With improve_on "best" in a rank auction the base is hidden: the page cannot know more.
+  const hiddenBase = rules.rules.improve_on === "best" && visibility === "rank" && v?.active_bidders;
+  if (hiddenBase) setText(fields.bounds, t("bid.bounds_hidden", { high: m(rules.starting_price) }));
+  else setText(fields.bounds, base && b.low > 1n ? t("bid.bounds", { high: m(fromMinor(b.high, decimals)), low: m(fromMinor(b.low, decimals)) })
     : t("bid.bounds_first", { high: m(fromMinor(b.high, decimals)) }));
   fields.amount.placeholder = number(fromMinor(b.high, decimals), decimals);
   setText(fields["amount-label"], t("bid.amount", { currency }));
