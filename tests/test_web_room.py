@@ -136,6 +136,8 @@ def test_two_browser_bidders_bots_and_the_buyer(live: LiveService, browser: Any)
     assert results["lots"][0]["bids"] == 8
     # The buyer sees identities once every lot has ended; the bidders never do.
     expect(buyer.locator("#results-body")).to_contain_text(ACME)
+    expect(buyer.locator("#lot-L1 [data-f=rate]")).not_to_have_text("—")  # bids per minute, once 5 s are seen
+    expect(buyer.locator("#lot-L1 [data-f=bids]")).to_have_text("8 (0)")
     shot(buyer, "scenario-results-fr")
     for who, page in pages.items():
         assert no_identity(page_texts(page, wires[who]), EVERY_ID) == []
