@@ -92,9 +92,11 @@ def test_three_languages_formats_keyboard_and_accessibility(live: LiveService, b
     # The bounds as the core computes them: 1 step under, at most 20 % (rounded down) under.
     expect(fr.locator("#lot-L1 [data-f=bounds]")).to_have_text(
         f"Votre prochaine offre : au plus 1{NNBSP}233,50{NNBSP}MAD, au moins 987,60{NNBSP}MAD.")
-    # A rejection shows its code in plain language.
-    fr.fill("#lot-L1-amount", "1 300,01")
-    fr.press("#lot-L1-amount", "Enter")
+    # A rejection shows its code in plain language (the next bid typed straight away: the
+    # focus came back to the emptied field with the answer).
+    expect(fr.locator("#lot-L1-amount")).to_be_focused()
+    fr.keyboard.type("1 300,01")
+    fr.keyboard.press("Enter")
     expect(fr.locator("#lot-L1-feedback")).to_contain_text("(above_starting_price)")
     expect(fr.locator("#lot-L1-feedback")).to_contain_text("dépasse le prix de départ")
     # A typo is refused by the page with its code, and nothing is sent.

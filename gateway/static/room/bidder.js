@@ -202,6 +202,9 @@ async function submit(lot) {
     lot.fields.amount.focus();
     if (!ok) return;
   }
+  // Sending disables the form, which drops the focus: it comes back with the answer, so
+  // that a keyboard user types the next bid without hunting for the field.
+  lot.refocus = true;
   lot.sending = conn.bid(lot.rules.lot_id, amount);
   lot.feedback = { kind: "wait", text: t("bid.sending", { amount: money(amount, currency, decimals) }) };
   render(lot);
@@ -311,6 +314,10 @@ function render(lot) {
   setText(fields["amount-label"], t("bid.amount", { currency }));
   const open = status === "open" && conn.state === "live";
   fields.fieldset.disabled = !open || Boolean(lot.sending);
+  if (lot.refocus && !fields.fieldset.disabled) {
+    lot.refocus = false; // never steal the focus from where the person has moved it since
+    if (document.activeElement === document.body || !document.activeElement) fields.amount.focus();
+  }
   setText(fields.feedback, lot.feedback?.text ?? "");
   fields.feedback.dataset.kind = lot.feedback?.kind ?? "";
   fields.result.hidden = !lot.result;
