@@ -67,6 +67,10 @@ async def test_served_with_a_strict_csp_and_nothing_else(tmp_path: Path) -> None
         assert first.headers["content-type"].startswith("text/javascript")
         again = await http.get("/room/_static/bidder.js", headers={"If-None-Match": first.headers["etag"]})
         assert again.status_code == 304 and again.content == b""
+        assert first.headers["content-encoding"] == "gzip"  # httpx asks for it, and decodes it
+        assert first.text == (STATIC / "bidder.js").read_text()
+        plain = await http.get("/room/_static/bidder.js", headers={"Accept-Encoding": "identity"})
+        assert "content-encoding" not in plain.headers and plain.content == (STATIC / "bidder.js").read_bytes()
         for path in ("/room/_static/%2e%2e/app.py", "/room/_static/i18n/%2e%2e/room.css", "/room/_static/nope.js",
                      "/room/-bad-id", "/room/_static/webroom.py"):
             answer = await http.get(path)
