@@ -192,6 +192,8 @@ def test_three_languages_formats_keyboard_and_accessibility(live: LiveService, b
 def test_page_arithmetic_matches_the_core(live: LiveService, browser: Any) -> None:
     """The page's step bounds equal the core's on random rules and bases, and every amount
     the page formats in a locale parses back to the same decimal string (in the browser)."""
+    from playwright.sync_api import expect
+
     rng = random.Random(17)
     cases = []
     for _ in range(300):
@@ -215,6 +217,10 @@ def test_page_arithmetic_matches_the_core(live: LiveService, browser: Any) -> No
     errors: list[str] = []
     page = new_page(browser, errors)
     page.goto(f"{live.base}/room/W-3")  # any room page: the modules load from this origin
+    # No token: the login form, which follows a language switch (before any connection).
+    page.select_option("#lang", "ar")
+    expect(page.locator("#login h2")).to_have_text("الدخول إلى القاعة")
+    assert page.evaluate("document.documentElement.dir") == "rtl"
     got = page.evaluate("""async (cases) => {
         const m = await import("/room/_static/money.js");
         return cases.map(({lot, decimals, base}) => {

@@ -23,7 +23,7 @@ let conn = null;
 let welcome = null;
 let dirty = new Set();
 let framed = false;
-let ended = null; // the text of a final close, if the room closed the connection for good
+let ended = null; // {code, reason} of a final close, if the room closed the connection for good
 
 function confirmDrop() {
   const asked = new URLSearchParams(location.search).get("confirm_drop");
@@ -31,9 +31,14 @@ function confirmDrop() {
 }
 
 async function main() {
-  await setUpLanguage(renderAll);
+  // The catalogue loads while the room connects: whatever renders before it has come is
+  // rendered again (translated) once it has.
+  const language = setUpLanguage(renderAll);
   let token = fragmentToken ?? seat.get(id, "token");
-  if (!token) token = (await askToken("login")).token.trim();
+  if (!token) {
+    await language; // the login form speaks the person's language
+    token = (await askToken("login")).token.trim();
+  }
   seat.set(id, "token", token); // this tab only: a reload keeps the seat, closing the tab forgets it
   conn = new RoomConnection(roomUrl(id), token);
   for (const type of ["welcome", "view", "clock", "suspended", "resumed", "closed", "ack", "reject", "error",
@@ -41,8 +46,10 @@ async function main() {
     conn.addEventListener(type, (event) => handlers[type](event.detail));
   }
   conn.connect();
-  setInterval(tick, TICK_MS);
   window.__roomStats = conn.stats; // counters for the tests and the benchmark
+  await language;
+  renderAll();
+  setInterval(tick, TICK_MS);
 }
 
 const handlers = {
@@ -125,7 +132,7 @@ const handlers = {
     schedule(lot.rules.lot_id);
   },
   state({ state, code, reason }) {
-    ended = state === "ended" ? closeText(code, reason) : null;
+    ended = state === "ended" ? { code, reason } : null;
     if (state === "ended" && (code === 4401 || code === 4403)) seat.clear(id, "token");
     if (state === "ended" && TOKEN_PROBLEMS.has(reason)) newToken(); // bids not answered yet stay pending
     if (state === "live") announce(t("announce.live"));
@@ -262,8 +269,8 @@ function renderBanner() {
   const suspended = all.filter((lot) => statusOf(lot) === "suspended");
   let kind = "";
   let text = "";
-  if (ended) [kind, text] = ["ended", ended];
-  else if (conn.state === "reconnecting" || (conn.state === "syncing" && conn.stats.reconnects)) [kind, text] = ["reconnecting", t("banner.reconnecting")];
+  if (ended) [kind, text] = ["ended", closeText(ended.code, ended.reason)];
+  else if (conn?.state === "reconnecting" || (conn?.state === "syncing" && conn.stats.reconnects)) [kind, text] = ["reconnecting", t("banner.reconnecting")];
   else if (suspended.length) {
     [kind, text] = ["suspended", t("banner.suspended", { lots: suspended.map((lot) => lot.rules.lot_id).join(", "),
       reason: suspended[0].reason || "—" })];

@@ -19,6 +19,7 @@ let conn = null;
 let welcome = null;
 let apiKey = null; // the buyer's key: memory only, gone with the page
 let results = null; // GET /results, once every lot has ended (with a key)
+let connection = { state: "connecting" }; // the latest "state" event: {state, code, reason}
 let dirty = new Set();
 let framed = false;
 
@@ -33,8 +34,9 @@ async function rpc(method, path, body) {
 }
 
 async function main() {
-  await setUpLanguage(renderAll);
+  const language = setUpLanguage(renderAll); // loads while the room connects (see bidder.js)
   let token = fragmentToken ?? seat.get(id, "observer");
+  if (!token) await language;
   while (!token) {
     const given = await askToken("login");
     if (given.key.trim()) {
@@ -59,8 +61,10 @@ async function main() {
     conn.addEventListener(type, (event) => handlers[type](event.detail));
   }
   conn.connect();
-  setInterval(tick, TICK_MS);
   window.__roomStats = conn.stats;
+  await language;
+  renderAll();
+  setInterval(tick, TICK_MS);
 }
 
 const handlers = {
@@ -106,15 +110,9 @@ const handlers = {
     schedule(m.lot);
     if ([...lots.values()].every((l) => l.result)) finished();
   },
-  state({ state, code, reason }) {
-    const banner = document.getElementById("banner");
-    banner.dataset.kind = state;
-    banner.hidden = !(state === "reconnecting" || state === "ended");
-    if (state === "reconnecting") banner.textContent = t("banner.reconnecting");
-    if (state === "ended") {
-      banner.textContent = closeText(code, reason);
-      if (code === 4401 || code === 4403) seat.clear(id, "observer");
-    }
+  state(detail) {
+    connection = detail;
+    if (detail.state === "ended" && (detail.code === 4401 || detail.code === 4403)) seat.clear(id, "observer");
     renderAll();
   },
   clocksync() {
@@ -200,8 +198,18 @@ function schedule(lotId) {
 
 function renderAll() {
   renderHeader();
+  renderBanner();
   for (const lot of lots.values()) render(lot);
   renderResults();
+}
+
+function renderBanner() {
+  const banner = document.getElementById("banner");
+  const { state, code, reason } = connection;
+  banner.dataset.kind = state;
+  banner.hidden = !(state === "reconnecting" || state === "ended");
+  if (state === "reconnecting") setText(banner, t("banner.reconnecting"));
+  if (state === "ended") setText(banner, closeText(code, reason));
 }
 
 function renderHeader() {
