@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import random
 import statistics
 import tempfile
@@ -211,6 +212,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         shown = page.inner_text("#lot-L1 tbody tr:first-child td:last-child")
         digits = "".join(ch for ch in shown if ch.isdigit())
         out.update({
+            "load_avg_1m": round(os.getloadavg()[0], 2), "cpus": os.cpu_count(),  # a shared machine: context
             "busy_seconds": args.busy_seconds, "bidders": args.bidders,
             "views_received": sent, "views_per_s": round(sent / wall, 1),
             "views_processed": stats["views"] - views0, "dropped_updates": sent - (stats["views"] - views0),

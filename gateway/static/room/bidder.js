@@ -335,8 +335,12 @@ function render(lot) {
     fields.feedback.dataset.kind = "";
   }
   renderLadder(lot);
-  drawChart(fields.chart, lot.bids, t("chart.label", { n: count(lot.bids.length),
-    last: lot.bids.length ? m(fromMinor(lot.bids[lot.bids.length - 1].minor, decimals)) : "—" }));
+  const chartKey = `${current.lang}/${lot.bids.length}`; // redrawn only when it changes, not per view
+  if (lot.chartKey !== chartKey) {
+    lot.chartKey = chartKey;
+    drawChart(fields.chart, lot.bids, t("chart.label", { n: count(lot.bids.length),
+      last: lot.bids.length ? m(fromMinor(lot.bids[lot.bids.length - 1].minor, decimals)) : "—" }));
+  }
   tickLot(lot, conn.serverNow());
 }
 
