@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow lint bench bench-quick clean
+.PHONY: demo test test-slow lint bench bench-quick clean browser
+CHROMIUM ?= /usr/bin/chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,10 +13,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# `make demo STAY=1` keeps the service (and the web room pages it prints) up after the
+# results, until Ctrl-C; DEMO_ARGS passes more options (e.g. DEMO_ARGS="--seconds 180").
 demo: $(STAMP)
-	$(BIN)/auction-engine demo
+	$(BIN)/auction-engine demo $(if $(STAY),--stay) $(DEMO_ARGS)
 
-test: $(STAMP) lint
+# Debian's Chromium for the web room's browser tests (Playwright drives it; never
+# `playwright install`). Outside CI a failed install only skips those tests; in CI they fail.
+browser:
+	@test -x $(CHROMIUM) || { echo "installing chromium with apt-get"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+		|| [ "$$CI" != "true" ]; }
+
+test: $(STAMP) lint browser
 	$(BIN)/python -m pytest -m "not slow"
 
 lint: $(STAMP)
@@ -30,15 +40,17 @@ test-slow: $(STAMP)
 		tests/test_schemathesis.py
 	$(BIN)/python -m pytest -m slow
 
-bench-quick: $(STAMP)
+bench-quick: $(STAMP) browser
 	$(BIN)/python -m benchmarks.core --quick
 	$(BIN)/python -m benchmarks.journal --quick
 	$(BIN)/python -m benchmarks.ws_load --quick
+	$(BIN)/python -m benchmarks.web_room --quick
 
-bench: $(STAMP)
+bench: $(STAMP) browser
 	$(BIN)/python -m benchmarks.core
 	$(BIN)/python -m benchmarks.journal
 	$(BIN)/python -m benchmarks.ws_load
+	$(BIN)/python -m benchmarks.web_room
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -68,13 +68,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--bidders", type=int, default=12, help="bot bidders (default 12)")
     demo.add_argument("--seconds", type=float, default=40.0, help="scheduled length of the auction (default 40)")
     demo.add_argument("--seed", type=int, default=None, help="seed of the bots' randomness")
+    demo.add_argument("--stay", action="store_true",
+                      help="keep the service (and the web room pages) up after the results, until Ctrl-C")
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
     if args.command == "demo":
         from .demo import run_demo  # imported late: the demo runs the gateway, which `simulate` never needs
 
-        return run_demo(data_dir=args.data_dir, bidders=args.bidders, seconds=args.seconds, seed=args.seed)
+        return run_demo(data_dir=args.data_dir, bidders=args.bidders, seconds=args.seconds, seed=args.seed,
+                        stay=args.stay)
     if args.command == "recover":
         return _recover(args.directory)
     if args.command == "repair":

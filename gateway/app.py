@@ -29,6 +29,7 @@ from .logs import configure_logging, log
 from .rpc import MAX_BODY, error_body, register_rpc
 from .service import Service
 from .settings import Settings
+from .webroom import register_web_room
 
 logger = logging.getLogger("gateway.app")
 
@@ -40,12 +41,13 @@ GC_THRESHOLDS = (700, 10, 10_000)
 
 
 def create_app(service: Service) -> QuartTrio:
-    """The quart-trio app of `service`: RPC, room, metrics and health endpoints."""
+    """The quart-trio app of `service`: RPC, room, web room pages, metrics and health endpoints."""
     app = QuartTrio("auction_engine_gateway")
     app.url_map.merge_slashes = False  # an empty path segment is a 404 with a coded body, not a redirect
     app.config.update(MAX_CONTENT_LENGTH=MAX_BODY, RESPONSE_TIMEOUT=None, BODY_TIMEOUT=30,
                       JSON_SORT_KEYS=False)
     register_rpc(app, service)
+    register_web_room(app)  # the browser room's static pages under /room/
 
     @app.websocket("/ws/v1/auctions/<auction_id>")
     async def room(auction_id: str) -> Any:

@@ -40,6 +40,7 @@ from .plan import (
     now_us,
     us,
 )
+from .seat import SEAT_ID, open_seat, stay_open
 
 # -- the run ------------------------------------------------------------------------------
 
@@ -51,6 +52,7 @@ class Outcome:
     interrupted: bool = False
     problem: str = ""
     auction_seconds: float = 0.0
+    stayed: bool = False  # --stay: the stop that ended the run was asked for, not an interruption
 
 
 def demo_settings(data_dir: Path) -> tuple[Settings, dict[str, str]]:
@@ -72,8 +74,8 @@ async def _serve_flagged(settings: Settings, stopped: trio.Event, *, task_status
         stopped.set()  # ended by itself: a signal (Ctrl-C) or a failure
 
 
-async def _main(data_dir: Path, bidders: int, timing: Timing, rng: random.Random, out: TextIO, tty: bool
-                ) -> Outcome:
+async def _main(data_dir: Path, bidders: int, timing: Timing, rng: random.Random, out: TextIO, tty: bool,
+                stay: bool = False) -> Outcome:
     outcome = Outcome()
     settings, keys = demo_settings(data_dir)
     stopped = trio.Event()
@@ -88,9 +90,12 @@ async def _main(data_dir: Path, bidders: int, timing: Timing, rng: random.Random
             with trio.move_on_after(2):  # the room sessions end as the clients leave
                 while service.rooms.count:
                     await trio.sleep(0.02)
-            if service.rooms.count:
+            if service.rooms.count and not stay:
                 out.write(f"note: {service.rooms.count} room session(s) still open after the clients left\n")
-        outcome.interrupted = stopped.is_set()
+            if stay and outcome.results is not None:
+                outcome.stayed = True
+                await stay_open(out, stopped)
+        outcome.interrupted = stopped.is_set() and not outcome.stayed
         nursery.cancel_scope.cancel()  # stops the service: connections closed, journal flushed
     return outcome
 
@@ -117,6 +122,7 @@ async def _auction(service: Service, keys: dict[str, str], count: int, timing: T
                   ["tokens"]}
         watch = (await buyer.observer_token(auction_id, "commission"))["token"]
         _print_plan(out, config, timing, bots)
+        await open_seat(portal, base, auction_id, watch, keys["buyer"], out)
         async with trio.open_nursery() as nursery, Room.connect(room_url, watch) as observer:
             observer.on_message = board.on_observer
             for message in observer.views.values():
@@ -179,6 +185,10 @@ def _print_plan(out: TextIO, config: dict[str, Any], timing: Timing, bots: list[
 
 def _print_results(out: TextIO, results: dict[str, Any], board: Board) -> None:
     out.write(f"\nRESULTS of {results['auction_id']} (buyer's view after close: identities revealed)\n")
+    for lot in results["lots"]:  # the person in the browser seat, if it placed a bid
+        for line in lot["ranking"]:
+            if line["bidder_id"] == SEAT_ID:
+                board.strategy_of[line["pseudonym"]] = "browser"
     for lot in results["lots"]:
         out.write(f"  {lot['lot_id']} {lot['title']}\n")
         if lot["status"] == "awarded":
@@ -216,7 +226,7 @@ def _tool(name: str) -> str:
     return str(path) if relative.startswith("..") else relative
 
 
-def run_demo(*, data_dir: str | None, bidders: int, seconds: float, seed: int | None) -> int:
+def run_demo(*, data_dir: str | None, bidders: int, seconds: float, seed: int | None, stay: bool = False) -> int:
     """Run the whole demo; 0 only if every lot was awarded and the journal verifies."""
     from replay.verify import verify  # the auditors' code: imported late, as `auction-replay` would run it
 
@@ -238,7 +248,7 @@ def run_demo(*, data_dir: str | None, bidders: int, seconds: float, seed: int | 
     with open(directory / LOG_FILE, "a", encoding="utf-8") as log_stream:
         configure_logging("info", stream=log_stream)
         try:
-            outcome = trio.run(_main, directory, bidders, timing, random.Random(seed), out, tty)
+            outcome = trio.run(_main, directory, bidders, timing, random.Random(seed), out, tty, stay)
         except KeyboardInterrupt:
             outcome = Outcome(interrupted=True)
         finally:
