@@ -5,6 +5,7 @@ test states exactly what each connection was sent, and when (engine µs)."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import struct
 from collections.abc import AsyncIterator, Callable
@@ -18,7 +19,7 @@ import trio.testing
 from served import auction_body, settings
 from wire import JSON, decode, encode
 
-from auction_engine.commands import AdmitBidder, CreateAuction, Command
+from auction_engine.commands import AdmitBidder, Command, CreateAuction
 from auction_engine.config import AuctionConfig
 from auction_engine.runtime import Record, Runtime, wall_clock_us
 from auction_engine.timeutil import format_instant
@@ -62,10 +63,8 @@ class Socket:
 
     async def close(self, code: int, reason: str = "") -> None:
         self.closed = Closed(code, reason, self.now())
-        try:
+        with contextlib.suppress(trio.WouldBlock):  # a client that does not read never sees it
             self.to_client.send_nowait(self.closed)
-        except trio.WouldBlock:  # a client that does not read never sees it
-            pass
 
     # -- Direct: a frame is a tag (text or binary), a length and the payload
     @property
@@ -162,6 +161,10 @@ class MemRoom:
 
     def now(self) -> int:
         return self.runtime.now()
+
+    def zero(self) -> None:
+        """Count offsets from now on."""
+        self.t0 = self.now()
 
     def instant(self, offset_us: int) -> str:
         """`t0 + offset_us` as the protocol writes instants."""

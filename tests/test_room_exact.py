@@ -102,3 +102,123 @@ async def test_a_whole_two_lot_auction(tmp_path: Path, autojump_clock: object) -
         state = room.runtime.host.state_hash()
     checked = verify(tmp_path / "journal")
     assert checked.ok and checked.state_hash == state
+
+
+@pytest.fixture(params=["direct", "asgi"])
+def direct(request: pytest.FixtureRequest) -> bool:
+    """Both ways the room writes: its direct path, and the transport's send."""
+    return bool(request.param == "direct")
+
+
+@pytest.mark.trio
+async def test_a_slow_reader_delays_nobody_and_is_closed_after_the_send_timeout(
+        tmp_path: Path, autojump_clock: object, direct: bool) -> None:
+    async with memroom(tmp_path, send_timeout_s=2.0) as room:
+        many = [f"bidder-{i:02d}" for i in range(30)]
+        tokens = await room.create("A-4", visibility="ladder", bidders=(*many, "slow-one"))
+        # A bidder that says hello and never reads: 4 frames fill what it leaves unread.
+        stalled = await room.connect("A-4", tokens["slow-one"], direct=direct, reads=False, capacity=4)
+        clients = [await room.connect("A-4", tokens[b], direct=direct) for b in many]
+        for n in range(60):
+            client = clients[n % len(clients)]
+            client.new()
+            await client.bid("L1", price(999900 - 100 * n), f"b{n}")
+            await room.until(0)  # every answer and view arrives at t0: nobody waits for the stalled one
+            assert brief(client.new()) == [("ack", "L1", price(999900 - 100 * n)), ("view", "L1", price(999900 - 100 * n))]
+        assert stalled.closed is None and room.rooms.count == 31
+        for client in clients:
+            assert client.of("view")[-1]["ladder"][0]["price"] == price(999900 - 100 * 59)
+            assert set(client.at) == {room.t0}
+        # Its send has been blocked since t0; the watchdog looks every second half of the
+        # 2 s timeout and finds it blocked longer at its scan of +2.5 s.
+        await room.until(2 * S + S // 2 - 1)
+        assert stalled.closed is None
+        await room.until(2 * S + S // 2)
+        assert stalled.closed is not None and stalled.seen_close is None
+        assert (stalled.closed.code, stalled.closed.reason, stalled.closed.at) == (
+            4410, "a send was blocked for more than 2 s", room.t0 + 2 * S + S // 2)
+        assert room.counter("auction_ws_closed_total", code="4410") == 1
+        # The views of the first three bids left for it (two into its unread buffer after
+        # the welcome and the first view, the third blocked); each later one but the first
+        # replaced the one pending: one pending view of L1 at a time.
+        assert room.counter("auction_views_conflated_total") == 60 - 3 - 1
+        await room.until(5 * S)
+        assert stalled.ended and room.rooms.count == 30
+
+
+def answers(client: Any) -> list[tuple[str, Any]]:
+    return [(m["type"], m.get("client_bid_id") or m.get("id") or m.get("code")) for m in client.received
+            if m["type"] in ("ack", "reject", "pong", "error")]
+
+
+@pytest.mark.trio
+async def test_pipelined_messages_are_answered_in_the_order_they_were_sent(
+        tmp_path: Path, autojump_clock: object, direct: bool) -> None:
+    async with memroom(tmp_path) as room:
+        tokens = await room.create("A-P", bidders=("piper",))
+        client = await room.connect("A-P", tokens["piper"], direct=direct)
+        for message in ({"type": "bid", "lot": "L1", "amount": "9000.00", "client_bid_id": "p1"},
+                        {"type": "ping", "id": 7},
+                        {"type": "bid", "lot": "L1", "amount": "nine", "client_bid_id": "p2"},  # refused by the core
+                        {"type": "bid", "lot": "L1", "amount": "8990.00", "client_bid_id": "p3"},
+                        {"type": "bid", "lot": "L9", "amount": "8980.00", "client_bid_id": "p4"},  # unknown lot
+                        {"type": "bogus"},
+                        {"type": "bid", "lot": "L1", "amount": "9000.00", "client_bid_id": "p1"},  # a retry of p1
+                        {"type": "ping", "id": 8}):
+            await client.send(message)
+        await room.until(0)
+        assert answers(client) == [("ack", "p1"), ("pong", 7), ("reject", "p2"), ("ack", "p3"), ("reject", "p4"),
+                                   ("error", "unknown_type"), ("ack", "p1"), ("pong", 8)]
+        assert client.of("ack")[-1]["duplicate"] is True and client.closed is None
+
+
+@pytest.mark.trio
+async def test_answers_owed_before_a_close_still_go_out_first(tmp_path: Path, autojump_clock: object,
+                                                             direct: bool) -> None:
+    async with memroom(tmp_path, max_delay_ms=300) as room:  # a batch waits 0.3 s for more records
+        tokens = await room.create("A-Q", bidders=("noisy",))
+        client = await room.connect("A-Q", tokens["noisy"], direct=direct)
+        room.zero()  # each command took 0.3 s so far
+        await client.bid("L1", "9000.00", "q1")
+        for _ in range(25):  # far over the error budget of 20
+            await client.send_raw("{not json")
+        await room.until(0)
+        # The close is due at once, but the bid is owed until its batch is durable at +0.3 s.
+        assert answers(client) == [] and client.closed is None
+        await room.until(3 * S // 10)
+        assert answers(client) == [("ack", "q1")] + [("error", "malformed")] * 21
+        assert client.closed is not None and client.seen_close == client.closed
+        assert (client.closed.code, client.closed.reason, client.closed.at) == (
+            4429, "too many malformed messages", room.t0 + 3 * S // 10)
+        assert client.at[-1] == room.t0 + 3 * S // 10
+
+
+@pytest.mark.trio
+async def test_a_failure_rendering_one_connection_closes_only_that_one(
+        tmp_path: Path, autojump_clock: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the direct path, where the room renders as it fans out (on the queue path the
+    error leaves the session and the server stack closes 1011)."""
+    from gateway import protocol
+
+    async with memroom(tmp_path) as room:
+        tokens = await room.create("A-F", bidders=("unlucky", "fine"))
+        victim = room.runtime.engine.auction("A-F").pseudonyms["unlucky"]
+        render = protocol.ViewRenderer.bidder
+
+        def broken(self: protocol.ViewRenderer, pseudonym: str, codec: protocol.Codec) -> str | bytes:
+            if pseudonym == victim:
+                raise IndexError("injected")
+            return render(self, pseudonym, codec)
+
+        unlucky = await room.connect("A-F", tokens["unlucky"], direct=True)
+        fine = await room.connect("A-F", tokens["fine"], direct=True)
+        monkeypatch.setattr(protocol.ViewRenderer, "bidder", broken)
+        fine.new()
+        await fine.bid("L1", "9000.00", "f1")
+        await room.until(0)
+        assert brief(fine.new()) == [("ack", "L1", "9000.00"), ("view", "L1", "9000.00")]
+        assert unlucky.closed == unlucky.seen_close and unlucky.closed is not None
+        assert (unlucky.closed.code, unlucky.closed.reason, unlucky.closed.at) == (1011, "internal error", room.t0)
+        await fine.bid("L1", "8990.00", "f2")  # the room goes on
+        await room.until(0)
+        assert brief(fine.new()) == [("ack", "L1", "8990.00"), ("view", "L1", "8990.00")]
