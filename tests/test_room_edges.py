@@ -198,31 +198,3 @@ async def test_amounts_past_the_one_bound_are_coded_counted_and_remembered(tmp_p
         again = await bid_answers(srv, acme, [("L1", "9000.00", "digits-2"), ("L1", "9000.00", "fresh-1")])
         assert [(a["type"], a.get("code"), a["duplicate"]) for a in again] == [
             ("reject", "invalid_amount", True), ("ack", None, False)]
-
-
-@pytest.mark.trio
-async def test_a_retry_after_every_kind_of_refusal(tmp_path: Path) -> None:
-    """Each refusal the room can give, then the same client_bid_id with a valid bid on a
-    new connection: the original answer where the refusal was journaled, a fresh one
-    where docs/protocol.md says nothing was recorded."""
-    cases = [  # (lot, amount, id)
-        ("L1", "abc", "r-format"), ("L1", "1.234", "r-decimals"), ("L1", "0", "r-zero"), ("L1", "5.", "r-dot"),
-        ("L1", "99999.00", "r-above"), ("L2", "9000.00", "r-suspended"), ("L9", "9000.00", "r-lot")]
-    # A bucket of len(cases) + 1 bids refilled one each 10 s: the bid after them is rate limited.
-    async with served(tmp_path, bid_rate=0.1, bid_burst=len(cases) + 1) as srv:
-        acme, _beta = await open_auction(srv, "A-1", ["acme", "beta"], lots=2)
-        async with srv.rpc("buyer") as rpc:
-            await rpc.suspend("A-1", "L2", "pause")
-        await quiet(srv)
-        first = await bid_answers(srv, acme, [*cases, ("L1", "9500.00", "ok-1"), ("L1", "9400.00", "r-rate")])
-        assert [a.get("code") for a in first] == [
-            "invalid_amount", "invalid_amount", "invalid_amount", "invalid_amount", "above_starting_price",
-            "lot_suspended", "unknown_lot", None, "rate_limited"], first
-        assert lot_counts(srv, "L1") == (1, 5) and lot_counts(srv, "L2") == (0, 1)
-        retried = await bid_answers(srv, acme, [("L1", f"{9300 - i}.00", c[2]) for i, c in enumerate(cases)]
-                                    + [("L1", "9100.00", "r-rate")])
-        got = [(a["type"], a.get("code"), a.get("duplicate")) for a in retried]
-        assert got[:6] == [("reject", a["code"], True) for a in first[:6]]  # journaled: the first outcome
-        assert got[6] == ("ack", None, False)  # unknown_lot: nothing was recorded
-        assert got[7] == ("ack", None, False)  # rate_limited: nothing was recorded
-        assert lot_counts(srv, "L1") == (3, 5)

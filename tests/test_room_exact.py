@@ -125,7 +125,8 @@ async def test_a_slow_reader_delays_nobody_and_is_closed_after_the_send_timeout(
             client.new()
             await client.bid("L1", price(999900 - 100 * n), f"b{n}")
             await room.until(0)  # every answer and view arrives at t0: nobody waits for the stalled one
-            assert brief(client.new()) == [("ack", "L1", price(999900 - 100 * n)), ("view", "L1", price(999900 - 100 * n))]
+            amount = price(999900 - 100 * n)
+            assert brief(client.new()) == [("ack", "L1", amount), ("view", "L1", amount)]
         assert stalled.closed is None and room.rooms.count == 31
         for client in clients:
             assert client.of("view")[-1]["ladder"][0]["price"] == price(999900 - 100 * 59)

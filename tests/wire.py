@@ -32,8 +32,9 @@ Close = tuple[int, str | None]
 async def converse(url: str, frames: list[str | bytes], *, subprotocol: str = JSON,
                    stop: Callable[[dict[str, Any]], bool] = lambda m: False,
                    wait: float = 5.0) -> tuple[list[dict[str, Any]], Close | None]:
-    """Send `frames` on a raw connection; read until `stop(message)`, the server's close or
-    `wait` seconds. Returns the messages and the close (code, reason), or None if open."""
+    """Send `frames` on a raw connection; read until `stop(message)` or the server's close
+    (trio.TooSlowError if neither comes within `wait` seconds: never a silent timeout).
+    Returns the messages and the close (code, reason), or None if `stop` ended it."""
     messages: list[dict[str, Any]] = []
     async with open_websocket_url(url, subprotocols=[subprotocol], max_message_size=4 << 20,
                                   connect_timeout=5, disconnect_timeout=2) as ws:
@@ -43,7 +44,7 @@ async def converse(url: str, frames: list[str | bytes], *, subprotocol: str = JS
                     await ws.send_message(frame)
             except ConnectionClosed:
                 pass  # closed while we sent: read what came before the close
-            with trio.move_on_after(wait):
+            with trio.fail_after(wait):
                 while True:
                     message = decode(await ws.get_message())
                     messages.append(message)
