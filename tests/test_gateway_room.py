@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +11,9 @@ import pytest
 import trio
 from served import auction_body, served
 from trio_websocket import wrap_client_stream
-from wire import converse, open_auction
+from wire import until, waiting
 
-from gateway import protocol
-from gateway.client import Room, RoomClosed
+from gateway.client import Room
 from replay import verify
 
 BIDDERS = ["alpha-supplies-x71", "beta-trading-q42", "gamma-bureau-z93", "delta-equip-k18"]
@@ -26,88 +24,49 @@ def price(base: float) -> str:
 
 
 @pytest.mark.trio
-async def test_a_whole_two_lot_auction_with_extensions_suspension_and_awards(tmp_path: Path) -> None:
+async def test_a_whole_auction_over_real_websockets(tmp_path: Path) -> None:
+    """Both codecs, an observer, a suspension and a cancellation through hypercorn and an
+    fsync journal. (Closes at deadlines, extensions and awards, exactly: test_room_exact.py.)"""
     async with served(tmp_path) as srv, srv.rpc() as rpc, srv.rpc("buyer") as buyer:
-        await rpc.create_auction(auction_body("A-2", seconds=2.5, lots=2, window="1s", extend_by="1s",
-                                              visibility="rank_and_best"))
+        await rpc.create_auction(auction_body("A-2", seconds=600, lots=2, visibility="rank_and_best"))
         tokens = {t["bidder_id"]: t["token"] for t in (await rpc.admit("A-2", BIDDERS))["tokens"]}
         observer = (await buyer.observer_token("A-2", "commission"))["token"]
         async with trio.open_nursery() as nursery:
             rooms: dict[str, Room] = {}
-
-            async def join(bidder: str, subprotocol: str) -> None:
-                rooms[bidder] = await nursery.start(_hold, srv.room_url("A-2"), tokens[bidder], subprotocol)
-
             for i, bidder in enumerate(BIDDERS):
-                await join(bidder, "auction.v1.msgpack" if i % 2 else "auction.v1.json")
+                rooms[bidder] = await nursery.start(_hold, srv.room_url("A-2"), tokens[bidder],
+                                                    "auction.v1.msgpack" if i % 2 else "auction.v1.json")
             watcher: Room = await nursery.start(_hold, srv.room_url("A-2"), observer, "auction.v1.json")
             assert watcher.welcome["role"] == "observer" and watcher.welcome["pseudonym"] is None
 
             # Everyone bids on both lots; each bid undercuts the last by 10.00.
             amount = 9990.0
-            for round_no in range(3):
-                for index, bidder in enumerate(BIDDERS):
-                    for lot in ("L1", "L2"):
-                        answer = await rooms[bidder].bid(lot, price(amount), f"r{round_no}-{lot}-{index}")
-                        assert answer["type"] == "ack", answer
-                        assert answer["best_price"] == price(amount)
-                        amount -= 10
-            # A suspension holds the remaining time; resuming moves the close by its length.
-            before = (await buyer.get_auction("A-2"))["lots"][0]["close_at"]
+            for index, bidder in enumerate(BIDDERS):
+                for lot in ("L1", "L2"):
+                    answer = await rooms[bidder].bid(lot, price(amount), f"r-{lot}-{index}")
+                    assert answer["type"] == "ack" and answer["best_price"] == price(amount), answer
+                    amount -= 10
             await buyer.suspend("A-2", "L1", "incident réseau")
             refused = await rooms[BIDDERS[0]].bid("L1", price(amount), "while-suspended")
             assert refused["type"] == "reject" and refused["code"] == "lot_suspended"
-            await trio.sleep(0.3)
             await buyer.resume("A-2", "L1")
-            after = (await buyer.get_auction("A-2"))["lots"][0]["close_at"]
-            assert after > before
-            suspended = await watcher.wait_for(lambda m: m["type"] == "suspended")
-            assert suspended["lot"] == "L1" and suspended["reason"] == "incident réseau"
-            await watcher.wait_for(lambda m: m["type"] == "resumed" and m["lot"] == "L1")
-
-            # Last-second bids extend the close: bid inside the window until it has extended.
-            mark = len(watcher.received)
-            extended = False
-            while not extended:
-                view = rooms[BIDDERS[1]].views["L2"]
-                close_at = _instant(view["close_at"])
-                if close_at - time.time() > 0.8:
-                    await trio.sleep(min(0.1, close_at - time.time() - 0.8))
-                    continue
-                answer = await rooms[BIDDERS[1]].bid("L2", price(amount), f"late-{amount}")
-                amount -= 10
-                extended = answer["type"] == "ack"
-            clock = await watcher.wait_for(lambda m: m["type"] == "clock" and m["lot"] == "L2", mark)
-            assert clock["extensions"] >= 1
-
-            closed = {b: await rooms[b].wait_for(lambda m: m["type"] == "closed" and m["lot"] == "L2")
-                      for b in BIDDERS}
-            assert sorted(c["outcome"] for c in closed.values()) == ["not_won", "not_won", "not_won", "won"]
-            assert closed[BIDDERS[1]]["outcome"] == "won" and closed[BIDDERS[1]]["rank"] == 1
-            seen = await watcher.wait_for(lambda m: m["type"] == "closed" and m["lot"] == "L2")
-            assert seen["outcome"] == "awarded" and seen["winner"] == rooms[BIDDERS[1]].welcome["pseudonym"]
-            await watcher.wait_for(lambda m: m["type"] == "closed" and m["lot"] == "L1")
+            await rpc.cancel("A-2", reason="annulée")
+            for room in (*rooms.values(), watcher):
+                await room.wait_for(lambda m: m["type"] == "closed" and m["lot"] == "L2")
+            got = [(m["type"], m.get("lot")) for m in watcher.received if m["type"] != "view"]
+            assert got == [("welcome", None), ("suspended", "L1"), ("resumed", "L1"), ("closed", "L1"),
+                           ("closed", "L2")], got
+            assert {m["close_reason"] for m in watcher.received if m["type"] == "closed"} == {"cancelled"}
             nursery.cancel_scope.cancel()
-
-        results = await buyer.results("A-2")
-        assert results["final"] and results["identities"]
-        assert [lot["winner_id"] for lot in results["lots"]][1] == BIDDERS[1]
-        anonymous = await (srv.rpc("auditor")).results("A-2")
-        assert not anonymous["identities"] and all(lot["winner_id"] is None for lot in anonymous["lots"])
 
         # Anonymity: no message any bidder or the observer received names a bidder.
         for who, room in [*rooms.items(), ("observer", watcher)]:
             text = json.dumps(room.received)
             for bidder in BIDDERS:
                 assert bidder not in text, (who, bidder, [m for m in room.received if bidder in json.dumps(m)])
-
-        # The feed tells the portal the whole lifecycle, in order.
         feed = (await rpc.events(0, auction_id="A-2", limit=200))["events"]
-        kinds = [e["type"] for e in feed]
-        for kind in ("AuctionCreated", "LotOpened", "LotSuspended", "LotResumed", "LotExtended", "LotClosed",
-                     "LotAwarded", "AuctionClosed"):
-            assert kind in kinds
         assert [e["seq"] for e in feed] == sorted(e["seq"] for e in feed)
+        assert {"AuctionCreated", "LotSuspended", "LotResumed", "AuctionClosed"} <= {e["type"] for e in feed}
         state = srv.service.runtime.host.state_hash()
     checked = verify(tmp_path / "journal")
     assert checked.ok and checked.state_hash == state
@@ -117,12 +76,6 @@ async def _hold(url: str, token: str, subprotocol: str, *, task_status: Any = tr
     async with Room.connect(url, token, subprotocol=subprotocol, record=True) as room:
         task_status.started(room)
         await trio.sleep_forever()
-
-
-def _instant(text: str) -> float:
-    from auction_engine.timeutil import parse_instant
-
-    return parse_instant(text) / 1e6
 
 
 @pytest.mark.trio
@@ -162,39 +115,32 @@ async def _stalled_room(port: int, auction_id: str, token: str, nursery: trio.Nu
 
 
 @pytest.mark.trio
-async def test_a_slow_reader_delays_nobody_and_is_closed(tmp_path: Path, write_path: str) -> None:
-    timeout = 2.0
-    async with served(tmp_path, send_buffer_bytes=4096, send_timeout_s=timeout, durability="none") as srv, \
+async def test_a_reader_whose_socket_fills_is_closed_4410_and_the_others_get_everything(
+        tmp_path: Path, write_path: str) -> None:
+    """What only a real socket shows: kernel buffers that fill, and the server stack freeing
+    the blocked write. (That nobody waits, and the close instant, exactly: test_room_exact.py.)"""
+    async with served(tmp_path, send_buffer_bytes=4096, send_timeout_s=0.5, durability="none", bid_rate=10_000,
+                      bid_burst=100_000) as srv, \
             srv.rpc() as rpc:
-        many = [f"bidder-{i:02d}" for i in range(30)]
+        many = [f"bidder-{i:02d}" for i in range(5)]
         await rpc.create_auction(auction_body("A-4", seconds=120, visibility="ladder"))
         tokens = {t["bidder_id"]: t["token"] for t in (await rpc.admit("A-4", [*many, "slow-one"]))["tokens"]}
         rooms_open = srv.service.rooms
         async with trio.open_nursery() as nursery:
             stalled = await _stalled_room(srv.port, "A-4", tokens["slow-one"], nursery)
             rooms = [await nursery.start(_hold, srv.room_url("A-4"), tokens[b], "auction.v1.json") for b in many]
-            latencies: list[float] = []
-            amount = 9999.0
+            amount, placed = 9999.0, 0
             with trio.fail_after(60):
-                while rooms_open.count > len(many) or len(latencies) < 300:
-                    room = rooms[len(latencies) % len(rooms)]
-                    started = time.perf_counter()
-                    answer = await room.bid("L1", price(amount), f"b{len(latencies)}")
-                    latencies.append(time.perf_counter() - started)
+                while rooms_open.count > len(many):  # bid on until the stalled reader is gone
+                    answer = await rooms[placed % len(rooms)].bid("L1", price(amount), f"b{placed}")
                     assert answer["type"] == "ack", answer
-                    amount -= 1
-            # The stalled reader (it cannot see the close frame: it does not read) was closed
-            # as too slow, and nobody waited behind it: no other bid took as long as the
-            # send timeout the stalled connection hit, and every other room got every view.
-            assert max(latencies) < timeout
-            assert stalled.closed is None
-            with trio.fail_after(10):
+                    amount, placed = amount - 1, placed + 1
                 for room in rooms:
                     await room.wait_for(lambda m: m["type"] == "view" and m["best_price"] == price(amount + 1))
+            assert stalled.closed is None  # it cannot see the close frame: it does not read
             nursery.cancel_scope.cancel()
         metrics = (await rpc._http.get(srv.base + "/metrics")).text
         assert 'auction_ws_closed_total{code="4410"} 1.0' in metrics
-        assert "auction_views_conflated_total" in metrics
 
 
 @pytest.mark.trio
@@ -209,7 +155,7 @@ async def test_the_feed_long_polls_streams_and_keeps_its_numbers_across_a_restar
                 got.append(await rpc.events(0, wait=10))
 
             nursery.start_soon(poll)
-            await trio.sleep(0.2)
+            await until(lambda: waiting(srv))
             await rpc.create_auction(auction_body("A-5", start_in=0.5, seconds=1))
         assert got[0]["events"][0]["type"] == "AuctionCreated" and got[0]["events"][0]["seq"] == 1
         streamed: list[dict[str, Any]] = []
@@ -332,73 +278,3 @@ def test_serve_runs_as_a_process_logs_json_and_stops_on_sigterm(tmp_path: Path) 
     finally:
         process.kill()
         process.wait()
-
-
-@pytest.mark.trio
-async def test_pipelined_messages_are_answered_in_the_order_they_were_sent(tmp_path: Path, write_path: str) -> None:
-    async with served(tmp_path) as srv:
-        tokens = await open_auction(srv, "A-P", ["piper"], lots=1)
-
-        def answer(m: dict[str, Any]) -> bool:
-            return m["type"] in ("ack", "reject", "pong", "error")
-
-        frames = [json.dumps(m) for m in (
-            {"type": "hello", "token": tokens[0]},
-            {"type": "bid", "lot": "L1", "amount": "9000.00", "client_bid_id": "p1"},
-            {"type": "ping", "id": 7},
-            {"type": "bid", "lot": "L1", "amount": "nine", "client_bid_id": "p2"},  # refused before the core
-            {"type": "bid", "lot": "L1", "amount": "8990.00", "client_bid_id": "p3"},
-            {"type": "bid", "lot": "L9", "amount": "8980.00", "client_bid_id": "p4"},  # the core rejects it
-            {"type": "bogus"},
-            {"type": "bid", "lot": "L1", "amount": "9000.00", "client_bid_id": "p1"},  # a retry of p1
-            {"type": "ping", "id": 8},
-        )]
-        seen: list[dict[str, Any]] = []
-        messages, close = await converse(srv.room_url("A-P"), frames,
-                                         stop=lambda m: answer(m) and seen.append(m) is None and len(seen) == 8)
-        assert close is None
-        got = [(m["type"], m.get("client_bid_id") or m.get("id") or m.get("code")) for m in messages if answer(m)]
-        assert got == [("ack", "p1"), ("pong", 7), ("reject", "p2"), ("ack", "p3"), ("reject", "p4"),
-                       ("error", "unknown_type"), ("ack", "p1"), ("pong", 8)], got
-        duplicate = [m for m in messages if m["type"] == "ack"][-1]
-        assert duplicate["duplicate"] is True
-
-
-@pytest.mark.trio
-async def test_answers_owed_before_a_close_still_go_out_first(tmp_path: Path, write_path: str) -> None:
-    async with served(tmp_path, max_delay_ms=300) as srv:  # the bid stays in flight a while
-        tokens = await open_auction(srv, "A-Q", ["noisy"], lots=1)
-        frames = [json.dumps({"type": "hello", "token": tokens[0]}),
-                  json.dumps({"type": "bid", "lot": "L1", "amount": "9000.00", "client_bid_id": "q1"}),
-                  *["{not json"] * 25]  # far over the error budget: closed 4429
-        messages, close = await converse(srv.room_url("A-Q"), frames)
-        assert close is not None and close[0] == 4429, close
-        answers = [m for m in messages if m["type"] in ("ack", "error")]
-        assert answers[0]["type"] == "ack" and answers[0]["client_bid_id"] == "q1", answers[:2]
-        assert len(answers) > 20 and all(m["type"] == "error" for m in answers[1:])
-
-
-@pytest.mark.trio
-async def test_a_failure_rendering_one_connection_closes_only_that_one(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    async with served(tmp_path) as srv:
-        tokens = await open_auction(srv, "A-F", ["unlucky", "fine"], lots=1)
-        victim = srv.service.runtime.engine.auction("A-F").pseudonyms["unlucky"]
-        render = protocol.ViewRenderer.bidder
-
-        def broken(self: protocol.ViewRenderer, pseudonym: str, codec: protocol.Codec) -> str | bytes:
-            if pseudonym == victim:
-                raise IndexError("injected")
-            return render(self, pseudonym, codec)
-
-        async with Room.connect(srv.room_url("A-F"), tokens[0], record=True) as unlucky, \
-                Room.connect(srv.room_url("A-F"), tokens[1], record=True) as fine:
-            monkeypatch.setattr(protocol.ViewRenderer, "bidder", broken)
-            with trio.fail_after(10):
-                answer = await fine.bid("L1", "9000.00", "f1")
-                assert answer["type"] == "ack"
-                await fine.wait_for(lambda m: m["type"] == "view" and m["best_price"] == "9000.00")
-                with pytest.raises(RoomClosed) as info:
-                    await unlucky.wait_for(lambda m: False)
-                assert info.value.code == 1011
-                assert (await fine.bid("L1", "8990.00", "f2"))["type"] == "ack"  # the service goes on

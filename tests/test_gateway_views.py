@@ -1,12 +1,12 @@
 """A connection gets a lot view only when what it may see of the lot changed since its last
 view (and always the first one): unit tests of the room's fan-out on both write paths, then
-end to end through a real service."""
+whole sessions in memory on trio's MockClock, on both paths."""
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
@@ -14,12 +14,10 @@ from typing import Any, cast
 import pytest
 import trio
 from factories import START, S, bid, engine_with
-from served import Served, auction_body, served
-from wire import quiet
+from memroom import Client, MemRoom, memroom
 
 from auction_engine.ranking import LotSnapshot
 from gateway import protocol as p
-from gateway.client import Room
 from gateway.metrics import Metrics
 from gateway.rooms import SHOWN_INLINE, Connection, Rooms, seen
 from gateway.settings import Settings
@@ -174,175 +172,153 @@ async def test_long_ladder_views_are_remembered_by_digest_and_compared_by_value(
     assert len(socket.written) == 1 and counted(rooms.metrics) == (1, 0, 1)
 
 
-# -- end to end ----------------------------------------------------------------------------
+# -- through whole sessions, on the MockClock (see memroom.py) -------------------------------
 
 
-def counters(srv: Served) -> tuple[float, float, float]:
-    return counted(srv.service.metrics)
+def views(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [m for m in messages if m["type"] == "view"]
 
 
-def views(room: Room, since: int = 0) -> list[dict[str, Any]]:
-    return [m for m in room.received[since:] if m["type"] == "view"]
-
-
-async def views_before_pong(room: Room, since: int) -> list[dict[str, Any]]:
-    """The views `room` received from `since` up to the answer of a ping sent now. A batch
-    the client has seen answered was fanned out before the room read the ping: a view of it
-    for this connection was staged then (direct path), or queued and taken by the sender,
-    which the fan-out wakes, long before the ping's round trip ends (queue path)."""
-    pong = await room.ping()
-    return [m for m in room.received[since:room.received.index(pong)] if m["type"] == "view"]
-
-
-def no_repeats(room: Room) -> None:
+def no_repeats(client: Client) -> None:
     """No view of a lot equals the previous view of that lot on this connection."""
     last: dict[str, dict[str, Any]] = {}
-    for view in views(room):
+    for view in views(client.received):
         assert last.get(view["lot"]) != view, view
         last[view["lot"]] = view
 
 
-async def open_room(srv: Served, auction_id: str, visibility: str) -> tuple[list[str], str]:
-    """A one-lot auction open now for ten minutes, BIDDERS admitted: their tokens, and an
-    observer's."""
-    async with srv.rpc() as rpc:
-        await rpc.create_auction(auction_body(auction_id, seconds=600, visibility=visibility))
-        tokens = [t["token"] for t in (await rpc.admit(auction_id, BIDDERS))["tokens"]]
-        observer = (await rpc.observer_token(auction_id, "commission"))["token"]
-    engine = srv.service.runtime.engine
-    with trio.fail_after(5):
-        while engine.observer_view(auction_id, "L1").status != "open":
-            await trio.sleep(0.01)
-    await quiet(srv)
-    return tokens, observer
-
-
 @asynccontextmanager
-async def connected(srv: Served, auction_id: str, tokens: list[str]) -> AsyncIterator[list[Room]]:
-    async with AsyncExitStack() as stack:
-        yield [await stack.enter_async_context(Room.connect(srv.room_url(auction_id), token, record=True,
-                                                            subprotocol=p.SUBPROTOCOLS[i % 2]))
-               for i, token in enumerate(tokens)]
+async def opened(tmp_path: Path, visibility: str, direct: bool, count: int = 3) -> AsyncIterator[
+        tuple[MemRoom, list[Client]]]:
+    """A one-lot auction open for ten minutes: `count` bidders connected (JSON and msgpack
+    in turn), then an observer."""
+    async with memroom(tmp_path) as room:
+        tokens = await room.create("V-1", visibility=visibility, bidders=tuple(BIDDERS[:count]))
+        clients = [await room.connect("V-1", tokens[b], p.SUBPROTOCOLS[i % 2], direct=direct)
+                   for i, b in enumerate(BIDDERS[:count])]
+        clients.append(await room.connect("V-1", room.observer("V-1"), direct=direct))
+        for client in clients:
+            assert [m["type"] for m in client.new()] == ["welcome", "view"]
+        yield room, clients
 
 
-async def three_bids(a: Room, b: Room, c: Room, watcher: Room) -> None:
-    """a, b and c bid 9000, 9500 and 9800 (ranks 1, 2, 3); return once every room shows it."""
-    for room, amount in ((a, "9000.00"), (b, "9500.00"), (c, "9800.00")):
-        assert (await room.bid("L1", amount, f"first-{amount}"))["type"] == "ack"
-    for room, rank in ((a, 1), (b, 2), (c, 3)):
-        await room.wait_for(lambda m, rank=rank: m["type"] == "view" and m["rank"] == rank and m["active_bidders"] == 3)
-    await watcher.wait_for(lambda m: m["type"] == "view" and m["bids"] == 3)
+async def bid_on(room: MemRoom, client: Client, amount: str, cbid: str) -> dict[str, Any]:
+    """Bid and settle: the answer."""
+    await client.bid("L1", amount, cbid)
+    await room.until(0)
+    (answer,) = [m for m in client.received if m.get("client_bid_id") == cbid and m["type"] != "view"]
+    return answer
 
 
-@pytest.mark.trio
-async def test_rank_a_bid_that_moves_nobody_else_sends_them_no_view(tmp_path: Path, write_path: str) -> None:
-    async with served(tmp_path) as srv:
-        tokens, observer = await open_room(srv, "V-1", "rank")
-        async with connected(srv, "V-1", [*tokens, observer]) as (a, b, c, watcher):
-            with trio.fail_after(20):
-                await three_bids(a, b, c, watcher)
-                marks = [len(r.received) for r in (a, b, c, watcher)]
-                before = counters(srv)
-                # c moves up to rank 2 and b down to 3; a stays first, and its view with it.
-                assert (await c.bid("L1", "9400.00", "c-2"))["rank"] == 2
-                await b.wait_for(lambda m: m["type"] == "view" and m["rank"] == 3, marks[1])
-                await c.wait_for(lambda m: m["type"] == "view" and m["rank"] == 2, marks[2])
-                await watcher.wait_for(lambda m: m["type"] == "view" and m["bids"] == 4, marks[3])
-                assert await views_before_pong(a, marks[0]) == []
-                sent, conflated, unchanged = (x - y for x, y in zip(counters(srv), before, strict=True))
-                assert (sent, conflated, unchanged) == (3, 0, 1)
-                # A bid that does move a: its very next view is the one showing it.
-                assert (await b.bid("L1", "8900.00", "b-2"))["rank"] == 1
-                first = await a.wait_for(lambda m: m["type"] == "view", marks[0])
-                assert (first["rank"], first["own_price"], first["active_bidders"]) == (2, "9000.00", 3)
-                assert "best_price" not in first
-            for room in (a, b, c, watcher):
-                no_repeats(room)
-        async with srv.rpc() as rpc:
-            exposed = (await rpc._http.get(srv.base + "/metrics")).text
-        assert "\nauction_views_unchanged_total 1.0\n" in exposed  # a's, on c's second bid
+def delta(room: MemRoom, before: tuple[float, float, float]) -> tuple[float, ...]:
+    return tuple(x - y for x, y in zip(counted(room.metrics), before, strict=True))
+
+
+async def three_bids(room: MemRoom, a: Client, b: Client, c: Client, watcher: Client) -> None:
+    """a, b and c bid 9000, 9500 and 9800: ranks 1, 2, 3."""
+    for client, amount in ((a, "9000.00"), (b, "9500.00"), (c, "9800.00")):
+        assert (await bid_on(room, client, amount, f"first-{amount}"))["type"] == "ack"
+    for client, rank in ((a, 1), (b, 2), (c, 3)):
+        assert (views(client.received)[-1]["rank"], views(client.received)[-1]["active_bidders"]) == (rank, 3)
+    assert views(watcher.received)[-1]["bids"] == 3
+    for client in (a, b, c, watcher):
+        client.new()
+
+
+@pytest.fixture(params=["direct", "asgi"])
+def direct(request: pytest.FixtureRequest) -> bool:
+    return bool(request.param == "direct")
 
 
 @pytest.mark.trio
-async def test_rank_and_best_only_a_new_best_or_a_rank_change_sends_a_view(tmp_path: Path, write_path: str) -> None:
-    async with served(tmp_path) as srv:
-        tokens, observer = await open_room(srv, "V-2", "rank_and_best")
-        async with connected(srv, "V-2", [*tokens, observer]) as (a, b, c, watcher):
-            with trio.fail_after(20):
-                await three_bids(a, b, c, watcher)
-                marks = [len(r.received) for r in (a, b, c, watcher)]
-                before = counters(srv)
-                # c improves but stays third: a (the best) and b see nothing new.
-                assert (await c.bid("L1", "9600.00", "c-2"))["rank"] == 3
-                mine = await c.wait_for(lambda m: m["type"] == "view", marks[2])
-                assert (mine["own_price"], mine["gap"], mine["best_price"]) == ("9600.00", "600.00", "9000.00")
-                await watcher.wait_for(lambda m: m["type"] == "view" and m["bids"] == 4, marks[3])
-                assert await views_before_pong(a, marks[0]) == []
-                assert await views_before_pong(b, marks[1]) == []
-                sent, conflated, unchanged = (x - y for x, y in zip(counters(srv), before, strict=True))
-                assert (sent, conflated, unchanged) == (2, 0, 2)
-                # A new best: everyone's next view shows it.
-                marks = [len(r.received) for r in (a, b, c, watcher)]
-                before = counters(srv)
-                assert (await b.bid("L1", "8900.00", "b-2"))["rank"] == 1
-                got = [await r.wait_for(lambda m: m["type"] == "view", mark)
-                       for r, mark in zip((a, b, c, watcher), marks, strict=True)]
-                assert [v["best_price"] for v in got] == ["8900.00"] * 4
-                assert [v.get("rank") for v in got] == [2, 1, 3, None]
-                assert [v.get("gap") for v in got] == ["100.00", "0.00", "700.00", None]
-                sent, conflated, unchanged = (x - y for x, y in zip(counters(srv), before, strict=True))
-                assert (sent, conflated, unchanged) == (4, 0, 0)
-            for room in (a, b, c, watcher):
-                no_repeats(room)
+async def test_rank_a_bid_that_moves_nobody_else_sends_them_no_view(tmp_path: Path, autojump_clock: object,
+                                                                   direct: bool) -> None:
+    async with opened(tmp_path, "rank", direct) as (room, (a, b, c, watcher)):
+        await three_bids(room, a, b, c, watcher)
+        before = counted(room.metrics)
+        # c moves up to rank 2 and b down to 3; a stays first, and its view with it.
+        assert (await bid_on(room, c, "9400.00", "c-2"))["rank"] == 2
+        assert [v["rank"] for v in views(b.new())] == [3]
+        assert [v["rank"] for v in views(c.new())] == [2]
+        assert [v["bids"] for v in views(watcher.new())] == [4]
+        assert a.new() == []
+        assert delta(room, before) == (3, 0, 1)
+        # A bid that does move a: its very next view is the one showing it.
+        assert (await bid_on(room, b, "8900.00", "b-2"))["rank"] == 1
+        assert [(v["rank"], v["own_price"], v["active_bidders"], "best_price" in v) for v in a.new()] == [
+            (2, "9000.00", 3, False)]
+        for client in (a, b, c, watcher):
+            no_repeats(client)
+        assert counted(room.metrics)[2] == 1  # a's, on c's second bid
 
 
 @pytest.mark.trio
-async def test_observers_get_every_change_bidders_only_theirs(tmp_path: Path, write_path: str) -> None:
-    async with served(tmp_path) as srv:
-        tokens, observer = await open_room(srv, "V-3", "ladder")
-        async with connected(srv, "V-3", [*tokens[:2], observer]) as (a, b, watcher):
-            with trio.fail_after(20):
-                assert (await a.bid("L1", "9000.00", "a-1"))["type"] == "ack"
-                assert (await b.bid("L1", "9500.00", "b-1"))["type"] == "ack"
-                for room in (a, b):
-                    await room.wait_for(lambda m: m["type"] == "view" and len(m["ladder"]) == 2)
-                # Each bid, accepted or rejected, changes what the observer sees; the
-                # rejected ones change nothing a bidder sees.
-                steps = [(a, "9999.00", "reject"), (b, "9400.00", "ack"), (b, "9450.00", "reject"),
-                         (a, "8000.00", "ack")]
-                for i, (room, amount, outcome) in enumerate(steps):
-                    marks = [len(r.received) for r in (a, b)]
-                    mark = len(watcher.received)
-                    assert (await room.bid("L1", amount, f"s-{i}"))["type"] == outcome
-                    bids, rejected = 2 + sum(s[2] == "ack" for s in steps[:i + 1]), sum(
-                        s[2] == "reject" for s in steps[:i + 1])
-                    seen_now = await watcher.wait_for(lambda m: m["type"] == "view", mark)
-                    assert (seen_now["bids"], seen_now["rejected_bids"]) == (bids, rejected)
-                    for bidder, since in zip((a, b), marks, strict=True):
-                        got = await views_before_pong(bidder, since)
-                        if outcome == "reject":
-                            assert got == []
-                        else:
-                            assert len(got) == 1 and amount in [line["price"] for line in got[0]["ladder"]]
-            assert len(views(watcher)) == 1 + 2 + len(steps)  # the first, then one per bid
-            for room in (a, b, watcher):
-                no_repeats(room)
+async def test_rank_and_best_only_a_new_best_or_a_rank_change_sends_a_view(tmp_path: Path, autojump_clock: object,
+                                                                          direct: bool) -> None:
+    async with opened(tmp_path, "rank_and_best", direct) as (room, (a, b, c, watcher)):
+        await three_bids(room, a, b, c, watcher)
+        before = counted(room.metrics)
+        # c improves but stays third: a (the best) and b see nothing new.
+        assert (await bid_on(room, c, "9600.00", "c-2"))["rank"] == 3
+        assert [(v["own_price"], v["gap"], v["best_price"]) for v in views(c.new())] == [
+            ("9600.00", "600.00", "9000.00")]
+        assert [v["bids"] for v in views(watcher.new())] == [4]
+        assert a.new() == [] and b.new() == []
+        assert delta(room, before) == (2, 0, 2)
+        # A new best: everyone's next view shows it.
+        before = counted(room.metrics)
+        assert (await bid_on(room, b, "8900.00", "b-2"))["rank"] == 1
+        got = [views(client.new()) for client in (a, b, c, watcher)]
+        assert [[(v["best_price"], v.get("rank"), v.get("gap")) for v in vs] for vs in got] == [
+            [("8900.00", 2, "100.00")], [("8900.00", 1, "0.00")], [("8900.00", 3, "700.00")],
+            [("8900.00", None, None)]]
+        assert delta(room, before) == (4, 0, 0)
+        for client in (a, b, c, watcher):
+            no_repeats(client)
 
 
 @pytest.mark.trio
-async def test_a_reconnected_client_gets_the_current_view_even_if_unchanged(tmp_path: Path, write_path: str) -> None:
-    async with served(tmp_path) as srv:
-        tokens, observer = await open_room(srv, "V-4", "rank")
-        with trio.fail_after(20):
-            async with connected(srv, "V-4", [tokens[0], observer]) as (a, watcher):
-                assert (await a.bid("L1", "9000.00", "a-1"))["type"] == "ack"
-                last = await a.wait_for(lambda m: m["type"] == "view" and m["rank"] == 1)
-                seen_last = await watcher.wait_for(lambda m: m["type"] == "view" and m["bids"] == 1)
-            before = counters(srv)
-            for _ in range(2):
-                async with connected(srv, "V-4", [tokens[0], observer]) as (a, watcher):
-                    assert await a.wait_for(lambda m: m["type"] == "view") == last
-                    assert await watcher.wait_for(lambda m: m["type"] == "view") == seen_last
-                    await a.ping()
-                    await watcher.ping()
-            assert counters(srv)[2] == before[2]  # not one skipped
+async def test_observers_get_every_change_bidders_only_theirs(tmp_path: Path, autojump_clock: object,
+                                                             direct: bool) -> None:
+    async with opened(tmp_path, "ladder", direct, count=2) as (room, (a, b, watcher)):
+        assert (await bid_on(room, a, "9000.00", "a-1"))["type"] == "ack"
+        assert (await bid_on(room, b, "9500.00", "b-1"))["type"] == "ack"
+        assert [len(v["ladder"]) for v in views(a.new())] == [1, 2]
+        assert [len(v["ladder"]) for v in views(b.new())] == [1, 2]  # a ladder shows every bid
+        assert [(v["bids"], v["rejected_bids"]) for v in views(watcher.new())] == [(1, 0), (2, 0)]
+        # Each bid, accepted or rejected, changes what the observer sees; the rejected
+        # ones change nothing a bidder sees.
+        steps = [(a, "9999.00", "reject"), (b, "9400.00", "ack"), (b, "9450.00", "reject"), (a, "8000.00", "ack")]
+        accepted, rejected = 2, 0
+        for i, (client, amount, outcome) in enumerate(steps):
+            assert (await bid_on(room, client, amount, f"s-{i}"))["type"] == outcome
+            accepted, rejected = accepted + (outcome == "ack"), rejected + (outcome == "reject")
+            assert [(v["bids"], v["rejected_bids"]) for v in views(watcher.new())] == [(accepted, rejected)]
+            for bidder in (a, b):
+                got = views(bidder.new())
+                if outcome == "reject":
+                    assert got == []
+                else:
+                    assert len(got) == 1 and amount in [line["price"] for line in got[0]["ladder"]]
+        assert len(views(watcher.received)) == 1 + 2 + len(steps)  # the first, then one per bid
+        for client in (a, b, watcher):
+            no_repeats(client)
+
+
+@pytest.mark.trio
+async def test_a_reconnected_client_gets_the_current_view_even_if_unchanged(tmp_path: Path, autojump_clock: object,
+                                                                           direct: bool) -> None:
+    async with opened(tmp_path, "rank", direct, count=1) as (room, (a, watcher)):
+        assert (await bid_on(room, a, "9000.00", "a-1"))["type"] == "ack"
+        last, seen_last = views(a.received)[-1], views(watcher.received)[-1]
+        assert (last["rank"], seen_last["bids"]) == (1, 1)
+        a.disconnect()
+        watcher.disconnect()
+        before = counted(room.metrics)
+        for _ in range(2):
+            a = await room.connect("V-1", room.tokens.issue("V-1", BIDDERS[0], "bidder")[0], direct=direct)
+            watcher = await room.connect("V-1", room.observer("V-1"), direct=direct)
+            assert views(a.received) == [last] and views(watcher.received) == [seen_last]
+            a.disconnect()
+            watcher.disconnect()
+        assert delta(room, before) == (4, 0, 0)  # not one skipped

@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 from served import KEYS, Served, auction_body, served
+from wire import until, waiting
 
 import gateway.rpc as rpc
 from gateway import models, openapi
@@ -632,7 +633,7 @@ async def test_bids_results_feed_and_journal(tmp_path: Path, capsys: pytest.Capt
             async def wait_for_entry() -> None:
                 got.append(await api.call("buyer", "get", "/events", 200, params={"after": last, "wait": 10}))
             nursery.start_soon(wait_for_entry)
-            await trio.sleep(0.2)
+            await until(lambda: waiting(srv))  # the long poll is parked in the feed
             assert not got
             with trio.fail_after(5):
                 await api.call("portal", "post", "/auctions/{auction_id}/cancel", 200, auction_id="B-1")

@@ -381,7 +381,7 @@ async def test_a_writer_that_stops_answers_every_posted_command(tmp_path: Path, 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(run_writer)
             await open_auction(runtime)
-            await trio.sleep(0.05)  # the writer idles, waiting for records
+            await trio.testing.wait_all_tasks_blocked()  # the writer idles, waiting for records
             scope.cancel()
             for bidder in NEWCOMERS[20:]:  # posted as the writer stops: it has not run since the cancel
                 runtime.post(AdmitBidder(runtime.now(), "A1", bidder),
