@@ -550,8 +550,10 @@ class Rooms(Consumer):
                 await direct.flush()
                 conn.sending_since = None
                 continue
-            if conn.control:
-                payload = conn.codec.encode(conn.control.popleft())
+            taken = False  # a control message stays queued until sent: a close cancelling its send
+            if conn.control:  # must not lose it (the close path sends what is still queued)
+                payload = conn.codec.encode(conn.control[0])
+                taken = True
             else:
                 lot = next(iter(conn.views))
                 payload = conn.view_payload(conn.views.pop(lot))
@@ -563,11 +565,15 @@ class Rooms(Consumer):
                 data = direct.frame(payload)
                 if data is None:  # the WebSocket is closing
                     return
+                if taken:
+                    conn.control.popleft()
                 direct.write_nowait(data)  # what it does not take, the loop flushes
                 continue
             conn.sending_since = trio.current_time()
             await transport.send(payload)
             conn.sending_since = None
+            if taken:
+                conn.control.popleft()
 
     async def watchdog(self) -> None:
         """Close (CLOSE_TOO_SLOW) every connection whose current send has been blocked

@@ -361,13 +361,8 @@ async def test_twenty_errors_in_a_burst_then_one_a_second_are_tolerated_one_more
         assert room.runtime.host.state_hash() == before
 
 
-LOST_ON_CLOSE = ("the queue path loses the answer its sender had taken off the queue when the close "
-                 "cancels its send (rooms.py `_send_queued`): 20 answers, not 21")
-
-
 @pytest.mark.trio
-@pytest.mark.parametrize("direct", [True, pytest.param(False, marks=pytest.mark.xfail(strict=True,
-                                                                                    reason=LOST_ON_CLOSE))])
+@pytest.mark.parametrize("direct", [True, False])
 async def test_pipelined_errors_are_answered_to_the_21st_then_closed_4429(tmp_path: Path, autojump_clock: object,
                                                                           direct: bool) -> None:
     async with memroom(tmp_path) as room:
@@ -383,11 +378,12 @@ async def test_pipelined_errors_are_answered_to_the_21st_then_closed_4429(tmp_pa
 
 
 @pytest.mark.trio
-async def test_a_bid_flood_gets_the_burst_then_21_refusals_and_a_4429(tmp_path: Path,
-                                                                      autojump_clock: object) -> None:
+@pytest.mark.parametrize("direct", [True, False])
+async def test_a_bid_flood_gets_the_burst_then_21_refusals_and_a_4429(tmp_path: Path, autojump_clock: object,
+                                                                      direct: bool) -> None:
     async with memroom(tmp_path, bid_rate=0.5, bid_burst=2) as room:
         tokens = await room.create("A-1", bidders=("acme", "beta"))
-        client = await room.connect("A-1", tokens["acme"], direct=True)  # see LOST_ON_CLOSE for the other path
+        client = await room.connect("A-1", tokens["acme"], direct=direct)
         client.new()
         for sending in bids(client, "f", 60):
             await sending
