@@ -27,7 +27,11 @@ def register(kind: type[Kind]) -> None:
     """Add a kind to every host made from now on (once; its names must be new)."""
     if kind not in _extra:
         _extra.append(kind)
-        Host(k() for k in registered())  # check the names now, not at the first command
+        try:
+            Host(k() for k in registered())  # check the names now, not at the first command
+        except ValueError:
+            _extra.remove(kind)
+            raise
 
 
 def unregister(kind: type[Kind]) -> None:
@@ -56,14 +60,17 @@ class Host:
         self._by_class: dict[type[Any], Kind] = {}
         self.route: dict[type[Any], Kind] = {}  # command type -> its kind
         names: set[str] = set()
+        journal_names = {"Tick"}  # the journal names commands and events by class name: one each
         for kind in self.kinds:
             if kind.name in names or type(kind) in self._by_class:
                 raise ValueError(f"two kinds named {kind.name!r}")
             names.add(kind.name)
             self._by_class[type(kind)] = kind
+            for cls in (*kind.codec.commands, *kind.codec.events):
+                if cls.__name__ in journal_names:
+                    raise ValueError(f"{kind.name}: {cls.__name__} is already the host's or another kind's name")
+                journal_names.add(cls.__name__)
             for cls in kind.codec.commands:
-                if cls is Tick or cls.__name__ == "Tick" or cls in self.route:
-                    raise ValueError(f"{kind.name}: command {cls.__name__} is the host's or another kind's")
                 self.route[cls] = kind
         self._event_kind = {cls: kind for kind in self.kinds for cls in kind.codec.events}
         self.case_kind: dict[str, Kind] = {}

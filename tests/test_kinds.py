@@ -26,7 +26,7 @@ from test_runtime import mock_clock_us
 
 from auction_engine import AdmitBidder, CreateAuction, PlaceBid, Tick
 from auction_engine.cli import write_journal
-from auction_engine.host import CaseConflict, register, unregister
+from auction_engine.host import CaseConflict, register, registered, unregister
 from auction_engine.journal import Journaled, JournalReader, Submission, recover
 from auction_engine.journal.format import decode_command, encode_command
 from auction_engine.runtime import Runtime
@@ -206,3 +206,12 @@ async def test_a_second_kind_is_served_by_the_service_and_its_feed(tmp_path: Pat
     async with served(tmp_path) as srv:
         assert srv.service.runtime.host.state_hash() == state
         assert srv.service.runtime.host.kind(SealedBid).rounds["R-1"].offers == {"acme": (900, 0)}
+
+
+def test_a_kind_whose_journal_names_clash_is_refused() -> None:
+    class Clash(SealedBid):
+        name = "clash"  # the same command and event classes: the same journal names
+
+    with pytest.raises(ValueError, match="already the host's or another kind's name"):
+        register(Clash)
+    assert Clash not in registered()
