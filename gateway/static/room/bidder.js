@@ -4,7 +4,7 @@
 
 import { drawChart } from "./chart.js";
 import { announce, askToken, auctionId, closeText, confirmDialog, roomUrl, seat, setText, setUpLanguage,
-  tokenFromFragment } from "./common.js";
+  suspensionHandlers, tokenFromFragment } from "./common.js";
 import { RoomConnection } from "./connection.js";
 import { count, current, money, number, remaining, t, time, translate } from "./i18n.js";
 import { bounds, fromMinor, parsePercent, parseTyped, toMinor } from "./money.js";
@@ -78,21 +78,7 @@ const handlers = {
     if (moved) extended(lot, m.close_at, m.extensions);
     schedule(m.lot);
   },
-  suspended(m) {
-    const lot = lots.get(m.lot);
-    if (!lot?.view) return;
-    lot.view = { ...lot.view, status: "suspended" };
-    lot.reason = m.reason;
-    announce(t("announce.suspended", { lot: lot.rules.title }), true);
-    schedule(m.lot);
-  },
-  resumed(m) {
-    const lot = lots.get(m.lot);
-    if (!lot?.view) return;
-    lot.view = { ...lot.view, status: "open", close_at: m.close_at };
-    announce(t("announce.resumed", { lot: lot.rules.title, time: time(Date.parse(m.close_at)) }));
-    schedule(m.lot);
-  },
+  ...suspensionHandlers(lots, schedule),
   closed(m) {
     const lot = lots.get(m.lot);
     if (!lot) return;

@@ -2,7 +2,7 @@
 // removed from the address bar at once, or the login form; kept in sessionStorage only),
 // the language switch, announcements for screen readers, and the confirmation dialog.
 
-import { LANGUAGES, chosenLanguage, t, useLanguage } from "./i18n.js";
+import { LANGUAGES, chosenLanguage, t, time, useLanguage } from "./i18n.js";
 
 /** The auction id of this page's URL (/room/{id} or /room/{id}/observe). */
 export function auctionId() {
@@ -116,4 +116,26 @@ export function closeText(code, reason) {
   const key = `close.${reason}`;
   const text = t(key);
   return text === key ? t("close.other", { code, reason: reason || "—" }) : text;
+}
+
+/** The room's `suspended` and `resumed` messages applied to a page's lots (both pages
+ * alike): the lot's status, the announcement, and a render scheduled. */
+export function suspensionHandlers(lots, schedule) {
+  return {
+    suspended(m) {
+      const lot = lots.get(m.lot);
+      if (!lot?.view) return;
+      lot.view = { ...lot.view, status: "suspended" };
+      lot.reason = m.reason;
+      announce(t("announce.suspended", { lot: lot.rules.title }), true);
+      schedule(m.lot);
+    },
+    resumed(m) {
+      const lot = lots.get(m.lot);
+      if (!lot?.view) return;
+      lot.view = { ...lot.view, status: "open", close_at: m.close_at };
+      announce(t("announce.resumed", { lot: lot.rules.title, time: time(Date.parse(m.close_at)) }));
+      schedule(m.lot);
+    },
+  };
 }

@@ -4,7 +4,7 @@
 // with identities once every lot has ended (the RPC decides what the key may see).
 
 import { announce, askToken, auctionId, closeText, confirmDialog, el, roomUrl, seat, setText, setUpLanguage,
-  tokenFromFragment } from "./common.js";
+  suspensionHandlers, tokenFromFragment } from "./common.js";
 import { RoomConnection } from "./connection.js";
 import { count, current, money, remaining, t, time, translate } from "./i18n.js";
 import { fromMinor, toMinor } from "./money.js";
@@ -88,21 +88,7 @@ const handlers = {
     lot.view = { ...lot.view, status: m.status, close_at: m.close_at, extensions: m.extensions };
     schedule(m.lot);
   },
-  suspended(m) {
-    const lot = lots.get(m.lot);
-    if (!lot?.view) return;
-    lot.view = { ...lot.view, status: "suspended" };
-    lot.reason = m.reason;
-    announce(t("announce.suspended", { lot: lot.rules.title }), true);
-    schedule(m.lot);
-  },
-  resumed(m) {
-    const lot = lots.get(m.lot);
-    if (!lot?.view) return;
-    lot.view = { ...lot.view, status: "open", close_at: m.close_at };
-    announce(t("announce.resumed", { lot: lot.rules.title, time: time(Date.parse(m.close_at)) }));
-    schedule(m.lot);
-  },
+  ...suspensionHandlers(lots, schedule),
   closed(m) {
     const lot = lots.get(m.lot);
     if (!lot) return;
