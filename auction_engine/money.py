@@ -37,7 +37,7 @@ def parse_amount(text: object, decimals: int) -> int:
         raise MoneyError(f"amount {text[:40]!r} is not a decimal string such as '1234.50'")
     if len(frac) > decimals:
         raise MoneyError(f"amount {text[:40]!r} has more than {decimals} decimals")
-    if len(whole) > MAX_AMOUNT_DIGITS:  # before int(): a long string costs nothing to refuse
+    if len(whole.lstrip("0")) > MAX_AMOUNT_DIGITS:  # before int(): a long number costs nothing to refuse
         raise MoneyError(_too_large(decimals))
     minor = int(whole) * _SCALE[decimals] + (int(frac) * _SCALE[decimals - len(frac)] if frac else 0)
     if minor > MAX_AMOUNT:
