@@ -121,7 +121,10 @@ class Codec:
         return value
 
 
-def _one_field_types(cls: type[Bid] | type[Ping]) -> list[tuple[msgspec.structs.FieldInfo, type[msgspec.Struct]]]:
+_Checks = list[tuple[msgspec.structs.FieldInfo, type[msgspec.Struct]]]
+
+
+def _one_field_types(cls: type[Bid] | type[Ping]) -> _Checks:
     """Each field of `cls`, in order, with a Struct holding it alone (msgspec caches a
     Struct's validator: converting to it is fast)."""
     return [(f, msgspec.defstruct(f"{cls.__name__}_{f.name}", [(f.name, f.type, f.default)]
@@ -129,7 +132,6 @@ def _one_field_types(cls: type[Bid] | type[Ping]) -> list[tuple[msgspec.structs.
             for f in msgspec.structs.fields(cls)]
 
 
-_Checks = list[tuple[msgspec.structs.FieldInfo, type[msgspec.Struct]]]
 _KINDS: dict[str, tuple[type[Bid] | type[Ping], _Checks]] = {
     "bid": (Bid, _one_field_types(Bid)), "ping": (Ping, _one_field_types(Ping))}
 
