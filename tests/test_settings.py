@@ -261,3 +261,16 @@ def test_a_files_key_objects_validate_as_api_keys() -> None:
     assert s.api_keys == (ApiKey.from_digest("a", "buyer", hash_key(KEY)),)
     with pytest.raises(ValidationError):
         Settings.model_validate({"port": -1})
+
+
+def test_the_pydantic_settings_hooks_overridden_still_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # gateway/settings.py relies on pydantic-settings' BaseSettings(_build_sources=...),
+    # EnvSettingsSource._load_env_vars and the file sources' _read_files/_read_file. If a
+    # release renames one, the environment is read from os.environ, or a missing file is
+    # skipped: each assertion below then fails, naming the hook.
+    monkeypatch.setenv("AUCTION_ENGINE_PORT", "1")
+    assert load_settings(env={"AUCTION_ENGINE_PORT": "2"}).port == 2, "_load_env_vars not called"
+    missing = str(tmp_path / "none.json")
+    assert problems(path=missing, env={}) == {missing: "cannot read the settings file: No such file or directory"}, \
+        "_read_files not called"
+    assert load_settings(write(tmp_path, "s.json", '{"port": 3}'), env={}).port == 3, "_build_sources not used"
