@@ -94,7 +94,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(args.config, overrides=overrides)
     except SettingsError as exc:
-        print(exc, file=sys.stderr)
+        print(f"auction-engine serve: {exc.code}: {exc}", file=sys.stderr)
         return EXIT_INPUT
     try:
         run(settings)

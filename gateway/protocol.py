@@ -1,26 +1,31 @@
 """The auction room's wire protocol, sans-IO: codecs, client messages, server messages.
 
 Two subprotocols carry the same messages: `auction.v1.json` (text frames) and
-`auction.v1.msgpack` (binary frames). Every message is a map with a "type". Money is a
-decimal string, time ISO-8601 UTC. docs/protocol.md documents every message and code.
+`auction.v1.msgpack` (binary frames). The messages are the typed models of messages.py;
+`Codec.read` decodes a client frame straight into one (msgspec), and any frame the types
+refuse is read again on the checked path for its exact error. docs/protocol.md has them all.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from typing import Any, get_args
 
 import msgpack
+import msgspec
 
 from auction_engine.money import format_amount
 from auction_engine.ranking import BidderView, LotSnapshot, ObserverView
 from auction_engine.timeutil import format_instant
 
+from . import messages as m
+from .messages import MAX_PING_ID, Bid, ClientMessage, Hello, Ping, ServerMessage
+
 SUBPROTOCOLS = ("auction.v1.json", "auction.v1.msgpack")
-CLIENT_BID_ID = re.compile(r"[A-Za-z0-9._:@-]{1,64}")
-MAX_PING_ID = 64  # characters of a ping id echoed back
+CLIENT_BID_ID = re.compile(m.CLIENT_BID_ID_PATTERN)
+__all__ = ["MAX_PING_ID", "Bid", "ClientMessage", "Hello", "Ping", "ServerMessage"]
 
 # Close codes (RFC 6455 4000-4999 are the application's): docs/protocol.md.
 CLOSE_NORMAL = 1000
@@ -62,26 +67,6 @@ class ProtocolError(Exception):
         self.client_bid_id = client_bid_id
 
 
-@dataclass(frozen=True, slots=True)
-class Hello:
-    token: object
-
-
-@dataclass(frozen=True, slots=True)
-class Bid:
-    lot: str
-    amount: str
-    client_bid_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Ping:
-    id: str | int | None
-
-
-ClientMessage = Hello | Bid | Ping
-
-
 class Codec:
     """Encodes server messages and decodes client frames for one subprotocol."""
 
@@ -90,18 +75,34 @@ class Codec:
             raise ValueError(f"unknown subprotocol {subprotocol!r}")
         self.subprotocol = subprotocol
         self.binary = subprotocol.endswith("msgpack")
-
-    def encode(self, message: dict[str, Any]) -> str | bytes:
+        self._encode: Callable[[ServerMessage], bytes]
+        self._decode: Callable[[Any], ClientMessage]  # a str for JSON, bytes for MessagePack
         if self.binary:
-            data: bytes = msgpack.packb(message)
-            return data
-        # UTF-8 as sent (docs/protocol.md): no text a client can make the room echo holds a
-        # lone surrogate (parse_client refuses them; the journal holds none)
-        return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+            self._encode, self._decode = msgspec.msgpack.Encoder().encode, msgspec.msgpack.Decoder(ClientMessage).decode
+        else:
+            self._encode, self._decode = msgspec.json.Encoder().encode, msgspec.json.Decoder(ClientMessage).decode
+
+    def encode(self, message: ServerMessage) -> str | bytes:
+        """A text frame for JSON (UTF-8 as sent, docs/protocol.md), else a binary one.
+        (No text a client can make the room echo holds a lone surrogate: `read` refuses
+        them, and the journal holds none.)"""
+        data = self._encode(message)
+        return data if self.binary else data.decode()
+
+    def read(self, frame: str | bytes | None) -> ClientMessage:
+        """One client frame to a typed message; raise `ProtocolError`. A frame that does
+        not decode as one of the types (unknown fields, a wrong value, a lone surrogate, not
+        a message) is read again as a map and checked field by field, for its exact error."""
+        if frame is None or isinstance(frame, str) == self.binary:
+            return parse_client(self.decode(frame))  # wrong_frame, or an empty binary frame
+        try:
+            return self._decode(frame)
+        except (msgspec.MsgspecError, RecursionError, ValueError):  # RecursionError: nested too deeply
+            return parse_client(self.decode(frame))
 
     def decode(self, frame: str | bytes | None) -> dict[str, Any]:
-        """One client frame to a map; raise `ProtocolError`. (The server stack hands an
-        empty binary frame over as None.)"""
+        """One frame to a map; raise `ProtocolError`. (The server stack hands an empty
+        binary frame over as None.)"""
         if frame is None:
             frame = b""
         if isinstance(frame, str) == self.binary:
@@ -120,32 +121,62 @@ class Codec:
         return value
 
 
+_Checks = list[tuple[msgspec.structs.FieldInfo, type[msgspec.Struct]]]
+
+
+def _one_field_types(cls: type[Bid] | type[Ping]) -> _Checks:
+    """Each field of `cls`, in order, with a Struct holding it alone (msgspec caches a
+    Struct's validator: converting to it is fast)."""
+    return [(f, msgspec.defstruct(f"{cls.__name__}_{f.name}", [(f.name, f.type, f.default)]
+                                  if not f.required else [(f.name, f.type)]))
+            for f in msgspec.structs.fields(cls)]
+
+
+_KINDS: dict[str, tuple[type[Bid] | type[Ping], _Checks]] = {
+    "bid": (Bid, _one_field_types(Bid)), "ping": (Ping, _one_field_types(Ping))}
+
+
 def parse_client(message: dict[str, Any]) -> ClientMessage:
-    """A decoded map to a client message; unknown extra fields are ignored."""
+    """A decoded map to a client message, checked against its type field by field in
+    declared order (a bid's errors carry its client_bid_id once that is valid); unknown
+    extra fields are ignored."""
     kind = message.get("type")
-    if kind == "bid":
-        lot, amount, cbid = message.get("lot"), message.get("amount"), message.get("client_bid_id")
-        if type(cbid) is not str or not CLIENT_BID_ID.fullmatch(cbid):
-            raise ProtocolError("invalid_field", "bid.client_bid_id must be 1-64 letters, digits or . _ : @ -")
-        if type(lot) is not str or not lot or len(lot) > 200 or not _utf8(lot):
-            raise ProtocolError("invalid_field", "bid.lot must be the lot's id (a string)", cbid)
-        if type(amount) is not str or len(amount) > 64 or not _utf8(amount):
-            raise ProtocolError("invalid_field", "bid.amount must be a decimal string such as \"1234.50\"", cbid)
-        return Bid(lot, amount, cbid)
-    if kind == "ping":
-        ping_id = message.get("id")
-        if ping_id is not None and not (type(ping_id) is int or (type(ping_id) is str and len(ping_id) <= MAX_PING_ID
-                                                                  and _utf8(ping_id))):
-            raise ProtocolError("invalid_field", f"ping.id must be an integer or a string of at most {MAX_PING_ID}")
-        if type(ping_id) is int and not -(2**63) <= ping_id < 2**63:
-            raise ProtocolError("invalid_field", "ping.id is out of range")
-        return Ping(ping_id)
-    if kind == "hello":
-        token = message.get("token")
-        return Hello(token if type(token) is not str or _utf8(token) else "invalid")  # a lone surrogate
     if type(kind) is not str:
         raise ProtocolError("malformed", "a message must be a map with a string 'type'")
-    return _unknown(kind)
+    if kind == "hello":
+        token = message.get("token")
+        if type(token) is not str:
+            return Hello(None)  # no token (the room says token_missing)
+        return Hello(token if _utf8(token) else "invalid")  # a lone surrogate
+    if kind not in _KINDS:
+        raise ProtocolError("unknown_type", f"unknown message type {kind[:40]!r}")
+    cls, fields = _KINDS[kind]
+    values: dict[str, Any] = {}
+    for field, alone in fields:
+        given = {field.name: message[field.name]} if field.name in message else {}
+        try:
+            value = getattr(msgspec.convert(given, alone), field.name)
+        except msgspec.ValidationError:
+            value = None
+            valid = False
+        else:
+            valid = type(value) is not str or _utf8(value)
+        if not valid:
+            raise ProtocolError("invalid_field", _rule(field.type, given.get(field.name)), values.get("client_bid_id"))
+        values[field.name] = value
+    return cls(**values)
+
+
+def _rule(hint: Any, raw: object) -> str:
+    """The description of the union member of `raw`'s own type if it has one, else the field's."""
+    for member in get_args(get_args(hint)[0]):  # hint: Annotated[T, Meta(description=...)]
+        if get_args(member) and get_args(member)[0] is type(raw) and _description(member):
+            return _description(member)
+    return _description(hint)
+
+
+def _description(annotated: Any) -> str:
+    return next((meta.description for meta in annotated.__metadata__ if meta.description), "")
 
 
 def _utf8(text: str) -> bool:
@@ -157,58 +188,47 @@ def _utf8(text: str) -> bool:
     return True
 
 
-def _unknown(kind: str) -> ClientMessage:
-    raise ProtocolError("unknown_type", f"unknown message type {kind[:40]!r}")
-
-
 # -- server messages -------------------------------------------------------------------
 
 
-def error(code: str, message: str, client_bid_id: str | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": "error", "code": code, "message": message}
-    if client_bid_id is not None:
-        out["client_bid_id"] = client_bid_id
-    return out
+def error(code: str, message: str, client_bid_id: str | None = None) -> m.Error:
+    return m.Error(code=code, message=message, client_bid_id=msgspec.UNSET if client_bid_id is None else client_bid_id)
 
 
-def reject(client_bid_id: str | None, lot: str, code: str, message: str) -> dict[str, Any]:
-    return {"type": "reject", "client_bid_id": client_bid_id, "lot": lot, "code": code, "message": message}
+def reject(client_bid_id: str | None, lot: str, code: str, message: str) -> m.Reject:
+    return m.Reject(client_bid_id=client_bid_id, lot=lot, code=code, message=message)
 
 
-def pong(ping_id: str | int | None, now: int) -> dict[str, Any]:
-    return {"type": "pong", "id": ping_id, "server_time": format_instant(now)}
+def pong(ping_id: str | int | None, now: int) -> m.Pong:
+    return m.Pong(id=ping_id, server_time=format_instant(now))
 
 
 def money(value: int | None, decimals: int) -> str | None:
     return None if value is None else format_amount(value, decimals)
 
 
-def bidder_view_message(view: BidderView, decimals: int) -> dict[str, Any]:
+def bidder_view_message(view: BidderView, decimals: int) -> m.BidderView:
     """A bidder's view of one lot, with exactly the fields its visibility mode allows."""
-    out: dict[str, Any] = {
-        "type": "view", "lot": view.lot_id, "status": view.status, "close_at": format_instant(view.close_at),
-        "extensions": view.extensions, "own_price": money(view.own_price, decimals), "rank": view.rank,
-        "active_bidders": view.active_bidders,
-    }
+    out = m.BidderView(lot=view.lot_id, status=view.status, close_at=format_instant(view.close_at),
+                       extensions=view.extensions, own_price=money(view.own_price, decimals), rank=view.rank,
+                       active_bidders=view.active_bidders)
     if view.visibility != "rank":
-        out["best_price"] = money(view.best_price, decimals)
-        out["gap"] = money(view.gap, decimals)
+        out.best_price = money(view.best_price, decimals)
+        out.gap = money(view.gap, decimals)
     if view.ladder is not None:
-        out["ladder"] = [{"rank": line.rank, "pseudonym": line.pseudonym, "price": format_amount(line.price, decimals),
-                          "own": line.own} for line in view.ladder]
+        out.ladder = [m.LadderLine(rank=line.rank, pseudonym=line.pseudonym, price=format_amount(line.price, decimals),
+                                   own=line.own) for line in view.ladder]
     return out
 
 
-def observer_view_message(view: ObserverView, decimals: int) -> dict[str, Any]:
+def observer_view_message(view: ObserverView, decimals: int) -> m.ObserverView:
     """The anonymised view of one lot for observers."""
-    return {
-        "type": "view", "lot": view.lot_id, "status": view.status, "close_at": format_instant(view.close_at),
-        "extensions": view.extensions, "active_bidders": view.active_bidders, "bids": view.bids,
-        "rejected_bids": view.rejected_bids,
-        "best_price": money(view.ladder[0].price, decimals) if view.ladder else None,
-        "ladder": [{"rank": line.rank, "pseudonym": line.pseudonym, "price": format_amount(line.price, decimals)}
-                   for line in view.ladder],
-    }
+    return m.ObserverView(
+        lot=view.lot_id, status=view.status, close_at=format_instant(view.close_at), extensions=view.extensions,
+        active_bidders=view.active_bidders, bids=view.bids, rejected_bids=view.rejected_bids,
+        best_price=money(view.ladder[0].price, decimals) if view.ladder else None,
+        ladder=[m.LadderLine(rank=line.rank, pseudonym=line.pseudonym, price=format_amount(line.price, decimals))
+                for line in view.ladder])
 
 
 class ViewRenderer:
@@ -228,11 +248,10 @@ class ViewRenderer:
         self.snapshot = snapshot
         self.decimals = decimals
         obs = snapshot.observer
-        self._head: dict[str, Any] = {"type": "view", "lot": obs.lot_id, "status": obs.status,
-                                      "close_at": format_instant(obs.close_at), "extensions": obs.extensions}
+        self._head = (obs.lot_id, obs.status, format_instant(obs.close_at), obs.extensions)
         self._prices: list[str] | None = None  # the ladder's prices, formatted, once needed
         self._payloads: dict[tuple[int | None, bool], str | bytes] = {}  # rank 0: the observers'
-        self._json_head: str | None = None  # the JSON text of `_head`, without its closing brace
+        self._json_head: str | None = None  # the JSON text of the shared fields, without a closing brace
 
     def lot_id(self) -> str:
         return self.snapshot.observer.lot_id
@@ -262,7 +281,10 @@ class ViewRenderer:
         the shared head is encoded once; money strings are digits, '-' and '.' only."""
         head = self._json_head
         if head is None:
-            head = self._json_head = json.dumps(self._head, ensure_ascii=False, separators=(",", ":"))[:-1]
+            lot, status, close_at, extensions = self._head
+            head = self._json_head = msgspec.json.encode(
+                {"type": "view", "lot": lot, "status": status, "close_at": close_at, "extensions": extensions},
+            ).decode()[:-1]
         obs = self.snapshot.observer
         if rank is None:
             own = "null"
@@ -278,7 +300,6 @@ class ViewRenderer:
         gap = "null" if rank is None else f'"{format_amount(ladder[rank - 1].price - ladder[0].price, self.decimals)}"'
         return f'{text},"best_price":"{self.prices()[0]}","gap":{gap}}}'
 
-
     def observer(self, codec: Codec) -> str | bytes:
         key = (0, codec.binary)
         payload = self._payloads.get(key)
@@ -286,30 +307,30 @@ class ViewRenderer:
             payload = self._payloads[key] = codec.encode(self._observer_message())
         return payload
 
-    def _bidder_message(self, rank: int | None) -> dict[str, Any]:
+    def _bidder_message(self, rank: int | None) -> m.BidderView:
         snapshot, decimals = self.snapshot, self.decimals
         ladder = snapshot.observer.ladder
-        out = dict(self._head)
-        own = None if rank is None else ladder[rank - 1].price
-        out["own_price"] = None if rank is None else self.prices()[rank - 1]
-        out["rank"] = rank
-        out["active_bidders"] = snapshot.observer.active_bidders
+        lot, status, close_at, extensions = self._head
+        out = m.BidderView(lot=lot, status=status, close_at=close_at, extensions=extensions,
+                           own_price=None if rank is None else self.prices()[rank - 1], rank=rank,
+                           active_bidders=snapshot.observer.active_bidders)
         if snapshot.visibility != "rank":
+            own = None if rank is None else ladder[rank - 1].price
             best = ladder[0].price if ladder else None
-            out["best_price"] = self.prices()[0] if ladder else None
-            out["gap"] = None if own is None or best is None else format_amount(own - best, decimals)
+            out.best_price = self.prices()[0] if ladder else None
+            out.gap = None if own is None or best is None else format_amount(own - best, decimals)
         if snapshot.visibility == "ladder":
             prices = self.prices()
-            out["ladder"] = [{"rank": line.rank, "pseudonym": line.pseudonym, "price": prices[i],
-                              "own": line.rank == rank} for i, line in enumerate(ladder)]
+            out.ladder = [m.LadderLine(rank=line.rank, pseudonym=line.pseudonym, price=prices[i], own=line.rank == rank)
+                          for i, line in enumerate(ladder)]
         return out
 
-    def _observer_message(self) -> dict[str, Any]:
+    def _observer_message(self) -> m.ObserverView:
         obs = self.snapshot.observer
         prices = self.prices()
-        out = dict(self._head)
-        out.update(active_bidders=obs.active_bidders, bids=obs.bids, rejected_bids=obs.rejected_bids,
-                   best_price=prices[0] if prices else None,
-                   ladder=[{"rank": line.rank, "pseudonym": line.pseudonym, "price": prices[i]}
-                           for i, line in enumerate(obs.ladder)])
-        return out
+        lot, status, close_at, extensions = self._head
+        return m.ObserverView(lot=lot, status=status, close_at=close_at, extensions=extensions,
+                              active_bidders=obs.active_bidders, bids=obs.bids, rejected_bids=obs.rejected_bids,
+                              best_price=prices[0] if prices else None,
+                              ladder=[m.LadderLine(rank=line.rank, pseudonym=line.pseudonym, price=prices[i])
+                                      for i, line in enumerate(obs.ladder)])

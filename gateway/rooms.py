@@ -62,6 +62,7 @@ from auction_engine.ranking import LotSnapshot, lot_outcome
 from auction_engine.runtime import Consumer, FormatError, JournalUnavailable, Runtime, Submission
 from auction_engine.timeutil import format_instant
 
+from . import messages as m
 from . import protocol as p
 from .auth import AuthError, TokenIssuer
 from .logs import log
@@ -190,7 +191,7 @@ class Connection:
     decimals: int
     visibility: str
     limit: int
-    control: deque[dict[str, Any]]
+    control: deque[m.ServerMessage]
     views: dict[str, p.ViewRenderer]  # lot -> its latest unsent view
     wake: trio.Event
     shown: dict[str, str | bytes] = field(default_factory=dict)  # lot -> `seen` of its last view staged or sent
@@ -209,13 +210,13 @@ class Connection:
         return (direct is not None and not self.control and not self.views and self.sending_since is None
                 and not direct.backlog)
 
-    def push(self, message: dict[str, Any]) -> None:
+    def push(self, message: m.ServerMessage) -> None:
         """Queue a message for every viewer (clock, lifecycle, results); dropped once the
         connection is closing."""
         if self.close_request is None:
             self._queue(message)
 
-    def _queue(self, message: dict[str, Any]) -> None:
+    def _queue(self, message: m.ServerMessage) -> None:
         """Stage or queue a message that must be delivered; a full queue closes the connection."""
         try:
             if self.idle():
@@ -235,7 +236,7 @@ class Connection:
         if data is not None:  # else the WebSocket is closing: nothing more goes out
             self.outflow.stage(self, data)  # type: ignore[union-attr]
 
-    def answer(self, message: dict[str, Any]) -> None:
+    def answer(self, message: m.ServerMessage) -> None:
         """Queue the answer to a client message, after those still owed to earlier ones
         (answers go out even once the connection is closing)."""
         if self.answers:
@@ -251,7 +252,7 @@ class Connection:
         self.answers.append(cell)
         return cell
 
-    def settle(self, cell: list[Any], message: dict[str, Any]) -> None:
+    def settle(self, cell: list[Any], message: m.ServerMessage) -> None:
         """Give an owed answer; queue every answer now due, in order."""
         cell[0] = message
         answers = self.answers
@@ -376,16 +377,14 @@ class Rooms(Consumer):
 
     def _route(self, event: Event, conns: set[Connection]) -> None:
         now = format_instant(event.time)
-        message: dict[str, Any] | None = None
+        message: m.ServerMessage | None = None
         if type(event) is LotOpened or type(event) is LotExtended:
-            message = {"type": "clock", "lot": event.lot_id, "status": "open",
-                       "close_at": format_instant(event.close_at),
-                       "extensions": event.extensions if type(event) is LotExtended else 0, "server_time": now}
+            message = m.Clock(lot=event.lot_id, status="open", close_at=format_instant(event.close_at),
+                              extensions=event.extensions if type(event) is LotExtended else 0, server_time=now)
         elif type(event) is LotSuspended:
-            message = {"type": "suspended", "lot": event.lot_id, "reason": event.reason, "server_time": now}
+            message = m.Suspended(lot=event.lot_id, reason=event.reason, server_time=now)
         elif type(event) is LotResumed:
-            message = {"type": "resumed", "lot": event.lot_id, "close_at": format_instant(event.close_at),
-                       "server_time": now}
+            message = m.Resumed(lot=event.lot_id, close_at=format_instant(event.close_at), server_time=now)
         elif type(event) is LotAwarded or type(event) is LotUnsuccessful:
             for conn in list(conns):
                 conn.push(self._closed(conn, event.auction_id, event.lot_id, event.time))
@@ -399,31 +398,26 @@ class Rooms(Consumer):
             for conn in conns:
                 conn.push(message)
 
-    def _closed(self, conn: Connection, auction_id: str, lot_id: str, time: int) -> dict[str, Any]:
+    def _closed(self, conn: Connection, auction_id: str, lot_id: str, time: int) -> m.Closed:
         """The `closed` message of an ended lot: the bidder's own result, or the outcome
         for observers (from the engine: a lot that has ended no longer changes)."""
         auction = self.runtime.engine.auction(auction_id)
         lot = auction.lots[lot_id]
         status, unsuccessful = lot_outcome(auction, lot)
         reason = "cancelled" if lot.clock.status == CANCELLED else lot.clock.close_reason
-        out: dict[str, Any] = {"type": "closed", "lot": lot_id, "close_reason": reason,
-                               "server_time": format_instant(time)}
         best = next(iter(lot.book.ranked()), None) if status == "awarded" else None
         if conn.role == "observer":
-            out["outcome"] = status
+            out = m.Closed(lot=lot_id, close_reason=reason, server_time=format_instant(time), outcome=status)
             if best is not None:
-                out["winner"] = auction.pseudonyms[best.bidder_id]
-                out["awarded_price"] = format_amount(best.price, conn.decimals)
+                out.winner = auction.pseudonyms[best.bidder_id]
+                out.awarded_price = format_amount(best.price, conn.decimals)
         else:
             own = self.runtime.engine.bidder_view(auction_id, lot_id, conn.subject)
-            if best is not None:
-                out["outcome"] = "won" if best.bidder_id == conn.subject else "not_won"
-            else:
-                out["outcome"] = "unsuccessful"
-            out["rank"] = own.rank
-            out["own_price"] = p.money(own.own_price, conn.decimals)
+            outcome = "unsuccessful" if best is None else "won" if best.bidder_id == conn.subject else "not_won"
+            out = m.Closed(lot=lot_id, close_reason=reason, server_time=format_instant(time), outcome=outcome,
+                           rank=own.rank, own_price=p.money(own.own_price, conn.decimals))
         if unsuccessful is not None:
-            out["unsuccessful_reason"] = unsuccessful
+            out.unsuccessful_reason = unsuccessful
         return out
 
     # -- sessions ------------------------------------------------------------------------
@@ -470,7 +464,7 @@ class Rooms(Consumer):
         if scope.cancelled_caught:
             raise Closing(p.CLOSE_HANDSHAKE_TIMEOUT, "no hello within the handshake timeout")
         try:
-            message = p.parse_client(codec.decode(frame))
+            message = codec.read(frame)
         except p.ProtocolError as exc:
             raise Closing(p.CLOSE_BAD_HELLO, f"{exc.code}: {exc.message}") from None
         if not isinstance(message, p.Hello):
@@ -596,7 +590,7 @@ class Rooms(Consumer):
             await conn.wait_answers(READ_AHEAD - 1)  # backpressure: read on once earlier bids are answered
             frame = await transport.receive()
             try:
-                message = p.parse_client(conn.codec.decode(frame))
+                message = conn.codec.read(frame)
                 if isinstance(message, p.Bid):
                     if conn.role != "bidder":
                         raise p.ProtocolError("observer_cannot_bid", "observers cannot bid", message.client_bid_id)
@@ -679,13 +673,12 @@ def note_revocations(revoked_at: dict[tuple[str, str], int], events: Iterable[Ev
             revoked_at[event.auction_id, event.bidder_id] = event.time
 
 
-def ack(event: BidAccepted, client_bid_id: str, conn: Connection, duplicate: bool) -> dict[str, Any]:
+def ack(event: BidAccepted, client_bid_id: str, conn: Connection, duplicate: bool) -> m.Ack:
     """The ack of an accepted bid, with the bidder's standing right after it."""
-    out = {"type": "ack", "client_bid_id": client_bid_id, "lot": event.lot_id,
-           "amount": format_amount(event.amount, conn.decimals), "time": format_instant(event.time),
-           "rank": event.rank, "duplicate": duplicate}
+    out = m.Ack(client_bid_id=client_bid_id, lot=event.lot_id, amount=format_amount(event.amount, conn.decimals),
+                time=format_instant(event.time), rank=event.rank, duplicate=duplicate)
     if conn.visibility != "rank":
-        out["best_price"] = format_amount(event.best, conn.decimals)
+        out.best_price = format_amount(event.best, conn.decimals)
     return out
 
 
@@ -695,30 +688,29 @@ def ack(event: BidAccepted, client_bid_id: str, conn: Connection, duplicate: boo
 _STEP_CODES = frozenset({"insufficient_step", "step_too_large"})
 
 
-def reject(event: BidRejected, client_bid_id: str, conn: Connection, duplicate: bool) -> dict[str, Any]:
+def reject(event: BidRejected, client_bid_id: str, conn: Connection, duplicate: bool) -> m.Reject:
     """The reject of a bid the core refused."""
     message = event.message
     if event.code == "not_admitted" or (conn.visibility == "rank" and event.code in _STEP_CODES):
         message = REJECTION_CODES[event.code]
     lot = event.lot_id if type(event.lot_id) is str else ""
     out = p.reject(client_bid_id, lot, event.code, message)
-    out["duplicate"] = duplicate
+    out.duplicate = duplicate
     return out
 
 
-def welcome(config: AuctionConfig, conn: Connection, now: int) -> dict[str, Any]:
+def welcome(config: AuctionConfig, conn: Connection, now: int) -> m.Welcome:
     """The first server message: who the connection is and the auction's rules."""
     full = config.to_dict()
     lots = []
     for lot in full["lots"]:
-        shown = {k: lot[k] for k in ("lot_id", "title", "starting_price", "rules", "extension")}
+        shown = m.WelcomeLot(lot_id=lot["lot_id"], title=lot["title"], starting_price=lot["starting_price"],
+                             rules=lot["rules"], extension=lot["extension"])
         if conn.role == "observer":
-            shown["estimate"], shown["reserve_price"] = lot["estimate"], lot["reserve_price"]
+            shown.estimate, shown.reserve_price = lot["estimate"], lot["reserve_price"]
         lots.append(shown)
-    return {
-        "type": "welcome", "connection_id": conn.id, "role": conn.role, "auction_id": config.auction_id,
-        "title": config.title, "currency": config.currency, "decimals": config.decimals,
-        "visibility": config.visibility, "pseudonym": conn.pseudonym, "start": full["start"], "end": full["end"],
-        "stagger": full["stagger"], "lots": lots, "server_time": format_instant(now),
-    }
-
+    return m.Welcome(
+        connection_id=conn.id, role=conn.role, auction_id=config.auction_id, title=config.title,
+        currency=config.currency, decimals=config.decimals, visibility=config.visibility, pseudonym=conn.pseudonym,
+        start=full["start"], end=full["end"], stagger=full["stagger"], lots=lots, server_time=format_instant(now),
+    )

@@ -1,9 +1,9 @@
-"""Service settings: typed pydantic models, loaded as defaults < file < environment < flags.
+"""Service settings: a pydantic-settings model, loaded as defaults < file < environment < flags.
 
-`load_settings` reads a TOML or JSON file, `AUCTION_ENGINE_*` variables and flag overrides;
-each source is validated on its own, so one `SettingsError` lists every problem of every
-source with its path (``port``, ``env:AUCTION_ENGINE_PORT``, ``override:api_keys[1].name``).
-Plaintext API keys are hashed at load and never kept; `Settings.describe()` has no secrets.
+`load_settings` merges a TOML or JSON file, `AUCTION_ENGINE_*` variables and the flags (init
+kwargs) with pydantic-settings sources, validates once, and raises one `SettingsError` that
+lists every problem with its source and path (``port``, ``env:AUCTION_ENGINE_PORT``,
+``override:api_keys[1].name``). API keys are hashed at load; `describe()` has no secrets.
 """
 
 from __future__ import annotations
@@ -14,12 +14,22 @@ import json
 import os
 import tomllib
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 import annotated_types
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails, PydanticCustomError
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    InitSettingsSource,
+    JsonConfigSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 Role = Literal["portal", "buyer", "auditor"]
 Durability = Literal["fsync", "none"]
@@ -36,7 +46,8 @@ MIN_KEY_CHARS = 24  # plaintext API keys
 MAX_KEY_CHARS = 1024
 MIN_SECRET_CHARS = 32  # token_secret
 MAX_SECRET_CHARS = 4096
-# Strict: a file's `true` is no port and `80.0` no count; an int is still a float.
+# Strict: a file's `true` is no port and `80.0` no count; an int is still a float. (The
+# environment's text is converted first, by pydantic-settings' env source: "9000" is a port.)
 _MODEL = ConfigDict(strict=True, extra="forbid", frozen=True)
 
 
@@ -78,6 +89,23 @@ def _int(default: int, low: int, high: int, rule: str | None = None) -> Any:
     return Field(default, ge=low, le=high, description=rule)
 
 
+def _unique(keys: tuple[ApiKey, ...]) -> tuple[ApiKey, ...]:
+    """Refuses repeated names or keys; each repeat is one problem at its own path (`_problems`)."""
+    repeats: list[tuple[int, str | None, str]] = []  # (index, field, "{base}" message)
+    names: dict[str, int] = {}
+    hashes: dict[str, int] = {}
+    for i, key in enumerate(keys):
+        if key.name in names:
+            repeats.append((i, "name", f"duplicate api key name {key.name!r} (also {{base}}[{names[key.name]}])"))
+        if key.key_sha256 in hashes:
+            repeats.append((i, None, f"the same key as {{base}}[{hashes[key.key_sha256]}]"))
+        names.setdefault(key.name, i)
+        hashes.setdefault(key.key_sha256, i)
+    if repeats:
+        raise PydanticCustomError("api_keys_repeated", "repeated api keys", {"repeats": repeats})
+    return keys
+
+
 def _float(default: float, low: float, high: float) -> Any:
     """A bounded float; NaN and infinities are refused (NaN would pass any bound)."""
     return Field(default, ge=low, le=high, allow_inf_nan=False)
@@ -87,7 +115,7 @@ class ApiKey(BaseModel):
     """One API key: a unique `name`, its `role`, and the SHA-256 (hex) of the plaintext key.
 
     Read from ``{name, role, key | key_sha256}``: a plaintext `key` is hashed and dropped.
-    The repr shows only the name and role.
+    Built in code with `from_digest` or `from_plaintext`. The repr shows only the name and role.
     """
 
     model_config = _MODEL
@@ -101,15 +129,6 @@ class ApiKey(BaseModel):
         None, repr=False, exclude=True, min_length=MIN_KEY_CHARS, max_length=MAX_KEY_CHARS,
         description=f"must be {MIN_KEY_CHARS} to {MAX_KEY_CHARS} printable characters without spaces")
 
-    def __init__(self, name: str, role: Role, key_sha256: str) -> None:
-        try:
-            super().__init__(name=name, role=role, key_sha256=key_sha256)
-        except ValidationError as exc:
-            raise SettingsError(_problems(exc, "")) from None
-
-    # Validation (of a file's entries) builds instances without this __init__ (as RootModel's does).
-    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
-
     @model_validator(mode="after")
     def _hash_plaintext(self) -> ApiKey:
         if (self.key is None) == (self.key_sha256 == ""):
@@ -120,24 +139,34 @@ class ApiKey(BaseModel):
         return self
 
     @classmethod
+    def from_digest(cls, name: str, role: Role, key_sha256: str) -> ApiKey:
+        """An ApiKey for the key whose SHA-256 (lowercase hex) is `key_sha256`; else `SettingsError`."""
+        return cls._checked({"name": name, "role": role, "key_sha256": key_sha256})
+
+    @classmethod
     def from_plaintext(cls, name: str, role: Role, key: str) -> ApiKey:
-        """An ApiKey for the plaintext `key` (which is hashed, not kept)."""
+        """An ApiKey for the plaintext `key` (which is hashed, not kept); else `SettingsError`."""
+        return cls._checked({"name": name, "role": role, "key": key})
+
+    @classmethod
+    def _checked(cls, fields: dict[str, str]) -> ApiKey:
         try:
-            return cls.model_validate({"name": name, "role": role, "key": key})
+            return cls.model_validate(fields)
         except ValidationError as exc:
-            raise SettingsError(_problems(exc, "")) from None
+            raise SettingsError(_problems(exc, _Origin())) from None
 
     def matches(self, key: str) -> bool:
         """Whether the plaintext `key` is this key (constant-time comparison of the hashes)."""
         return hmac.compare_digest(hash_key(key), self.key_sha256)
 
 
-class Settings(BaseModel):
+class Settings(BaseSettings):
     """The service configuration; the defaults need nothing external. docs/operations.md
-    describes each setting; direct construction is validated like a source.
+    describes each setting. Built directly, it takes only its arguments (validated, or
+    `SettingsError`); `load_settings` adds the file, the environment and the flags.
     """
 
-    model_config = _MODEL
+    model_config = SettingsConfigDict(strict=True, extra="forbid", frozen=True, env_prefix=ENV_PREFIX)
 
     host: str = Field("127.0.0.1", pattern=r"^[^\s\x00]{1,255}$",
                       description="must be a host name or address of 1 to 255 characters without spaces")
@@ -150,7 +179,7 @@ class Settings(BaseModel):
     max_batch: int = _int(8192, 1, 1_000_000)
     max_delay_ms: float = _float(0.0, 0, 1000)
     checkpoint_every: int = _int(1_000_000, 0, 1_000_000_000)
-    api_keys: Annotated[tuple[ApiKey, ...], BeforeValidator(_list_as_tuple)] = Field(
+    api_keys: Annotated[tuple[ApiKey, ...], BeforeValidator(_list_as_tuple), AfterValidator(_unique)] = Field(
         (), description="must be a list of {name, role, key or key_sha256} objects")
     token_secret: str | None = Field(
         None, repr=False, min_length=MIN_SECRET_CHARS, max_length=MAX_SECRET_CHARS,
@@ -169,17 +198,20 @@ class Settings(BaseModel):
     feed_wait_max_s: float = _float(30.0, 0, 300)
 
     def __init__(self, **values: Any) -> None:
+        sources = values.get("_build_sources")
         try:
             super().__init__(**values)
         except ValidationError as exc:
-            keys = values.get("api_keys", ())
-            valid = isinstance(keys, tuple) and all(isinstance(k, ApiKey) for k in keys)
-            duplicates = _duplicates(keys, "api_keys") if valid else []
-            raise SettingsError(_problems(exc, "") + duplicates) from None
-        if duplicates := _duplicates(self.api_keys, "api_keys"):
-            raise SettingsError(duplicates)
+            raise SettingsError(_problems(exc, _Origin(sources[0] if sources else ()))) from None
 
-    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]  # sources validate without it
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Built in code, settings take their arguments only (a test never reads the environment)."""
+        return (init_settings,)
 
     def describe(self) -> dict[str, Any]:
         """The effective settings, JSON-ready, without secrets or key hashes (for the startup log)."""
@@ -197,82 +229,117 @@ def load_settings(path: str | os.PathLike[str] | None = None, env: Mapping[str, 
     """Defaults < the TOML/JSON file at `path` < `AUCTION_ENGINE_*` in `env` (None: os.environ)
     < `overrides` (the command-line flags: field name -> typed value; None values ignored).
 
-    Each source replaces whole settings. Raises `SettingsError` listing every problem of every source.
+    Each source replaces whole settings (a list too). Raises `SettingsError` listing every
+    problem: the file's if it cannot be read, and every refused value with its source.
     """
     problems: list[tuple[str, str]] = []
-    values: dict[str, object] = {}
+    flags = {name: value for name, value in (overrides or {}).items() if value is not None}
+    if isinstance(flags.get("api_keys"), str):
+        flags["api_keys"] = _key_triples(str(flags["api_keys"]))
+    sources: list[PydanticBaseSettingsSource] = [_Flags(Settings, flags), _Environment(Settings, env)]
     if path is not None:
-        data = _read_file(os.fspath(path), problems)
-        values.update(_checked(data, "", problems) if data is not None else {})
-    variables = _from_env(os.environ if env is None else env, problems)
-    keys = {"api_keys": variables.pop("api_keys")} if "api_keys" in variables else {}
-    values.update(_checked(variables, "env:", problems, strings=True))
-    values.update(_checked(keys, "env:", problems))
-    if overrides is not None:
-        flags = {name: value for name, value in overrides.items() if value is not None}
-        if isinstance(flags.get("api_keys"), str):
-            flags["api_keys"] = _key_triples(str(flags["api_keys"]))
-        values.update(_checked(flags, "override:", problems))
+        try:
+            sources.append(_file_source(os.fspath(path)))
+        except _FileProblem as exc:
+            problems.append((exc.args[0], exc.args[1]))
+    try:
+        settings = Settings(_build_sources=(tuple(sources), {}))
+    except SettingsError as exc:
+        problems.extend(exc.problems)
     if problems:
         raise SettingsError(problems)
-    return Settings(**values)
+    return settings
 
 
-def _checked(data: dict[str, Any], source: str, problems: list[tuple[str, str]], *,
-             strings: bool = False) -> dict[str, object]:
-    """The settings `data` holds, validated against the model; else `problems` grows.
-
-    `strings`: the values are environment text ("9000" is a port), else typed (strict).
-    """
-    try:
-        given = Settings.model_validate_strings(data) if strings else Settings.model_validate(data)
-    except ValidationError as exc:
-        problems.extend(sorted(_problems(exc, source)) if strings else _problems(exc, source))
-        return {}
-    duplicates = _duplicates(given.api_keys, _path(source, ("api_keys",)))
-    problems.extend(duplicates)
-    return {} if duplicates else {name: getattr(given, name) for name in given.model_fields_set}
+# --- the sources: pydantic-settings' own, each remembering what it gave (errors name their source)
 
 
-def _read_file(path: str, problems: list[tuple[str, str]]) -> dict[str, Any] | None:
-    """The file's object of settings, or None after recording why it cannot be had."""
+class _Flags(InitSettingsSource):
+    prefix = "override:"
+
+    def __call__(self) -> dict[str, Any]:
+        self.given = super().__call__()
+        return self.given
+
+
+class _Environment(EnvSettingsSource):
+    """`AUCTION_ENGINE_` + a field's name in upper case; any other such variable is given
+    under its own name, which the model refuses as unknown. API keys are ``role:name:key``."""
+
+    prefix = "env:"
+
+    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str] | None) -> None:
+        self.environ = os.environ if env is None else env
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        known = {ENV_PREFIX + name.upper() for name in FIELD_NAMES}
+        mine = {var: value for var, value in self.environ.items() if var.startswith(ENV_PREFIX)}
+        self.unknown = {var: value for var, value in mine.items() if var not in known}
+        return {var.lower(): value for var, value in mine.items() if var in known}  # as case_sensitive=False
+
+    def prepare_field_value(self, field_name: str, field: FieldInfo, value: Any, value_is_complex: bool) -> Any:
+        if field_name == "api_keys":
+            return None if value is None else _key_triples(value)
+        return super().prepare_field_value(field_name, field, value, value_is_complex)
+
+    def __call__(self) -> dict[str, Any]:
+        self.given = {**super().__call__(), **self.unknown}
+        return self.given
+
+
+class _FileProblem(Exception):
+    """``(path, message)``: the settings file cannot be had."""
+
+
+class _FileReading:
+    """Reads exactly the one file named, refusing what pydantic-settings' readers let pass
+    (a missing file, one that is not an object) with a message a user can act on."""
+
+    prefix = ""
+
+    def _read_files(self, files: Any, deep_merge: bool = False) -> dict[str, Any]:
+        return self._read_file(Path(files))  # missing or unreadable: an error, never skipped
+
+    def _read_file(self, path: Any) -> dict[str, Any]:
+        try:
+            data: object = super()._read_file(path)  # type: ignore[misc]
+        except OSError as exc:
+            raise _FileProblem(str(path), f"cannot read the settings file: {exc.strerror or exc}") from None
+        except UnicodeDecodeError as exc:
+            raise _FileProblem(str(path), f"the settings file is not UTF-8 (byte {exc.start})") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise _FileProblem(str(path), f"invalid TOML: {exc}") from None
+        except json.JSONDecodeError as exc:
+            raise _FileProblem(str(path), f"invalid JSON: {exc.msg} (at line {exc.lineno}, column {exc.colno})") \
+                from None
+        except RecursionError:
+            raise _FileProblem(str(path), "the settings file is nested too deeply") from None
+        if not isinstance(data, dict):
+            raise _FileProblem(str(path), "must hold an object of settings")
+        return data
+
+    def __call__(self) -> dict[str, Any]:
+        given: dict[str, Any] = super().__call__()  # type: ignore[misc]
+        self.given = given
+        return given
+
+
+class _TomlFile(_FileReading, TomlConfigSettingsSource):
+    pass
+
+
+class _JsonFile(_FileReading, JsonConfigSettingsSource):
+    pass
+
+
+def _file_source(path: str) -> PydanticBaseSettingsSource:
     suffix = os.path.splitext(path)[1].lower()
-    if suffix not in (".toml", ".json"):
-        problems.append((path, "a settings file must end in .toml or .json"))
-        return None
-    try:
-        with open(path, "rb") as f:
-            text = f.read().decode("utf-8")
-        data = tomllib.loads(text) if suffix == ".toml" else json.loads(text)
-    except OSError as exc:
-        problems.append((path, f"cannot read the settings file: {exc.strerror or exc}"))
-    except UnicodeDecodeError as exc:
-        problems.append((path, f"the settings file is not UTF-8 (byte {exc.start})"))
-    except tomllib.TOMLDecodeError as exc:
-        problems.append((path, f"invalid TOML: {exc}"))
-    except json.JSONDecodeError as exc:
-        problems.append((path, f"invalid JSON: {exc.msg} (at line {exc.lineno}, column {exc.colno})"))
-    except RecursionError:
-        problems.append((path, "the settings file is nested too deeply"))
-    else:
-        if isinstance(data, dict):
-            return data
-        problems.append((path, "must hold an object of settings"))
-    return None
-
-
-def _from_env(env: Mapping[str, str], problems: list[tuple[str, str]]) -> dict[str, Any]:
-    """The `AUCTION_ENGINE_*` variables by field name; any other such variable is a problem."""
-    out: dict[str, Any] = {}
-    for var in sorted(env):
-        name = var[len(ENV_PREFIX):].lower()
-        if not var.startswith(ENV_PREFIX):
-            continue
-        if var != ENV_PREFIX + name.upper() or name not in FIELD_NAMES:
-            problems.append((f"env:{var}", "unknown setting"))
-        else:
-            out[name] = _key_triples(env[var]) if name == "api_keys" else env[var]
-    return out
+    if suffix == ".toml":
+        return _TomlFile(Settings, toml_file=path)
+    if suffix == ".json":
+        return _JsonFile(Settings, json_file=path)
+    raise _FileProblem(path, "a settings file must end in .toml or .json")
 
 
 def _key_triples(text: str) -> list[dict[str, str] | str]:
@@ -289,33 +356,43 @@ def _key_triples(text: str) -> list[dict[str, str] | str]:
     return entries
 
 
-def _duplicates(keys: Sequence[ApiKey], base: str) -> list[tuple[str, str]]:
-    """Problems for repeated names or repeated keys."""
-    problems = []
-    names: dict[str, int] = {}
-    hashes: dict[str, int] = {}
-    for i, key in enumerate(keys):
-        if key.name in names:
-            first = names[key.name]
-            problems.append((f"{base}[{i}].name", f"duplicate api key name {key.name!r} (also {base}[{first}])"))
-        if key.key_sha256 in hashes:
-            problems.append((f"{base}[{i}]", f"the same key as {base}[{hashes[key.key_sha256]}]"))
-        names.setdefault(key.name, i)
-        hashes.setdefault(key.key_sha256, i)
-    return problems
+class _Origin:
+    """Which source gave each top-level setting: the first, by precedence, that holds it."""
+
+    def __init__(self, sources: Sequence[PydanticBaseSettingsSource] = ()) -> None:
+        self.sources = sources
+
+    def __call__(self, key: int | str) -> str:
+        for source in self.sources:
+            if key in getattr(source, "given", {}):
+                return str(getattr(source, "prefix", ""))
+        return ""
 
 
 # --- pydantic's errors as (path, rule): one message per field, stating its whole rule, never its value
 
 
-def _problems(exc: ValidationError, source: str) -> list[tuple[str, str]]:
+def _problems(exc: ValidationError, origin: _Origin) -> list[tuple[str, str]]:
+    """One ``(path, rule)`` per error, sorted by source then path (the order of the sources)."""
     model: type[BaseModel] = ApiKey if exc.title == ApiKey.__name__ else Settings
-    return [(_path(source, e["loc"]), _message(e, source, model)) for e in exc.errors()]
+    out: list[tuple[int, str, str]] = []
+    for e in exc.errors():
+        source = origin(e["loc"][0]) if e["loc"] else ""
+        rank = ("", "env:", "override:").index(source)
+        if e["type"] == "api_keys_repeated":
+            base = _path(source, e["loc"])
+            for index, field, message in e["ctx"]["repeats"]:
+                out.append((rank, base + f"[{index}]" + (f".{field}" if field else ""), message.format(base=base)))
+        else:
+            out.append((rank, _path(source, e["loc"]), _message(e, source, model)))
+    return [(path, message) for _, path, message in sorted(out)]
 
 
 def _path(source: str, loc: tuple[int | str, ...]) -> str:
     """``port``, ``env:AUCTION_ENGINE_PORT``, ``override:api_keys[1].name``."""
-    head = f"{source}{ENV_PREFIX}{str(loc[0]).upper()}" if source == "env:" and loc else f"{source}{loc[0]}"
+    head = f"{source}{loc[0]}"
+    if source == "env:" and loc[0] in FIELD_NAMES:
+        head = f"{source}{ENV_PREFIX}{str(loc[0]).upper()}"
     return head + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc[1:])
 
 

@@ -84,6 +84,20 @@ def serve(*args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
 
 
+def test_serve_with_invalid_settings_exits_2_listing_every_problem(tmp_path: Path) -> None:
+    missing = str(tmp_path / "missing.toml")
+    done = subprocess.run([sys.executable, "-m", "auction_engine.cli", "serve", "--config", missing, "--port", "70000"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120,
+                          env={"PATH": "/usr/bin:/bin", "AUCTION_ENGINE_BID_RAET": "5"})
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        "auction-engine serve: invalid_settings: 3 problem(s) in the settings:",
+        f"  {missing}: cannot read the settings file: No such file or directory",
+        "  env:AUCTION_ENGINE_BID_RAET: unknown setting",
+        "  override:port: must be an integer from 0 to 65535",
+    ]
+
+
 def test_serve_on_a_port_in_use_exits_3(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
