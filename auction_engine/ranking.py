@@ -147,6 +147,33 @@ def _ladder(auction: Auction, lot: Lot, own: str | None) -> tuple[LadderLine, ..
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """What one role sees under a visibility mode: the one place that decides it (views,
+    acks, rejection messages, the welcome's lots). A bidder always sees its own rank,
+    price and the count of active bidders, never another bidder's identity."""
+
+    best_price: bool  # the lot's best price, and the gap to it
+    ladder: bool  # every standing price, under pseudonyms
+    amounts_in_refusals: bool  # step refusals may name amounts (they reveal the best price)
+    estimate: bool  # the buyer's estimate and reserve price
+
+
+def shown(visibility: str, role: str) -> Shown:
+    """What `role` ("bidder" or "observer": the buyer, the commission) sees in an auction
+    of `visibility` ("rank", "rank_and_best", "ladder")."""
+    if role != "bidder":
+        return Shown(best_price=True, ladder=True, amounts_in_refusals=True, estimate=True)
+    return _BIDDER_SHOWN[visibility]
+
+
+_BIDDER_SHOWN = {
+    "rank": Shown(best_price=False, ladder=False, amounts_in_refusals=False, estimate=False),
+    "rank_and_best": Shown(best_price=True, ladder=False, amounts_in_refusals=True, estimate=False),
+    "ladder": Shown(best_price=True, ladder=True, amounts_in_refusals=True, estimate=False),
+}
+
+
 def _close(lot: Lot) -> int:
     """The close a view shows: the current scheduled one, or the actual one once ended."""
     closed_at = lot.clock.closed_at
@@ -159,7 +186,8 @@ def bidder_view(auction: Auction, lot: Lot, bidder_id: str) -> BidderView:
     standing = book.standing(bidder_id)
     mode = auction.config.visibility
     best = book.best
-    show_best = mode != "rank"
+    see = shown(mode, "bidder")
+    show_best = see.best_price
     return BidderView(
         auction_id=auction.config.auction_id, lot_id=lot.config.lot_id,
         pseudonym=auction.pseudonyms[bidder_id], visibility=mode, status=clock.status,
@@ -168,7 +196,7 @@ def bidder_view(auction: Auction, lot: Lot, bidder_id: str) -> BidderView:
         active_bidders=len(book),
         best_price=best if show_best else None,
         gap=standing.price - best if show_best and standing is not None and best is not None else None,
-        ladder=_ladder(auction, lot, bidder_id) if mode == "ladder" else None,
+        ladder=_ladder(auction, lot, bidder_id) if see.ladder else None,
     )
 
 
@@ -208,9 +236,10 @@ def snapshot_bidder_view(snapshot: LotSnapshot, name: str) -> BidderView:
     rank = snapshot.ranks.get(name)
     own_price = None if rank is None else ladder[rank - 1].price
     best = ladder[0].price if ladder else None
-    show_best = mode != "rank"
+    see = shown(mode, "bidder")
+    show_best = see.best_price
     own_ladder = None
-    if mode == "ladder":
+    if see.ladder:
         own_ladder = ladder if rank is None else (*ladder[:rank - 1], replace(ladder[rank - 1], own=True),
                                                    *ladder[rank:])
     return BidderView(

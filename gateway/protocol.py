@@ -17,7 +17,7 @@ import msgpack
 import msgspec
 
 from auction_engine.money import format_amount
-from auction_engine.ranking import BidderView, LotSnapshot, ObserverView
+from auction_engine.ranking import BidderView, LotSnapshot, ObserverView, shown
 from auction_engine.timeutil import format_instant
 
 from . import messages as m
@@ -212,7 +212,7 @@ def bidder_view_message(view: BidderView, decimals: int) -> m.BidderView:
     out = m.BidderView(lot=view.lot_id, status=view.status, close_at=format_instant(view.close_at),
                        extensions=view.extensions, own_price=money(view.own_price, decimals), rank=view.rank,
                        active_bidders=view.active_bidders)
-    if view.visibility != "rank":
+    if shown(view.visibility, "bidder").best_price:
         out.best_price = money(view.best_price, decimals)
         out.gap = money(view.gap, decimals)
     if view.ladder is not None:
@@ -242,11 +242,12 @@ class ViewRenderer:
     `observer_view_message`): tests/test_view_render.py checks it.
     """
 
-    __slots__ = ("snapshot", "decimals", "_head", "_prices", "_payloads", "_json_head")
+    __slots__ = ("snapshot", "decimals", "sees", "_head", "_prices", "_payloads", "_json_head")
 
     def __init__(self, snapshot: LotSnapshot, decimals: int) -> None:
         self.snapshot = snapshot
         self.decimals = decimals
+        self.sees = shown(snapshot.visibility, "bidder")  # what a bidder may see of it
         obs = snapshot.observer
         self._head = (obs.lot_id, obs.status, format_instant(obs.close_at), obs.extensions)
         self._prices: list[str] | None = None  # the ladder's prices, formatted, once needed
@@ -267,7 +268,7 @@ class ViewRenderer:
         key = (rank, codec.binary)
         payload = self._payloads.get(key)
         if payload is None:
-            ladder = self.snapshot.visibility == "ladder"
+            ladder = self.sees.ladder
             if codec.binary or ladder:
                 payload = codec.encode(self._bidder_message(rank))
             else:
@@ -292,7 +293,7 @@ class ViewRenderer:
             own = f'"{self.prices()[rank - 1]}"'
         text = f'{head},"own_price":{own},"rank":{"null" if rank is None else rank},' \
                f'"active_bidders":{obs.active_bidders}'
-        if self.snapshot.visibility == "rank":
+        if not self.sees.best_price:
             return text + "}"
         ladder = obs.ladder
         if not ladder:
@@ -314,12 +315,12 @@ class ViewRenderer:
         out = m.BidderView(lot=lot, status=status, close_at=close_at, extensions=extensions,
                            own_price=None if rank is None else self.prices()[rank - 1], rank=rank,
                            active_bidders=snapshot.observer.active_bidders)
-        if snapshot.visibility != "rank":
+        if self.sees.best_price:
             own = None if rank is None else ladder[rank - 1].price
             best = ladder[0].price if ladder else None
             out.best_price = self.prices()[0] if ladder else None
             out.gap = None if own is None or best is None else format_amount(own - best, decimals)
-        if snapshot.visibility == "ladder":
+        if self.sees.ladder:
             prices = self.prices()
             out.ladder = [m.LadderLine(rank=line.rank, pseudonym=line.pseudonym, price=prices[i], own=line.rank == rank)
                           for i, line in enumerate(ladder)]

@@ -58,7 +58,7 @@ from auction_engine.events import (
     LotUnsuccessful,
 )
 from auction_engine.money import MoneyError, format_amount, parse_amount
-from auction_engine.ranking import LotSnapshot, lot_outcome
+from auction_engine.ranking import LotSnapshot, Shown, lot_outcome, shown
 from auction_engine.runtime import Consumer, FormatError, JournalUnavailable, Runtime, Submission
 from auction_engine.timeutil import format_instant
 
@@ -195,6 +195,7 @@ class Connection:
     views: dict[str, p.ViewRenderer]  # lot -> its latest unsent view
     wake: trio.Event
     shown: dict[str, str | bytes] = field(default_factory=dict)  # lot -> `seen` of its last view staged or sent
+    sees: Shown = field(init=False)  # what its role may see (the core's visibility policy)
     close_request: Closing | None = None
     cancel: trio.CancelScope | None = None
     sending_since: float | None = None  # trio time the pending send began
@@ -203,6 +204,9 @@ class Connection:
     out: list[bytes] = field(default_factory=list)  # framed, staged in `outflow`
     answers: deque[list[Any]] | None = None  # owed answers in message order, [message | None]; made when needed
     answered: trio.Event | None = None  # set as owed answers go out (see `wait_answers`)
+
+    def __post_init__(self) -> None:
+        self.sees = shown(self.visibility, self.role)
 
     def idle(self) -> bool:
         """True if a message may be framed and staged now (direct, nothing ahead of it)."""
@@ -677,21 +681,21 @@ def ack(event: BidAccepted, client_bid_id: str, conn: Connection, duplicate: boo
     """The ack of an accepted bid, with the bidder's standing right after it."""
     out = m.Ack(client_bid_id=client_bid_id, lot=event.lot_id, amount=format_amount(event.amount, conn.decimals),
                 time=format_instant(event.time), rank=event.rank, duplicate=duplicate)
-    if conn.visibility != "rank":
+    if conn.sees.best_price:
         out.best_price = format_amount(event.best, conn.decimals)
     return out
 
 
-# Core rejection messages that may say more than the bidder may see: in "rank" mode the
-# step messages name the best price; "not_admitted" names the bidder. These get the code's
-# generic text instead.
+# Core rejection messages that may say more than the bidder may see: the step messages
+# name amounts that can reveal the best price (`Shown.amounts_in_refusals`); "not_admitted"
+# names the bidder. These get the code's generic text instead.
 _STEP_CODES = frozenset({"insufficient_step", "step_too_large"})
 
 
 def reject(event: BidRejected, client_bid_id: str, conn: Connection, duplicate: bool) -> m.Reject:
     """The reject of a bid the core refused."""
     message = event.message
-    if event.code == "not_admitted" or (conn.visibility == "rank" and event.code in _STEP_CODES):
+    if event.code == "not_admitted" or (not conn.sees.amounts_in_refusals and event.code in _STEP_CODES):
         message = REJECTION_CODES[event.code]
     lot = event.lot_id if type(event.lot_id) is str else ""
     out = p.reject(client_bid_id, lot, event.code, message)
@@ -706,7 +710,7 @@ def welcome(config: AuctionConfig, conn: Connection, now: int) -> m.Welcome:
     for lot in full["lots"]:
         shown = m.WelcomeLot(lot_id=lot["lot_id"], title=lot["title"], starting_price=lot["starting_price"],
                              rules=lot["rules"], extension=lot["extension"])
-        if conn.role == "observer":
+        if conn.sees.estimate:
             shown.estimate, shown.reserve_price = lot["estimate"], lot["reserve_price"]
         lots.append(shown)
     return m.Welcome(

@@ -8,7 +8,7 @@ import pytest
 from factories import END, START, S, bid, engine_with
 
 from auction_engine import AdmitBidder, Engine, QueryError, RevokeBidder
-from auction_engine.ranking import pseudonym
+from auction_engine.ranking import pseudonym, shown
 
 BIDDERS = ["alice", "bob", "carol"]
 
@@ -149,3 +149,17 @@ def test_state_hash_is_stable_and_sensitive() -> None:
     assert a.state_hash() != b.state_hash()
     bid(b, START + S, "alice", 90_000)
     assert a.state_hash() == b.state_hash()
+
+
+@pytest.mark.parametrize("mode", ["rank", "rank_and_best", "ladder"])
+def test_one_visibility_policy_decides_what_a_bidder_sees(mode: str) -> None:
+    """`ranking.shown` is the one place: the views follow it (the room's acks, refusals and
+    welcome read the same policy)."""
+    engine = engine_with(visibility=mode)
+    bid(engine, START + S, "alice", 100_000)
+    bid(engine, START + 2 * S, "bob", 90_000)
+    view = engine.bidder_view("A1", "L1", "alice")
+    sees = shown(mode, "bidder")
+    assert (view.best_price is not None, view.ladder is not None) == (sees.best_price, sees.ladder)
+    assert not sees.estimate and shown(mode, "observer").estimate
+    assert sees.amounts_in_refusals == (mode != "rank")
