@@ -18,8 +18,9 @@ from memroom import Client, MemRoom, memroom
 
 from auction_engine.ranking import LotSnapshot
 from gateway import protocol as p
+from gateway.connection import SHOWN_INLINE, Connection, seen
 from gateway.metrics import Metrics
-from gateway.rooms import SHOWN_INLINE, Connection, Rooms, seen
+from gateway.rooms import Rooms
 from gateway.settings import Settings
 
 BIDDERS = ["alpha-supplies-x71", "beta-trading-q42", "gamma-bureau-z93"]
