@@ -269,6 +269,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="latency runs at these fractions of the sustained rate (default 0.1,0.25,0.5; --quick "
                         "0.5); the headline latencies are the 0.5 run's (else the first's)")
     options.add_argument("--durability", choices=("fsync", "none"), default="fsync")
+    options.add_argument("--no-direct", dest="direct_writes", action="store_false",
+                         help="the service sends every room message through the ASGI send (setting direct_writes)")
     options.add_argument("--visibility", choices=("rank_and_best", "ladder"), default="rank_and_best")
     options.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info",
                         help="the service's log level (default info, as in production)")

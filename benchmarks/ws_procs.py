@@ -132,7 +132,7 @@ def start_service(root: Path, args: argparse.Namespace) -> Proc:
     config.write_text(json.dumps({
         "api_keys": [{"name": "ws-load", "role": "portal", "key": API_KEY}], "token_secret": TOKEN_SECRET,
         "bid_rate": 10_000, "bid_burst": 100_000, "max_connections": 100_000, "durability": args.durability,
-        "log_level": args.log_level,
+        "log_level": args.log_level, "direct_writes": args.direct_writes,
     }))
     serve = ["serve", "--port", str(port), "--data-dir", str(root / "data"), "--config", str(config)]
     return start_proc("service", "auction_engine.cli", serve, root, port, "/readyz", args.gc_probe,

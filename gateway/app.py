@@ -57,7 +57,8 @@ def create_app(service: Service) -> QuartTrio:
             return error_body("subprotocol_required", "negotiate auction.v1.json or auction.v1.msgpack with "
                               "Sec-WebSocket-Protocol"), 400
         await websocket.accept(subprotocol=chosen)
-        await service.rooms.session(websocket, auction_id, chosen, transport.direct_sender(websocket.scope))
+        direct = transport.direct_sender(websocket.scope) if service.settings.direct_writes else None
+        await service.rooms.session(websocket, auction_id, chosen, direct)
         return None
 
     @app.route("/metrics")

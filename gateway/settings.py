@@ -194,6 +194,7 @@ class Settings(BaseSettings):
     send_buffer_bytes: Annotated[int, _zero_or_at_least(4 * KiB)] = _int(
         256 * KiB, 0, 64 * MiB, f"must be 0 or an integer from {4 * KiB} to {64 * MiB}")
     max_connections: int = _int(10_000, 1, 1_000_000)
+    direct_writes: bool = Field(True, description="must be true or false")
     log_level: LogLevel = "info"
     feed_wait_max_s: float = _float(30.0, 0, 300)
 

@@ -218,3 +218,13 @@ async def test_the_rpc_refuses_amounts_past_the_one_bound_with_their_path(tmp_pa
             error = refused.value
             assert (error.status, error.code) == (422, "invalid_config"), error
             assert any(d.get("path") == "lots[0].starting_price" for d in error.details), error.details
+
+
+@pytest.mark.trio
+async def test_the_room_serves_without_direct_writes(tmp_path: Path) -> None:
+    """`direct_writes = false` (for measuring the direct path): every message through the
+    ASGI send, the same answers."""
+    async with served(tmp_path, direct_writes=False) as srv:
+        acme, _beta = await open_auction(srv, "A-1", ["acme", "beta"])
+        got = await bid_answers(srv, acme, [("L1", "9000.00", "d-1"), ("L1", "abc", "d-2"), ("L1", "8990.00", "d-3")])
+        assert [(a["type"], a.get("code")) for a in got] == [("ack", None), ("reject", "invalid_amount"), ("ack", None)]
