@@ -1,0 +1,379 @@
+"""The tender kind: every sealed tender of one host, a deterministic state machine, no IO.
+
+Rules (everything that changes a tender lives here): published -> (deposit deadline =
+opening time, exclusive) opening -> (k valid shares: key rebuilt, every envelope opened)
+admission -> (CloseAdmission: every lot evaluated) decided; cancelled from any status
+before that. The offers' validity (days from the opening time) is the deadline of a tender
+not decided: its lots become unsuccessful ("offers_expired"). A refusal is a
+`TenderRefused` with a stable code and changes nothing (it is answered, not journaled).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import Any, ClassVar, Self
+
+import msgpack
+
+from auction_engine.kind import ClockRegression, Codec, RetryKey, StateError, Tick
+from auction_engine.money import MoneyError, parse_amount, parse_percent
+
+from .messages import (
+    COMMANDS,
+    EVENTS,
+    FINANCIAL,
+    PUBLIC,
+    AdmissionDecided,
+    CancelTender,
+    CloseAdmission,
+    DecideAdmission,
+    DepositOffer,
+    DepositsClosed,
+    EnvelopeOpened,
+    EnvelopeUnreadable,
+    LotAwarded,
+    LotUnsuccessful,
+    OfferDeposited,
+    OfferWithdrawn,
+    PublishTender,
+    RateRecorded,
+    RecordRate,
+    ShareAccepted,
+    SubmitShare,
+    TenderCancelled,
+    TenderOpened,
+    TenderPublished,
+    TenderRefused,
+    WithdrawOffer,
+    decode_publish,
+    encode_publish,
+)
+from .offer import CURRENCY, OfferError, parse_financial
+from .sealing import SHARE_SIZE, SealingError, combine_shares, digest, open_envelope, public_key_of, share_digest
+from .tender import ADMISSION, CANCELLED, DECIDED, OPENING, PUBLISHED, Tender, is_id, lot_outcome, spec_problem
+
+STATE_FORMAT = 1  # bump when Tender.canonical() or dump() changes shape
+MAX_ENVELOPE = 8 << 20  # bytes of one envelope's ciphertext
+MAX_REASON = 500  # characters of a reason
+
+Events = list[Any]
+
+
+class Tenders:
+    """Every tender of one host. Not thread-safe: one owner calls it."""
+
+    name: ClassVar[str] = "tender"
+    codec: ClassVar[Codec] = Codec(COMMANDS, EVENTS, encoders={PublishTender: encode_publish},
+                                   decoders={PublishTender: decode_publish}, public=PUBLIC)
+
+    def __init__(self) -> None:
+        self.tenders: dict[str, Tender] = {}
+        self._now = 0
+        self._handlers: dict[type[Any], Callable[[Any, Tender], Any]] = {
+            DepositOffer: self._deposit, WithdrawOffer: self._withdraw, RecordRate: self._rate,
+            SubmitShare: self._share, DecideAdmission: self._decide, CloseAdmission: self._close_admission,
+            CancelTender: self._cancel}
+
+    @property
+    def now(self) -> int:
+        return self._now
+
+    def handle(self, command: Any) -> Events:
+        """Apply what is due at `command.now`, then `command`; return what happened."""
+        now = command.now
+        if type(now) is not int:
+            raise TypeError(f"command time must be int µs, got {now!r:.40}")
+        if now < self._now:
+            raise ClockRegression(f"command at {now} µs is before the tender kind's time {self._now} µs")
+        self._now = now
+        events: Events = []
+        if type(command) is Tick:
+            self._advance(now, events, command.case_id)
+            return events
+        self._advance(now, events, None)
+        if type(command) is PublishTender:
+            events.append(self._publish(command))
+            return events
+        handler = self._handlers.get(type(command))
+        if handler is None:
+            raise TypeError(f"not a tender command: {command!r:.100}")
+        tender = self.tenders.get(command.tender_id) if type(command.tender_id) is str else None
+        if tender is None:
+            events.append(_refuse(command, "unknown_tender"))
+            return events
+        result = handler(command, tender)
+        events += result if type(result) is list else [result]
+        return events
+
+    # -- deadlines ----------------------------------------------------------------------
+
+    def _advance(self, now: int, events: Events, only: str | None) -> None:
+        due = sorted((d, tid) for tid, t in self.tenders.items()
+                     if (d := t.deadline()) is not None and d <= now and (only is None or tid == only))
+        for _, tid in due:
+            tender = self.tenders[tid]
+            while (at := tender.deadline()) is not None and at <= now:
+                if tender.status == PUBLISHED:
+                    tender.status = OPENING
+                    events.append(DepositsClosed(at, tid, len(tender.deposits)))
+                    if not tender.deposits:
+                        self._decide_lots(tender, tid, at, "no_offers", events)
+                else:
+                    self._decide_lots(tender, tid, at, "offers_expired", events)
+
+    def _decide_lots(self, tender: Tender, tid: str, at: int, reason: str, events: Events) -> None:
+        for lot_id, lot in tender.lots.items():
+            if lot[0] == "pending":
+                lot[0], lot[4] = "unsuccessful", reason
+                events.append(LotUnsuccessful(at, tid, lot_id, reason))
+        tender.status = DECIDED
+
+    def due(self, now: int) -> bool:
+        deadline = self.next_deadline()
+        return deadline is not None and deadline <= now
+
+    def deadline_bound(self) -> int | None:
+        return self.next_deadline()
+
+    def next_deadline(self) -> int | None:
+        return min((d for t in self.tenders.values() if (d := t.deadline()) is not None), default=None)
+
+    # -- commands -----------------------------------------------------------------------
+
+    def _publish(self, cmd: PublishTender) -> Any:
+        if not is_id(cmd.tender_id):
+            return _refuse(cmd, "malformed")
+        if cmd.tender_id in self.tenders:
+            return _refuse(cmd, "tender_exists")
+        problem = spec_problem(cmd.spec, cmd.now)
+        if problem is not None:
+            return _refuse(cmd, problem)
+        tender = self.tenders[cmd.tender_id] = Tender(cmd.spec)
+        return TenderPublished(cmd.now, cmd.tender_id, tender.opening_at, tender.validity_until)
+
+    def _deposit(self, cmd: DepositOffer, tender: Tender) -> Any:
+        if tender.status != PUBLISHED:
+            return _refuse(cmd, "tender_cancelled" if tender.status == CANCELLED else "deposit_closed")
+        if not is_id(cmd.bidder_id) or type(cmd.client_id) is not str:
+            return _refuse(cmd, "malformed")
+        if cmd.bidder_id in tender.deposits:
+            return _refuse(cmd, "already_deposited")
+        envelopes = cmd.envelopes
+        if (type(envelopes) is not tuple or not all(type(e) is tuple and len(e) == 3 for e in envelopes)
+                or sorted(e[0] for e in envelopes) != sorted(tender.spec.parts)):
+            return _refuse(cmd, "malformed_envelopes")
+        for _, ciphertext, hashed in envelopes:
+            if type(ciphertext) is not bytes or type(hashed) is not bytes or not 0 < len(ciphertext) <= MAX_ENVELOPE:
+                return _refuse(cmd, "malformed_envelopes")
+            if digest(ciphertext) != hashed:
+                return _refuse(cmd, "hash_mismatch")
+        tender.deposits[cmd.bidder_id] = list(envelopes)
+        tender.orders[cmd.bidder_id] = max(tender.orders.values(), default=-1) + 1
+        return OfferDeposited(cmd.now, cmd.tender_id, cmd.bidder_id, tuple((p, d) for p, _, d in envelopes))
+
+    def _withdraw(self, cmd: WithdrawOffer, tender: Tender) -> Any:
+        if tender.status != PUBLISHED:
+            return _refuse(cmd, "tender_cancelled" if tender.status == CANCELLED else "deposit_closed")
+        if cmd.bidder_id not in tender.deposits:
+            return _refuse(cmd, "nothing_to_withdraw")
+        del tender.deposits[cmd.bidder_id]
+        del tender.orders[cmd.bidder_id]
+        return OfferWithdrawn(cmd.now, cmd.tender_id, cmd.bidder_id)
+
+    def _rate(self, cmd: RecordRate, tender: Tender) -> Any:
+        if cmd.buyer_id != tender.spec.buyer_id:
+            return _refuse(cmd, "not_the_buyer")
+        if tender.status in (DECIDED, CANCELLED):
+            return _refuse(cmd, "already_decided")
+        if type(cmd.currency) is not str or not CURRENCY.fullmatch(cmd.currency) \
+                or cmd.currency == tender.spec.currency:
+            return _refuse(cmd, "invalid_currency")
+        try:
+            if parse_amount(cmd.rate, 6) == 0:
+                return _refuse(cmd, "invalid_rate")
+        except MoneyError:
+            return _refuse(cmd, "invalid_rate")
+        tender.rates[cmd.currency] = cmd.rate
+        return RateRecorded(cmd.now, cmd.tender_id, cmd.currency, cmd.rate)
+
+    def _share(self, cmd: SubmitShare, tender: Tender) -> Any:
+        if tender.status != OPENING:
+            return _refuse(cmd, "opening_not_started" if tender.status == PUBLISHED else "not_opening")
+        members = tender.spec.members
+        if cmd.member_id not in members:
+            return _refuse(cmd, "not_a_member")
+        if cmd.member_id in tender.shares:
+            return _refuse(cmd, "share_already_submitted")
+        index = members.index(cmd.member_id)
+        if (type(cmd.share) is not bytes or len(cmd.share) != SHARE_SIZE or cmd.share[0] != index + 1
+                or share_digest(cmd.share) != tender.spec.share_digests[index]):
+            return _refuse(cmd, "bad_share")
+        tender.shares[cmd.member_id] = cmd.share
+        events: Events = [ShareAccepted(cmd.now, cmd.tender_id, cmd.member_id, len(tender.shares))]
+        if len(tender.shares) >= tender.spec.threshold:
+            self._open(cmd.now, cmd.tender_id, tender, events)
+        return events
+
+    def _open(self, now: int, tid: str, tender: Tender, events: Events) -> None:
+        """Rebuild the key from the shares and open every envelope, in deposit order."""
+        try:
+            key = combine_shares(list(tender.shares.values()))
+        except SealingError:  # shares with their published digests: the shell published bad digests
+            return
+        if public_key_of(key) != tender.spec.public_key:
+            return  # the same: the shares do not match the public key; the opening waits
+        tender.private_key, tender.status = key, ADMISSION
+        events.append(TenderOpened(now, tid, key))
+        lot_ids = frozenset(lot for lot, _ in tender.spec.lots)
+        for bidder in sorted(tender.deposits, key=lambda b: tender.orders[b]):
+            parts = tender.opened[bidder] = {}
+            for part, ciphertext, _ in sorted(tender.deposits[bidder]):
+                try:
+                    plaintext = open_envelope(key, ciphertext, tid, bidder, part)
+                    if part == FINANCIAL:
+                        parse_financial(plaintext, lot_ids)
+                except (SealingError, OfferError) as exc:
+                    parts[part] = [exc.code, b"", b""]
+                    events.append(EnvelopeUnreadable(now, tid, bidder, part, exc.code))
+                    continue
+                content = plaintext if part == FINANCIAL else b""
+                parts[part] = ["ok", digest(plaintext), content]
+                events.append(EnvelopeOpened(now, tid, bidder, part, digest(plaintext), content))
+
+    def _decide(self, cmd: DecideAdmission, tender: Tender) -> Any:
+        if tender.status != ADMISSION:
+            return _refuse(cmd, "not_in_admission")
+        if cmd.member_id not in tender.spec.members:
+            return _refuse(cmd, "not_a_member")
+        if cmd.bidder_id not in tender.opened:
+            return _refuse(cmd, "unknown_bidder")
+        if (type(cmd.admitted) is not bool or type(cmd.established) is not bool or type(cmd.reason) is not str
+                or len(cmd.reason) > MAX_REASON):
+            return _refuse(cmd, "malformed")
+        if not cmd.admitted and not cmd.reason.strip():
+            return _refuse(cmd, "reason_required")
+        try:
+            if cmd.moroccan_share != "":
+                parse_percent(cmd.moroccan_share)
+        except MoneyError:
+            return _refuse(cmd, "invalid_percent")
+        tender.decisions[cmd.bidder_id] = [cmd.admitted, cmd.reason, cmd.member_id, cmd.established,
+                                           cmd.moroccan_share]
+        return AdmissionDecided(cmd.now, cmd.tender_id, cmd.member_id, cmd.bidder_id, cmd.admitted, cmd.reason)
+
+    def _close_admission(self, cmd: CloseAdmission, tender: Tender) -> Any:
+        if tender.status != ADMISSION:
+            return _refuse(cmd, "not_in_admission")
+        if cmd.member_id not in tender.spec.members:
+            return _refuse(cmd, "not_a_member")
+        if any(b not in tender.decisions for b in tender.opened):
+            return _refuse(cmd, "undecided_bidders")
+        events: Events = []
+        for lot_id, lot in tender.lots.items():
+            winner, reason, reference, _ = lot_outcome(tender, lot_id)
+            if winner is None:
+                lot[0], lot[4] = "unsuccessful", reason
+                events.append(LotUnsuccessful(cmd.now, cmd.tender_id, lot_id, reason))
+            else:
+                lot[:4] = ["awarded", winner.bidder_id, winner.amount, reference]
+                events.append(LotAwarded(cmd.now, cmd.tender_id, lot_id, winner.bidder_id, winner.amount, reference))
+        tender.status = DECIDED
+        return events
+
+    def _cancel(self, cmd: CancelTender, tender: Tender) -> Any:
+        if cmd.buyer_id != tender.spec.buyer_id:
+            return _refuse(cmd, "not_the_buyer")
+        if tender.status in (DECIDED, CANCELLED):
+            return _refuse(cmd, "already_decided")
+        if type(cmd.reason) is not str or not cmd.reason.strip() or len(cmd.reason) > MAX_REASON:
+            return _refuse(cmd, "reason_required")
+        tender.status, tender.reason = CANCELLED, cmd.reason
+        return TenderCancelled(cmd.now, cmd.tender_id, cmd.reason)
+
+    # -- queries ------------------------------------------------------------------------
+
+    def explain(self, tender_id: str, lot_id: str) -> list[dict[str, Any]]:
+        """Every step of a lot's evaluation with its inputs and result (KeyError if unknown;
+        before the opening there is nothing to explain)."""
+        tender = self.tenders[tender_id]
+        if lot_id not in tender.lots:
+            raise KeyError(lot_id)
+        if tender.status in (PUBLISHED, OPENING) or not tender.private_key:
+            return []
+        return lot_outcome(tender, lot_id)[3]
+
+    def public_view(self, tender_id: str) -> dict[str, Any]:
+        """What anyone may see: status, deadlines, the number of deposits, lot outcomes."""
+        tender = self.tenders[tender_id]
+        view: dict[str, Any] = {"tender_id": tender_id, "status": tender.status, "opening_at": tender.opening_at,
+                                "validity_until": tender.validity_until, "deposits": len(tender.deposits),
+                                "lots": {lot: {"status": v[0], "reason": v[4]} for lot, v in tender.lots.items()}}
+        return view
+
+    # -- as a procedure kind ------------------------------------------------------------
+
+    @staticmethod
+    def case_of(command: Any) -> object:
+        return command[1]
+
+    @staticmethod
+    def event_case(event: Any) -> str:
+        return str(event.tender_id)
+
+    def has_case(self, case_id: str) -> bool:
+        return case_id in self.tenders
+
+    def cases(self) -> list[str]:
+        return list(self.tenders)
+
+    @staticmethod
+    def public_event(event: Any) -> dict[str, Any]:
+        """The feed's entry: no bidder and no key bytes (the private key is in the journal)."""
+        entry = {"type": type(event).__name__, **event._asdict()}
+        entry.pop("bidder_id", None)
+        if "private_key" in entry:
+            entry["private_key"] = entry["private_key"].hex()
+        return entry
+
+    @staticmethod
+    def changes_state(events: Events) -> bool:
+        return any(type(e) is not TenderRefused for e in events)
+
+    @staticmethod
+    def retry_key(command: Any) -> RetryKey | None:
+        if type(command) in (DepositOffer, WithdrawOffer) and type(command.client_id) is str and command.client_id:
+            return command.tender_id, command.bidder_id, command.client_id
+        return None
+
+    def case_states(self) -> list[list[object]]:
+        return [[tid, *t.canonical()] for tid, t in self.tenders.items()]
+
+    @staticmethod
+    def hash_of(case_states: list[list[object]]) -> str:
+        ordered = sorted(case_states, key=lambda s: str(s[0]))
+        return hashlib.sha256(msgpack.packb([STATE_FORMAT, ordered], use_bin_type=True)).hexdigest()
+
+    def dump_state(self) -> object:
+        return [STATE_FORMAT, self._now, [[tid, t.dump()] for tid, t in self.tenders.items()]]
+
+    @classmethod
+    def load_state(cls, state: object) -> Self:
+        kind = cls()
+        try:
+            data: Any = state
+            fmt, now, tenders = data
+            if fmt != STATE_FORMAT or type(now) is not int:
+                raise ValueError(f"format {fmt!r}")
+            kind._now = now
+            for tid, data in tenders:
+                kind.tenders[tid] = Tender.load(data)
+        except (TypeError, ValueError) as exc:
+            raise StateError(f"not a tender kind's state: {exc}") from None
+        return kind
+
+
+def _refuse(command: Any, code: str) -> TenderRefused:
+    actor = command[2] if len(command) > 2 and type(command[2]) is str else ""
+    tender_id = command.tender_id if type(command.tender_id) is str else ""
+    return TenderRefused(command.now, tender_id, actor, type(command).__name__, code)
