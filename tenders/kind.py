@@ -32,8 +32,6 @@ from .messages import (
     DepositsClosed,
     EnvelopeOpened,
     EnvelopeUnreadable,
-    LotAwarded,
-    LotUnsuccessful,
     OfferDeposited,
     OfferWithdrawn,
     PublishTender,
@@ -42,6 +40,8 @@ from .messages import (
     ShareAccepted,
     SubmitShare,
     TenderCancelled,
+    TenderLotAwarded,
+    TenderLotUnsuccessful,
     TenderOpened,
     TenderPublished,
     TenderRefused,
@@ -126,7 +126,7 @@ class Tenders:
         for lot_id, lot in tender.lots.items():
             if lot[0] == "pending":
                 lot[0], lot[4] = "unsuccessful", reason
-                events.append(LotUnsuccessful(at, tid, lot_id, reason))
+                events.append(TenderLotUnsuccessful(at, tid, lot_id, reason))
         tender.status = DECIDED
 
     def due(self, now: int) -> bool:
@@ -274,10 +274,11 @@ class Tenders:
             winner, reason, reference, _ = lot_outcome(tender, lot_id)
             if winner is None:
                 lot[0], lot[4] = "unsuccessful", reason
-                events.append(LotUnsuccessful(cmd.now, cmd.tender_id, lot_id, reason))
+                events.append(TenderLotUnsuccessful(cmd.now, cmd.tender_id, lot_id, reason))
             else:
                 lot[:4] = ["awarded", winner.bidder_id, winner.amount, reference]
-                events.append(LotAwarded(cmd.now, cmd.tender_id, lot_id, winner.bidder_id, winner.amount, reference))
+                events.append(TenderLotAwarded(cmd.now, cmd.tender_id, lot_id, winner.bidder_id, winner.amount,
+                                               reference))
         tender.status = DECIDED
         return events
 

@@ -197,7 +197,7 @@ class AdmissionDecided(NamedTuple):
     reason: str
 
 
-class LotAwarded(NamedTuple):
+class TenderLotAwarded(NamedTuple):
     """`amount`: the best offer, corrected and converted (minor units); `reference`: P rounded."""
 
     time: int
@@ -208,7 +208,7 @@ class LotAwarded(NamedTuple):
     reference: int
 
 
-class LotUnsuccessful(NamedTuple):
+class TenderLotUnsuccessful(NamedTuple):
     """`reason`: no_offers, none_admitted, all_rejected, offers_expired or cancelled."""
 
     time: int
@@ -225,9 +225,9 @@ class TenderCancelled(NamedTuple):
 
 EVENTS: tuple[type[Any], ...] = (TenderPublished, TenderRefused, OfferDeposited, OfferWithdrawn, DepositsClosed,
                                  RateRecorded, ShareAccepted, TenderOpened, EnvelopeOpened, EnvelopeUnreadable,
-                                 AdmissionDecided, LotAwarded, LotUnsuccessful, TenderCancelled)
-PUBLIC: frozenset[type[Any]] = frozenset({TenderPublished, DepositsClosed, TenderOpened, LotAwarded,
-                                          LotUnsuccessful, TenderCancelled})
+                                 AdmissionDecided, TenderLotAwarded, TenderLotUnsuccessful, TenderCancelled)
+PUBLIC: frozenset[type[Any]] = frozenset({TenderPublished, DepositsClosed, TenderOpened, TenderLotAwarded,
+                                          TenderLotUnsuccessful, TenderCancelled})
 
 
 def encode_publish(command: PublishTender) -> list[Any]:

@@ -66,9 +66,7 @@ def naive_preference(offers: list[Offer], p: Fraction, pct: Fraction) -> dict[st
         below = ranked[best] <= p
         if below and any(o.amount <= p for o in local):  # case 1
             factor = 1 - pct
-        elif below and all(o.amount > p for o in local):  # case 3
-            factor = 1 + pct
-        elif not below and not any(o.amount <= p for o in offers):  # case 2
+        elif below or not any(o.amount <= p for o in offers):  # case 3 (locals all above P) or case 2
             factor = 1 + pct
         else:
             return ranked
