@@ -7,16 +7,22 @@ cryptography; `evaluation` the decree's rules; docs/tenders.md describes it all.
 
 from .kind import Tenders
 from .messages import (
+    AnswerExtension,
+    AnswerQuestion,
+    AskQuestion,
     CancelTender,
     CloseAdmission,
     DecideAdmission,
     DepositOffer,
     PublishTender,
     RecordRate,
+    RegisterDownload,
+    RequestExtension,
     SubmitShare,
     TenderSpec,
     WithdrawOffer,
 )
 
-__all__ = ["CancelTender", "CloseAdmission", "DecideAdmission", "DepositOffer", "PublishTender", "RecordRate",
-           "SubmitShare", "TenderSpec", "Tenders", "WithdrawOffer"]
+__all__ = ["AnswerExtension", "AnswerQuestion", "AskQuestion", "CancelTender", "CloseAdmission", "DecideAdmission",
+           "DepositOffer", "PublishTender", "RecordRate", "RegisterDownload", "RequestExtension", "SubmitShare",
+           "TenderSpec", "Tenders", "WithdrawOffer"]

@@ -19,12 +19,16 @@ import msgpack
 from auction_engine.kind import ClockRegression, Codec, RetryKey, StateError, Tick
 from auction_engine.money import MoneyError, parse_amount, parse_percent
 
+from .dialogue import answer, answer_extension, ask, close_extension, refuse, register_download, request_extension
 from .messages import (
     COMMANDS,
     EVENTS,
     FINANCIAL,
     PUBLIC,
     AdmissionDecided,
+    AnswerExtension,
+    AnswerQuestion,
+    AskQuestion,
     CancelTender,
     CloseAdmission,
     DecideAdmission,
@@ -37,6 +41,8 @@ from .messages import (
     PublishTender,
     RateRecorded,
     RecordRate,
+    RegisterDownload,
+    RequestExtension,
     ShareAccepted,
     SubmitShare,
     TenderCancelled,
@@ -73,7 +79,8 @@ class Tenders:
         self._handlers: dict[type[Any], Callable[[Any, Tender], Any]] = {
             DepositOffer: self._deposit, WithdrawOffer: self._withdraw, RecordRate: self._rate,
             SubmitShare: self._share, DecideAdmission: self._decide, CloseAdmission: self._close_admission,
-            CancelTender: self._cancel}
+            CancelTender: self._cancel, RegisterDownload: register_download, AskQuestion: ask,
+            AnswerQuestion: answer, RequestExtension: request_extension, AnswerExtension: answer_extension}
 
     @property
     def now(self) -> int:
@@ -100,7 +107,7 @@ class Tenders:
             raise TypeError(f"not a tender command: {command!r:.100}")
         tender = self.tenders.get(command.tender_id) if type(command.tender_id) is str else None
         if tender is None:
-            events.append(_refuse(command, "unknown_tender"))
+            events.append(refuse(command, "unknown_tender"))
             return events
         result = handler(command, tender)
         events += result if type(result) is list else [result]
@@ -119,6 +126,8 @@ class Tenders:
                     events.append(DepositsClosed(at, tid, len(tender.deposits)))
                     if not tender.deposits:
                         self._decide_lots(tender, tid, at, "no_offers", events)
+                elif tender.extension:  # its answer_by is before the validity's end
+                    events.append(close_extension(tender, tid, at))
                 else:
                     self._decide_lots(tender, tid, at, "offers_expired", events)
 
@@ -143,72 +152,72 @@ class Tenders:
 
     def _publish(self, cmd: PublishTender) -> Any:
         if not is_id(cmd.tender_id):
-            return _refuse(cmd, "malformed")
+            return refuse(cmd, "malformed")
         if cmd.tender_id in self.tenders:
-            return _refuse(cmd, "tender_exists")
+            return refuse(cmd, "tender_exists")
         problem = spec_problem(cmd.spec, cmd.now)
         if problem is not None:
-            return _refuse(cmd, problem)
+            return refuse(cmd, problem)
         tender = self.tenders[cmd.tender_id] = Tender(cmd.spec)
         return TenderPublished(cmd.now, cmd.tender_id, tender.opening_at, tender.validity_until)
 
     def _deposit(self, cmd: DepositOffer, tender: Tender) -> Any:
         if tender.status != PUBLISHED:
-            return _refuse(cmd, "tender_cancelled" if tender.status == CANCELLED else "deposit_closed")
+            return refuse(cmd, "tender_cancelled" if tender.status == CANCELLED else "deposit_closed")
         if not is_id(cmd.bidder_id) or type(cmd.client_id) is not str:
-            return _refuse(cmd, "malformed")
+            return refuse(cmd, "malformed")
         if cmd.bidder_id in tender.deposits:
-            return _refuse(cmd, "already_deposited")
+            return refuse(cmd, "already_deposited")
         envelopes = cmd.envelopes
         if (type(envelopes) is not tuple or not all(type(e) is tuple and len(e) == 3 for e in envelopes)
                 or sorted(e[0] for e in envelopes) != sorted(tender.spec.parts)):
-            return _refuse(cmd, "malformed_envelopes")
+            return refuse(cmd, "malformed_envelopes")
         for _, ciphertext, hashed in envelopes:
             if type(ciphertext) is not bytes or type(hashed) is not bytes or not 0 < len(ciphertext) <= MAX_ENVELOPE:
-                return _refuse(cmd, "malformed_envelopes")
+                return refuse(cmd, "malformed_envelopes")
             if digest(ciphertext) != hashed:
-                return _refuse(cmd, "hash_mismatch")
+                return refuse(cmd, "hash_mismatch")
         tender.deposits[cmd.bidder_id] = list(envelopes)
         tender.orders[cmd.bidder_id] = max(tender.orders.values(), default=-1) + 1
         return OfferDeposited(cmd.now, cmd.tender_id, cmd.bidder_id, tuple((p, d) for p, _, d in envelopes))
 
     def _withdraw(self, cmd: WithdrawOffer, tender: Tender) -> Any:
         if tender.status != PUBLISHED:
-            return _refuse(cmd, "tender_cancelled" if tender.status == CANCELLED else "deposit_closed")
+            return refuse(cmd, "tender_cancelled" if tender.status == CANCELLED else "deposit_closed")
         if cmd.bidder_id not in tender.deposits:
-            return _refuse(cmd, "nothing_to_withdraw")
+            return refuse(cmd, "nothing_to_withdraw")
         del tender.deposits[cmd.bidder_id]
         del tender.orders[cmd.bidder_id]
         return OfferWithdrawn(cmd.now, cmd.tender_id, cmd.bidder_id)
 
     def _rate(self, cmd: RecordRate, tender: Tender) -> Any:
         if cmd.buyer_id != tender.spec.buyer_id:
-            return _refuse(cmd, "not_the_buyer")
+            return refuse(cmd, "not_the_buyer")
         if tender.status in (DECIDED, CANCELLED):
-            return _refuse(cmd, "already_decided")
+            return refuse(cmd, "already_decided")
         if type(cmd.currency) is not str or not CURRENCY.fullmatch(cmd.currency) \
                 or cmd.currency == tender.spec.currency:
-            return _refuse(cmd, "invalid_currency")
+            return refuse(cmd, "invalid_currency")
         try:
             if parse_amount(cmd.rate, 6) == 0:
-                return _refuse(cmd, "invalid_rate")
+                return refuse(cmd, "invalid_rate")
         except MoneyError:
-            return _refuse(cmd, "invalid_rate")
+            return refuse(cmd, "invalid_rate")
         tender.rates[cmd.currency] = cmd.rate
         return RateRecorded(cmd.now, cmd.tender_id, cmd.currency, cmd.rate)
 
     def _share(self, cmd: SubmitShare, tender: Tender) -> Any:
         if tender.status != OPENING:
-            return _refuse(cmd, "opening_not_started" if tender.status == PUBLISHED else "not_opening")
+            return refuse(cmd, "opening_not_started" if tender.status == PUBLISHED else "not_opening")
         members = tender.spec.members
         if cmd.member_id not in members:
-            return _refuse(cmd, "not_a_member")
+            return refuse(cmd, "not_a_member")
         if cmd.member_id in tender.shares:
-            return _refuse(cmd, "share_already_submitted")
+            return refuse(cmd, "share_already_submitted")
         index = members.index(cmd.member_id)
         if (type(cmd.share) is not bytes or len(cmd.share) != SHARE_SIZE or cmd.share[0] != index + 1
                 or share_digest(cmd.share) != tender.spec.share_digests[index]):
-            return _refuse(cmd, "bad_share")
+            return refuse(cmd, "bad_share")
         tender.shares[cmd.member_id] = cmd.share
         events: Events = [ShareAccepted(cmd.now, cmd.tender_id, cmd.member_id, len(tender.shares))]
         if len(tender.shares) >= tender.spec.threshold:
@@ -243,32 +252,32 @@ class Tenders:
 
     def _decide(self, cmd: DecideAdmission, tender: Tender) -> Any:
         if tender.status != ADMISSION:
-            return _refuse(cmd, "not_in_admission")
+            return refuse(cmd, "not_in_admission")
         if cmd.member_id not in tender.spec.members:
-            return _refuse(cmd, "not_a_member")
+            return refuse(cmd, "not_a_member")
         if cmd.bidder_id not in tender.opened:
-            return _refuse(cmd, "unknown_bidder")
+            return refuse(cmd, "unknown_bidder")
         if (type(cmd.admitted) is not bool or type(cmd.established) is not bool or type(cmd.reason) is not str
                 or len(cmd.reason) > MAX_REASON):
-            return _refuse(cmd, "malformed")
+            return refuse(cmd, "malformed")
         if not cmd.admitted and not cmd.reason.strip():
-            return _refuse(cmd, "reason_required")
+            return refuse(cmd, "reason_required")
         try:
             if cmd.moroccan_share != "":
                 parse_percent(cmd.moroccan_share)
         except MoneyError:
-            return _refuse(cmd, "invalid_percent")
+            return refuse(cmd, "invalid_percent")
         tender.decisions[cmd.bidder_id] = [cmd.admitted, cmd.reason, cmd.member_id, cmd.established,
                                            cmd.moroccan_share]
         return AdmissionDecided(cmd.now, cmd.tender_id, cmd.member_id, cmd.bidder_id, cmd.admitted, cmd.reason)
 
     def _close_admission(self, cmd: CloseAdmission, tender: Tender) -> Any:
         if tender.status != ADMISSION:
-            return _refuse(cmd, "not_in_admission")
+            return refuse(cmd, "not_in_admission")
         if cmd.member_id not in tender.spec.members:
-            return _refuse(cmd, "not_a_member")
+            return refuse(cmd, "not_a_member")
         if any(b not in tender.decisions for b in tender.opened):
-            return _refuse(cmd, "undecided_bidders")
+            return refuse(cmd, "undecided_bidders")
         events: Events = []
         for lot_id, lot in tender.lots.items():
             winner, reason, reference, _ = lot_outcome(tender, lot_id)
@@ -284,11 +293,11 @@ class Tenders:
 
     def _cancel(self, cmd: CancelTender, tender: Tender) -> Any:
         if cmd.buyer_id != tender.spec.buyer_id:
-            return _refuse(cmd, "not_the_buyer")
+            return refuse(cmd, "not_the_buyer")
         if tender.status in (DECIDED, CANCELLED):
-            return _refuse(cmd, "already_decided")
+            return refuse(cmd, "already_decided")
         if type(cmd.reason) is not str or not cmd.reason.strip() or len(cmd.reason) > MAX_REASON:
-            return _refuse(cmd, "reason_required")
+            return refuse(cmd, "reason_required")
         tender.status, tender.reason = CANCELLED, cmd.reason
         return TenderCancelled(cmd.now, cmd.tender_id, cmd.reason)
 
@@ -305,11 +314,14 @@ class Tenders:
         return lot_outcome(tender, lot_id)[3]
 
     def public_view(self, tender_id: str) -> dict[str, Any]:
-        """What anyone may see: status, deadlines, the number of deposits, lot outcomes."""
+        """What anyone may see: status, deadlines, the number of deposits, lot outcomes and
+        the answered clarifications (never who asked)."""
         tender = self.tenders[tender_id]
         view: dict[str, Any] = {"tender_id": tender_id, "status": tender.status, "opening_at": tender.opening_at,
                                 "validity_until": tender.validity_until, "deposits": len(tender.deposits),
-                                "lots": {lot: {"status": v[0], "reason": v[4]} for lot, v in tender.lots.items()}}
+                                "lots": {lot: {"status": v[0], "reason": v[4]} for lot, v in tender.lots.items()},
+                                "clarifications": [{"question_id": q, "question": v[1], "answer": v[2]}
+                                                   for q, v in tender.questions.items() if v[2]]}
         return view
 
     # -- as a procedure kind ------------------------------------------------------------
@@ -330,9 +342,11 @@ class Tenders:
 
     @staticmethod
     def public_event(event: Any) -> dict[str, Any]:
-        """The feed's entry: no bidder and no key bytes (the private key is in the journal)."""
+        """The feed's entry: no bidder (lapsed ones counted), the key in hex."""
         entry = {"type": type(event).__name__, **event._asdict()}
         entry.pop("bidder_id", None)
+        if "lapsed" in entry:
+            entry["lapsed"] = len(entry["lapsed"])
         if "private_key" in entry:
             entry["private_key"] = entry["private_key"].hex()
         return entry
@@ -373,8 +387,3 @@ class Tenders:
             raise StateError(f"not a tender kind's state: {exc}") from None
         return kind
 
-
-def _refuse(command: Any, code: str) -> TenderRefused:
-    actor = command[2] if len(command) > 2 and type(command[2]) is str else ""
-    tender_id = command.tender_id if type(command.tender_id) is str else ""
-    return TenderRefused(command.now, tender_id, actor, type(command).__name__, code)

@@ -34,6 +34,8 @@ class TenderSpec(NamedTuple):
     exemption: str = "30"
     abnormally_low: str = ""
     excessive: str = ""
+    ask_days: int = 7  # art. 10: questions until this many days before the opening
+    answer_days: int = 3  # art. 10: answers until this many days before the opening
 
 
 class PublishTender(NamedTuple):
@@ -105,8 +107,53 @@ class CancelTender(NamedTuple):
     reason: str
 
 
+class RegisterDownload(NamedTuple):
+    """A bidder downloaded the tender's file: it may ask questions and hears every answer."""
+
+    now: int
+    tender_id: str
+    bidder_id: str
+
+
+class AskQuestion(NamedTuple):
+    """A clarification request (art. 10); the asker is never shown to anyone else."""
+
+    now: int
+    tender_id: str
+    bidder_id: str
+    question_id: str
+    text: str
+
+
+class AnswerQuestion(NamedTuple):
+    now: int
+    tender_id: str
+    buyer_id: str
+    question_id: str
+    text: str
+
+
+class RequestExtension(NamedTuple):
+    """The buyer asks the bidders to extend their offers' validity by `days` (art. 16),
+    answering by `answer_by` (before the validity ends)."""
+
+    now: int
+    tender_id: str
+    buyer_id: str
+    days: int
+    answer_by: int
+
+
+class AnswerExtension(NamedTuple):
+    now: int
+    tender_id: str
+    bidder_id: str
+    accepted: bool
+
+
 COMMANDS: tuple[type[Any], ...] = (PublishTender, DepositOffer, WithdrawOffer, RecordRate, SubmitShare,
-                                   DecideAdmission, CloseAdmission, CancelTender)
+                                   DecideAdmission, CloseAdmission, CancelTender, RegisterDownload, AskQuestion,
+                                   AnswerQuestion, RequestExtension, AnswerExtension)
 
 
 class TenderPublished(NamedTuple):
@@ -223,11 +270,63 @@ class TenderCancelled(NamedTuple):
     reason: str
 
 
+class FileDownloaded(NamedTuple):
+    time: int
+    tender_id: str
+    bidder_id: str
+
+
+class QuestionAsked(NamedTuple):
+    """No asker here: the event is what the buyer's queue and the journal's outcome show."""
+
+    time: int
+    tender_id: str
+    question_id: str
+    text: str
+
+
+class QuestionAnswered(NamedTuple):
+    """Published to all, and sent the same day to every bidder who downloaded the file."""
+
+    time: int
+    tender_id: str
+    question_id: str
+    question: str
+    answer: str
+
+
+class ExtensionRequested(NamedTuple):
+    time: int
+    tender_id: str
+    days: int
+    answer_by: int
+
+
+class ExtensionAnswered(NamedTuple):
+    time: int
+    tender_id: str
+    bidder_id: str
+    accepted: bool
+
+
+class ExtensionClosed(NamedTuple):
+    """At `answer_by`: the validity now ends at `validity_until`; `lapsed`: the bidders who
+    did not accept (their offers are no longer retained)."""
+
+    time: int
+    tender_id: str
+    validity_until: int
+    lapsed: tuple[str, ...]
+
+
 EVENTS: tuple[type[Any], ...] = (TenderPublished, TenderRefused, OfferDeposited, OfferWithdrawn, DepositsClosed,
                                  RateRecorded, ShareAccepted, TenderOpened, EnvelopeOpened, EnvelopeUnreadable,
-                                 AdmissionDecided, TenderLotAwarded, TenderLotUnsuccessful, TenderCancelled)
+                                 AdmissionDecided, TenderLotAwarded, TenderLotUnsuccessful, TenderCancelled,
+                                 FileDownloaded, QuestionAsked, QuestionAnswered, ExtensionRequested,
+                                 ExtensionAnswered, ExtensionClosed)
 PUBLIC: frozenset[type[Any]] = frozenset({TenderPublished, DepositsClosed, TenderOpened, TenderLotAwarded,
-                                          TenderLotUnsuccessful, TenderCancelled})
+                                          TenderLotUnsuccessful, TenderCancelled, QuestionAnswered,
+                                          ExtensionRequested, ExtensionClosed})
 
 
 def encode_publish(command: PublishTender) -> list[Any]:

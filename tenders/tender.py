@@ -64,6 +64,9 @@ def spec_problem(spec: object, now: int) -> str | None:
         return "invalid_parts"
     if type(spec.validity_days) is not int or not 0 < spec.validity_days <= MAX_VALIDITY_DAYS:
         return "invalid_validity"
+    if type(spec.ask_days) is not int or type(spec.answer_days) is not int \
+            or not 0 <= spec.answer_days <= spec.ask_days <= MAX_VALIDITY_DAYS:
+        return "invalid_delays"
     try:
         if _percent(spec.preference) is None or _percent(spec.exemption) is None:
             return "invalid_percent"
@@ -78,7 +81,7 @@ class Tender:
     """The state of one tender (see the module docstring)."""
 
     __slots__ = ("spec", "status", "deposits", "orders", "shares", "private_key", "opened", "rates",
-                 "decisions", "lots", "reason")
+                 "decisions", "lots", "reason", "downloads", "questions", "validity_until", "extension", "lapsed")
 
     def __init__(self, spec: TenderSpec) -> None:
         self.spec = spec
@@ -93,20 +96,22 @@ class Tender:
         self.lots: dict[str, list[Any]] = {lot: ["pending", "", 0, 0, ""] for lot, _ in spec.lots}
         # lot -> [status, bidder, amount, reference, reason]
         self.reason = ""  # why it was cancelled
+        self.downloads: dict[str, None] = {}  # bidders who downloaded the file, in order
+        self.questions: dict[str, list[str]] = {}  # question id -> [asker, question, answer ("" until then)]
+        self.validity_until = spec.opening_at + spec.validity_days * DAY
+        self.extension: list[Any] = []  # while requested: [days, answer_by, {bidder: accepted}]
+        self.lapsed: list[str] = []  # bidders whose offers' validity was not extended
 
     @property
     def opening_at(self) -> int:
         return self.spec.opening_at
 
-    @property
-    def validity_until(self) -> int:
-        return self.spec.opening_at + self.spec.validity_days * DAY
-
     def deadline(self) -> int | None:
+        """The next instant at which time alone changes this tender."""
         if self.status == PUBLISHED:
             return self.opening_at
         if self.status in (OPENING, ADMISSION):
-            return self.validity_until
+            return self.extension[1] if self.extension else self.validity_until
         return None
 
     def canonical(self) -> list[Any]:
@@ -114,7 +119,12 @@ class Tender:
         return [list(self.spec), self.status, deposits, sorted(self.shares.items()), self.private_key,
                 sorted([b, sorted([p, *v] for p, v in parts.items())] for b, parts in self.opened.items()),
                 sorted(self.rates.items()), sorted([b, *d] for b, d in self.decisions.items()),
-                sorted([lot, *v] for lot, v in self.lots.items()), self.reason]
+                sorted([lot, *v] for lot, v in self.lots.items()), self.reason, *self._dialogue()]
+
+    def _dialogue(self) -> list[Any]:
+        extension = [*self.extension[:2], sorted(self.extension[2].items())] if self.extension else []
+        return [list(self.downloads), [[q, *v] for q, v in self.questions.items()], self.validity_until, extension,
+                list(self.lapsed)]
 
     def dump(self) -> list[Any]:
         return [list(self.spec), self.status, [[b, self.orders[b], [list(e) for e in envs]]
@@ -122,11 +132,12 @@ class Tender:
                 list(self.shares.items()), self.private_key,
                 [[b, [[p, *v] for p, v in parts.items()]] for b, parts in self.opened.items()],
                 list(self.rates.items()), [[b, *d] for b, d in self.decisions.items()],
-                [[lot, *v] for lot, v in self.lots.items()], self.reason]
+                [[lot, *v] for lot, v in self.lots.items()], self.reason, *self._dialogue()]
 
     @classmethod
     def load(cls, data: Any) -> Tender:
-        spec, status, deposits, shares, key, opened, rates, decisions, lots, reason = data
+        (spec, status, deposits, shares, key, opened, rates, decisions, lots, reason, downloads, questions,
+         validity_until, extension, lapsed) = data
         tender = cls(TenderSpec(*tuples(spec)))
         tender.status, tender.private_key, tender.reason = status, key, reason
         for bidder, order, envs in deposits:
@@ -137,6 +148,12 @@ class Tender:
         tender.rates = {c: r for c, r in rates}
         tender.decisions = {b: list(d) for b, *d in decisions}
         tender.lots = {lot: list(v) for lot, *v in lots}
+        tender.downloads = dict.fromkeys(downloads)
+        tender.questions = {q: list(v) for q, *v in questions}
+        tender.validity_until = validity_until
+        if extension:
+            tender.extension = [extension[0], extension[1], {b: a for b, a in extension[2]}]
+        tender.lapsed = list(lapsed)
         return tender
 
 
@@ -166,6 +183,9 @@ def lot_outcome(tender: Tender, lot_id: str) -> tuple[Offer | None, str, int, li
             explain.append({"step": "excluded", "bidder_id": bidder, "code": "not_admitted", "reason": reason})
             continue
         admitted += 1
+        if bidder in tender.lapsed:
+            explain.append({"step": "excluded", "bidder_id": bidder, "code": "validity_not_extended"})
+            continue
         bid = offer.lots[lot_id]
         exact, corrected = corrected_amount(bid.form_total, bid.lines)
         step: dict[str, Any] = {"step": "arithmetic", "bidder_id": bidder, "form_total_micro": bid.form_total,

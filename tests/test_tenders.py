@@ -3,6 +3,7 @@ platform's paths (journaled, recovered, checkpointed, verified, a forged outcome
 
 from __future__ import annotations
 
+import functools
 import random
 from pathlib import Path
 from typing import Any
@@ -20,11 +21,16 @@ from auction_engine.journal.format import decode_command, encode_command
 from auction_engine.kind import Tick
 from replay import verify
 from tenders import (
+    AnswerExtension,
+    AnswerQuestion,
+    AskQuestion,
     CancelTender,
     CloseAdmission,
     DecideAdmission,
     DepositOffer,
     RecordRate,
+    RegisterDownload,
+    RequestExtension,
     SubmitShare,
     Tenders,
     WithdrawOffer,
@@ -33,7 +39,12 @@ from tenders.messages import (
     DepositsClosed,
     EnvelopeOpened,
     EnvelopeUnreadable,
+    ExtensionClosed,
+    ExtensionRequested,
+    FileDownloaded,
     OfferWithdrawn,
+    QuestionAnswered,
+    QuestionAsked,
     TenderLotAwarded,
     TenderLotUnsuccessful,
     TenderOpened,
@@ -250,7 +261,16 @@ def random_command(rng: random.Random, now: int) -> Any:
     tid, bidder = f"T{rng.randrange(3)}", rng.choice(["acme", "beta", "gamma", "delta"])
     member = rng.choice([*MEMBERS, "nobody"])
     amount = f"{rng.randrange(1, 2_000_000)}.{rng.randrange(100):02d}"
-    pick = rng.randrange(8)
+    pick = rng.randrange(12)
+    if pick == 8:
+        return RegisterDownload(now, tid, bidder)
+    if pick == 9:
+        return AskQuestion(now, tid, bidder, f"q{rng.randrange(2)}", "why?")
+    if pick == 10:
+        return AnswerQuestion(now, tid, "buyer", f"q{rng.randrange(2)}", "because")
+    if pick == 11:
+        return (RequestExtension(now, tid, "buyer", 10, now + rng.choice([S, DAY, 3 * DAY])) if rng.random() < 0.2
+                else AnswerExtension(now, tid, bidder, rng.random() < 0.7))
     if pick == 0:
         return deposit(now, bidder, simple(amount), tender_id=tid)
     if pick == 1:
@@ -267,25 +287,36 @@ def random_command(rng: random.Random, now: int) -> Any:
     return CancelTender(now, tid, "buyer", "why") if rng.random() < 0.05 else Tick(now)
 
 
-def test_a_seeded_stream_replays_to_the_same_state() -> None:
-    """Random commands (valid, late, wrong) over three tenders: never an exception; the same
-    stream in a fresh host, or resumed from a dump at any point, gives the same events and hash."""
-    rng = random.Random(15)
+@functools.cache
+def stream(seed: int) -> tuple[list[Any], Host, list[list[Any]]]:
+    """A seeded stream over three tenders, run once: its commands, host and outcomes."""
+    rng = random.Random(seed)
     now = START
     commands: list[Any] = [publish(now, f"T{i}", opening_at=OPENING + i * DAY) for i in range(3)]
-    for _ in range(400):
-        now += rng.choice([0, S, 3600 * S, DAY // 2])
+    for _ in range(600):
+        now += rng.choice([0, S, 600 * S, 3600 * S, 4 * 3600 * S])
         commands.append(random_command(rng, now))
-    host, out = run(commands)
+    return (commands, *run(commands))
+
+
+@pytest.mark.parametrize("seed", [15, 16, 17])
+def test_a_seeded_stream_replays_to_the_same_state(seed: int) -> None:
+    """Random commands (valid, late, wrong): never an exception; the same stream in a fresh
+    host, or resumed from a dump at any point, gives the same events and hash."""
+    commands, host, out = stream(seed)
     again, out_again = run(commands)
     assert out == out_again and host.state_hash() == again.state_hash()
-    for cut in (50, 150, 250):
+    for cut in (50, 250, 450):
         first, _ = run(commands[:cut])
         resumed = Host.load_state(msgpack.unpackb(msgpack.packb(first.dump_state()), raw=False))
         rest = [resumed.handle(c) for c in commands[cut:]]
         assert rest == out[cut:] and resumed.state_hash() == host.state_hash()
-    seen = {type(e).__name__ for events in out for e in events}
-    assert {"OfferDeposited", "OfferWithdrawn", "TenderOpened", "AdmissionDecided", "TenderLotAwarded"} <= seen
+
+
+def test_the_seeded_streams_reach_every_step() -> None:
+    seen = {type(e).__name__ for seed in (15, 16, 17) for events in stream(seed)[2] for e in events}
+    assert {"OfferDeposited", "OfferWithdrawn", "TenderOpened", "AdmissionDecided", "TenderLotAwarded",
+            "QuestionAnswered", "ExtensionClosed", "TenderCancelled"} <= seen
 
 
 @pytest.mark.parametrize("part", ["admin", "financial"])
@@ -302,3 +333,64 @@ def test_an_envelope_for_another_part_does_not_open(part: str) -> None:
     assert [(e.part, e.code) for e in events if type(e) is EnvelopeUnreadable] == [
         ("admin", "undecryptable"), ("financial", "undecryptable")]
     assert host.kind(Tenders).tenders["T1"].opened["acme"][part][0] == "undecryptable"
+
+
+def test_clarifications_keep_the_asker_secret_and_their_delays() -> None:
+    """Art. 10: ask until 7 days before the opening, answer until 3; the answer is public and
+    no event, view or feed entry names the asker."""
+    host = Host()
+    kind = host.kind(Tenders)
+    host.handle(publish())
+    assert host.handle(AskQuestion(START + S, "T1", "acme", "q1", "Which voltage?"))[0].code == "not_downloaded"
+    assert type(host.handle(RegisterDownload(START + S, "T1", "acme"))[0]) is FileDownloaded
+    host.handle(RegisterDownload(START + S, "T1", "beta"))
+    asked = host.handle(AskQuestion(OPENING - 7 * DAY, "T1", "acme", "q1", "Which voltage?"))  # the last instant
+    assert asked == [QuestionAsked(OPENING - 7 * DAY, "T1", "q1", "Which voltage?")]
+    assert host.handle(AskQuestion(OPENING - 7 * DAY, "T1", "beta", "q1", "Again?"))[0].code == "question_exists"
+    assert host.handle(AskQuestion(OPENING - 7 * DAY + 1, "T1", "beta", "q2", "Late?"))[0].code == "too_late_to_ask"
+    assert host.handle(AnswerQuestion(OPENING - 7 * DAY + 1, "T1", "acme", "q1", "220 V"))[0].code == \
+        "not_the_buyer"
+    answered = host.handle(AnswerQuestion(OPENING - 3 * DAY, "T1", "buyer", "q1", "220 V"))
+    assert answered == [QuestionAnswered(OPENING - 3 * DAY, "T1", "q1", "Which voltage?", "220 V")]
+    assert host.handle(AnswerQuestion(OPENING - 3 * DAY, "T1", "buyer", "q1", "x"))[0].code == "already_answered"
+    for event in [*asked, *answered]:
+        assert "acme" not in repr(event) and "acme" not in repr(kind.public_event(event))
+    view = kind.public_view("T1")
+    assert view["clarifications"] == [{"question_id": "q1", "question": "Which voltage?", "answer": "220 V"}]
+    assert "acme" not in repr(view)
+    host2 = Host()
+    host2.handle(publish())
+    host2.handle(RegisterDownload(START + S, "T1", "acme"))
+    host2.handle(AskQuestion(START + 2 * S, "T1", "acme", "q1", "Why?"))
+    assert host2.handle(AnswerQuestion(OPENING - 3 * DAY + 1, "T1", "buyer", "q1", "Late"))[0].code == \
+        "too_late_to_answer"
+
+
+def test_a_validity_extension_lapses_who_declines() -> None:
+    """Art. 16: the buyer asks before the validity ends; who says no or does not answer by
+    the deadline lapses and is not evaluated; the validity moves by the days asked."""
+    commands = lifecycle()
+    host, _ = run(commands[:15])  # opened, in admission
+    tender = host.kind(Tenders).tenders["T1"]
+    end = tender.validity_until
+    at = OPENING + 10 * S
+    assert host.handle(RequestExtension(at, "T1", "buyer", 30, end))[0].code == "invalid_extension"
+    assert host.handle(RequestExtension(at, "T1", "buyer", 30, at + DAY)) == [
+        ExtensionRequested(at, "T1", 30, at + DAY)]
+    assert host.handle(RequestExtension(at, "T1", "buyer", 30, at + DAY))[0].code == "extension_pending"
+    assert host.next_deadline() == at + DAY
+    for bidder, accepted in (("acme", False), ("beta", True), ("gamma", True), ("eps", True)):
+        host.handle(AnswerExtension(at + S, "T1", bidder, accepted))
+    assert host.handle(AnswerExtension(at + S, "T1", "beta", False))[0].code == "already_answered"
+    assert host.handle(AnswerExtension(at + S, "T1", "nobody", True))[0].code == "no_standing_offer"
+    closed = host.handle(Tick(at + DAY))
+    assert closed == [ExtensionClosed(at + DAY, "T1", end + 30 * DAY, ("acme", "delta", "zeta"))]
+    assert host.kind(Tenders).public_event(closed[0])["lapsed"] == 3
+    assert host.next_deadline() == end + 30 * DAY
+    later = [c._replace(now=c.now + 2 * DAY) for c in commands[15:-1]]
+    awards = [e for c in later for e in host.handle(c) if type(e) is TenderLotAwarded]
+    assert [(e.lot_id, e.bidder_id) for e in awards] == [("L1", "eps"), ("L2", "eps")]
+    steps = host.kind(Tenders).explain("T1", "L1")
+    assert {"step": "excluded", "bidder_id": "acme", "code": "validity_not_extended"} in steps
+    dumped = Host.load_state(msgpack.unpackb(msgpack.packb(host.dump_state()), raw=False))
+    assert dumped.state_hash() == host.state_hash()
