@@ -13,7 +13,9 @@ from .messages import (
     CancelTender,
     CloseAdmission,
     DecideAdmission,
+    DecideJustification,
     DepositOffer,
+    JustifyOffer,
     PublishTender,
     RecordRate,
     RegisterDownload,
@@ -24,5 +26,5 @@ from .messages import (
 )
 
 __all__ = ["AnswerExtension", "AnswerQuestion", "AskQuestion", "CancelTender", "CloseAdmission", "DecideAdmission",
-           "DepositOffer", "PublishTender", "RecordRate", "RegisterDownload", "RequestExtension", "SubmitShare",
-           "TenderSpec", "Tenders", "WithdrawOffer"]
+           "DecideJustification", "DepositOffer", "JustifyOffer", "PublishTender", "RecordRate", "RegisterDownload",
+           "RequestExtension", "SubmitShare", "TenderSpec", "Tenders", "WithdrawOffer"]

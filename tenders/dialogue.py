@@ -25,7 +25,7 @@ from .messages import (
     RequestExtension,
     TenderRefused,
 )
-from .tender import ADMISSION, CANCELLED, DAY, MAX_VALIDITY_DAYS, OPENING, PUBLISHED, Tender, is_id
+from .tender import CANCELLED, DAY, LIVE, MAX_VALIDITY_DAYS, PUBLISHED, Tender, is_id
 
 MAX_TEXT = 5_000  # characters of a question or an answer
 
@@ -85,7 +85,7 @@ def answer(cmd: AnswerQuestion, tender: Tender) -> Any:
 def request_extension(cmd: RequestExtension, tender: Tender) -> Any:
     if cmd.buyer_id != tender.spec.buyer_id:
         return refuse(cmd, "not_the_buyer")
-    if tender.status not in (OPENING, ADMISSION):
+    if tender.status not in LIVE:
         return refuse(cmd, "no_offers_to_extend")
     if tender.extension:
         return refuse(cmd, "extension_pending")

@@ -20,6 +20,7 @@ from auction_engine.kind import ClockRegression, Codec, RetryKey, StateError, Ti
 from auction_engine.money import MoneyError, parse_amount, parse_percent
 
 from .dialogue import answer, answer_extension, ask, close_extension, refuse, register_download, request_extension
+from .justification import JUSTIFICATION, decide, decide_lot, expire, justify
 from .messages import (
     COMMANDS,
     EVENTS,
@@ -32,10 +33,12 @@ from .messages import (
     CancelTender,
     CloseAdmission,
     DecideAdmission,
+    DecideJustification,
     DepositOffer,
     DepositsClosed,
     EnvelopeOpened,
     EnvelopeUnreadable,
+    JustifyOffer,
     OfferDeposited,
     OfferWithdrawn,
     PublishTender,
@@ -46,7 +49,6 @@ from .messages import (
     ShareAccepted,
     SubmitShare,
     TenderCancelled,
-    TenderLotAwarded,
     TenderLotUnsuccessful,
     TenderOpened,
     TenderPublished,
@@ -57,7 +59,18 @@ from .messages import (
 )
 from .offer import CURRENCY, OfferError, parse_financial
 from .sealing import SHARE_SIZE, SealingError, combine_shares, digest, open_envelope, public_key_of, share_digest
-from .tender import ADMISSION, CANCELLED, DECIDED, OPENING, PUBLISHED, Tender, is_id, lot_outcome, spec_problem
+from .tender import (
+    ADMISSION,
+    CANCELLED,
+    DECIDED,
+    EVALUATION,
+    OPENING,
+    PUBLISHED,
+    Tender,
+    is_id,
+    lot_outcome,
+    spec_problem,
+)
 
 STATE_FORMAT = 1  # bump when Tender.canonical() or dump() changes shape
 MAX_ENVELOPE = 8 << 20  # bytes of one envelope's ciphertext
@@ -80,7 +93,8 @@ class Tenders:
             DepositOffer: self._deposit, WithdrawOffer: self._withdraw, RecordRate: self._rate,
             SubmitShare: self._share, DecideAdmission: self._decide, CloseAdmission: self._close_admission,
             CancelTender: self._cancel, RegisterDownload: register_download, AskQuestion: ask,
-            AnswerQuestion: answer, RequestExtension: request_extension, AnswerExtension: answer_extension}
+            AnswerQuestion: answer, RequestExtension: request_extension, AnswerExtension: answer_extension,
+            JustifyOffer: justify, DecideJustification: decide}
 
     @property
     def now(self) -> int:
@@ -111,6 +125,7 @@ class Tenders:
             return events
         result = handler(command, tender)
         events += result if type(result) is list else [result]
+        _settle(tender)
         return events
 
     # -- deadlines ----------------------------------------------------------------------
@@ -126,16 +141,20 @@ class Tenders:
                     events.append(DepositsClosed(at, tid, len(tender.deposits)))
                     if not tender.deposits:
                         self._decide_lots(tender, tid, at, "no_offers", events)
-                elif tender.extension:  # its answer_by is before the validity's end
+                elif at in tender.answer_by.values():
+                    expire(tender, tid, at, events)
+                elif tender.extension and tender.extension[1] == at:  # before the validity's end
                     events.append(close_extension(tender, tid, at))
                 else:
                     self._decide_lots(tender, tid, at, "offers_expired", events)
+                _settle(tender)
 
     def _decide_lots(self, tender: Tender, tid: str, at: int, reason: str, events: Events) -> None:
         for lot_id, lot in tender.lots.items():
-            if lot[0] == "pending":
+            if lot[0] in ("pending", JUSTIFICATION):
                 lot[0], lot[4] = "unsuccessful", reason
                 events.append(TenderLotUnsuccessful(at, tid, lot_id, reason))
+        tender.answer_by.clear()
         tender.status = DECIDED
 
     def due(self, now: int) -> bool:
@@ -278,17 +297,10 @@ class Tenders:
             return refuse(cmd, "not_a_member")
         if any(b not in tender.decisions for b in tender.opened):
             return refuse(cmd, "undecided_bidders")
+        tender.status = EVALUATION
         events: Events = []
-        for lot_id, lot in tender.lots.items():
-            winner, reason, reference, _ = lot_outcome(tender, lot_id)
-            if winner is None:
-                lot[0], lot[4] = "unsuccessful", reason
-                events.append(TenderLotUnsuccessful(cmd.now, cmd.tender_id, lot_id, reason))
-            else:
-                lot[:4] = ["awarded", winner.bidder_id, winner.amount, reference]
-                events.append(TenderLotAwarded(cmd.now, cmd.tender_id, lot_id, winner.bidder_id, winner.amount,
-                                               reference))
-        tender.status = DECIDED
+        for lot_id in tender.lots:
+            decide_lot(tender, cmd.tender_id, lot_id, cmd.now, events)
         return events
 
     def _cancel(self, cmd: CancelTender, tender: Tender) -> Any:
@@ -387,3 +399,8 @@ class Tenders:
             raise StateError(f"not a tender kind's state: {exc}") from None
         return kind
 
+
+def _settle(tender: Tender) -> None:
+    """A tender in evaluation is decided once no lot waits any more."""
+    if tender.status == EVALUATION and all(lot[0] not in ("pending", JUSTIFICATION) for lot in tender.lots.values()):
+        tender.status = DECIDED

@@ -36,6 +36,7 @@ class TenderSpec(NamedTuple):
     excessive: str = ""
     ask_days: int = 7  # art. 10: questions until this many days before the opening
     answer_days: int = 3  # art. 10: answers until this many days before the opening
+    justification_days: int = 7  # a flagged offer's time to justify itself (TN art. 65: no number)
 
 
 class PublishTender(NamedTuple):
@@ -151,9 +152,30 @@ class AnswerExtension(NamedTuple):
     accepted: bool
 
 
+class JustifyOffer(NamedTuple):
+    """A flagged bidder's answer: the SHA-256 of its justification file (kept off the journal)."""
+
+    now: int
+    tender_id: str
+    bidder_id: str
+    lot_id: str
+    digest: bytes
+
+
+class DecideJustification(NamedTuple):
+    now: int
+    tender_id: str
+    member_id: str
+    lot_id: str
+    bidder_id: str
+    accepted: bool
+    reason: str = ""
+
+
 COMMANDS: tuple[type[Any], ...] = (PublishTender, DepositOffer, WithdrawOffer, RecordRate, SubmitShare,
                                    DecideAdmission, CloseAdmission, CancelTender, RegisterDownload, AskQuestion,
-                                   AnswerQuestion, RequestExtension, AnswerExtension)
+                                   AnswerQuestion, RequestExtension, AnswerExtension, JustifyOffer,
+                                   DecideJustification)
 
 
 class TenderPublished(NamedTuple):
@@ -319,11 +341,39 @@ class ExtensionClosed(NamedTuple):
     lapsed: tuple[str, ...]
 
 
+class JustificationRequested(NamedTuple):
+    """Flagged offers of a lot (abnormally low or excessive) must be justified by `answer_by`."""
+
+    time: int
+    tender_id: str
+    lot_id: str
+    bidders: tuple[str, ...]
+    answer_by: int
+
+
+class OfferJustified(NamedTuple):
+    time: int
+    tender_id: str
+    lot_id: str
+    bidder_id: str
+    digest: bytes
+
+
+class JustificationDecided(NamedTuple):
+    time: int
+    tender_id: str
+    lot_id: str
+    bidder_id: str
+    accepted: bool
+    reason: str
+
+
 EVENTS: tuple[type[Any], ...] = (TenderPublished, TenderRefused, OfferDeposited, OfferWithdrawn, DepositsClosed,
                                  RateRecorded, ShareAccepted, TenderOpened, EnvelopeOpened, EnvelopeUnreadable,
                                  AdmissionDecided, TenderLotAwarded, TenderLotUnsuccessful, TenderCancelled,
                                  FileDownloaded, QuestionAsked, QuestionAnswered, ExtensionRequested,
-                                 ExtensionAnswered, ExtensionClosed)
+                                 ExtensionAnswered, ExtensionClosed, JustificationRequested, OfferJustified,
+                                 JustificationDecided)
 PUBLIC: frozenset[type[Any]] = frozenset({TenderPublished, DepositsClosed, TenderOpened, TenderLotAwarded,
                                           TenderLotUnsuccessful, TenderCancelled, QuestionAnswered,
                                           ExtensionRequested, ExtensionClosed})

@@ -23,7 +23,9 @@ MAX_LOTS = 100
 MAX_VALIDITY_DAYS = 3650
 
 # statuses of a tender
-PUBLISHED, OPENING, ADMISSION, DECIDED, CANCELLED = "published", "opening", "admission", "decided", "cancelled"
+PUBLISHED, OPENING, ADMISSION, EVALUATION, DECIDED, CANCELLED = (
+    "published", "opening", "admission", "evaluation", "decided", "cancelled")
+LIVE = (OPENING, ADMISSION, EVALUATION)  # offers opened or to open, not all lots decided
 
 
 def is_id(value: object) -> bool:
@@ -81,7 +83,8 @@ class Tender:
     """The state of one tender (see the module docstring)."""
 
     __slots__ = ("spec", "status", "deposits", "orders", "shares", "private_key", "opened", "rates",
-                 "decisions", "lots", "reason", "downloads", "questions", "validity_until", "extension", "lapsed")
+                 "decisions", "lots", "reason", "downloads", "questions", "validity_until", "extension", "lapsed",
+                 "justifications", "answer_by")
 
     def __init__(self, spec: TenderSpec) -> None:
         self.spec = spec
@@ -101,6 +104,9 @@ class Tender:
         self.validity_until = spec.opening_at + spec.validity_days * DAY
         self.extension: list[Any] = []  # while requested: [days, answer_by, {bidder: accepted}]
         self.lapsed: list[str] = []  # bidders whose offers' validity was not extended
+        self.justifications: dict[str, dict[str, list[Any]]] = {}  # lot -> flagged bidder ->
+        # [justification digest (b"" until answered), "" / "accepted" / "rejected", member, reason]
+        self.answer_by: dict[str, int] = {}  # lot -> its flagged bidders' deadline
 
     @property
     def opening_at(self) -> int:
@@ -110,8 +116,8 @@ class Tender:
         """The next instant at which time alone changes this tender."""
         if self.status == PUBLISHED:
             return self.opening_at
-        if self.status in (OPENING, ADMISSION):
-            return self.extension[1] if self.extension else self.validity_until
+        if self.status in LIVE:
+            return min([self.extension[1] if self.extension else self.validity_until, *self.answer_by.values()])
         return None
 
     def canonical(self) -> list[Any]:
@@ -124,7 +130,9 @@ class Tender:
     def _dialogue(self) -> list[Any]:
         extension = [*self.extension[:2], sorted(self.extension[2].items())] if self.extension else []
         return [list(self.downloads), [[q, *v] for q, v in self.questions.items()], self.validity_until, extension,
-                list(self.lapsed)]
+                list(self.lapsed), [[lot, [[b, *v] for b, v in flagged.items()]]
+                                    for lot, flagged in self.justifications.items()],
+                list(self.answer_by.items())]
 
     def dump(self) -> list[Any]:
         return [list(self.spec), self.status, [[b, self.orders[b], [list(e) for e in envs]]
@@ -137,7 +145,7 @@ class Tender:
     @classmethod
     def load(cls, data: Any) -> Tender:
         (spec, status, deposits, shares, key, opened, rates, decisions, lots, reason, downloads, questions,
-         validity_until, extension, lapsed) = data
+         validity_until, extension, lapsed, justifications, answer_by) = data
         tender = cls(TenderSpec(*tuples(spec)))
         tender.status, tender.private_key, tender.reason = status, key, reason
         for bidder, order, envs in deposits:
@@ -154,6 +162,8 @@ class Tender:
         if extension:
             tender.extension = [extension[0], extension[1], {b: a for b, a in extension[2]}]
         tender.lapsed = list(lapsed)
+        tender.justifications = {lot: {b: list(v) for b, *v in flagged} for lot, flagged in justifications}
+        tender.answer_by = {lot: at for lot, at in answer_by}
         return tender
 
 
@@ -185,6 +195,9 @@ def lot_outcome(tender: Tender, lot_id: str) -> tuple[Offer | None, str, int, li
         admitted += 1
         if bidder in tender.lapsed:
             explain.append({"step": "excluded", "bidder_id": bidder, "code": "validity_not_extended"})
+            continue
+        if tender.justifications.get(lot_id, {}).get(bidder, [b"", ""])[1] == "rejected":
+            explain.append({"step": "excluded", "bidder_id": bidder, "code": "justification_rejected"})
             continue
         bid = offer.lots[lot_id]
         exact, corrected = corrected_amount(bid.form_total, bid.lines)

@@ -27,7 +27,9 @@ from tenders import (
     CancelTender,
     CloseAdmission,
     DecideAdmission,
+    DecideJustification,
     DepositOffer,
+    JustifyOffer,
     RecordRate,
     RegisterDownload,
     RequestExtension,
@@ -42,6 +44,9 @@ from tenders.messages import (
     ExtensionClosed,
     ExtensionRequested,
     FileDownloaded,
+    JustificationDecided,
+    JustificationRequested,
+    OfferJustified,
     OfferWithdrawn,
     QuestionAnswered,
     QuestionAsked,
@@ -261,7 +266,11 @@ def random_command(rng: random.Random, now: int) -> Any:
     tid, bidder = f"T{rng.randrange(3)}", rng.choice(["acme", "beta", "gamma", "delta"])
     member = rng.choice([*MEMBERS, "nobody"])
     amount = f"{rng.randrange(1, 2_000_000)}.{rng.randrange(100):02d}"
-    pick = rng.randrange(12)
+    pick = rng.randrange(14)
+    if pick == 12:
+        return JustifyOffer(now, tid, bidder, "L1", digest(b"costs"))
+    if pick == 13:
+        return DecideJustification(now, tid, member, "L1", bidder, rng.random() < 0.5, "reason")
     if pick == 8:
         return RegisterDownload(now, tid, bidder)
     if pick == 9:
@@ -284,7 +293,7 @@ def random_command(rng: random.Random, now: int) -> Any:
         return CloseAdmission(now, tid, member)
     if pick == 6:
         return RecordRate(now, tid, "buyer", "EUR", "10.5")
-    return CancelTender(now, tid, "buyer", "why") if rng.random() < 0.05 else Tick(now)
+    return CancelTender(now, tid, "buyer", "why") if rng.random() < 0.01 else Tick(now)
 
 
 @functools.cache
@@ -292,8 +301,9 @@ def stream(seed: int) -> tuple[list[Any], Host, list[list[Any]]]:
     """A seeded stream over three tenders, run once: its commands, host and outcomes."""
     rng = random.Random(seed)
     now = START
-    commands: list[Any] = [publish(now, f"T{i}", opening_at=OPENING + i * DAY) for i in range(3)]
-    for _ in range(600):
+    commands: list[Any] = [publish(now, f"T{i}", opening_at=OPENING + i * DAY, abnormally_low=low, excessive=low)
+                           for i, low in enumerate(("", "30", "60"))]
+    for _ in range(700):
         now += rng.choice([0, S, 600 * S, 3600 * S, 4 * 3600 * S])
         commands.append(random_command(rng, now))
     return (commands, *run(commands))
@@ -316,7 +326,8 @@ def test_a_seeded_stream_replays_to_the_same_state(seed: int) -> None:
 def test_the_seeded_streams_reach_every_step() -> None:
     seen = {type(e).__name__ for seed in (15, 16, 17) for events in stream(seed)[2] for e in events}
     assert {"OfferDeposited", "OfferWithdrawn", "TenderOpened", "AdmissionDecided", "TenderLotAwarded",
-            "QuestionAnswered", "ExtensionClosed", "TenderCancelled"} <= seen
+            "QuestionAnswered", "ExtensionClosed", "TenderCancelled", "JustificationRequested",
+            "JustificationDecided"} <= seen
 
 
 @pytest.mark.parametrize("part", ["admin", "financial"])
@@ -392,5 +403,58 @@ def test_a_validity_extension_lapses_who_declines() -> None:
     assert [(e.lot_id, e.bidder_id) for e in awards] == [("L1", "eps"), ("L2", "eps")]
     steps = host.kind(Tenders).explain("T1", "L1")
     assert {"step": "excluded", "bidder_id": "acme", "code": "validity_not_extended"} in steps
+    dumped = Host.load_state(msgpack.unpackb(msgpack.packb(host.dump_state()), raw=False))
+    assert dumped.state_hash() == host.state_hash()
+
+
+def flagged_tender(low: str = "10") -> Host:
+    """L1: estimate 1,000,000.00; A 900,000.00, B 1,050,000.00, C 500,000.00: P = 908,333.33
+    and C is below 0.9 P = 817,500.00: abnormally low. Admission closed at OPENING + 9 s."""
+    host = Host()
+    host.handle(publish(abnormally_low=low))
+    for i, (bidder, amount) in enumerate((("A", "900000.00"), ("B", "1050000.00"), ("C", "500000.00"))):
+        host.handle(deposit(START + (i + 1) * S, bidder, simple(amount)))
+    for i, m in enumerate(MEMBERS[:3]):
+        host.handle(share(OPENING + (i + 1) * S, m))
+    for bidder in "ABC":
+        host.handle(DecideAdmission(OPENING + 5 * S, "T1", "m1", bidder, True))
+    return host
+
+
+def test_a_flagged_offer_is_justified_then_rejected_and_the_lot_evaluated_again() -> None:
+    host = flagged_tender()
+    kind = host.kind(Tenders)
+    closed = host.handle(CloseAdmission(OPENING + 9 * S, "T1", "m1"))
+    answer_by = OPENING + 9 * S + 7 * DAY
+    assert closed == [JustificationRequested(OPENING + 9 * S, "T1", "L1", ("C",), answer_by),
+                      TenderLotUnsuccessful(OPENING + 9 * S, "T1", "L2", "no_offers")]
+    assert kind.tenders["T1"].status == "evaluation" and host.next_deadline() == answer_by
+    t = OPENING + DAY
+    assert host.handle(JustifyOffer(t, "T1", "A", "L1", digest(b"x")))[0].code == "not_flagged"
+    assert type(host.handle(JustifyOffer(t, "T1", "C", "L1", digest(b"our costs")))[0]) is OfferJustified
+    assert host.handle(JustifyOffer(t, "T1", "C", "L1", digest(b"again")))[0].code == "already_justified"
+    assert host.handle(DecideJustification(t, "T1", "m2", "L1", "C", False))[0].code == "reason_required"
+    decided = host.handle(DecideJustification(t, "T1", "m2", "L1", "C", False, "below cost"))
+    # without C: P = (1,000,000.00 + 975,000.00) / 2 = 987,500.00; nothing flagged; A wins
+    assert decided[1:] == [TenderLotAwarded(t, "T1", "L1", "A", 900_000_00, 987_500_00)]
+    assert kind.tenders["T1"].status == "decided" and host.next_deadline() is None
+    assert {"step": "excluded", "bidder_id": "C", "code": "justification_rejected"} in kind.explain("T1", "L1")
+
+
+def test_an_unanswered_justification_is_rejected_at_its_deadline() -> None:
+    host = flagged_tender()
+    host.handle(CloseAdmission(OPENING + 9 * S, "T1", "m1"))
+    answer_by = OPENING + 9 * S + 7 * DAY
+    events = host.handle(Tick(answer_by))
+    assert events == [JustificationDecided(answer_by, "T1", "L1", "C", False, "no_justification"),
+                      TenderLotAwarded(answer_by, "T1", "L1", "A", 900_000_00, 987_500_00)]
+
+
+def test_an_accepted_justification_keeps_the_offer() -> None:
+    host = flagged_tender()
+    host.handle(CloseAdmission(OPENING + 9 * S, "T1", "m1"))
+    host.handle(JustifyOffer(OPENING + DAY, "T1", "C", "L1", digest(b"our costs")))
+    events = host.handle(DecideJustification(OPENING + DAY, "T1", "m2", "L1", "C", True, "costs shown"))
+    assert events[1:] == [TenderLotAwarded(OPENING + DAY, "T1", "L1", "A", 900_000_00, 908_333_33)]
     dumped = Host.load_state(msgpack.unpackb(msgpack.packb(host.dump_state()), raw=False))
     assert dumped.state_hash() == host.state_hash()
