@@ -77,6 +77,7 @@ MAX_ENVELOPE = 8 << 20  # bytes of one envelope's ciphertext
 MAX_REASON = 500  # characters of a reason
 
 Events = list[Any]
+_ID_FIELDS = ("bidder_id", "member_id", "buyer_id", "lot_id", "question_id", "client_id")  # str, or refused
 
 
 class Tenders:
@@ -122,6 +123,9 @@ class Tenders:
         tender = self.tenders.get(command.tender_id) if type(command.tender_id) is str else None
         if tender is None:
             events.append(refuse(command, "unknown_tender"))
+            return events
+        if any(type(getattr(command, name, "")) is not str for name in _ID_FIELDS):
+            events.append(refuse(command, "malformed"))
             return events
         result = handler(command, tender)
         events += result if type(result) is list else [result]
@@ -188,7 +192,8 @@ class Tenders:
         if cmd.bidder_id in tender.deposits:
             return refuse(cmd, "already_deposited")
         envelopes = cmd.envelopes
-        if (type(envelopes) is not tuple or not all(type(e) is tuple and len(e) == 3 for e in envelopes)
+        if (type(envelopes) is not tuple
+                or not all(type(e) is tuple and len(e) == 3 and type(e[0]) is str for e in envelopes)
                 or sorted(e[0] for e in envelopes) != sorted(tender.spec.parts)):
             return refuse(cmd, "malformed_envelopes")
         for _, ciphertext, hashed in envelopes:

@@ -17,6 +17,7 @@ from auction_engine.money import MoneyError, parse_amount
 from .evaluation import PRICE_DECIMALS, QUANTITY_DECIMALS, Line
 
 MAX_LINES = 10_000  # BPDE lines per lot
+MAX_SIZE = 256 << 10  # bytes of a financial offer: the opening record holds every one of them
 MAX_VALUE = 10**15  # bound on a quantity or price, in its own units: exact products stay bounded
 CURRENCY = re.compile(r"[A-Z]{3}")
 
@@ -63,6 +64,8 @@ def _lot(lot_id: str, body: Any) -> LotBid:
 
 def parse_financial(plaintext: bytes, lot_ids: frozenset[str]) -> FinancialOffer:
     """The offer in a financial envelope, or `OfferError`."""
+    if len(plaintext) > MAX_SIZE:
+        raise OfferError(f"a financial offer is at most {MAX_SIZE} bytes")
     try:
         data = json.loads(plaintext.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):

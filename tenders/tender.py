@@ -21,6 +21,7 @@ ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 DAY = 86_400_000_000  # µs
 MAX_LOTS = 100
 MAX_VALIDITY_DAYS = 3650
+MAX_INSTANT = 253_402_300_800 * 1_000_000  # 10000-01-01T00:00Z: every deadline stays far below 2**63 µs
 
 # statuses of a tender
 PUBLISHED, OPENING, ADMISSION, EVALUATION, DECIDED, CANCELLED = (
@@ -46,6 +47,8 @@ def spec_problem(spec: object, now: int) -> str | None:
         return "malformed"
     if spec.opening_at <= now:
         return "opening_in_past"
+    if spec.opening_at >= MAX_INSTANT:
+        return "malformed"
     lots = spec.lots
     if (type(lots) is not tuple or not 0 < len(lots) <= MAX_LOTS
             or not all(type(x) is tuple and len(x) == 2 and is_id(x[0]) and type(x[1]) is int

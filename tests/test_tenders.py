@@ -132,6 +132,10 @@ def test_retries_and_refusals_change_nothing() -> None:
         (DepositOffer(START + 20 * S, "T1", "new", "junk"), "malformed_envelopes"),  # type: ignore[arg-type]
         (deposit(START + 20 * S, "new", simple("2.00"), tender_id="T9"), "unknown_tender"),
         (WithdrawOffer(START + 20 * S, "T1", "nobody"), "nothing_to_withdraw"),
+        (WithdrawOffer(START + 20 * S, "T1", ["acme"]), "malformed"),  # type: ignore[arg-type]
+        (DepositOffer(START + 20 * S, "T1", "new", ((1, ct, digest(ct)), ("admin", ct, digest(ct)))),  # type: ignore[arg-type]
+         "malformed_envelopes"),
+        (publish(START + 20 * S, "T2", opening_at=2**63), "malformed"),
         (share(START + 20 * S, "m1"), "opening_not_started"),
         (DecideAdmission(START + 20 * S, "T1", "m1", "acme", True), "not_in_admission"),
         (CloseAdmission(START + 20 * S, "T1", "m1"), "not_in_admission"),
