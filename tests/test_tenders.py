@@ -20,6 +20,7 @@ from auction_engine.journal import Journaled, Submission, recover
 from auction_engine.journal.format import decode_command, encode_command
 from auction_engine.kind import Tick
 from replay import verify
+from replay.cli import main as replay_main
 from tenders import (
     AnswerExtension,
     AnswerQuestion,
@@ -462,3 +463,14 @@ def test_an_accepted_justification_keeps_the_offer() -> None:
     assert events[1:] == [TenderLotAwarded(OPENING + DAY, "T1", "L1", "A", 900_000_00, 908_333_33)]
     dumped = Host.load_state(msgpack.unpackb(msgpack.packb(host.dump_state()), raw=False))
     assert dumped.state_hash() == host.state_hash()
+
+
+def test_the_auditors_tool_on_a_tender_journal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """verify and timeline cover a tender's case; the HTML report (auctions only) says so
+    instead of failing with a traceback."""
+    write(tmp_path / "j", lifecycle())
+    assert replay_main(["verify", str(tmp_path / "j")]) == 0
+    assert replay_main(["timeline", str(tmp_path / "j"), "--auction", "T1"]) == 0
+    assert "PublishTender" in capsys.readouterr().out
+    assert replay_main(["report", str(tmp_path / "j"), "--auction", "T1", "-o", str(tmp_path / "r.html")]) == 2
+    assert "no auction 'T1'" in capsys.readouterr().err
