@@ -17,7 +17,8 @@ from typing import Any, ClassVar, Self
 import msgpack
 
 from auction_engine.kind import ClockRegression, Codec, RetryKey, StateError, Tick
-from auction_engine.money import MoneyError, parse_amount, parse_percent
+from auction_engine.money import MoneyError, format_amount, parse_amount, parse_percent
+from auction_engine.timeutil import format_instant
 
 from .dialogue import answer, answer_extension, ask, close_extension, refuse, register_download, request_extension
 from .justification import JUSTIFICATION, decide, decide_lot, expire, justify
@@ -77,6 +78,8 @@ MAX_ENVELOPE = 8 << 20  # bytes of one envelope's ciphertext
 MAX_REASON = 500  # characters of a reason
 
 Events = list[Any]
+_MONEY_FIELDS = frozenset({"amount", "reference"})
+_TIME_FIELDS = frozenset({"time", "opening_at", "validity_until", "answer_by"})
 _ID_FIELDS = ("bidder_id", "member_id", "buyer_id", "lot_id", "question_id", "client_id")  # str, or refused
 
 
@@ -357,15 +360,22 @@ class Tenders:
     def cases(self) -> list[str]:
         return list(self.tenders)
 
-    @staticmethod
-    def public_event(event: Any) -> dict[str, Any]:
-        """The feed's entry: no bidder (lapsed ones counted), the key in hex."""
-        entry = {"type": type(event).__name__, **event._asdict()}
-        entry.pop("bidder_id", None)
-        if "lapsed" in entry:
-            entry["lapsed"] = len(entry["lapsed"])
-        if "private_key" in entry:
-            entry["private_key"] = entry["private_key"].hex()
+    def public_event(self, event: Any) -> dict[str, Any]:
+        """The feed's entry: money in the tender's decimals, ISO-8601 times, no bidder (lapsed
+        ones counted), the key in hex."""
+        decimals = self.tenders[event.tender_id].spec.decimals
+        entry: dict[str, Any] = {"type": type(event).__name__}
+        for name, value in event._asdict().items():
+            if name in _MONEY_FIELDS:
+                entry[name] = format_amount(value, decimals)
+            elif name in _TIME_FIELDS:
+                entry[name] = format_instant(value)
+            elif name == "lapsed":
+                entry[name] = len(value)
+            elif type(value) is bytes:
+                entry[name] = value.hex()
+            elif name != "bidder_id":
+                entry[name] = value
         return entry
 
     @staticmethod

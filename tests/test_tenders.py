@@ -119,6 +119,10 @@ def test_a_tender_from_publication_to_award() -> None:
         {"step": "arithmetic", "bidder_id": "eps", "form_total_micro": 880_000 * 10**6,
          "bpde_total_exact": 890_000 * 10**9, "corrected": True}]
     assert out[-1] == [] and kind.next_deadline() is None  # decided: the validity deadline is gone
+    assert kind.public_event(awards[0]) == {"type": "TenderLotAwarded", "time": "2026-03-12T10:00:06.000000Z",
+                                            "tender_id": "T1", "lot_id": "L1", "amount": "900000.00",
+                                            "reference": "964800.00"}
+    assert kind.public_event(opened[1])["private_key"] == tender.private_key.hex()
 
 
 def test_retries_and_refusals_change_nothing() -> None:
