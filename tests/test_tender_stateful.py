@@ -1,6 +1,7 @@
 """The tender kind against a trivially correct model of its lifecycle (Hypothesis state
 machine): every rule applies one command to both; the statuses, deposits, deadlines and
-outcomes must agree, and the award must be the naive model's best offer."""
+outcomes must agree, and the award must be the naive model's best offer (with the
+national preference for bidders not established in Morocco)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ from hypothesis import note, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from tender_factories import DAY, MEMBERS, OPENING, deposit, publish, share, simple
-from test_tender_rules import naive_best
+from test_tender_rules import naive_best, naive_preference
 
 from auction_engine.host import Host
 from auction_engine.kind import Tick
 from tenders import CloseAdmission, DecideAdmission, Tenders, WithdrawOffer
+from tenders.evaluation import Offer
 from tenders.messages import TenderLotAwarded, TenderLotUnsuccessful, TenderRefused
 
 BIDDERS = ("acme", "beta", "gamma")
@@ -31,7 +33,7 @@ class Model:
         self.status = "published"
         self.deposits: dict[str, tuple[int, int]] = {}  # bidder -> (amount, order)
         self.shares: set[str] = set()
-        self.decisions: dict[str, bool] = {}
+        self.decisions: dict[str, tuple[bool, bool]] = {}  # bidder -> (admitted, established in Morocco)
         self.outcome: dict[str, Any] = {}
 
     def deadline(self) -> int | None:
@@ -48,11 +50,15 @@ class Model:
             self.status, self.outcome = "decided", {"L1": "offers_expired", "L2": "offers_expired"}
 
     def award(self) -> dict[str, Any]:
-        admitted = {b: a for b, (a, _) in self.deposits.items() if self.decisions[b]}
+        admitted = {b: a for b, (a, _) in self.deposits.items() if self.decisions[b][0]}
         if not admitted:
             return {"L1": "none_admitted", "L2": "no_offers"}
         p = (Fraction(ESTIMATE) + Fraction(sum(admitted.values()), len(admitted))) / 2
-        best = naive_best(admitted, p, {b: o for b, (_, o) in self.deposits.items()})
+        order = {b: o for b, (_, o) in self.deposits.items()}
+        offers = [Offer(b, a, not self.decisions[b][1], order[b]) for b, a in admitted.items()]
+        ranked = naive_preference(offers, p, Fraction(15, 100))  # foreign bidders: art. 18
+        best = naive_best(ranked, p, order)
+        assert best is not None
         return {"L1": (best, admitted[best]), "L2": "no_offers"}
 
 
@@ -120,22 +126,23 @@ class TenderMachine(RuleBasedStateMachine):
         for member in MEMBERS[:3]:
             self.submit_share(member)
 
-    @rule(bidder=st.sampled_from(BIDDERS), admitted=st.booleans())
-    def decide(self, bidder: str, admitted: bool) -> None:
+    @rule(bidder=st.sampled_from(BIDDERS), admitted=st.booleans(), established=st.booleans())
+    def decide(self, bidder: str, admitted: bool, established: bool = True) -> None:
         self.model.advance(self.now)
         m = self.model
         expected = ("not_in_admission" if m.status != "admission" else "unknown_bidder" if bidder not in m.deposits
                     else None)
-        refused = self.send(DecideAdmission(self.now, "T1", "m1", bidder, admitted, "" if admitted else "no"))
+        refused = self.send(DecideAdmission(self.now, "T1", "m1", bidder, admitted, "" if admitted else "no",
+                                            established))
         assert [r.code for r in refused] == ([expected] if expected else [])
         if expected is None:
-            m.decisions[bidder] = admitted
+            m.decisions[bidder] = (admitted, established)
 
-    @rule(admitted=st.lists(st.booleans(), min_size=len(BIDDERS), max_size=len(BIDDERS)))
-    def decide_every_bidder(self, admitted: list[bool]) -> None:
-        for bidder, yes in zip(BIDDERS, admitted, strict=True):
+    @rule(admitted=st.lists(st.tuples(st.booleans(), st.booleans()), min_size=len(BIDDERS), max_size=len(BIDDERS)))
+    def decide_every_bidder(self, admitted: list[tuple[bool, bool]]) -> None:
+        for bidder, (yes, established) in zip(BIDDERS, admitted, strict=True):
             if bidder in self.model.deposits:
-                self.decide(bidder, yes)
+                self.decide(bidder, yes, established)
 
     @rule()
     def close_admission(self) -> None:
