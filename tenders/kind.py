@@ -20,6 +20,7 @@ from auction_engine.kind import ClockRegression, Codec, RetryKey, StateError, Ti
 from auction_engine.money import MoneyError, format_amount, parse_amount, parse_percent
 from auction_engine.timeutil import format_instant
 
+from . import views
 from .dialogue import answer, answer_extension, ask, close_extension, refuse, register_download, request_extension
 from .justification import JUSTIFICATION, decide, decide_lot, expire, justify
 from .messages import (
@@ -334,15 +335,16 @@ class Tenders:
         return lot_outcome(tender, lot_id)[3]
 
     def public_view(self, tender_id: str) -> dict[str, Any]:
-        """What anyone may see: status, deadlines, the number of deposits, lot outcomes and
-        the answered clarifications (never who asked)."""
-        tender = self.tenders[tender_id]
-        view: dict[str, Any] = {"tender_id": tender_id, "status": tender.status, "opening_at": tender.opening_at,
-                                "validity_until": tender.validity_until, "deposits": len(tender.deposits),
-                                "lots": {lot: {"status": v[0], "reason": v[4]} for lot, v in tender.lots.items()},
-                                "clarifications": [{"question_id": q, "question": v[1], "answer": v[2]}
-                                                   for q, v in tender.questions.items() if v[2]]}
-        return view
+        """What anyone may see (`views.public_view`; KeyError if unknown)."""
+        return views.public_view(tender_id, self.tenders[tender_id])
+
+    def bidder_view(self, tender_id: str, bidder_id: str) -> dict[str, Any]:
+        """What one bidder may see: its own file and evaluation (`views.bidder_view`)."""
+        return views.bidder_view(tender_id, self.tenders[tender_id], bidder_id)
+
+    def buyer_view(self, tender_id: str) -> dict[str, Any]:
+        """What the buyer may see: identities, decisions, every explain (`views.buyer_view`)."""
+        return views.buyer_view(tender_id, self.tenders[tender_id])
 
     # -- as a procedure kind ------------------------------------------------------------
 

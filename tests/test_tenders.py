@@ -478,3 +478,34 @@ def test_the_auditors_tool_on_a_tender_journal(tmp_path: Path, capsys: pytest.Ca
     assert "PublishTender" in capsys.readouterr().out
     assert replay_main(["report", str(tmp_path / "j"), "--auction", "T1", "-o", str(tmp_path / "r.html")]) == 2
     assert "no auction 'T1'" in capsys.readouterr().err
+
+
+def test_each_role_sees_its_own() -> None:
+    """A bidder sees its own file, rank and P, never another's name; the buyer sees every
+    bidder and explain; nobody sees who asked a question."""
+    commands = lifecycle()
+    host = Host()
+    host.handle(commands[0])
+    host.handle(RegisterDownload(START, "T1", "acme"))
+    host.handle(AskQuestion(START, "T1", "acme", "q1", "Which voltage?"))
+    host.handle(AnswerQuestion(START, "T1", "buyer", "q1", "220 V"))
+    before = host.kind(Tenders).bidder_view("T1", "acme")
+    for command in commands[1:]:
+        host.handle(command)
+    kind = host.kind(Tenders)
+    assert before["deposit"] == [] and before["evaluation"]["L1"]["steps"] == []
+    mine = kind.bidder_view("T1", "acme")
+    assert mine["lots"]["L1"]["won"] and mine["evaluation"]["L1"]["rank"] == 1
+    assert mine["evaluation"]["L1"]["reference"] == 964_800_00 and mine["admission"] == {"admitted": True,
+                                                                                        "reason": ""}
+    others = ("beta", "gamma", "delta", "eps", "zeta")
+    assert not any(f"'{name}'" in repr(mine) for name in others)
+    delta = kind.bidder_view("T1", "delta")["evaluation"]["L1"]
+    assert delta["preference"] == [{"bidder_id": "delta", "case": 1, "amount": 940_000_00, "ranked_at": 799_000_00}]
+    buyer = kind.buyer_view("T1")
+    assert set(buyer["bidders"]) == {"acme", "beta", "gamma", "delta", "eps", "zeta"}
+    assert buyer["lots"]["L1"]["winner"] == "acme" and buyer["lots"]["L1"]["explain"]
+    assert buyer["bidders"]["zeta"]["decision"] == [False, "no offer could be read", "m1"]
+    for view in (mine, buyer, kind.public_view("T1")):
+        assert view["clarifications"] == [{"question_id": "q1", "question": "Which voltage?", "answer": "220 V"}]
+    assert "q1" not in repr([v for k, v in buyer.items() if k != "clarifications"])
