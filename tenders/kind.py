@@ -1,11 +1,12 @@
 """The tender kind: every sealed tender of one host, a deterministic state machine, no IO.
 
-Rules (everything that changes a tender lives here): published -> (deposit deadline =
-opening time, exclusive) opening -> (k valid shares: key rebuilt, every envelope opened)
-admission -> (CloseAdmission: every lot evaluated) decided; cancelled from any status
-before that. The offers' validity (days from the opening time) is the deadline of a tender
-not decided: its lots become unsuccessful ("offers_expired"). A refusal is a
-`TenderRefused` with a stable code and changes nothing (it is answered, not journaled).
+Rules: published -> (deposit deadline = opening time, exclusive) opening -> (k valid
+shares: key rebuilt, every envelope opened) admission -> (CloseAdmission: every lot
+evaluated) evaluation, while flagged offers justify themselves -> decided; cancelled from
+any status before that. The offers' validity (from the opening time, extendable) ends a
+tender not decided ("offers_expired"). Deadlines (and their order) live in `_advance`;
+clarifications, extensions and justifications in their own modules. A refusal is a
+`TenderRefused` with a stable code and changes nothing (answered, not journaled).
 """
 
 from __future__ import annotations
