@@ -6,7 +6,8 @@ functions; docs/replay.md describes both.
 import os
 
 from .history import History, history, render_timeline, timeline
-from .verify import AuctionSummary, VerifyResult, export, verify
+from .report import render_report  # now, not in report(): importing the submodule later
+from .verify import AuctionSummary, VerifyResult, export, verify  # would rebind `report` to it
 
 
 class Unverified(ValueError):
@@ -20,8 +21,6 @@ class Unverified(ValueError):
 def report(path: str | os.PathLike[str], auction: str, *, reveal: bool = False) -> str:
     """The standalone HTML audit report of `auction`, after verifying the journal
     (`Unverified` if it fails)."""
-    from .report import render_report
-
     result = verify(path, auction)
     if not result.ok:
         raise Unverified(result)

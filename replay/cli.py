@@ -127,6 +127,8 @@ def _timeline(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from auction_engine.engine import QueryError
+
     from . import Unverified, report
 
     try:
@@ -134,6 +136,9 @@ def _report(args: argparse.Namespace) -> int:
     except Unverified as exc:
         print(describe(exc.result), file=sys.stderr)
         return EXIT_FAILED
+    except QueryError as exc:  # no such auction (a tender's case: the report covers auctions only)
+        print(f"auction-replay: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     Path(args.output).write_text(html, encoding="utf-8")
     print(f"wrote {args.output} ({len(html)} bytes)")
     return EXIT_OK

@@ -1,0 +1,396 @@
+"""The tender kind's commands (imperative) and events (past), as the journal names them.
+
+Commands carry `now` (µs) first and the tender id second; a refusal is a `TenderRefused`
+event with a stable code, never an exception. Money is in minor units, percentages and
+rates are decimal strings (exact), keys and ciphertexts are bytes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+PARTS = ("admin", "technical", "financial")  # the envelopes a tender may ask for
+FINANCIAL = "financial"
+
+
+class TenderSpec(NamedTuple):
+    """A tender as published. `lots`: (lot id, estimate in minor units); `share_digests`:
+    SHA-256 of each member's share, in `members` order (member i holds Shamir index i+1);
+    `parts`: the envelopes asked for ("financial" always); percentages as strings, ""
+    for an unset threshold."""
+
+    buyer_id: str
+    opening_at: int
+    lots: tuple[tuple[str, int], ...]
+    public_key: bytes
+    members: tuple[str, ...]
+    share_digests: tuple[bytes, ...]
+    threshold: int
+    currency: str = "MAD"
+    decimals: int = 2
+    parts: tuple[str, ...] = ("admin", "financial")
+    validity_days: int = 75
+    preference: str = "15"
+    exemption: str = "30"
+    abnormally_low: str = ""
+    excessive: str = ""
+    ask_days: int = 7  # art. 10: questions until this many days before the opening
+    answer_days: int = 3  # art. 10: answers until this many days before the opening
+    justification_days: int = 7  # a flagged offer's time to justify itself (TN art. 65: no number)
+
+
+class PublishTender(NamedTuple):
+    now: int
+    tender_id: str
+    spec: TenderSpec
+
+
+class DepositOffer(NamedTuple):
+    """`envelopes`: (part, ciphertext, SHA-256 of the ciphertext) for each part asked."""
+
+    now: int
+    tender_id: str
+    bidder_id: str
+    envelopes: tuple[tuple[str, bytes, bytes], ...]
+    client_id: str = ""
+
+
+class WithdrawOffer(NamedTuple):
+    now: int
+    tender_id: str
+    bidder_id: str
+    client_id: str = ""
+
+
+class RecordRate(NamedTuple):
+    """The buyer records a currency's reference rate (art. 19): tender units per unit."""
+
+    now: int
+    tender_id: str
+    buyer_id: str
+    currency: str
+    rate: str
+
+
+class SubmitShare(NamedTuple):
+    now: int
+    tender_id: str
+    member_id: str
+    share: bytes
+
+
+class DecideAdmission(NamedTuple):
+    """A member's administrative and technical decision on a bidder; `established`: in
+    Morocco; `moroccan_share`: for a groupement, the percent its Moroccan members hold."""
+
+    now: int
+    tender_id: str
+    member_id: str
+    bidder_id: str
+    admitted: bool
+    reason: str = ""
+    established: bool = True
+    moroccan_share: str = ""
+
+
+class CloseAdmission(NamedTuple):
+    """End the administrative and technical evaluation: every lot is evaluated and decided."""
+
+    now: int
+    tender_id: str
+    member_id: str
+
+
+class CancelTender(NamedTuple):
+    now: int
+    tender_id: str
+    buyer_id: str
+    reason: str
+
+
+class RegisterDownload(NamedTuple):
+    """A bidder downloaded the tender's file: it may ask questions and hears every answer."""
+
+    now: int
+    tender_id: str
+    bidder_id: str
+
+
+class AskQuestion(NamedTuple):
+    """A clarification request (art. 10); the asker is never shown to anyone else."""
+
+    now: int
+    tender_id: str
+    bidder_id: str
+    question_id: str
+    text: str
+
+
+class AnswerQuestion(NamedTuple):
+    now: int
+    tender_id: str
+    buyer_id: str
+    question_id: str
+    text: str
+
+
+class RequestExtension(NamedTuple):
+    """The buyer asks the bidders to extend their offers' validity by `days` (art. 16),
+    answering by `answer_by` (before the validity ends)."""
+
+    now: int
+    tender_id: str
+    buyer_id: str
+    days: int
+    answer_by: int
+
+
+class AnswerExtension(NamedTuple):
+    now: int
+    tender_id: str
+    bidder_id: str
+    accepted: bool
+
+
+class JustifyOffer(NamedTuple):
+    """A flagged bidder's answer: the SHA-256 of its justification file (kept off the journal)."""
+
+    now: int
+    tender_id: str
+    bidder_id: str
+    lot_id: str
+    digest: bytes
+
+
+class DecideJustification(NamedTuple):
+    now: int
+    tender_id: str
+    member_id: str
+    lot_id: str
+    bidder_id: str
+    accepted: bool
+    reason: str = ""
+
+
+COMMANDS: tuple[type[Any], ...] = (PublishTender, DepositOffer, WithdrawOffer, RecordRate, SubmitShare,
+                                   DecideAdmission, CloseAdmission, CancelTender, RegisterDownload, AskQuestion,
+                                   AnswerQuestion, RequestExtension, AnswerExtension, JustifyOffer,
+                                   DecideJustification)
+
+
+class TenderPublished(NamedTuple):
+    time: int
+    tender_id: str
+    opening_at: int
+    validity_until: int
+
+
+class TenderRefused(NamedTuple):
+    """A command refused with a stable `code`; nothing changed."""
+
+    time: int
+    tender_id: str
+    actor: str
+    command: str
+    code: str
+
+
+class OfferDeposited(NamedTuple):
+    time: int
+    tender_id: str
+    bidder_id: str
+    digests: tuple[tuple[str, bytes], ...]
+
+
+class OfferWithdrawn(NamedTuple):
+    time: int
+    tender_id: str
+    bidder_id: str
+
+
+class DepositsClosed(NamedTuple):
+    time: int
+    tender_id: str
+    offers: int
+
+
+class RateRecorded(NamedTuple):
+    time: int
+    tender_id: str
+    currency: str
+    rate: str
+
+
+class ShareAccepted(NamedTuple):
+    time: int
+    tender_id: str
+    member_id: str
+    shares: int
+
+
+class TenderOpened(NamedTuple):
+    """The key is rebuilt: from here anyone can open every deposited envelope."""
+
+    time: int
+    tender_id: str
+    private_key: bytes
+
+
+class EnvelopeOpened(NamedTuple):
+    """`content`: the plaintext of a financial envelope (b"" for other parts)."""
+
+    time: int
+    tender_id: str
+    bidder_id: str
+    part: str
+    plaintext_digest: bytes
+    content: bytes
+
+
+class EnvelopeUnreadable(NamedTuple):
+    """`code`: "undecryptable" or "malformed_offer"."""
+
+    time: int
+    tender_id: str
+    bidder_id: str
+    part: str
+    code: str
+
+
+class AdmissionDecided(NamedTuple):
+    time: int
+    tender_id: str
+    member_id: str
+    bidder_id: str
+    admitted: bool
+    reason: str
+
+
+class TenderLotAwarded(NamedTuple):
+    """`amount`: the best offer, corrected and converted (minor units); `reference`: P rounded."""
+
+    time: int
+    tender_id: str
+    lot_id: str
+    bidder_id: str
+    amount: int
+    reference: int
+
+
+class TenderLotUnsuccessful(NamedTuple):
+    """`reason`: no_offers, none_admitted, all_rejected, offers_expired or cancelled."""
+
+    time: int
+    tender_id: str
+    lot_id: str
+    reason: str
+
+
+class TenderCancelled(NamedTuple):
+    time: int
+    tender_id: str
+    reason: str
+
+
+class FileDownloaded(NamedTuple):
+    time: int
+    tender_id: str
+    bidder_id: str
+
+
+class QuestionAsked(NamedTuple):
+    """No asker here: the event is what the buyer's queue and the journal's outcome show."""
+
+    time: int
+    tender_id: str
+    question_id: str
+    text: str
+
+
+class QuestionAnswered(NamedTuple):
+    """Published to all, and sent the same day to every bidder who downloaded the file."""
+
+    time: int
+    tender_id: str
+    question_id: str
+    question: str
+    answer: str
+
+
+class ExtensionRequested(NamedTuple):
+    time: int
+    tender_id: str
+    days: int
+    answer_by: int
+
+
+class ExtensionAnswered(NamedTuple):
+    time: int
+    tender_id: str
+    bidder_id: str
+    accepted: bool
+
+
+class ExtensionClosed(NamedTuple):
+    """At `answer_by`: the validity now ends at `validity_until`; `lapsed`: the bidders who
+    did not accept (their offers are no longer retained)."""
+
+    time: int
+    tender_id: str
+    validity_until: int
+    lapsed: tuple[str, ...]
+
+
+class JustificationRequested(NamedTuple):
+    """Flagged offers of a lot (abnormally low or excessive) must be justified by `answer_by`."""
+
+    time: int
+    tender_id: str
+    lot_id: str
+    bidders: tuple[str, ...]
+    answer_by: int
+
+
+class OfferJustified(NamedTuple):
+    time: int
+    tender_id: str
+    lot_id: str
+    bidder_id: str
+    digest: bytes
+
+
+class JustificationDecided(NamedTuple):
+    time: int
+    tender_id: str
+    lot_id: str
+    bidder_id: str
+    accepted: bool
+    reason: str
+
+
+EVENTS: tuple[type[Any], ...] = (TenderPublished, TenderRefused, OfferDeposited, OfferWithdrawn, DepositsClosed,
+                                 RateRecorded, ShareAccepted, TenderOpened, EnvelopeOpened, EnvelopeUnreadable,
+                                 AdmissionDecided, TenderLotAwarded, TenderLotUnsuccessful, TenderCancelled,
+                                 FileDownloaded, QuestionAsked, QuestionAnswered, ExtensionRequested,
+                                 ExtensionAnswered, ExtensionClosed, JustificationRequested, OfferJustified,
+                                 JustificationDecided)
+PUBLIC: frozenset[type[Any]] = frozenset({TenderPublished, DepositsClosed, TenderOpened, TenderLotAwarded,
+                                          TenderLotUnsuccessful, TenderCancelled, QuestionAnswered,
+                                          ExtensionRequested, ExtensionClosed})
+
+
+def encode_publish(command: PublishTender) -> list[Any]:
+    return ["PublishTender", command.now, command.tender_id, list(command.spec)]
+
+
+def tuples(value: Any) -> Any:
+    if type(value) in (list, tuple):
+        return tuple(tuples(v) for v in value)
+    return value
+
+
+def decode_publish(fields: tuple[Any, ...]) -> PublishTender:
+    """The command `encode_publish` wrote; ValueError for another shape (the kind checks values)."""
+    if len(fields) != 3 or type(fields[2]) not in (list, tuple) or len(fields[2]) != len(TenderSpec._fields):
+        raise ValueError(f"PublishTender takes now, tender id and the {len(TenderSpec._fields)} spec fields")
+    return PublishTender(fields[0], fields[1], TenderSpec(*tuples(fields[2])))
