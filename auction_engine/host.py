@@ -73,10 +73,6 @@ class Host:
             for cls in kind.codec.commands:
                 self.route[cls] = kind
         self._event_kind = {cls: kind for kind in self.kinds for cls in kind.codec.events}
-        event_names = [cls.__name__ for kind in self.kinds for cls in kind.codec.events]
-        if len(set(event_names)) != len(event_names):  # the journal names events by class name
-            twice = sorted({n for n in event_names if event_names.count(n) > 1})
-            raise ValueError(f"two kinds name an event alike: {twice}")
         self.case_kind: dict[str, Kind] = {}
         for kind in self.kinds:
             for case in kind.cases():
