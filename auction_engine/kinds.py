@@ -6,7 +6,9 @@ kind goes at the end.
 
 from __future__ import annotations
 
+from grouped_purchases import Collectives
+
 from .engine import Engine
 from .kind import Kind
 
-BUILT_IN: tuple[type[Kind], ...] = (Engine,)
+BUILT_IN: tuple[type[Kind], ...] = (Engine, Collectives)
