@@ -197,7 +197,7 @@ class Collectives:
     def _declare(self, cmd: DeclareNeed, c: Collective) -> list[Any]:
         member = self._member(c, cmd.member_id)
         self._collecting(c)
-        if cmd.article not in c.articles:
+        if type(cmd.article) is not str or cmd.article not in c.articles:
             raise Refused("unknown_article", f"no article {cmd.article!r:.60} in the catalogue")
         quantity = count(cmd.quantity, "quantity")
         place = text(cmd.place, "place")
@@ -254,7 +254,7 @@ class Collectives:
 
     @staticmethod
     def _pending(c: Collective, pid: object, lot: object) -> Schedule:
-        if pid not in c.procurements:
+        if type(pid) is not str or pid not in c.procurements:
             raise Refused("unknown_procurement", f"no procurement {pid!r:.60}")
         if type(lot) is not str or c.lots.get(lot) != ("pending", pid):
             raise Refused("lot_not_pending", f"lot {lot!r:.60} is not awaiting this procurement's result")

@@ -10,8 +10,11 @@ from hypothesis import strategies as st
 
 from auction_engine import Tick
 from grouped_purchases import (
+    COMMANDS,
+    REFUSAL_CODES,
     AcceptConvention,
     AddArticle,
+    CollectiveRefused,
     Collectives,
     ConfirmNeeds,
     CreateCollective,
@@ -156,3 +159,23 @@ def test_the_consolidation_is_the_sum_of_what_was_recorded(steps: list[tuple[str
                    if type(e) is PaymentRecorded and c.contracts[e.contract_id].member == member.member)
         assert member.paid == paid <= member.amount and member.outstanding == member.amount - paid
     assert sum(m.paid for m in view.members) == sum(k.paid for k in c.contracts.values())
+
+
+junk = st.one_of(st.none(), st.booleans(), st.integers(-2, 10**19), st.text(max_size=5),
+                 st.sampled_from(["coord", "m1", "m3", "A4", "TN", "L1", "A-G1", "A-G1/L1/m1", CID, CONVENTION]),
+                 st.lists(st.integers(), max_size=2), st.tuples(st.text(max_size=2), st.integers()))
+
+
+@given(st.sampled_from(COMMANDS), st.lists(junk, min_size=8, max_size=8))
+def test_any_field_values_are_applied_or_refused_never_raised(cls: type, values: list[object]) -> None:
+    """Whatever a damaged journal or a careless shell sends: an outcome, and a refusal
+    changes nothing."""
+    kind = Collectives()
+    for command in commands():
+        kind.handle(command)
+    before = kind.state_hash()
+    fields = [DEADLINE + 200 * S, CID, *values][:len(cls._fields)]  # type: ignore[attr-defined]
+    events = kind.handle(cls(*fields))
+    if all(type(e) is CollectiveRefused for e in events):
+        assert kind.state_hash() == before and all(e.code in REFUSAL_CODES for e in events)
+    Collectives.load_state(kind.dump_state())  # still a state that loads
