@@ -392,8 +392,10 @@ class Collectives:
 
     @staticmethod
     def public_event(event: Any) -> dict[str, Any]:
-        """The feed's form: plain values; a supplier's name is public once awarded, members are buyers."""
+        """The feed's form: plain values, no supplier (the feed names no bidder, as for
+        auctions); members and coordinator are public buyers."""
         entry: dict[str, Any] = {"type": type(event).__name__, **event._asdict()}
+        entry.pop("supplier", None)
         return {k: list(v) if type(v) is tuple else v for k, v in entry.items()}
 
     @staticmethod

@@ -16,6 +16,7 @@ from auction_engine.cli import write_journal
 from auction_engine.host import Host
 from auction_engine.journal import Journaled, JournalReader, Submission, recover
 from auction_engine.journal.format import decode_command, encode_command
+from gateway.feed import Feed
 from grouped_purchases import (
     AcceptConvention,
     AddArticle,
@@ -222,3 +223,16 @@ def test_a_forged_contract_is_caught(tmp_path: Path) -> None:
     write_journal(tmp_path / "j", frames + forged.frames)
     checked = verify(tmp_path / "j")
     assert not checked.ok and checked.problem is not None and checked.problem.code == "divergence"
+
+
+def test_the_feed_shows_the_public_events_without_the_supplier() -> None:
+    journaled = Journaled()
+    feed = Feed()
+    feed.render = journaled.host.public_event
+    for command in commands():
+        feed.on_events(journaled.submit(command).events)  # type: ignore[arg-type]
+    entries = feed.after(0, 100, CID)
+    assert [e["type"] for e in entries] == ["CollectiveCreated", "CollectiveConstituted", "NeedsClosed",
+                                            "ScheduleGenerated", "ProcurementLaunched", "LotAwardRecorded",
+                                            "LotAwardRecorded"]
+    assert entries[2]["excluded"] == ["m2"] and all("supplier" not in e for e in entries)
