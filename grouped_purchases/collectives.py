@@ -31,6 +31,7 @@ from .checks import (
     sha256_hex,
     text,
 )
+from .execution import deliver, pay, receive
 from .messages import (
     COMMANDS,
     EVENTS,
@@ -45,7 +46,6 @@ from .messages import (
     ConventionAccepted,
     CreateCollective,
     DeclareNeed,
-    DeliveryRecorded,
     GenerateSchedule,
     LaunchProcurement,
     LotAwardRecorded,
@@ -54,9 +54,7 @@ from .messages import (
     NeedDeclared,
     NeedsClosed,
     NeedsConfirmed,
-    PaymentRecorded,
     ProcurementLaunched,
-    ReceiptRecorded,
     RecordDelivery,
     RecordLotAward,
     RecordLotPrices,
@@ -88,8 +86,8 @@ class Collectives:
             AcceptConvention: self._accept, AddArticle: self._add_article, DeclareNeed: self._declare,
             ConfirmNeeds: self._confirm, GenerateSchedule: self._generate, LaunchProcurement: self._launch,
             RecordLotAward: self._award_total, RecordLotPrices: self._award_prices,
-            RecordLotUnsuccessful: self._unsuccessful, RecordDelivery: self._deliver, RecordReceipt: self._receive,
-            RecordPayment: self._pay}
+            RecordLotUnsuccessful: self._unsuccessful, RecordDelivery: deliver, RecordReceipt: receive,
+            RecordPayment: pay}
 
     @property
     def now(self) -> int:
@@ -304,64 +302,6 @@ class Collectives:
         self._pending(c, cmd.procurement_id, cmd.lot)
         del c.lots[cmd.lot]  # open again: the next procurement of the latest schedule takes it
         return [LotLeftOpen(cmd.now, cmd.collective_id, cmd.procurement_id, cmd.lot)]
-
-    # -- execution -------------------------------------------------------------------------
-
-    @staticmethod
-    def _contract(c: Collective, cmd: RecordDelivery | RecordReceipt | RecordPayment) -> Contract:
-        contract = c.contracts.get(cmd.contract_id) if type(cmd.contract_id) is str else None
-        if contract is None:
-            raise Refused("unknown_contract", f"no contract {cmd.contract_id!r:.60}")
-        if cmd.actor not in (contract.member, c.coordinator):
-            raise Refused("not_member", "only the contract's member or the coordinator may do this")
-        if not isinstance(cmd, RecordReceipt) and cmd.allow_over is not False and cmd.actor != c.coordinator:
-            raise Refused("not_coordinator", "only the coordinator may allow going beyond the contract")
-        return contract
-
-    def _deliver(self, cmd: RecordDelivery, c: Collective) -> list[Any]:
-        contract = self._contract(c, cmd)
-        line = contract.line(cmd.article)
-        if line is None:
-            raise Refused("unknown_article", f"no article {cmd.article!r:.60} in the contract")
-        quantity = count(cmd.quantity, "quantity")
-        net = contract.delivered.get(line.article, 0) - contract.rejected.get(line.article, 0)
-        if net + quantity > line.quantity and cmd.allow_over is not True:
-            # Rejected units do not count: the supplier replaces them.
-            raise Refused("beyond_contract", f"{line.quantity - net} units remain to deliver")
-        contract.delivered[line.article] = contract.delivered.get(line.article, 0) + quantity
-        return [DeliveryRecorded(cmd.now, cmd.collective_id, cmd.contract_id, line.article, quantity)]
-
-    def _receive(self, cmd: RecordReceipt, c: Collective) -> list[Any]:
-        contract = self._contract(c, cmd)
-        line = contract.line(cmd.article)
-        if line is None:
-            raise Refused("unknown_article", f"no article {cmd.article!r:.60} in the contract")
-        quantity = count(cmd.quantity, "quantity", 0)
-        rejected = count(cmd.rejected, "rejected", 0)
-        reason = text(cmd.reason, "reason")
-        if quantity + rejected == 0:
-            raise Refused("invalid_quantity", "a receipt inspects at least one unit")
-        a = line.article
-        waiting = contract.delivered.get(a, 0) - contract.received.get(a, 0) - contract.rejected.get(a, 0)
-        if quantity + rejected > waiting:
-            raise Refused("beyond_delivered", f"{waiting} delivered units await inspection")
-        if rejected and not reason.strip():
-            raise Refused("reason_required", "a discrepancy needs a reason")
-        contract.received[a] = contract.received.get(a, 0) + quantity
-        if rejected:
-            contract.rejected[a] = contract.rejected.get(a, 0) + rejected
-            contract.discrepancies.append((cmd.now, a, rejected, reason))
-        return [ReceiptRecorded(cmd.now, cmd.collective_id, cmd.contract_id, a, quantity, rejected, reason)]
-
-    def _pay(self, cmd: RecordPayment, c: Collective) -> list[Any]:
-        contract = self._contract(c, cmd)
-        amount = money(cmd.amount, "amount")
-        if contract.paid + amount > contract.total and cmd.allow_over is not True:
-            raise Refused("beyond_due", f"{contract.total - contract.paid} minor units remain due")
-        if contract.paid + amount > MAX_AMOUNT:
-            raise Refused("amount_too_large", f"payments exceed {MAX_AMOUNT} minor units")
-        contract.paid += amount
-        return [PaymentRecorded(cmd.now, cmd.collective_id, cmd.contract_id, amount)]
 
     # -- as a procedure kind (kind.Kind) ---------------------------------------------------
 
