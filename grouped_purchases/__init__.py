@@ -29,6 +29,7 @@ from .messages import (
     NeedDeclared,
     NeedsClosed,
     NeedsConfirmed,
+    NeedWithdrawn,
     PaymentRecorded,
     ProcurementLaunched,
     ReceiptRecorded,
@@ -39,6 +40,7 @@ from .messages import (
     RecordPayment,
     RecordReceipt,
     ScheduleGenerated,
+    WithdrawNeed,
 )
 from .rules import Article, ContractLine, Schedule, ScheduleLine
 from .views import (
@@ -73,6 +75,7 @@ __all__ = [
     "LotLeftOpen",
     "MemberContractIssued",
     "NeedDeclared",
+    "NeedWithdrawn",
     "NeedsClosed",
     "NeedsConfirmed",
     "PaymentRecorded",
@@ -86,6 +89,7 @@ __all__ = [
     "RecordPayment",
     "RecordReceipt",
     "ScheduleGenerated",
+    "WithdrawNeed",
     "Article",
     "ContractLine",
     "Schedule",

@@ -54,6 +54,7 @@ from .messages import (
     NeedDeclared,
     NeedsClosed,
     NeedsConfirmed,
+    NeedWithdrawn,
     ProcurementLaunched,
     RecordDelivery,
     RecordLotAward,
@@ -62,6 +63,7 @@ from .messages import (
     RecordPayment,
     RecordReceipt,
     ScheduleGenerated,
+    WithdrawNeed,
 )
 from .rules import Article, ContractLine, Schedule, build_lines, contracts_at_prices, contracts_on_total, lot_lines
 from .rules import schedule_digest as _digest
@@ -84,6 +86,7 @@ class Collectives:
         self._now = 0
         self._handlers: dict[type[Any], Callable[[Any, Collective], list[Any]]] = {
             AcceptConvention: self._accept, AddArticle: self._add_article, DeclareNeed: self._declare,
+            WithdrawNeed: self._withdraw,
             ConfirmNeeds: self._confirm, GenerateSchedule: self._generate, LaunchProcurement: self._launch,
             RecordLotAward: self._award_total, RecordLotPrices: self._award_prices,
             RecordLotUnsuccessful: self._unsuccessful, RecordDelivery: deliver, RecordReceipt: receive,
@@ -204,10 +207,20 @@ class Collectives:
         c.confirmed.pop(member, None)  # a revision withdraws the confirmation: the member confirms again
         return [NeedDeclared(cmd.now, cmd.collective_id, member, cmd.article, len(versions), quantity, place)]
 
+    def _withdraw(self, cmd: WithdrawNeed, c: Collective) -> list[Any]:
+        member = self._member(c, cmd.member_id)
+        self._collecting(c)
+        versions = c.needs.get((member, cmd.article)) if type(cmd.article) is str else None
+        if not versions or versions[-1][1] == 0:
+            raise Refused("unknown_need", f"no standing need of {cmd.article!r:.60}")
+        versions.append((cmd.now, 0, versions[-1][2]))
+        c.confirmed.pop(member, None)  # as for a revision: the member confirms what is left
+        return [NeedWithdrawn(cmd.now, cmd.collective_id, member, cmd.article, len(versions))]
+
     def _confirm(self, cmd: ConfirmNeeds, c: Collective) -> list[Any]:
         member = self._member(c, cmd.member_id)
         self._collecting(c)
-        count = sum(1 for (m, _a) in c.needs if m == member)
+        count = c.standing_needs(member)
         if not count:
             raise Refused("nothing_to_confirm", "the member has declared no need")
         c.confirmed[member] = cmd.now

@@ -51,6 +51,15 @@ class DeclareNeed(NamedTuple):
     place: str  # delivery place
 
 
+class WithdrawNeed(NamedTuple):
+    """Withdraw the member's need of one article: a new version of quantity 0."""
+
+    now: int
+    collective_id: str
+    member_id: str
+    article: str
+
+
 class ConfirmNeeds(NamedTuple):
     now: int
     collective_id: str
@@ -139,7 +148,7 @@ class RecordPayment(NamedTuple):
 
 
 COMMANDS: tuple[type[Any], ...] = (
-    CreateCollective, AcceptConvention, AddArticle, DeclareNeed, ConfirmNeeds, GenerateSchedule,
+    CreateCollective, AcceptConvention, AddArticle, DeclareNeed, WithdrawNeed, ConfirmNeeds, GenerateSchedule,
     LaunchProcurement, RecordLotAward, RecordLotPrices, RecordLotUnsuccessful, RecordDelivery, RecordReceipt,
     RecordPayment)
 
@@ -185,6 +194,14 @@ class NeedDeclared(NamedTuple):
     version: int  # 1 for the first declaration, +1 per revision
     quantity: int
     place: str
+
+
+class NeedWithdrawn(NamedTuple):
+    time: int
+    collective_id: str
+    member_id: str
+    article: str
+    version: int
 
 
 class NeedsConfirmed(NamedTuple):
@@ -279,7 +296,8 @@ class CollectiveRefused(NamedTuple):
 
 
 EVENTS: tuple[type[Any], ...] = (
-    CollectiveCreated, ConventionAccepted, CollectiveConstituted, ArticleAdded, NeedDeclared, NeedsConfirmed,
+    CollectiveCreated, ConventionAccepted, CollectiveConstituted, ArticleAdded, NeedDeclared, NeedWithdrawn,
+    NeedsConfirmed,
     NeedsClosed, ScheduleGenerated, ProcurementLaunched, LotAwardRecorded, MemberContractIssued, LotLeftOpen,
     DeliveryRecorded, ReceiptRecorded, PaymentRecorded, CollectiveRefused)
 
@@ -290,7 +308,7 @@ PUBLIC: frozenset[type[Any]] = frozenset({
 REFUSAL_CODES = frozenset({
     "invalid_command", "unknown_collective", "collective_exists", "not_member", "not_coordinator",
     "wrong_convention", "already_accepted", "not_constituted", "article_exists", "unknown_article",
-    "invalid_quantity", "invalid_amount", "needs_closed", "needs_open", "nothing_to_confirm",
+    "unknown_need", "invalid_quantity", "invalid_amount", "needs_closed", "needs_open", "nothing_to_confirm",
     "unknown_schedule", "schedule_not_final", "schedule_stale", "nothing_to_procure", "procurement_exists",
     "unknown_procurement", "lot_not_pending", "prices_mismatch", "amount_too_large", "unknown_contract",
     "beyond_contract", "beyond_delivered", "reason_required", "beyond_due"})

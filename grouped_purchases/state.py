@@ -78,7 +78,10 @@ class Collective:
     def confirmed_needs(self) -> list[tuple[str, str, int]]:
         """(member, article, quantity): the latest version of each need of a confirmed member."""
         return [(member, article, versions[-1][1]) for (member, article), versions in self.needs.items()
-                if member in self.confirmed]
+                if member in self.confirmed and versions[-1][1] > 0]  # 0: withdrawn
+
+    def standing_needs(self, member: str) -> int:
+        return sum(1 for (m, _a), versions in self.needs.items() if m == member and versions[-1][1] > 0)
 
     def to_plain(self) -> list[object]:
         return [self.coordinator, list(self.members), self.convention_hash, self.needs_deadline,

@@ -30,6 +30,7 @@ from grouped_purchases import (
     LotLeftOpen,
     MemberContractIssued,
     NeedsClosed,
+    NeedWithdrawn,
     QueryError,
     RecordDelivery,
     RecordLotAward,
@@ -37,6 +38,7 @@ from grouped_purchases import (
     RecordLotUnsuccessful,
     RecordPayment,
     RecordReceipt,
+    WithdrawNeed,
     consolidation,
     contracts_of,
     need_versions,
@@ -236,3 +238,15 @@ def test_the_feed_shows_the_public_events_without_the_supplier() -> None:
                                             "ScheduleGenerated", "ProcurementLaunched", "LotAwardRecorded",
                                             "LotAwardRecorded"]
     assert entries[2]["excluded"] == ["m2"] and all("supplier" not in e for e in entries)
+
+
+def test_a_withdrawn_need_leaves_the_schedule_and_its_versions_stay() -> None:
+    kind = run(preparation()[:-3])
+    refused(kind, WithdrawNeed(T0 + 9 * S, CID, "m1", "ZZ"), "unknown_need")
+    assert kind.handle(WithdrawNeed(T0 + 9 * S, CID, "m1", "TN")) == [NeedWithdrawn(T0 + 9 * S, CID, "m1", "TN", 2)]
+    refused(kind, WithdrawNeed(T0 + 9 * S, CID, "m1", "TN"), "unknown_need")  # already withdrawn
+    kind.handle(ConfirmNeeds(T0 + 10 * S, CID, "m1"))
+    kind.handle(GenerateSchedule(DEADLINE, CID, "coord"))
+    c = kind.collectives[CID]
+    assert {ln.article: ln.members for ln in c.schedules[0].lines}["TN"] == (("m3", 2),)
+    assert need_versions(c, "m1", "m1", "TN") == [(T0 + 3 * S, 4, "Rabat"), (T0 + 9 * S, 0, "Rabat")]

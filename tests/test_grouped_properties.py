@@ -29,6 +29,7 @@ from grouped_purchases import (
     RecordPayment,
     RecordReceipt,
     ScheduleLine,
+    WithdrawNeed,
     consolidation,
 )
 from grouped_purchases.rules import contracts_on_total, pro_rata_prices
@@ -39,6 +40,7 @@ ARTICLES = {"A": ("L1", 3_000), "B": ("L1", 45_001), "C": ("L2", 7), "D": ("L2",
 acts = st.lists(st.one_of(
     st.tuples(st.just("need"), st.sampled_from(MEMBERS), st.sampled_from(sorted(ARTICLES)),
               st.integers(1, 10**6)),
+    st.tuples(st.just("withdraw"), st.sampled_from(MEMBERS), st.sampled_from(sorted(ARTICLES)), st.just(0)),
     st.tuples(st.just("confirm"), st.sampled_from(MEMBERS), st.just(""), st.just(0))), max_size=40)
 
 
@@ -63,14 +65,19 @@ def test_the_schedule_is_the_sum_of_confirmed_needs(steps: list[tuple[str, str, 
             kind.handle(DeclareNeed(now, CID, member, article, quantity, "here"))
             latest[(member, article)] = quantity
             confirmed.discard(member)
-        elif any(m == member for m, _ in latest):
+        elif act == "withdraw":
+            if latest.get((member, article)):
+                kind.handle(WithdrawNeed(now, CID, member, article))
+                latest[(member, article)] = 0
+                confirmed.discard(member)
+        elif any(m == member and q for (m, _), q in latest.items()):
             kind.handle(ConfirmNeeds(now, CID, member))
             confirmed.add(member)
     kind.handle(Tick(DEADLINE))
     kind.handle(GenerateSchedule(DEADLINE, CID, "coord"))
     expected: dict[str, dict[str, int]] = {}
     for (member, article), quantity in latest.items():
-        if member in confirmed:
+        if member in confirmed and quantity:
             expected.setdefault(article, {})[member] = quantity
     schedules = kind.collectives[CID].schedules
     if not expected:
