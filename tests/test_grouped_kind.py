@@ -43,7 +43,8 @@ from grouped_purchases import (
     contracts_of,
     need_versions,
 )
-from replay import verify
+from replay import export as export_case
+from replay import timeline, verify
 
 
 def run(cmds: list[object]) -> Collectives:
@@ -250,3 +251,12 @@ def test_a_withdrawn_need_leaves_the_schedule_and_its_versions_stay() -> None:
     c = kind.collectives[CID]
     assert {ln.article: ln.members for ln in c.schedules[0].lines}["TN"] == (("m3", 2),)
     assert need_versions(c, "m1", "m1", "TN") == [(T0 + 3 * S, 4, "Rabat"), (T0 + 9 * S, 0, "Rabat")]
+
+
+def test_the_auditors_timeline_and_export_of_a_collective(tmp_path: Path) -> None:
+    write(tmp_path / "j", commands())  # type: ignore[arg-type]
+    rows = timeline(tmp_path / "j", CID)
+    assert [r["command"][0] for r in rows][:5] == ["CreateCollective", *["AcceptConvention"] * 3, "AddArticle"]
+    assert ("Tick", ["NeedsClosed"]) in [(r["command"][0], [e[0] for e in r["events"]]) for r in rows]
+    export_case(tmp_path / "j", CID, tmp_path / "x")
+    assert verify(tmp_path / "x").ok
