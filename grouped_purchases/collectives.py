@@ -289,7 +289,7 @@ class Collectives:
         lines = lot_lines(schedule, cmd.lot)
         pairs = cmd.prices if type(cmd.prices) is tuple else ()
         prices = {p[0]: p[1] for p in pairs if type(p) is tuple and len(p) == 2 and type(p[0]) is str}
-        if sorted(prices) != sorted(line.article for line in lines) or len(prices) != len(cmd.prices):
+        if sorted(prices) != sorted(line.article for line in lines) or len(prices) != len(pairs):
             raise Refused("prices_mismatch", "give one unit price for each article of the lot")
         for price in prices.values():
             money(price, "a unit price")
