@@ -29,8 +29,8 @@ test: $(STAMP) lint browser
 	$(BIN)/python -m pytest -m "not slow"
 
 lint: $(STAMP)
-	$(BIN)/ruff check auction_engine tenders replay gateway benchmarks tests
-	$(BIN)/mypy auction_engine tenders replay gateway benchmarks
+	$(BIN)/ruff check auction_engine tenders grouped_purchases replay gateway benchmarks tests
+	$(BIN)/mypy auction_engine tenders grouped_purchases replay gateway benchmarks
 	$(BIN)/lint-imports --no-cache
 
 test-slow: $(STAMP)

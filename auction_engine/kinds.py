@@ -6,9 +6,10 @@ kind goes at the end.
 
 from __future__ import annotations
 
+from grouped_purchases import Collectives
 from tenders import Tenders
 
 from .engine import Engine
 from .kind import Kind
 
-BUILT_IN: tuple[type[Kind], ...] = (Engine, Tenders)
+BUILT_IN: tuple[type[Kind], ...] = (Engine, Tenders, Collectives)
