@@ -114,3 +114,37 @@ class Kind(Protocol):
 
     @classmethod
     def load_state(cls, state: object) -> Self: ...
+
+
+class CaseTable:
+    """Defaults for a kind whose cases are the values of one dict (`case_table`), whose
+    commands carry the case id right after `now`, whose events name it in `case_field`,
+    and whose deadlines all come from `next_deadline()` (its `deadline_bound`)."""
+
+    case_field: ClassVar[str]  # the events' field naming the case ("tender_id")
+
+    def case_table(self) -> Mapping[str, Any]:
+        raise NotImplementedError
+
+    def next_deadline(self) -> int | None:
+        raise NotImplementedError
+
+    @staticmethod
+    def case_of(command: Any) -> object:
+        return command[1]
+
+    def event_case(self, event: Any) -> str:
+        return str(getattr(event, self.case_field))
+
+    def has_case(self, case_id: str) -> bool:
+        return case_id in self.case_table()
+
+    def cases(self) -> list[str]:
+        return list(self.case_table())
+
+    def due(self, now: int) -> bool:
+        deadline = self.next_deadline()
+        return deadline is not None and deadline <= now
+
+    def deadline_bound(self) -> int | None:
+        return self.next_deadline()

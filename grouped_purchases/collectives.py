@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Self
 
 import msgpack
 
-from auction_engine.kind import ClockRegression, Codec, RetryKey, StateError, Tick
+from auction_engine.kind import CaseTable, ClockRegression, Codec, RetryKey, StateError, Tick
 from auction_engine.money import MAX_AMOUNT
 
 from .checks import (
@@ -72,10 +72,11 @@ from .state import Collective, Contract
 STATE_FORMAT = 1  # bump when Collective.to_plain changes shape: old hashes stop matching on purpose
 __all__ = ["MAX_QUANTITY", "Collectives"]
 
-class Collectives:
+class Collectives(CaseTable):
     """Every purchasing collective of one host (a case = one collective)."""
 
     name: ClassVar[str] = "collective"
+    case_field: ClassVar[str] = "collective_id"
     codec: ClassVar[Codec] = Codec(COMMANDS, EVENTS, encoders={CreateCollective: encode_create,
                                                                 RecordLotPrices: encode_prices},
                                    decoders={CreateCollective: decode_create, RecordLotPrices: decode_prices},
@@ -318,30 +319,12 @@ class Collectives:
 
     # -- as a procedure kind (kind.Kind) ---------------------------------------------------
 
-    def due(self, now: int) -> bool:
-        deadline = self.next_deadline()
-        return deadline is not None and deadline <= now
-
-    def deadline_bound(self) -> int | None:
-        return self.next_deadline()
+    def case_table(self) -> dict[str, Any]:
+        return self.collectives
 
     def next_deadline(self) -> int | None:
         """The earliest needs deadline not yet applied (a scan: collectives are few)."""
         return min((c.needs_deadline for c in self.collectives.values() if not c.needs_closed), default=None)
-
-    @staticmethod
-    def case_of(command: Any) -> object:
-        return command[1]
-
-    @staticmethod
-    def event_case(event: Any) -> str:
-        return str(event.collective_id)
-
-    def has_case(self, case_id: str) -> bool:
-        return case_id in self.collectives
-
-    def cases(self) -> list[str]:
-        return list(self.collectives)
 
     @staticmethod
     def public_event(event: Any) -> dict[str, Any]:

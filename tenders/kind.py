@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Self
 
 import msgpack
 
-from auction_engine.kind import ClockRegression, Codec, RetryKey, StateError, Tick
+from auction_engine.kind import CaseTable, ClockRegression, Codec, RetryKey, StateError, Tick
 from auction_engine.money import MoneyError, format_amount, parse_amount, parse_percent
 from auction_engine.timeutil import format_instant
 
@@ -85,10 +85,11 @@ _TIME_FIELDS = frozenset({"time", "opening_at", "validity_until", "answer_by"})
 _ID_FIELDS = ("bidder_id", "member_id", "buyer_id", "lot_id", "question_id", "client_id")  # str, or refused
 
 
-class Tenders:
+class Tenders(CaseTable):
     """Every tender of one host. Not thread-safe: one owner calls it."""
 
     name: ClassVar[str] = "tender"
+    case_field: ClassVar[str] = "tender_id"
     codec: ClassVar[Codec] = Codec(COMMANDS, EVENTS, encoders={PublishTender: encode_publish},
                                    decoders={PublishTender: decode_publish}, public=PUBLIC)
 
@@ -166,12 +167,8 @@ class Tenders:
         tender.answer_by.clear()
         tender.status = DECIDED
 
-    def due(self, now: int) -> bool:
-        deadline = self.next_deadline()
-        return deadline is not None and deadline <= now
-
-    def deadline_bound(self) -> int | None:
-        return self.next_deadline()
+    def case_table(self) -> dict[str, Any]:
+        return self.tenders
 
     def next_deadline(self) -> int | None:
         return min((d for t in self.tenders.values() if (d := t.deadline()) is not None), default=None)
@@ -348,20 +345,6 @@ class Tenders:
         return views.buyer_view(tender_id, self.tenders[tender_id])
 
     # -- as a procedure kind ------------------------------------------------------------
-
-    @staticmethod
-    def case_of(command: Any) -> object:
-        return command[1]
-
-    @staticmethod
-    def event_case(event: Any) -> str:
-        return str(event.tender_id)
-
-    def has_case(self, case_id: str) -> bool:
-        return case_id in self.tenders
-
-    def cases(self) -> list[str]:
-        return list(self.tenders)
 
     def public_event(self, event: Any) -> dict[str, Any]:
         """The feed's entry: money in the tender's decimals, ISO-8601 times, no bidder (lapsed

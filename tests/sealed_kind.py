@@ -13,7 +13,7 @@ from typing import Any, ClassVar, NamedTuple, Self
 
 import msgpack
 
-from auction_engine.kind import ClockRegression, Codec, RetryKey, StateError, Tick
+from auction_engine.kind import CaseTable, ClockRegression, Codec, RetryKey, StateError, Tick
 
 
 class OpenRound(NamedTuple):
@@ -87,10 +87,11 @@ class Round:
                 self.closed]
 
 
-class SealedBid:
+class SealedBid(CaseTable):
     """Every sealed-bid round of one host."""
 
     name: ClassVar[str] = "sealed"
+    case_field: ClassVar[str] = "round_id"
     codec: ClassVar[Codec] = Codec(
         (OpenRound, SubmitSealed), (RoundOpened, SealedAccepted, SealedRejected, RoundAwarded, RoundUnsuccessful),
         encoders={OpenRound: _encode_open}, decoders={OpenRound: _decode_open},
@@ -152,29 +153,11 @@ class SealedBid:
             else:
                 events.append(RoundUnsuccessful(at, rid))
 
-    def due(self, now: int) -> bool:
-        deadline = self.next_deadline()
-        return deadline is not None and deadline <= now
-
-    def deadline_bound(self) -> int | None:
-        return self.next_deadline()
+    def case_table(self) -> dict[str, Any]:
+        return self.rounds
 
     def next_deadline(self) -> int | None:
         return min((r.closes_at for r in self.rounds.values() if not r.closed), default=None)
-
-    @staticmethod
-    def case_of(command: Any) -> object:
-        return command[1]
-
-    @staticmethod
-    def event_case(event: Any) -> str:
-        return str(event.round_id)
-
-    def has_case(self, case_id: str) -> bool:
-        return case_id in self.rounds
-
-    def cases(self) -> list[str]:
-        return list(self.rounds)
 
     @staticmethod
     def public_event(event: Any) -> dict[str, Any]:
