@@ -23,8 +23,10 @@ from .settings import ApiKey
 
 ISSUER = "auction-engine"
 AUDIENCE = "auction-room"
+CASE_AUDIENCE = "auction-rpc"  # a case token is for the RPC: a room token never passes for one
 ALGORITHM = "HS256"
 ROOM_ROLES = ("bidder", "observer")
+CASE_ROLES = ("bidder", "commission", "member")
 
 
 class AuthError(Exception):
@@ -40,10 +42,13 @@ class AuthError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """An authenticated RPC caller: the key's name (for logs) and its role."""
+    """An authenticated RPC caller: the key's name (for logs) and its role; for a case
+    token, also its `subject` (a bidder, commission member or member id) and `case_id`."""
 
     name: str
     role: str
+    subject: str | None = None
+    case_id: str | None = None
 
 
 class ApiKeys:
@@ -104,6 +109,32 @@ class TokenIssuer:
             "jti": secrets.token_urlsafe(12),
         }
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM), expires_us
+
+    def issue_case(self, case_id: str, subject: str, role: str, ttl_s: int | None = None) -> tuple[str, int]:
+        """An RPC case token for `subject` in `case_id` (a tender, a collective) as `role`."""
+        if role not in CASE_ROLES:
+            raise ValueError(f"unknown case role {role!r}")
+        now_us = int(self._clock() * 1_000_000)
+        expires_us = now_us + (ttl_s or self.ttl_s) * 1_000_000
+        claims = {"iss": ISSUER, "aud": CASE_AUDIENCE, "sub": subject, "case": case_id, "role": role,
+                  "iat": now_us // 1_000_000, "exp": expires_us // 1_000_000, "jti": secrets.token_urlsafe(12)}
+        return jwt.encode(claims, self._secret, algorithm=ALGORITHM), expires_us
+
+    def verify_case(self, token: str, case_id: str) -> Caller:
+        """The caller a valid, unexpired case token for `case_id` names; raise `AuthError`."""
+        try:
+            claims = jwt.decode(token, self._secret, algorithms=[ALGORITHM], audience=CASE_AUDIENCE, issuer=ISSUER,
+                                options={"require": ["exp", "iat", "sub", "aud", "iss"]}, leeway=0)
+        except jwt.ExpiredSignatureError:
+            raise AuthError("token_expired", "the case token has expired") from None
+        except jwt.InvalidTokenError:
+            raise AuthError("token_invalid", "the case token is not valid") from None
+        role, case, sub = claims.get("role"), claims.get("case"), claims.get("sub")
+        if role not in CASE_ROLES or type(case) is not str or type(sub) is not str:
+            raise AuthError("token_invalid", "the case token is not valid")
+        if case != case_id:
+            raise AuthError("token_wrong_case", "the case token is for another case", 403)
+        return Caller(f"{role}:{sub}", role, sub, case)
 
     def verify(self, token: object, auction_id: str) -> RoomClaims:
         """The claims of a valid, unexpired token for `auction_id`; raise `AuthError`."""

@@ -98,8 +98,9 @@ class RpcClient:
         return data
 
     async def events(self, after: int = 0, *, wait: float | None = None, limit: int | None = None,
-                     auction_id: str | None = None) -> Any:
-        return await self.request("GET", "/events", after=after, wait=wait, limit=limit, auction_id=auction_id)
+                     auction_id: str | None = None, case_id: str | None = None) -> Any:
+        return await self.request("GET", "/events", after=after, wait=wait, limit=limit, auction_id=auction_id,
+                                  case_id=case_id)
 
     async def stream_events(self, after: int = 0, auction_id: str | None = None) -> AsyncIterator[dict[str, Any]]:
         """The feed as server-sent events, from `after` on, forever."""

@@ -8,7 +8,6 @@ each, and `openapi_document(limits)` generates the document served at
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -19,64 +18,36 @@ from auction_engine.events import COMMAND_REJECTION_CODES
 
 from . import models as m
 from . import views as v
+from .kind_apis import KIND_APIS
+from .operations import (
+    API,
+    KEY_ROLES,
+    MAX_BODY,
+    ROLES,
+    RPC_ERROR_CODES,
+    SSE_KEEPALIVE,
+    TOKEN_ERRORS,
+    TOKEN_ROLES,
+    Limits,
+    Operation,
+)
 
-API = "/api/v1"
-MAX_BODY = 1 << 20  # bytes of a request body
-ROLES = ("portal", "buyer", "auditor")
-SSE_KEEPALIVE = 15.0  # seconds between comment lines on an idle event stream
+__all__ = ["API", "BY_ID", "ERROR_CODES", "KEY_ROLES", "MAX_BODY", "OPERATIONS", "ROLES", "RPC_ERROR_CODES",
+           "SSE_KEEPALIVE", "TOKEN_ROLES", "Limits", "Operation", "openapi_document", "status_of"]
 
-# The error codes the RPC itself gives (besides the core's COMMAND_REJECTION_CODES): status, when.
-RPC_ERROR_CODES: dict[str, tuple[int, str]] = {
-    "invalid_json": (400, "the body is missing (where required), not JSON, or not a JSON object"),
-    "invalid_header": (400, "a header is present but not in its documented form (e.g. Last-Event-ID)"),
-    "key_missing": (401, "no Authorization header"),
-    "key_invalid": (401, "the header is not 'Bearer <key>', or the key is unknown"),
-    "forbidden": (403, "the key's role may not call this operation"),
-    "not_found": (404, "no such path"),
-    "method_not_allowed": (405, "the path does not take this method; `Allow` lists those it takes"),
-    "auction_conflict": (409, "an auction with this id exists with another configuration"),
-    "case_conflict": (409, "the id names a case of another procedure kind (e.g. a tender); nothing was applied"),
-    "body_too_large": (413, f"the body is over {MAX_BODY} bytes"),
-    "invalid_config": (422, "the auction configuration is invalid; `details` lists every problem"),
-    "invalid_request": (422, "the request body is invalid; `details` lists every problem"),
-    "invalid_query": (422, "a query parameter is out of its range or not one of its values; `details` says which"),
-    "journal_unverified": (500, "the auction's journal did not verify; nothing was exported"),
-    "http_error": (500, "an unexpected server error"),
-    "journal_unavailable": (503, "the journal cannot take records; nothing was applied"),
-    "not_ready": (503, "(/readyz) the service is not taking commands"),
-}
-# HTTP status of each refusal code of a command; every other refusal is a conflict (409).
+# The status of each refusal code of an auction command; every other refusal is a conflict (409).
 REFUSAL_STATUS = {"unknown_auction": 404, "unknown_lot": 404, "unknown_bidder": 404, "malformed": 422,
                   "ends_in_past": 422}
+ERROR_CODES: dict[str, tuple[int, str]] = {
+    **{code: (REFUSAL_STATUS.get(code, 409), why) for code, why in COMMAND_REJECTION_CODES.items()},
+    **{code: entry for api in KIND_APIS for code, entry in api.ERROR_CODES.items()},
+    **RPC_ERROR_CODES,
+}
 
 
 def status_of(code: str) -> int:
-    """The HTTP status of an error code, the RPC's own or a core refusal's."""
-    if code in RPC_ERROR_CODES:
-        return RPC_ERROR_CODES[code][0]
-    assert code in COMMAND_REJECTION_CODES, code
-    return REFUSAL_STATUS.get(code, 409)
-
-
-@dataclass(frozen=True)
-class Operation:
-    """One RPC operation. `errors`: the codes it may answer besides those of every secured
-    operation (401, 403 when not every role may call it); `ok`: status -> (answer model, why)."""
-
-    id: str
-    method: str
-    path: str
-    summary: str
-    description: str
-    tag: str
-    roles: tuple[str, ...]
-    ok: dict[int, tuple[type[BaseModel] | None, str]]
-    errors: tuple[str, ...] = ()
-    body: type[m.Model] | None = None
-    body_required: bool = False
-    query: type[m.Query] | None = None
-    path_params: tuple[str, ...] = ()
-    links: dict[str, dict[str, str]] = field(default_factory=dict)  # name -> operationId, parameter -> expression
+    """The HTTP status of an error code: the RPC's own, an auction refusal's or a kind's."""
+    return ERROR_CODES[code][0]
 
 
 _BODY_ERRORS = ("invalid_json", "body_too_large", "invalid_request")
@@ -100,7 +71,7 @@ def _lot_command(name: str, summary: str, roles: tuple[str, ...], body: type[m.M
                      body, path_params=_AID, links=_AUCTION_LINKS)
 
 
-OPERATIONS: tuple[Operation, ...] = (
+AUCTION_OPERATIONS: tuple[Operation, ...] = (
     Operation("openapi", "get", API + "/openapi.json", "This document", "The OpenAPI 3.1 document of the RPC, "
               "generated from its models. No API key needed.", "documents", (), {200: (None, "The document.")}),
     Operation("create_auction", "post", API + "/auctions", "Create an auction",
@@ -166,20 +137,14 @@ OPERATIONS: tuple[Operation, ...] = (
               {200: (v.FeedPage, "A page of the feed (JSON) or the never-ending stream (SSE).")},
               ("invalid_query", "invalid_header"), query=m.EventsQuery),
 )
+OPERATIONS = AUCTION_OPERATIONS + tuple(op for api in KIND_APIS for op in api.OPERATIONS)
 BY_ID = {op.id: op for op in OPERATIONS}
+assert len(BY_ID) == len(OPERATIONS), "two operations share an id"
 ROOT_OPERATIONS = (  # outside /api/v1, no key
     ("metrics", "/metrics", "Prometheus metrics", "The Prometheus text format (0.0.4)."),
     ("healthz", "/healthz", "Liveness", "The process answers."),
     ("readyz", "/readyz", "Readiness", "The service takes commands: its journal works and it is not stopping."),
 )
-
-
-@dataclass(frozen=True)
-class Limits:
-    """The settings the document states (gateway/settings.py)."""
-
-    token_ttl_s: int = 12 * 3600
-    feed_wait_max_s: float = 30.0
 
 
 DESCRIPTION = f"""\
@@ -189,7 +154,10 @@ docs/api.md. This document is generated from the RPC's models (gateway/openapi.p
 **Authentication.** `Authorization: Bearer <API key>`. Each key has one role: `portal` (the
 procurement portal's backend), `buyer` (the contracting authority) or `auditor`. Each
 operation lists the roles it accepts in its description and in `x-roles`; another role gets
-403 `forbidden`, no key or an unknown key 401.
+403 `forbidden`, no key or an unknown key 401. Operations on one tender or collective may also
+take a case token (`bidder`, `commission` or `member`), a JWT the case's buyer or coordinator
+issued through the RPC for that case and one subject; a token of another case gets 403
+`token_wrong_case`, an expired or invalid one 401.
 
 **Conventions.** Money is a decimal string (`"1234.50"`), never a number; times are ISO-8601
 (answers: UTC with microseconds and `Z`); durations are seconds or strings like `"2m"`.
@@ -204,7 +172,7 @@ nothing. Any path answers 404 `not_found` if unknown and 405 `method_not_allowed
 TAGS = (("auctions", "Create, list and read auctions."), ("bidders", "Admission, revocation and room tokens."),
         ("lifecycle", "Suspend, resume and cancel lots."), ("results", "Results and the auditors' journal export."),
         ("feed", "The lifecycle event feed."), ("documents", "This document."),
-        ("operations", "Metrics and health, outside /api/v1."))
+        ("operations", "Metrics and health, outside /api/v1."), *(t for api in KIND_APIS for t in api.TAGS))
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -216,8 +184,7 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _error(codes: list[str]) -> dict[str, Any]:
-    descriptions = COMMAND_REJECTION_CODES | {c: w for c, (_, w) in RPC_ERROR_CODES.items()}
-    text = "; ".join(f"`{c}`: {descriptions[c]}" for c in codes)
+    text = "; ".join(f"`{c}`: {ERROR_CODES[c][1]}" for c in codes)
     schema = {"allOf": [_ref("Error"), {"properties": {"error": {"properties": {"code": {"enum": codes}}}}}]}
     return {"description": text + ".", "content": _json(schema)}
 
@@ -241,7 +208,8 @@ def _capped(schema: dict[str, Any], maximum: float) -> dict[str, Any]:
 def _parameters(op: Operation, schemas: dict[str, Any], limits: Limits) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for name in op.path_params:
-        schema = _ref("Identifier") if name == "auction_id" else {"type": "string", "minLength": 1}
+        case = name == op.path_params[0] and name.endswith("_id")  # an auction's, a tender's... id
+        schema = _ref("Identifier") if case else {"type": "string", "minLength": 1}
         out.append({"name": name, "in": "path", "required": True, "schema": schema})
     if op.query is not None:
         for name, schema in schemas[op.query.__name__]["properties"].items():
@@ -289,7 +257,8 @@ def _responses(op: Operation) -> dict[str, Any]:
                          "contentSchema": _ref("FeedEntry")}}}}
     codes = list(op.errors)
     if op.roles:
-        codes += ["key_missing", "key_invalid"] + (["forbidden"] if set(op.roles) != set(ROLES) else [])
+        codes += ["key_missing", "key_invalid"] + (["forbidden"] if set(op.roles) != set(KEY_ROLES) else [])
+        codes += list(TOKEN_ERRORS) if op.token_roles else []
     if op.path_params:
         codes.append("not_found")  # an id with a '/' in it names another path
     by_status: dict[int, list[str]] = {}
@@ -305,6 +274,8 @@ def _operation(op: Operation, schemas: dict[str, Any], limits: Limits) -> dict[s
     if op.roles:
         out["description"] = f"**Roles:** {', '.join(op.roles)}.\n\n{op.description}"
         out["x-roles"] = list(op.roles)
+        if op.token_roles:
+            out["security"] = [{"apiKey": []}, {"caseToken": []}]
     else:
         out["description"] = op.description
         out["security"] = []
@@ -322,6 +293,8 @@ def _schemas(limits: Limits) -> dict[str, Any]:
     wanted += [op.body for op in OPERATIONS if op.body is not None]
     wanted += [model for op in OPERATIONS for model, _ in op.ok.values() if model is not None]
     wanted += [op.query for op in OPERATIONS if op.query is not None]
+    kind_entries = [entry for api in KIND_APIS for entry in api.FEED_ENTRIES]
+    wanted += kind_entries
     unique = list(dict.fromkeys(wanted))
     _, top = models_json_schema([(model, "validation") for model in unique],
                                 ref_template="#/components/schemas/{model}")
@@ -330,8 +303,13 @@ def _schemas(limits: Limits) -> dict[str, Any]:
         ttl = schemas[name]["properties"]["ttl_s"]
         schemas[name]["properties"]["ttl_s"] = _capped(ttl, limits.token_ttl_s)
     events = schemas["FeedPage"]["properties"]["events"]
-    schemas["FeedEntry"] = {**events["items"], "description": "A lifecycle event of some auction, with its feed "
-                                                              "sequence number."}
+    schemas["FeedEntry"] = {**events["items"], "description": "A lifecycle event of some case (an auction, a "
+                                                              "tender, a collective), with its feed sequence number."}
+    for entry in kind_entries:  # each kind's public events join the union, told apart by `type`
+        name = entry.__name__
+        schemas["FeedEntry"]["oneOf"].append(_ref(name))
+        schemas["FeedEntry"]["discriminator"]["mapping"][schemas[name]["properties"]["type"]["const"]] = \
+            f"#/components/schemas/{name}"
     events["items"] = _ref("FeedEntry")
     schemas["Identifier"] = dict(m.Identifier.__metadata__[1].json_schema)  # type: ignore[attr-defined]
     return schemas
@@ -348,8 +326,11 @@ def _root_paths() -> dict[str, Any]:
             for name, path, summary, description in ROOT_OPERATIONS}
 
 
+_DEFAULT_LIMITS = Limits()
+
+
 @lru_cache(maxsize=4)
-def openapi_document(limits: Limits = Limits()) -> dict[str, Any]:
+def openapi_document(limits: Limits = _DEFAULT_LIMITS) -> dict[str, Any]:
     """The OpenAPI 3.1.0 document of the RPC with these limits (built once; do not modify it)."""
     schemas = _schemas(limits)
     paths: dict[str, Any] = {}
@@ -370,7 +351,11 @@ def openapi_document(limits: Limits = Limits()) -> dict[str, Any]:
             "securitySchemes": {"apiKey": {
                 "type": "http", "scheme": "bearer", "bearerFormat": "API key",
                 "description": "An API key with one role (portal, buyer or auditor): `Authorization: Bearer <key>`. "
-                               "Keys are configured as SHA-256 digests (docs/operations.md)."}},
+                               "Keys are configured as SHA-256 digests (docs/operations.md)."}, "caseToken": {
+                "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                "description": "A case token (bidder, commission or member of one tender or collective), issued "
+                               "through the RPC by the case's buyer or coordinator: `Authorization: Bearer <token>`. "
+                               "Operations that take one list its role in `x-roles`."}},
             "schemas": schemas,
         },
     }

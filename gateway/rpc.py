@@ -15,12 +15,10 @@ import os
 import re
 import secrets
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable
-from functools import wraps
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator
+from typing import Any
 
 import trio
-from pydantic import ValidationError
 from quart import Quart, Response, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
@@ -29,143 +27,39 @@ from auction_engine.commands import AdmitBidder, Cancel, CreateAuction, Resume, 
 from auction_engine.config import AuctionConfig, ConfigError
 from auction_engine.edge import results_to_dict
 from auction_engine.engine import QueryError
-from auction_engine.events import CommandRejected, Event
-from auction_engine.host import CaseConflict
 from auction_engine.money import format_amount
-from auction_engine.runtime import FormatError, JournalUnavailable
 from auction_engine.timeutil import format_instant
 from replay.verify import export
 
 from . import models as m
-from .auth import AuthError, Caller
+from .api import Api, invalid
+from .auth import Caller
+from .kind_apis import KIND_APIS
 from .logs import log
-from .openapi import BY_ID, MAX_BODY, SSE_KEEPALIVE, Limits, Operation, openapi_document, status_of
+from .openapi import openapi_document
+from .operations import MAX_BODY, SSE_KEEPALIVE, ApiError, Limits, error_body
 from .service import Service
 
 logger = logging.getLogger("gateway.rpc")
 
 __all__ = ["MAX_BODY", "ApiError", "error_body", "register_rpc"]
 
-M = TypeVar("M", bound=m.Model)
-F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, details: list[dict[str, str]] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.details = status, code, message, details
-
-
-def error_body(code: str, message: str, details: list[dict[str, str]] | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"code": code, "message": message}
-    if details is not None:
-        body["details"] = details
-    return {"error": body}
-
-
-def invalid(code: str, message: str, details: list[dict[str, str]]) -> ApiError:
-    return ApiError(status_of(code), code, message, details)
-
 
 def register_rpc(app: Quart, service: Service) -> None:
-    """Add the /api/v1 routes for `service` to `app`, one per operation of gateway/openapi.py."""
+    """Add the /api/v1 routes for `service` to `app`: the auctions' here, each kind's from
+    gateway/kind_apis.py; one handler per operation of gateway/openapi.py."""
     runtime, engine = service.runtime, service.runtime.engine
     limits = Limits(token_ttl_s=service.settings.token_ttl_s, feed_wait_max_s=service.settings.feed_wait_max_s)
-
-    def authenticate(op: Operation) -> Caller | None:
-        if not op.roles:
-            return None
-        try:
-            who = service.keys.authenticate(request.headers.get("Authorization"))
-        except AuthError as exc:
-            raise ApiError(401, exc.code, exc.message) from None
-        if who.role not in op.roles:
-            raise ApiError(403, "forbidden", f"the {who.role} role may not do this (allowed: {', '.join(op.roles)})")
-        return who
-
-    def route(operation_id: str) -> Callable[[F], F]:
-        """Serve `handler(who, **path)` as the operation: its key and role are checked first."""
-        op = BY_ID[operation_id]
-
-        def decorate(handler: F) -> F:
-            @wraps(handler)
-            async def wrapper(**kwargs: Any) -> Any:
-                status = 500
-                try:
-                    response = await handler(authenticate(op), **kwargs)
-                    status = response[1] if isinstance(response, tuple) else 200
-                    return response
-                except ApiError as exc:
-                    status = exc.status
-                    return error_body(exc.code, exc.message, exc.details), exc.status
-                except JournalUnavailable as exc:
-                    status = 503
-                    return error_body(exc.code, str(exc)), 503
-                except CaseConflict as exc:  # an id of another kind's case: nothing changed
-                    status = 409
-                    return error_body(exc.code, str(exc)), 409
-                except FormatError as exc:  # a value the journal cannot hold (e.g. a lone surrogate)
-                    status = 422
-                    return error_body("invalid_request", f"the request holds a value that cannot be journaled: "
-                                      f"{exc}"), 422
-                except HTTPException as exc:  # e.g. 413 from reading an oversized body
-                    status = exc.code or 500
-                    raise
-                finally:
-                    service.metrics.rpc.labels(op.id, str(status)).inc()
-
-            rule = re.sub(r"{(\w+)}", r"<\1>", op.path)
-            app.add_url_rule(rule, op.id, wrapper, methods=[op.method.upper()])
-            return handler
-        return decorate
-
-    async def body(required: bool = True) -> dict[str, Any]:
-        raw = await request.get_data(as_text=False)
-        if not raw:
-            if required:
-                raise ApiError(400, "invalid_json", "the request needs a JSON object body")
-            return {}
-        try:
-            data = json.loads(raw)
-        except (ValueError, RecursionError):
-            raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
-        if not isinstance(data, dict):
-            raise ApiError(400, "invalid_json", "the body must be a JSON object")
-        return data
-
-    async def parsed(model: type[M], required: bool = False) -> M:
-        """The body as `model`; 422 invalid_request listing every problem."""
-        data = await body(required)
-        try:
-            return model.model_validate(data)
-        except ValidationError as exc:
-            raise invalid("invalid_request", "the request is invalid", m.problems(exc)) from None
-
-    def query(model: type[m.Query]) -> Any:
-        try:
-            return model.model_validate(request.args.to_dict())
-        except ValidationError as exc:
-            details = m.problems(exc)
-            message = "; ".join(f"{d['path']}: {d['message']}" for d in details)
-            raise invalid("invalid_query", message, details) from None
-
-    def check_ttl(ttl: int | None) -> None:
-        if ttl is not None and ttl > limits.token_ttl_s:
-            raise invalid("invalid_request", "the request is invalid", [{
-                "path": "ttl_s", "message": f"must be an integer of {m.MIN_TTL_S} to {limits.token_ttl_s}"}])
+    api = Api(app, service, limits)
+    route, body, parsed, query, check_ttl, run = api.route, api.body, api.parsed, api.query, api.check_ttl, api.run
+    for kind_api in KIND_APIS:
+        kind_api.register(api)
 
     def auction_or_404(auction_id: str) -> Any:
         try:
             return engine.auction(auction_id)
         except QueryError as exc:
             raise ApiError(404, exc.code, str(exc)) from None
-
-    async def run(command: Any) -> list[Event]:
-        events = (await runtime.execute(command)).events
-        for event in events:
-            if type(event) is CommandRejected:
-                raise ApiError(status_of(event.code), event.code, event.message)
-        return events
 
     # -- documents -----------------------------------------------------------------------
 
@@ -344,10 +238,13 @@ def register_rpc(app: Quart, service: Service) -> None:
         if q.wait > limits.feed_wait_max_s:
             raise invalid("invalid_query", f"wait: must be at most {limits.feed_wait_max_s:g} seconds",
                           [{"path": "wait", "message": f"must be at most {limits.feed_wait_max_s:g} seconds"}])
+        case = q.case_id if q.case_id is not None else q.auction_id
+        if q.case_id is not None and q.auction_id is not None and q.case_id != q.auction_id:
+            case = ""  # both filters apply: no case has two ids (and none the empty one)
         if "text/event-stream" in request.headers.get("Accept", ""):
-            return Response(sse(after, q.limit, q.auction_id), 200, {"Content-Type": "text/event-stream",
-                                                                     "Cache-Control": "no-cache"})
-        entries = await service.feed.wait_after(after, q.limit, q.wait, q.auction_id)
+            return Response(sse(after, q.limit, case), 200, {"Content-Type": "text/event-stream",
+                                                             "Cache-Control": "no-cache"})
+        entries = await service.feed.wait_after(after, q.limit, q.wait, case)
         return {"events": entries, "last_seq": entries[-1]["seq"] if entries else after}
 
     async def sse(after: int, limit: int, auction_id: str | None) -> AsyncIterator[bytes]:

@@ -201,6 +201,8 @@ async def test_a_second_kind_is_served_by_the_service_and_its_feed(tmp_path: Pat
                 await rpc.create_auction(auction_body("R-1"))
             assert (taken.value.status, taken.value.code) == (409, "case_conflict")
             entries = (await rpc.events(0, auction_id="R-1"))["events"]
+            assert (await rpc.events(0, case_id="R-1"))["events"] == entries
+            assert (await rpc.events(0, case_id="R-1", auction_id="A-1"))["events"] == []  # both filters apply
         assert [e["type"] for e in entries] == ["RoundOpened"] and entries[0]["round_id"] == "R-1"
         state = runtime.host.state_hash()
     async with served(tmp_path) as srv:
