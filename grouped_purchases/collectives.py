@@ -15,7 +15,8 @@ from typing import Any, ClassVar, Self
 import msgpack
 
 from auction_engine.kind import CaseTable, ClockRegression, Codec, RetryKey, StateError, Tick
-from auction_engine.money import MAX_AMOUNT
+from auction_engine.money import MAX_AMOUNT, format_amount
+from auction_engine.timeutil import format_instant
 
 from .checks import (
     MAX_QUANTITY,
@@ -69,6 +70,7 @@ from .rules import Article, ContractLine, Schedule, build_lines, contracts_at_pr
 from .rules import schedule_digest as _digest
 from .state import Collective, Contract
 
+EDGE_DECIMALS = 2  # a collective's amounts at the edges (feed, RPC): centimes
 STATE_FORMAT = 1  # bump when Collective.to_plain changes shape: old hashes stop matching on purpose
 __all__ = ["MAX_QUANTITY", "Collectives"]
 
@@ -328,10 +330,16 @@ class Collectives(CaseTable):
 
     @staticmethod
     def public_event(event: Any) -> dict[str, Any]:
-        """The feed's form: plain values, no supplier (the feed names no bidder, as for
-        auctions); members and coordinator are public buyers."""
+        """The feed's form: ISO-8601 times, money as decimal strings (`EDGE_DECIMALS`), no
+        supplier (the feed names no bidder, as for auctions); members and coordinator are
+        public buyers."""
         entry: dict[str, Any] = {"type": type(event).__name__, **event._asdict()}
         entry.pop("supplier", None)
+        for name in ("time", "needs_deadline"):
+            if name in entry:
+                entry[name] = format_instant(entry[name])
+        if "total" in entry:
+            entry["total"] = format_amount(entry["total"], EDGE_DECIMALS)
         return {k: list(v) if type(v) is tuple else v for k, v in entry.items()}
 
     @staticmethod
