@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, RootModel, WithJsonSchema
 
 from auction_engine.config import MAX_BIDDERS, VISIBILITIES
 from auction_engine.money import MAX_AMOUNT_DIGITS, parse_amount
@@ -25,18 +25,19 @@ from .models import (
     ExtensionPolicy,
     Identifier,
     Instant,
-    JsonInt,
     Model,
     Query,
     QueryInt,
     Ttl,
     _distinct,
     _fail,
+    _integral,
 )
 from .views import Count, InstantOut, MoneyOut, RoomToken, View
 
 COLLECTIVE_DECIMALS = EDGE_DECIMALS  # a collective's amounts at the edge: centimes
-_MONEY = rf"^(?![0.]*$)[0-9]{{1,{MAX_AMOUNT_DIGITS}}}(\.[0-9]{{1,{COLLECTIVE_DECIMALS}}})?$"
+_DIGITS = MAX_AMOUNT_DIGITS - COLLECTIVE_DECIMALS  # so every amount the pattern admits is at most MAX_AMOUNT
+_MONEY = rf"^(?![0.]*$)[0-9]{{1,{_DIGITS}}}(\.[0-9]{{1,{COLLECTIVE_DECIMALS}}})?$"
 
 
 def _positive_amount(value: str) -> str:
@@ -52,8 +53,9 @@ CMoney = Annotated[str, AfterValidator(_positive_amount), WithJsonSchema({
     "type": "string", "pattern": _MONEY, "examples": ["1234.50"],
     "description": "A decimal string above zero with at most 2 decimals (never a JSON number)."})]
 KindText = Annotated[str, Field(max_length=KIND_TEXT)]
-Quantity = Annotated[JsonInt, Field(ge=1, le=MAX_QUANTITY)]
-Units = Annotated[JsonInt, Field(ge=0, le=MAX_QUANTITY)]
+# The constraint before the validator: so the schema states it (as gateway/models.py's Ttl).
+Quantity = Annotated[int, Field(ge=1, le=MAX_QUANTITY), BeforeValidator(_integral)]
+Units = Annotated[int, Field(ge=0, le=MAX_QUANTITY), BeforeValidator(_integral)]
 ContractId = Annotated[str, Field(min_length=1, max_length=3 * 64 + 2, description="A contract's id, "
                                   "`{procurement}/{lot}/{member}` (from the award or the contracts list).")]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 in lowercase hex.")]
@@ -112,7 +114,7 @@ class CollectiveLaunchRequest(Model):
     stagger: Duration | None = None
     bidders: Annotated[list[Identifier], AfterValidator(_distinct)] | None = Field(
         None, max_length=MAX_BIDDERS, json_schema_extra={"uniqueItems": True}, description="Admitted at creation.")
-    min_bidders: JsonInt | None = Field(None, ge=1, le=MAX_BIDDERS)
+    min_bidders: Annotated[int, Field(ge=1, le=MAX_BIDDERS), BeforeValidator(_integral)] | None = None
     visibility: Literal[VISIBILITIES] | None = None  # type: ignore[valid-type]
     rules: BidRules = Field(default_factory=BidRules)
     extension: ExtensionPolicy = Field(default_factory=ExtensionPolicy)
@@ -120,14 +122,26 @@ class CollectiveLaunchRequest(Model):
                                                       "estimated total.")
 
 
-class CollectiveAwardRequest(Model):
-    """Exactly one of `total` (a lot price: unit prices pro rata to the estimates) and
-    `prices` (one unit price per article of the lot)."""
+class CollectiveAwardOnTotal(Model):
+    """A lot awarded on its total: unit prices derived pro rata to the estimates."""
 
     procurement_id: Identifier
     supplier: Identifier
-    total: CMoney | None = None
-    prices: dict[str, CMoney] | None = None
+    total: CMoney
+
+
+class CollectiveAwardOnPrices(Model):
+    """A lot awarded on unit prices: one per article of the lot."""
+
+    procurement_id: Identifier
+    supplier: Identifier
+    prices: dict[str, CMoney]
+
+
+class CollectiveAwardRequest(RootModel[CollectiveAwardOnTotal | CollectiveAwardOnPrices]):
+    """Either `total` or `prices` (not both)."""
+
+    model_config = ConfigDict(strict=True, frozen=True)
 
 
 class CollectiveUnsuccessfulRequest(Model):

@@ -251,16 +251,13 @@ def register_routes(api: Api) -> None:  # one closure per operation
     @route("record_award")
     async def record_award(who: Caller, collective_id: str, lot: str) -> Any:
         c = collective(collective_id)
-        req = await parsed(cm.CollectiveAwardRequest, required=True)
-        if (req.total is None) == (req.prices is None):
-            raise invalid("invalid_request", "the request is invalid",
-                          [{"path": "total", "message": "give exactly one of total and prices"}])
+        req = (await parsed(cm.CollectiveAwardRequest, required=True)).root
         now, by = runtime.now(), actor(who, c)
-        if req.total is not None:
+        if isinstance(req, cm.CollectiveAwardOnTotal):
             command: Any = RecordLotAward(now, collective_id, by, req.procurement_id, lot, req.supplier,
                                           minor(req.total))
         else:
-            prices = tuple(sorted((a, minor(p)) for a, p in (req.prices or {}).items()))
+            prices = tuple(sorted((a, minor(p)) for a, p in req.prices.items()))
             command = RecordLotPrices(now, collective_id, by, req.procurement_id, lot, req.supplier, prices)
         events = await run(command)
         awarded = next(e for e in events if type(e) is LotAwardRecorded)

@@ -172,7 +172,7 @@ async def test_the_worked_example_through_the_rpc(tmp_path: Any) -> None:
                                                                               ("A-G1/L1/m3", "2160.00")]
         await w.refused("portal", "post", award, 409, "lot_not_pending", {
             "procurement_id": "A-G1", "supplier": "acme", "total": "6000.01"}, collective_id=CID, lot="L1")
-        await w.refused("portal", "post", award, 422, "prices_mismatch", {
+        await w.refused("portal", "post", award, 409, "prices_mismatch", {
             "procurement_id": "A-G1", "supplier": "beta", "prices": {"A4": "1.00"}}, collective_id=CID, lot="L2")
         l2 = await w.call("portal", "post", award, 200, {"procurement_id": "A-G1", "supplier": "beta",
                                                          "prices": {"CH": "1100.00"}}, collective_id=CID, lot="L2")

@@ -19,7 +19,7 @@ import pytest
 import trio
 from served import KEYS, served
 
-from gateway import models
+from gateway import collective_models, models
 
 MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "10"))
 SLOW = MAX_EXAMPLES > 10
@@ -27,21 +27,27 @@ SEED = 20261203
 ST = Path(sys.executable).with_name("st")
 
 # Who calls what in the mixed pass: an allowed role per operation, every role used.
-BY_ROLE = {"buyer": ["suspend", "resume", "observer_token", "events"],
-           "auditor": ["list_auctions", "get_auction", "results", "journal_export"]}
+BY_ROLE = {"buyer": ["suspend", "resume", "observer_token", "events", "issue_member_token", "generate_schedule"],
+           "auditor": ["list_auctions", "get_auction", "results", "journal_export", "list_contracts",
+                       "consolidation"]}
 # Creating needs rules across fields (end after start, a close in the future...) that a
 # schema cannot state, so schema-valid bodies are often refused: 422 is a right answer
 # there (the request body's example is accepted; tests/test_openapi.py checks the rules).
 CREATE_ACCEPTS = ["2xx", "401", "403", "404", "409", "422"]
+# Likewise across fields: a collective's needs deadline later than now, a launch's auction
+# rules, a receipt inspecting at least one unit with a reason for rejected ones.
+ACROSS_FIELDS = ["create_auction", "create_collective", "launch", "record_receipt"]
 
 
 # Half the path ids are those of the request body's example auction (created by the
 # examples phase, which runs first): generated ids alone almost never name an auction.
 REAL_IDS = [
     "[dictionaries.auctions]", f'values = ["{models.EXAMPLE_AUCTION["auction_id"]}"]',
+    "[dictionaries.collectives]", f'values = ["{collective_models.EXAMPLE_COLLECTIVE["collective_id"]}"]',
     "[dictionaries.bidders]", f'values = {json.dumps(models.EXAMPLE_AUCTION["bidders"])}',
     "[parameters]", '"path.auction_id" = { dictionary = "auctions", probability = 0.5 }',
-    '"path.bidder_id" = { dictionary = "bidders", probability = 0.5 }', ""]
+    '"path.bidder_id" = { dictionary = "bidders", probability = 0.5 }',
+    '"path.collective_id" = { dictionary = "collectives", probability = 0.5 }', ""]
 
 
 def config(default_role: str, mixed: bool) -> str:
@@ -50,7 +56,7 @@ def config(default_role: str, mixed: bool) -> str:
         for role, operations in BY_ROLE.items():
             lines += ["[[operations]]", f"include-operation-id = {operations!r}".replace("'", '"'),
                       f'headers = {{ Authorization = "Bearer {KEYS[role]}" }}', ""]
-    lines += ["[[operations]]", 'include-operation-id = "create_auction"',
+    lines += ["[[operations]]", f"include-operation-id = {ACROSS_FIELDS!r}".replace("'", '"'),
               f"checks.positive_data_acceptance.expected-statuses = {CREATE_ACCEPTS!r}".replace("'", '"')]
     return "\n".join(lines) + "\n"
 
