@@ -1,14 +1,13 @@
-"""A collective's procurement through the runtime: the auction a launch creates, and its
-lots' outcomes fed back to the collective as award commands, exactly once.
+"""A collective's auction outcomes fed back to the collective as award commands, exactly
+once (grouped_purchases/procurement.py builds the auction a launch creates).
 
-`auction_for(...)` builds the reverse auction of a launch (one auction lot per open lot
-of the schedule). `CollectiveAwards` is a consumer of the durable journal: when an auction
-lot that is a collective's pending lot ends, it submits `RecordLotAward` (the winner's
-lot price, unit prices derived pro rata by the kind) or `RecordLotUnsuccessful`. Exactly
-once across a crash: at start it records every pending lot whose auction lot has already
-ended, and a lot is recorded only while the collective still holds it pending (the kind
-refuses a second record with `lot_not_pending`). It also wakes the live views
-(`wait_changed`) on every durable event of a collective.
+`CollectiveAwards` is a consumer of the durable journal: when an auction lot that is a
+collective's pending lot ends, it submits `RecordLotAward` (the winner's lot price, unit
+prices derived pro rata by the kind) or `RecordLotUnsuccessful`. Exactly once across a
+crash: at start it records every pending lot whose auction lot has already ended, and a
+lot is recorded only while the collective still holds it pending (the kind refuses a
+second record with `lot_not_pending`). It also wakes the live views (`wait_changed`) on
+every durable event of a collective.
 """
 
 from __future__ import annotations
@@ -21,44 +20,15 @@ import trio
 
 from auction_engine.engine import QueryError
 from auction_engine.events import Event, LotAwarded, LotUnsuccessful
-from auction_engine.money import format_amount
 from auction_engine.ranking import lot_result
 from auction_engine.runtime import Consumer, JournalUnavailable, Runtime
 from grouped_purchases import CollectiveRefused, Collectives, RecordLotAward, RecordLotUnsuccessful
-from grouped_purchases.collectives import EDGE_DECIMALS
 from grouped_purchases.messages import EVENTS
-from grouped_purchases.rules import Schedule
 
 from .logs import log
 
 logger = logging.getLogger("gateway.collectives")
 _COLLECTIVE_EVENTS = frozenset(EVENTS) - {CollectiveRefused}
-
-
-def buyer_ref(collective_id: str, version: int) -> str:
-    """The auction's reference to its collective and schedule version."""
-    return f"collective:{collective_id}:schedule:{version}"
-
-
-def open_lots(c: Any, schedule: Schedule) -> list[str]:
-    """The schedule's lots neither pending nor awarded: those a launch buys (as the kind does)."""
-    return [lot for lot in schedule.lots() if lot not in c.lots]
-
-
-def auction_for(collective_id: str, schedule: Schedule, lots: list[str], launch: dict[str, Any]) -> dict[str, Any]:
-    """The auction configuration (edge form, AuctionConfig.from_dict) of a launch: `launch`
-    is the request body; each lot's estimate is the schedule's lot total, its starting price
-    the body's `starting_prices[lot]` or that estimate."""
-    starting = launch.get("starting_prices") or {}
-    body = {k: v for k, v in launch.items() if k not in ("procurement_id", "starting_prices") and v is not None}
-    body.update(auction_id=launch["procurement_id"], title=launch.get("title") or collective_id,
-                buyer_ref=buyer_ref(collective_id, schedule.version), decimals=EDGE_DECIMALS)
-    body["lots"] = []
-    for lot in lots:
-        estimate = format_amount(schedule.lot_total(lot), EDGE_DECIMALS)
-        body["lots"].append({"lot_id": lot, "title": lot, "estimate": estimate,
-                             "starting_price": starting.get(lot, estimate)})
-    return body
 
 
 class CollectiveAwards(Consumer):

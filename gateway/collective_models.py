@@ -16,7 +16,7 @@ from auction_engine.config import MAX_BIDDERS, VISIBILITIES
 from auction_engine.money import MAX_AMOUNT_DIGITS, parse_amount
 from grouped_purchases.checks import MAX_MEMBERS, MAX_QUANTITY
 from grouped_purchases.checks import MAX_TEXT as KIND_TEXT
-from grouped_purchases.collectives import EDGE_DECIMALS
+from grouped_purchases.procurement import EDGE_DECIMALS
 
 from .models import (
     BidRules,

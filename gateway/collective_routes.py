@@ -41,7 +41,7 @@ from grouped_purchases import (
     need_versions,
 )
 from grouped_purchases import export as bpde
-from grouped_purchases.collectives import EDGE_DECIMALS
+from grouped_purchases.procurement import EDGE_DECIMALS, auction_for, buyer_ref, open_lots
 from grouped_purchases.rules import Schedule
 from grouped_purchases.state import Collective
 
@@ -49,7 +49,6 @@ from . import collective_models as cm
 from . import collective_views as cv
 from .api import Api, invalid
 from .auth import Caller
-from .collective_awards import auction_for, buyer_ref, open_lots
 from .collectives_api import DOWNLOADS as DOCUMENTS
 from .operations import ApiError
 

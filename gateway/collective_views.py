@@ -9,7 +9,7 @@ from typing import Any
 from auction_engine.money import format_amount
 from auction_engine.timeutil import format_instant
 from grouped_purchases import Consolidation
-from grouped_purchases.collectives import EDGE_DECIMALS
+from grouped_purchases.procurement import EDGE_DECIMALS
 from grouped_purchases.rules import Schedule
 from grouped_purchases.state import Collective, Contract
 

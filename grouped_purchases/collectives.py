@@ -66,11 +66,11 @@ from .messages import (
     ScheduleGenerated,
     WithdrawNeed,
 )
+from .procurement import EDGE_DECIMALS
 from .rules import Article, ContractLine, Schedule, build_lines, contracts_at_prices, contracts_on_total, lot_lines
 from .rules import schedule_digest as _digest
 from .state import Collective, Contract
 
-EDGE_DECIMALS = 2  # a collective's amounts at the edges (feed, RPC): centimes
 STATE_FORMAT = 1  # bump when Collective.to_plain changes shape: old hashes stop matching on purpose
 __all__ = ["MAX_QUANTITY", "Collectives"]
 

@@ -19,8 +19,8 @@ from served import served
 from auction_engine.commands import AdmitBidder, CreateAuction, PlaceBid, Tick
 from auction_engine.config import AuctionConfig
 from auction_engine.timeutil import format_instant
-from gateway.collective_awards import auction_for
 from grouped_purchases import Collectives
+from grouped_purchases.procurement import auction_for
 
 PID = "A-G1"
 
