@@ -24,6 +24,7 @@ from .journal.recovery import SIDE_SUFFIX
 from .money import format_amount
 from .ranking import AuctionResults
 from .scenario import Run, load_scenario, run_scenario
+from .scenario_grouped import KIND, simulate_grouped
 from .timeutil import format_instant
 
 EXIT_INPUT = 2
@@ -149,6 +150,8 @@ def _simulate(args: argparse.Namespace) -> int:
     try:
         with (sys.stdin if args.scenario == "-" else open(args.scenario, encoding="utf-8")) as handle:
             data = json.load(handle)
+        if isinstance(data, dict) and data.get("kind") == KIND:  # a grouped purchase (scenario_grouped.py)
+            return simulate_grouped(data, args)
         scenario = load_scenario(data)
     except OSError as exc:
         print(f"auction-engine: cannot read {args.scenario}: {exc.strerror}", file=sys.stderr)
