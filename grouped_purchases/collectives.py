@@ -310,6 +310,7 @@ class Collectives(CaseTable):
         for member, lines in by_member.items():
             contract_id = f"{pid}/{lot}/{member}"
             contract = c.contracts[contract_id] = Contract(member, lot, pid, supplier, tuple(lines))
+            c.progress.add(contract)
             events.append(MemberContractIssued(cmd.now, cid, contract_id, member, lot, contract.total))
         return events
 
