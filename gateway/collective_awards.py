@@ -51,6 +51,10 @@ class CollectiveAwards(Consumer):
                 if woken is not None:
                     woken.set()
 
+    def watched(self, collective_id: str) -> bool:
+        """Whether a live view waits for this collective's next event."""
+        return collective_id in self._changed
+
     async def wait_changed(self, collective_id: str) -> None:
         """Until the next durable event of this collective."""
         await self._changed.setdefault(collective_id, trio.Event()).wait()

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import collective_answers as ca
 from . import collective_models as cm
 from .operations import API, Operation
 
 TAGS = (("collectives", "Grouped purchases: members, needs, the consolidated schedule (BPDE), the procurement, "
                         "member contracts, deliveries and payments."),)
-FEED_ENTRIES = cm.FEED_ENTRIES
+FEED_ENTRIES = ca.FEED_ENTRIES
 
 ERROR_CODES: dict[str, tuple[int, str]] = {
     "invalid_command": (422, "a field of the command is out of its form (the collective's own checks)"),
@@ -93,48 +94,48 @@ _EXEC = ("unknown_contract", "not_member", "not_coordinator", "unknown_article")
 OPERATIONS: tuple[Operation, ...] = (
     _body_op("create_collective", "", "Create a collective", "The coordinator creates the collective with its "
              "members, the convention's SHA-256 and the needs deadline (later than now).", COORDINATOR,
-             cm.CollectiveView, "Created.", ("collective_exists",), cm.CollectiveRequest, 201),
+             ca.CollectiveView, "Created.", ("collective_exists",), cm.CollectiveRequest, 201),
     _op("get_collective", "get", "/{collective_id}", "Get a collective", "Members, acceptances, catalogue, "
-        "schedules, procurements and lot statuses.", (*READERS, *MEMBER), {200: (cm.CollectiveView, "The collective.")},
+        "schedules, procurements and lot statuses.", (*READERS, *MEMBER), {200: (ca.CollectiveView, "The collective.")},
         ("unknown_collective",)),
     _body_op("issue_member_token", "/{collective_id}/tokens", "Issue a member token", "A case token (role "
              "`member`) for one member of this collective, to act and read as that member. Changes no state "
-             "(not journaled).", COORDINATOR, cm.CollectiveMemberToken, "The token.", ("unknown_member",),
+             "(not journaled).", COORDINATOR, ca.CollectiveMemberToken, "The token.", ("unknown_member",),
              cm.CollectiveTokenRequest),
     _body_op("accept_convention", "/{collective_id}/acceptances", "Accept the convention", "The member accepts "
              "the convention it read (its hash); once every member has, the collective is constituted.", MEMBER,
-             cm.CollectiveView, "The collective after the acceptance.",
+             ca.CollectiveView, "The collective after the acceptance.",
              ("not_member", "wrong_convention", "already_accepted"), cm.CollectiveAcceptRequest),
     _body_op("add_article", "/{collective_id}/articles", "Add a catalogue article", "Until the needs close.",
-             COORDINATOR, cm.CollectiveArticle, "Added.", ("article_exists", "needs_closed", "invalid_amount"),
+             COORDINATOR, ca.CollectiveArticle, "Added.", ("article_exists", "needs_closed", "invalid_amount"),
              cm.CollectiveArticleRequest, 201),
     _body_op("declare_need", "/{collective_id}/needs/{article}", "Declare or revise a need", "The member's need of "
              "one article; a second declaration is a revision (a new version) and withdraws the member's "
-             "confirmation.", MEMBER, cm.CollectiveNeed, "The need's latest version.",
+             "confirmation.", MEMBER, ca.CollectiveNeed, "The need's latest version.",
              ("not_member", "not_constituted", "needs_closed", "unknown_article", "invalid_quantity"),
              cm.CollectiveNeedRequest, method="put", params=("collective_id", "article")),
     _body_op("withdraw_need", "/{collective_id}/needs/{article}", "Withdraw a need", "A new version of quantity 0; "
-             "the member confirms again.", MEMBER, cm.CollectiveNeed, "The need's latest version.",
+             "the member confirms again.", MEMBER, ca.CollectiveNeed, "The need's latest version.",
              ("not_member", "not_constituted", "needs_closed", "unknown_need"), None, method="delete",
              params=("collective_id", "article")),
     _body_op("confirm_needs", "/{collective_id}/confirmation", "Confirm the member's needs", "Confirms the latest "
              "version of each of the member's needs; unconfirmed needs are excluded at the deadline.", MEMBER,
-             cm.CollectiveConfirmation, "Confirmed.",
+             ca.CollectiveConfirmation, "Confirmed.",
              ("not_member", "not_constituted", "needs_closed", "nothing_to_confirm"), None),
     _op("list_needs", "get", "/{collective_id}/needs", "List needs", "The latest version of each need: a member "
         "sees its own, the coordinator and auditors every member's.", (*READERS, *MEMBER),
-        {200: (cm.CollectiveNeeds, "The needs.")}, ("unknown_collective",)),
+        {200: (ca.CollectiveNeeds, "The needs.")}, ("unknown_collective",)),
     _op("need_versions", "get", "/{collective_id}/members/{member_id}/needs/{article}", "A need's versions",
         "Every version of one member's need; a member reads only its own (403 `not_member`).", (*READERS, *MEMBER),
-        {200: (cm.CollectiveNeedVersions, "The versions, oldest first.")},
+        {200: (ca.CollectiveNeedVersions, "The versions, oldest first.")},
         ("unknown_collective", "not_member", "unknown_need"), params=("collective_id", "member_id", "article")),
     _body_op("generate_schedule", "/{collective_id}/schedules", "Generate the consolidated schedule (BPDE)",
              "A new version from the confirmed needs; final once the needs deadline has passed.", COORDINATOR,
-             cm.CollectiveSchedule, "The new version.", ("not_constituted", "nothing_to_procure", "amount_too_large"),
+             ca.CollectiveSchedule, "The new version.", ("not_constituted", "nothing_to_procure", "amount_too_large"),
              None, 201),
     _op("get_schedule", "get", "/{collective_id}/schedules/{version}", "Get a schedule version", "Per article the "
         "total quantity, each member's part and the estimated amount; totals per lot and overall; the SHA-256 the "
-        "journal holds.", (*READERS, *MEMBER), {200: (cm.CollectiveSchedule, "The schedule.")},
+        "journal holds.", (*READERS, *MEMBER), {200: (ca.CollectiveSchedule, "The schedule.")},
         ("unknown_collective", "unknown_schedule"), params=("collective_id", "version")),
     _op("export_schedule", "get", "/{collective_id}/schedules/{version}/export", "Download a schedule",
         "The schedule as CSV, XLSX or HTML (`format`), amounts as exact decimal text.", (*READERS, *MEMBER),
@@ -145,38 +146,38 @@ OPERATIONS: tuple[Operation, ...] = (
              "journals the launch; the auction's `buyer_ref` names the collective and schedule version. When an "
              "auction lot ends, its outcome is recorded in the collective automatically (award: member contracts "
              "issued). Retrying with the same `procurement_id` after a failure between the two steps creates the "
-             "missing auction.", COORDINATOR, cm.CollectiveLaunch, "Launched.",
+             "missing auction.", COORDINATOR, ca.CollectiveLaunch, "Launched.",
              ("unknown_schedule", "schedule_not_final", "nothing_to_procure", "procurement_exists", "not_coordinator",
               "invalid_config", "ends_in_past", "auction_conflict"), cm.CollectiveLaunchRequest, 201),
     _body_op("record_award", "/{collective_id}/lots/{lot}/award", "Record a lot's award", "By hand (an auction's "
              "award is recorded automatically): on the lot total or on unit prices; issues one contract per "
-             "member with needs in the lot.", COORDINATOR, cm.CollectiveLotResult, "Awarded.",
+             "member with needs in the lot.", COORDINATOR, ca.CollectiveLotResult, "Awarded.",
              ("unknown_procurement", "lot_not_pending", "prices_mismatch", "invalid_amount", "amount_too_large"),
              cm.CollectiveAwardRequest, params=("collective_id", "lot")),
     _body_op("record_unsuccessful", "/{collective_id}/lots/{lot}/unsuccessful", "Record a lot left open",
-             "The lot's needs stay open for the next launch.", COORDINATOR, cm.CollectiveLotResult, "Left open.",
+             "The lot's needs stay open for the next launch.", COORDINATOR, ca.CollectiveLotResult, "Left open.",
              ("unknown_procurement", "lot_not_pending"), cm.CollectiveUnsuccessfulRequest,
              params=("collective_id", "lot")),
     _body_op("record_delivery", "/{collective_id}/deliveries", "Record a delivery", "Partial deliveries add up; "
              "beyond the contract only with the coordinator's `allow_over`.", (*COORDINATOR, *MEMBER),
-             cm.CollectiveContract, "The contract after it.", (*_EXEC, "beyond_contract", "invalid_quantity"),
+             ca.CollectiveContract, "The contract after it.", (*_EXEC, "beyond_contract", "invalid_quantity"),
              cm.CollectiveDeliveryRequest),
     _body_op("record_receipt", "/{collective_id}/receipts", "Record a receipt", "Inspects delivered units; "
-             "rejected units are a discrepancy with a reason.", (*COORDINATOR, *MEMBER), cm.CollectiveContract,
+             "rejected units are a discrepancy with a reason.", (*COORDINATOR, *MEMBER), ca.CollectiveContract,
              "The contract after it.", (*_EXEC, "beyond_delivered", "reason_required", "invalid_quantity"),
              cm.CollectiveReceiptRequest),
     _body_op("record_payment", "/{collective_id}/payments", "Record a payment", "Beyond the amount due only with "
-             "the coordinator's `allow_over`.", (*COORDINATOR, *MEMBER), cm.CollectiveContract,
+             "the coordinator's `allow_over`.", (*COORDINATOR, *MEMBER), ca.CollectiveContract,
              "The contract after it.", (*_EXEC[:3], "beyond_due", "invalid_amount", "amount_too_large"),
              cm.CollectivePaymentRequest),
     _op("list_contracts", "get", "/{collective_id}/contracts", "List member contracts", "With their deliveries, "
         "receipts, discrepancies and payments. A member sees only its own: naming another member or another's "
-        "contract answers 403 `not_member`.", (*READERS, *MEMBER), {200: (cm.CollectiveContracts, "The contracts.")},
+        "contract answers 403 `not_member`.", (*READERS, *MEMBER), {200: (ca.CollectiveContracts, "The contracts.")},
         ("unknown_collective", "not_member", "unknown_contract"), query=cm.CollectiveContractsQuery),
     _op("consolidation", "get", "/{collective_id}/consolidation", "The live consolidation", "Per article and per "
         "member: ordered, delivered, received, paid and outstanding. Long poll: with `since` (a `revision` seen) "
         "and `wait`, answers once the revision is above `since` or after `wait` seconds (at most the "
-        "feed_wait_max_s setting).", READERS, {200: (cm.CollectiveConsolidation, "The consolidation.")},
+        "feed_wait_max_s setting).", READERS, {200: (ca.CollectiveConsolidation, "The consolidation.")},
         ("unknown_collective",), query=cm.CollectiveLiveQuery),
 )
 

@@ -113,7 +113,7 @@ async def follow_deliveries(srv: Served, coord: CollectiveClient, m1: Collective
     for act in acts:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(poll, live["revision"])
-            await until(lambda: CID in awards._changed)  # the long poll is parked
+            await until(lambda: awards.watched(CID))  # the long poll is parked
             await act()
         assert seen[-1]["revision"] > live["revision"]
         live = seen[-1]
