@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 import trio
-from served import KEYS, served
+from served import KEYS, TOKEN_SECRET, served
 
 from gateway import collective_models, models
+from gateway.auth import TokenIssuer
 
 MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "10"))
 SLOW = MAX_EXAMPLES > 10
@@ -50,12 +51,25 @@ REAL_IDS = [
     '"path.collective_id" = { dictionary = "collectives", probability = 0.5 }', ""]
 
 
+# A member's own acts take a member token: one of the example collective's members, signed
+# with the served service's secret (the collective exists once the examples phase made it).
+MEMBER_OPERATIONS = ["accept_convention", "declare_need", "withdraw_need", "confirm_needs"]
+
+
+def member_token() -> str:
+    cid = collective_models.EXAMPLE_COLLECTIVE["collective_id"]
+    return TokenIssuer(TOKEN_SECRET, 3600).issue_case(cid, collective_models.EXAMPLE_COLLECTIVE["members"][0],
+                                                      "member")[0]
+
+
 def config(default_role: str, mixed: bool) -> str:
     lines = [f'headers = {{ Authorization = "Bearer {KEYS[default_role]}" }}', "", *REAL_IDS]
     if mixed:
         for role, operations in BY_ROLE.items():
             lines += ["[[operations]]", f"include-operation-id = {operations!r}".replace("'", '"'),
                       f'headers = {{ Authorization = "Bearer {KEYS[role]}" }}', ""]
+        lines += ["[[operations]]", f"include-operation-id = {MEMBER_OPERATIONS!r}".replace("'", '"'),
+                  f'headers = {{ Authorization = "Bearer {member_token()}" }}', ""]
     lines += ["[[operations]]", f"include-operation-id = {ACROSS_FIELDS!r}".replace("'", '"'),
               f"checks.positive_data_acceptance.expected-statuses = {CREATE_ACCEPTS!r}".replace("'", '"')]
     return "\n".join(lines) + "\n"
