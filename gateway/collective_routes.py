@@ -214,7 +214,11 @@ def register_routes(api: Api) -> None:  # one closure per operation
             if not c.schedules:
                 raise ApiError(404, "unknown_schedule", "no schedule generated yet")
             version = len(c.schedules)
+            if not c.schedules[-1].final:
+                raise ApiError(409, "schedule_not_final", "the latest schedule was generated before the needs deadline")
             lots = tuple(open_lots(c, c.schedules[-1]))
+            if not lots:
+                raise ApiError(409, "nothing_to_procure", "every lot of the latest schedule is awarded or pending")
             owner = runtime.host.case_kind.get(pid)
             if owner is not None:
                 raise ApiError(409, "auction_conflict" if owner.name == "auction" else "case_conflict",

@@ -1,4 +1,5 @@
-"""A collective's auction outcome reaches the collective exactly once, across a crash.
+"""A collective's auction outcome reaches the collective exactly once, across a crash; a
+launch cut short between its journal record and its auction is completed by a retry.
 
 The journal holds the worked example's launch (tests/grouped_example.py), its auction,
 bids and the award of both lots, but no award record in the collective: what a crash
@@ -9,6 +10,7 @@ nothing more and changes nothing.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ from served import served
 from auction_engine.commands import AdmitBidder, CreateAuction, PlaceBid, Tick
 from auction_engine.config import AuctionConfig
 from auction_engine.timeutil import format_instant
+from gateway.client import RpcError
 from grouped_purchases import Collectives
 from grouped_purchases.procurement import auction_for
 
@@ -77,3 +80,24 @@ async def test_an_unsuccessful_lot_is_left_open_for_a_relaunch(tmp_path: Path) -
         assert srv.service.awards.recorded == 2
         assert c.lots == {"L1": ("awarded", PID)}  # L2 open again: the next launch takes it
         assert sorted(c.contracts) == ["A-G1/L1/m1", "A-G1/L1/m3"]
+
+
+@pytest.mark.trio
+async def test_a_launch_journaled_without_its_auction_is_completed_by_a_retry(tmp_path: Path) -> None:
+    """The launch journals LaunchProcurement, then creates the auction: a stop between the
+    two leaves the lots pending with no auction; the same request again creates it."""
+    write(tmp_path / "data" / "journal", preparation())  # type: ignore[arg-type]  # ends with the launch
+    launch = {"procurement_id": PID, "start": format_instant(int((time.time() + 3600) * 1e6)),
+              "end": format_instant(int((time.time() + 7200) * 1e6))}
+    async with served(tmp_path / "data") as srv:
+        assert srv.service.awards.recorded == 0  # pending, but no auction to read an outcome from
+        async with srv.rpc("buyer") as rpc:
+            done = await rpc.request("POST", f"/collectives/{CID}/launch", launch)
+            assert [lot["lot"] for lot in done["lots"]] == ["L1", "L2"] and done["schedule_version"] == 1
+            auction = await rpc.get_auction(PID)
+            assert auction["buyer_ref"] == f"collective:{CID}:schedule:1"
+            assert [(lot["lot_id"], lot["estimate"]) for lot in auction["lots"]] == [("L1", "7500.00"),
+                                                                                     ("L2", "12000.00")]
+            with pytest.raises(RpcError) as again:
+                await rpc.request("POST", f"/collectives/{CID}/launch", launch)
+            assert (again.value.status, again.value.code) == (409, "procurement_exists")

@@ -164,6 +164,8 @@ async def test_the_worked_example_through_the_rpc(tmp_path: Any) -> None:
             "L1", "L2"]
         await w.refused("portal", "post", "/collectives/{collective_id}/launch", 409, "procurement_exists", launch,
                         collective_id=CID)
+        await w.refused("portal", "post", "/collectives/{collective_id}/launch", 409, "nothing_to_procure",
+                        {**launch, "procurement_id": "A-G2"}, collective_id=CID)  # every lot is pending
 
         award = "/collectives/{collective_id}/lots/{lot}/award"
         l1 = await w.call("portal", "post", award, 200, {"procurement_id": "A-G1", "supplier": "acme",
