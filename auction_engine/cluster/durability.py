@@ -32,14 +32,21 @@ async def check_durability(client: Client, *, replicas: int = 0, unsafe: bool = 
     if config.get("appendonly") == "yes" and config.get("appendfsync") == "always":
         return AOF_ALWAYS
     if replicas > 0:
-        info = await client.info("replication")
-        connected = int(_text(info.get("connected_slaves", 0)))
-        if connected >= replicas:
+        online = await online_replicas(client)
+        if online >= replicas:
             return REPLICAS
         if not unsafe:
-            raise ClusterError("too_few_replicas", f"{connected} replicas connected, {replicas} required")
+            raise ClusterError("too_few_replicas", f"{online} replicas online, {replicas} required")
     if unsafe:
         return UNSAFE
     raise ClusterError("not_durable", f"appendonly={config.get('appendonly')!r}, appendfsync="
                        f"{config.get('appendfsync')!r}: an acknowledged append could be lost; set appendonly yes "
                        "and appendfsync always, or require replicas (WAIT), or pass the unsafe flag")
+
+
+async def online_replicas(client: Client) -> int:
+    """Replicas in sync with this server (INFO replication: ``slaveN`` with state online);
+    one still loading its first copy would not acknowledge a WAIT."""
+    info = await client.info("replication")
+    return sum(1 for key, value in info.items()
+               if _text(key).startswith("slave") and isinstance(value, dict) and _text(value.get("state")) == "online")

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from coredis.exceptions import ResponseError
+from coredis.exceptions import ReplicationError, ResponseError
 
 from ..journal.format import FRAME, MAX_RECORD, FormatError, Record, unpack_payload
 from .layout import ClusterError, Layout
@@ -94,7 +94,14 @@ class StreamJournal:
         case = lease.case_id
         keys = [layout.lease(case), layout.fence(case), layout.journal(case)]
         try:
-            reply: list[Any] = await self._append(keys, [lease.value, lease.token, first_aseq, *frames])
+            if self.replicas:  # WAIT on the script's own connection, right after it
+                with self.client.ensure_replication(self.replicas, self.wait_ms):
+                    reply: list[Any] = await self._append(keys, [lease.value, lease.token, first_aseq, *frames])
+            else:
+                reply = await self._append(keys, [lease.value, lease.token, first_aseq, *frames])
+        except ReplicationError:
+            raise ClusterError("not_replicated", f"fewer than {self.replicas} replicas confirmed in {self.wait_ms} "
+                               "ms: the append's durability is unknown", key=keys[2]) from None
         except ResponseError as exc:
             raise ClusterError("wrong_type", f"the case's keys are not ours to use: {exc}", key=keys[2]) from None
         code = _text(reply[0])
@@ -103,11 +110,6 @@ class StreamJournal:
                         "lease_lost": f"the lease is no longer {lease.value!r}",
                         "seq_conflict": f"the stream ends at record {_text(reply[1])}, not {first_aseq - 1}"}
             raise ClusterError(code, messages.get(code, "refused"), key=keys[2])
-        if self.replicas:
-            copies = await self.client.wait(self.replicas, self.wait_ms)
-            if copies < self.replicas:
-                raise ClusterError("not_replicated", f"{copies} of {self.replicas} replicas confirmed in "
-                                   f"{self.wait_ms} ms: the append's durability is unknown", key=keys[2])
         return int(reply[1])
 
     async def length(self, case_id: str) -> int:
