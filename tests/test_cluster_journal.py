@@ -4,12 +4,15 @@ input on the Redis side reported with a code and never trusted."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import msgpack
 import pytest
 import trio
+from factories import START, S
 from redis_local import case_frames, commands, local_redis
 
 from auction_engine.cluster import (
@@ -22,10 +25,12 @@ from auction_engine.cluster import (
     connect,
     export_streams,
     rebuild,
+    rebuild_all,
 )
 from auction_engine.cluster.durability import online_replicas
 from auction_engine.cluster.local import LocalRedis
 from auction_engine.journal.format import frame
+from auction_engine.kind import Tick
 from auction_engine.runtime import Runtime
 from replay import verify
 from replay.cli import main as replay_main
@@ -79,9 +84,10 @@ async def test_a_claim_rebuilds_the_case_and_goes_on(redis_server: LocalRedis) -
         assert [e.frame async for e in journal.entries("A1")] == [f for fs in frames for f in fs]
         _j, report = await rebuild(journal, "A1")
         assert (report.records, report.tokens, report.state_hash) == (6, [1, 2], expected.host.state_hash())
-        with pytest.raises(ClusterError) as refused:  # another case's command: refused, nothing changes
-            await second.execute(commands("B1")[0])
-        assert refused.value.code == "wrong_case"
+        for other in (commands("B1")[0], Tick(START + 3600 * S, "B1")):  # another case's: refused, nothing changes
+            with pytest.raises(ClusterError) as refused:
+                await second.execute(other)
+            assert refused.value.code == "wrong_case"
         assert (second.journaled.host.state_hash(), await journal.length("A1")) == (report.state_hash, 6)
 
 
@@ -188,7 +194,11 @@ async def test_hostile_streams_are_reported_never_trusted(redis_server: LocalRed
         assert (await client.exists([L.lease("chain")]), await client.get(L.fence("chain"))) == (0, b"1")
         before = await client.dbsize()
         report = await export_streams(journal, tmp_path / "out")
+        rebuilt, problems = await rebuild_all(journal)
         assert await client.dbsize() == before
+    assert sorted(rebuilt) == ["A1"]
+    assert rebuilt["A1"][1].records == 6
+    assert [str(p) for p in problems] == [str(p) for p in report.problems]
     assert [(case.case_id, path.name) for case, path in report.written] == [("A1", "A1.journal")]
     surveyed = [("foreign_key", "ae:junk"), ("wrong_type", "ae:{Z9}:lease"), ("foreign_key", "ae:{A1}:other"),
                 ("foreign_key", "ae:{A{1}:journal")]
@@ -215,3 +225,16 @@ async def _foreign(url: str) -> None:
     async with connect(url) as client:
         await client.set("ae:stray", "x")
 
+
+
+def test_the_engine_process_refuses_a_redis_that_may_lose_appends(tmp_path: Path) -> None:
+    worker = [sys.executable, "-m", "auction_engine.cluster.worker"]
+    for server in local_redis(tmp_path / "everysec", ("--appendfsync", "everysec")):
+        refused = subprocess.run([*worker, server.url, "D1", "alpha", "--bids", "1"], capture_output=True,
+                                 text=True, timeout=60, check=False)
+        assert (refused.returncode, refused.stdout) == (5, '{"refused": "not_durable"}\n')
+        unsafe = subprocess.run([*worker, server.url, "D1", "alpha", "--bids", "1", "--unsafe"],
+                                capture_output=True, text=True, timeout=60, check=False)
+        assert unsafe.returncode == 0, unsafe.stderr
+        assert unsafe.stdout.splitlines() == ['{"claimed": 1, "records": 0}', '{"ack": 2, "token": 1, "c": "alpha-0"}',
+                                              '{"done": 1}']

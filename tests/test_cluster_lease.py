@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from redis_local import case_frames, until_gone
 
-from auction_engine.cluster import ClusterError, Layout, Leases, StreamJournal, connect
+from auction_engine.cluster import ClusterError, Layout, Leases, Registry, StreamJournal, connect
 from auction_engine.cluster.local import LocalRedis
 
 L = Layout()
@@ -107,3 +107,22 @@ async def test_append_out_of_sequence_or_onto_foreign_data_is_refused(redis_serv
             await journal.append(other, 1, frames[0])
         assert refused.value.code == "wrong_type"
         assert await client.get(L.journal("B1")) == b"not a stream"
+
+
+@pytest.mark.trio
+async def test_keys_holding_foreign_data_are_refused(redis_server: LocalRedis) -> None:
+    async with connect(redis_server.url) as client:
+        leases = Leases(client)
+        await client.hset(L.lease("H1"), {"owner": "mallory"})
+        await client.set(L.fence("H2"), "not a number")
+        await client.set("ae:engines", "not a set")
+        for case in ("H1", "H2"):
+            with pytest.raises(ClusterError) as refused:
+                await leases.claim(case, "alpha", 60_000)
+            assert (refused.value.code, refused.value.key) == ("wrong_type", L.lease(case))
+        with pytest.raises(ClusterError) as refused:
+            await Registry(client).beat("e1", 1000)
+        assert refused.value.code == "wrong_type"
+        assert (await client.hgetall(L.lease("H1")), await client.get(L.fence("H2"))) == (
+            {b"owner": b"mallory"}, b"not a number")
+        assert await client.exists([L.lease("H2")]) == 0

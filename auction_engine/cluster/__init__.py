@@ -16,7 +16,7 @@ from .export import ExportReport, export_streams
 from .layout import ClusterError, Layout
 from .lease import Client, Lease, Leases
 from .owner import CaseOwner
-from .recovery import CaseReport, Survey, rebuild, survey
+from .recovery import CaseReport, Survey, rebuild, rebuild_all, survey
 from .rendezvous import Registry, owner, weight
 from .stream import Entry, StreamJournal
 
@@ -31,5 +31,5 @@ def connect(url: str) -> Client:
 __all__ = [
     "CaseOwner", "CaseReport", "Client", "ClusterError", "Entry", "ExportReport", "Layout", "Lease", "Leases",
     "Registry", "StreamJournal", "Survey", "check_durability", "connect", "export_streams", "owner", "rebuild",
-    "survey", "weight",
+    "rebuild_all", "survey", "weight",
 ]

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import coredis
+from coredis.commands.script import Script
+from coredis.exceptions import ResponseError
 
 from .layout import ClusterError, Layout
 
@@ -64,6 +66,16 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+async def run_script(script: Script[bytes], keys: list[str], args: list[Any]) -> list[Any]:
+    """The script's reply; `ClusterError("wrong_type")` when Redis refuses it because a
+    key holds what is not ours (a hash where a lease belongs, a fence that is no number)."""
+    try:
+        reply: list[Any] = await script(keys, args)
+    except ResponseError as exc:
+        raise ClusterError("wrong_type", f"a key is not of the type this script needs: {exc}", key=keys[0]) from None
+    return reply
+
+
 class Leases:
     """Claims, renewals and releases of cases' leases, under one namespace."""
 
@@ -79,7 +91,7 @@ class Leases:
         if ttl_ms <= 0 or not owner or "|" in owner:
             raise ClusterError("bad_claim", "an owner is a name without '|', a ttl is positive")
         layout = self.layout
-        reply: list[Any] = await self._claim([layout.lease(case_id), layout.fence(case_id)], [owner, ttl_ms])
+        reply = await run_script(self._claim, [layout.lease(case_id), layout.fence(case_id)], [owner, ttl_ms])
         if _text(reply[0]) != "ok":
             raise ClusterError("held", f"held by {_text(reply[1])} for {int(reply[2])} ms more",
                                key=layout.lease(case_id))
@@ -89,13 +101,13 @@ class Leases:
         """Extend the lease by its ttl from now; `ClusterError("lease_lost")` if it is no
         longer this claim's (then the owner must stop: another may hold the case)."""
         key = self.layout.lease(lease.case_id)
-        reply: list[Any] = await self._renew([key], [lease.value, lease.ttl_ms])
+        reply = await run_script(self._renew, [key], [lease.value, lease.ttl_ms])
         if _text(reply[0]) != "ok":
             raise ClusterError("lease_lost", f"the lease holds {_text(reply[1])!r:.60}, not {lease.value!r}", key=key)
 
     async def release(self, lease: Lease) -> None:
         """Give the case up now (a clean stop); `ClusterError("lease_lost")` as in `renew`."""
         key = self.layout.lease(lease.case_id)
-        reply: list[Any] = await self._release([key], [lease.value])
+        reply = await run_script(self._release, [key], [lease.value])
         if _text(reply[0]) != "ok":
             raise ClusterError("lease_lost", f"the lease holds {_text(reply[1])!r:.60}, not {lease.value!r}", key=key)

@@ -64,10 +64,13 @@ class CaseOwner:
             if self.lost is not None:
                 raise self.lost
             j = self.journaled
-            if type(command) is not Tick:
+            if type(command) is Tick:
+                case: object = self.case_id if command.case_id is None else command.case_id
+            else:
                 kind = j.host.kind_of(command)
-                if kind is None or kind.case_of(command) != self.case_id:
-                    raise ClusterError("wrong_case", f"this owner holds case {self.case_id!r:.60} only")
+                case = None if kind is None else kind.case_of(command)
+            if case != self.case_id:
+                raise ClusterError("wrong_case", f"this owner holds case {self.case_id!r:.60} only")
             first = j.chains.get(self.case_id, (0, b""))[0] + 1
             submission = j.submit(command)
             if submission.frames:

@@ -1,6 +1,6 @@
 """Rebuild cases from their streams, through the file journal's verification; list the namespace.
 
-`rebuild(journal, case)` reads a case's stream (every entry checked, see stream.py) and
+`rebuild(journal, case)` (or `rebuild_all`) reads a case's stream (every entry checked, see stream.py) and
 feeds each record to a `Verifier` (sequences, chain, command, re-execution, outcome), so
 a case comes back only as the file journal would. Each case gets its own host: cases move
 between engines whose clocks differ, so a case is replayed on its own clock. `survey`
@@ -89,3 +89,17 @@ async def survey(journal: StreamJournal) -> Survey:
     out.cases.sort()
     out.problems.sort(key=lambda p: p.key or "")
     return out
+
+
+async def rebuild_all(journal: StreamJournal) -> tuple[dict[str, tuple[Journaled, CaseReport]], list[ClusterError]]:
+    """Every case of the namespace rebuilt (each in its own host, see `rebuild`), and the
+    problems: the survey's, and each case that failed with its code (left out)."""
+    found = await survey(journal)
+    cases: dict[str, tuple[Journaled, CaseReport]] = {}
+    problems = list(found.problems)
+    for case_id in found.cases:
+        try:
+            cases[case_id] = await rebuild(journal, case_id)
+        except ClusterError as exc:
+            problems.append(exc)
+    return cases, problems

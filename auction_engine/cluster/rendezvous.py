@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from hashlib import blake2b
-from typing import Any
 
 from .layout import ClusterError, Layout
-from .lease import Client, _text
+from .lease import Client, _text, run_script
 
 # KEYS: engines; ARGV: engine id, ttl ms (0: leave). Times are Redis's: no clock is compared
 # across machines. Expired members are dropped on every beat.
@@ -66,5 +65,5 @@ class Registry:
         return await self._run("", 0)
 
     async def _run(self, engine: str, ttl_ms: int) -> list[str]:
-        reply: list[Any] = await self._beat([self.layout.engines], [engine, ttl_ms])
+        reply = await run_script(self._beat, [self.layout.engines], [engine, ttl_ms])
         return sorted(_text(e) for e in reply)

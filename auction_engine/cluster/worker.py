@@ -1,7 +1,8 @@
 """A minimal engine process that owns one auction case in Redis and bids in it: the crash
 test's subject (`python -m auction_engine.cluster.worker URL CASE OWNER`).
 
-It claims the case (exit 4 if held), rebuilds it from its stream, creates the auction if
+It checks that Redis makes appends durable (exit 5, ``{"refused": code}``, unless
+`--unsafe`), claims the case (exit 4 if held), rebuilds it from its stream, creates the auction if
 the stream is empty, renews its lease in the background and places bids, one JSON line on
 stdout per event: ``{"claimed": token, "records": n}``, ``{"ack": aseq, "token": t, "c":
 client_bid_id}`` once a bid's record is in Redis, ``{"refused": code}`` (exit 3) when an
@@ -21,7 +22,7 @@ from ..commands import CreateAuction, PlaceBid
 from ..config import AuctionConfig
 from ..runtime import wall_clock_us
 from ..timeutil import format_instant
-from . import CaseOwner, ClusterError, Layout, Leases, StreamJournal, connect
+from . import CaseOwner, ClusterError, Layout, Leases, StreamJournal, check_durability, connect
 
 START_PRICE = 10_000_000_000  # minor units: 100,000,000.00
 BIDDERS = [f"p{i}" for i in range(4)]
@@ -42,8 +43,14 @@ def say(**fields: Any) -> None:
     print(json.dumps(fields), flush=True)
 
 
-async def run(url: str, case_id: str, owner_id: str, ttl_ms: int, bids: int, pace: float, namespace: str) -> int:
+async def run(url: str, case_id: str, owner_id: str, ttl_ms: int, bids: int, pace: float, namespace: str,
+              unsafe: bool) -> int:
     async with connect(url) as client:
+        try:
+            await check_durability(client, unsafe=unsafe)  # the engine role's rule: never ack what may be lost
+        except ClusterError as exc:
+            say(refused=exc.code)
+            return 5
         layout = Layout(namespace)
         journal, leases = StreamJournal(client, layout), Leases(client, layout)
         try:
@@ -88,8 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bids", type=int, default=0, help="bids to place (0: until an append is refused)")
     p.add_argument("--pace", type=float, default=0.005, help="seconds between bids")
     p.add_argument("--namespace", default="ae")
+    p.add_argument("--unsafe", action="store_true", help="run against a Redis that cannot promise durability")
     args = p.parse_args(argv)
-    return trio.run(run, args.url, args.case, args.owner, args.ttl_ms, args.bids, args.pace, args.namespace)
+    return trio.run(run, args.url, args.case, args.owner, args.ttl_ms, args.bids, args.pace, args.namespace,
+                    args.unsafe)
 
 
 if __name__ == "__main__":
