@@ -1,6 +1,7 @@
 """The `auction-replay` command line: the auditors' tool over a journal.
 
 verify PATH [--auction ID] [--jobs N] [--json] | export PATH --auction ID -o FILE |
+export --redis URL DIR [--namespace NS] [--auction ID] |
 timeline PATH --auction ID [--format csv|json] [--reveal] | report PATH --auction ID -o FILE [--reveal].
 Exit codes: 0 everything checked matches; 1 the journal failed verification (the first
 problem is printed); 2 bad usage or an unreadable path.
@@ -35,10 +36,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         f"process); default: one per CPU for a journal of {PARALLEL_MIN_BYTES >> 20} MiB or more, "
                         "else one; with --auction, always one. The verdict and report are the same whatever N")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p = commands.add_parser("export", help="write one auction's records as a journal that verifies alone")
+    p = commands.add_parser("export", help="write one auction's records as a journal that verifies alone; with "
+                            "--redis, every case's stream as a journal file in the directory PATH")
     p.add_argument("path")
-    p.add_argument("--auction", required=True)
-    p.add_argument("-o", "--output", required=True, help="the file to write")
+    p.add_argument("--auction", help="the auction (required without --redis; with it: only this case)")
+    p.add_argument("-o", "--output", help="the file to write (without --redis)")
+    p.add_argument("--redis", metavar="URL", help="read the cases' streams from this Redis (redis://host:port/db)")
+    p.add_argument("--namespace", default="ae", help="the scale-out's key namespace (default ae)")
     p = commands.add_parser("timeline", help="every bid: time, pseudonym, amount, outcome, rank after it")
     p.add_argument("path")
     p.add_argument("--auction", required=True)
@@ -50,6 +54,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("-o", "--output", required=True, help="the HTML file to write")
     p.add_argument("--reveal", action="store_true", help="show identities (once every lot has ended)")
     args = parser.parse_args(argv)
+    if args.command == "export" and args.redis:
+        from .redis_export import export_redis
+
+        return export_redis(args.redis, args.namespace, Path(args.path), args.auction)
+    if args.command == "export" and not (args.auction and args.output):
+        parser.error("export: --auction and -o are required (or --redis URL DIR)")
     if not Path(args.path).exists():
         print(f"auction-replay: {args.path}: no such file or directory", file=sys.stderr)
         return EXIT_USAGE
