@@ -4,6 +4,7 @@ CLI calls these same functions; docs/replay.md describes both.
 """
 
 import os
+from typing import Any
 
 from .history import History, history, render_timeline, timeline
 from .report import render_report  # now, not in report(): importing the submodule later
@@ -46,5 +47,17 @@ def tender_minutes(path: str | os.PathLike[str], tender_id: str, which: str, fmt
     return render_minutes(tender_id, tender, which, fmt, lang)
 
 
-__all__ = ["AuctionSummary", "History", "Unverified", "VerifyResult", "export", "history", "tender_minutes",
-           "render_timeline", "replayed", "report", "timeline", "verify"]
+def ocds_export(path: str | os.PathLike[str], *, uri: str, publisher: str, prefix: str) -> dict[str, Any]:
+    """The OCDS 1.1 release package of every auction and tender in the journal at `path`
+    (`replay.ocds.release_package`), after verifying and re-executing it (`Unverified`)."""
+    from .ocds import release_package
+
+    result, host = replayed(path)
+    if not result.ok:
+        raise Unverified(result)
+    positions = {case: summary.last_gseq for case, summary in result.auctions.items()}
+    return release_package(host, uri=uri, publisher=publisher, prefix=prefix, positions=positions)
+
+
+__all__ = ["AuctionSummary", "History", "Unverified", "VerifyResult", "export", "history", "ocds_export",
+           "render_timeline", "replayed", "report", "tender_minutes", "timeline", "verify"]

@@ -3,7 +3,8 @@
 verify PATH [--auction ID] [--jobs N] [--json] | export PATH --auction ID -o FILE |
 export --redis URL DIR [--namespace NS] [--auction ID] |
 timeline PATH --auction ID [--format csv|json] [--reveal] | report PATH --auction ID -o FILE [--reveal] |
-minutes PATH TENDER --which opening|evaluation --format html|pdf [--lang fr|en] -o FILE.
+minutes PATH TENDER --which opening|evaluation --format html|pdf [--lang fr|en] -o FILE |
+ocds PATH [-o FILE] [--uri URI] [--publisher NAME] [--prefix OCID_PREFIX].
 Exit codes: 0 everything checked matches; 1 the journal failed verification (the first
 problem is printed); 2 bad usage or an unreadable path.
 """
@@ -21,6 +22,7 @@ from auction_engine.journal import JournalCorruption
 from auction_engine.journal.format import SEGMENT_SUFFIX
 
 from .history import render_timeline, timeline
+from .ocds import DEFAULT_PREFIX
 from .verify import MAX_JOBS, PARALLEL_MIN_BYTES, VerifyResult, export, verify
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -63,6 +65,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--format", choices=("html", "pdf"), default="pdf")
     p.add_argument("--lang", choices=("fr", "en"), default="fr")
     p.add_argument("-o", "--output", required=True, help="the file to write")
+    p = commands.add_parser("ocds", help="an OCDS 1.1 release package of every auction and tender, after verifying")
+    p.add_argument("path")
+    p.add_argument("-o", "--output", help="the JSON file to write (default: standard output)")
+    p.add_argument("--uri", default="urn:x-auction-engine:ocds:release-package",
+                   help="the package's uri (where it will be published)")
+    p.add_argument("--publisher", default="auction-engine", help="the publisher's name")
+    p.add_argument("--prefix", default=DEFAULT_PREFIX, help=f"the ocid prefix registered with the OCP "
+                                                            f"(default {DEFAULT_PREFIX}, a placeholder)")
     args = parser.parse_args(argv)
     if args.command == "export" and args.redis:
         from .redis_export import export_redis
@@ -76,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.path = str(journal_of(Path(args.path)))
     try:
         code: int = {"verify": _verify, "export": _export, "timeline": _timeline, "report": _report,
-                     "minutes": _minutes}[args.command](args)
+                     "minutes": _minutes, "ocds": _ocds}[args.command](args)
     except JournalCorruption as exc:
         print(f"auction-replay: FAILED: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -178,6 +188,23 @@ def _minutes(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     write_durably(Path(args.output), data)
     print(f"wrote {args.output} ({len(data)} bytes)")
+    return EXIT_OK
+
+
+def _ocds(args: argparse.Namespace) -> int:
+    from . import Unverified, ocds_export
+
+    try:
+        package = ocds_export(args.path, uri=args.uri, publisher=args.publisher, prefix=args.prefix)
+    except Unverified as exc:
+        print(describe(exc.result), file=sys.stderr)
+        return EXIT_FAILED
+    data = (json.dumps(package, indent=2, ensure_ascii=False) + "\n").encode()
+    if args.output is None:
+        sys.stdout.write(data.decode())
+    else:
+        write_durably(Path(args.output), data)
+        print(f"wrote {args.output} ({len(package['releases'])} releases, {len(data)} bytes)")
     return EXIT_OK
 
 
