@@ -47,16 +47,18 @@ def tender_minutes(path: str | os.PathLike[str], tender_id: str, which: str, fmt
     return render_minutes(tender_id, tender, which, fmt, lang)
 
 
-def ocds_export(path: str | os.PathLike[str], *, uri: str, publisher: str, prefix: str) -> dict[str, Any]:
-    """The OCDS 1.1 release package of every auction and tender in the journal at `path`
-    (`replay.ocds.release_package`), after verifying and re-executing it (`Unverified`)."""
+def ocds_export(path: str | os.PathLike[str], *, uri: str, publisher: str, prefix: str,
+                collective_currency: tuple[str, int] = ("MAD", 2)) -> dict[str, Any]:
+    """The OCDS 1.1 release package of every auction, tender and collective in the journal
+    at `path` (`replay.ocds.release_package`), after verifying and re-executing it (`Unverified`)."""
     from .ocds import release_package
 
     result, host = replayed(path)
     if not result.ok:
         raise Unverified(result)
     positions = {case: summary.last_gseq for case, summary in result.auctions.items()}
-    return release_package(host, uri=uri, publisher=publisher, prefix=prefix, positions=positions)
+    return release_package(host, uri=uri, publisher=publisher, prefix=prefix, positions=positions,
+                           collective_currency=collective_currency)
 
 
 __all__ = ["AuctionSummary", "History", "Unverified", "VerifyResult", "export", "history", "ocds_export",

@@ -4,7 +4,8 @@ verify PATH [--auction ID] [--jobs N] [--json] | export PATH --auction ID -o FIL
 export --redis URL DIR [--namespace NS] [--auction ID] |
 timeline PATH --auction ID [--format csv|json] [--reveal] | report PATH --auction ID -o FILE [--reveal] |
 minutes PATH TENDER --which opening|evaluation --format html|pdf [--lang fr|en] -o FILE |
-ocds PATH [-o FILE] [--uri URI] [--publisher NAME] [--prefix OCID_PREFIX].
+ocds PATH [-o FILE] [--uri URI] [--publisher NAME] [--prefix OCID_PREFIX] [--collective-currency C]
+[--collective-decimals D].
 Exit codes: 0 everything checked matches; 1 the journal failed verification (the first
 problem is printed); 2 bad usage or an unreadable path.
 """
@@ -73,6 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--publisher", default="auction-engine", help="the publisher's name")
     p.add_argument("--prefix", default=DEFAULT_PREFIX, help=f"the ocid prefix registered with the OCP "
                                                             f"(default {DEFAULT_PREFIX}, a placeholder)")
+    p.add_argument("--collective-currency", default="MAD", help="the grouped purchases' currency (default MAD)")
+    p.add_argument("--collective-decimals", type=int, choices=range(7), default=2, metavar="0-6",
+                   help="the decimals of its minor units (default 2)")
     args = parser.parse_args(argv)
     if args.command == "export" and args.redis:
         from .redis_export import export_redis
@@ -195,7 +199,8 @@ def _ocds(args: argparse.Namespace) -> int:
     from . import Unverified, ocds_export
 
     try:
-        package = ocds_export(args.path, uri=args.uri, publisher=args.publisher, prefix=args.prefix)
+        package = ocds_export(args.path, uri=args.uri, publisher=args.publisher, prefix=args.prefix,
+                              collective_currency=(args.collective_currency, args.collective_decimals))
     except Unverified as exc:
         print(describe(exc.result), file=sys.stderr)
         return EXIT_FAILED

@@ -1,5 +1,5 @@
-"""Open Contracting Data Standard 1.1: one release package for every auction and tender of
-a replayed journal (docs/ocds.md has the mapping).
+"""Open Contracting Data Standard 1.1: one release package for every auction, tender and
+grouped purchase of a replayed journal (docs/ocds.md has the mapping).
 
 `release_package(host, ...)` is a pure function of the replayed cases' state: one release
 per case, at its current state (tags: tender, award, tenderCancellation). Bidders are
@@ -19,6 +19,7 @@ from auction_engine.engine import Engine
 from auction_engine.host import Host
 from auction_engine.money import format_amount
 from auction_engine.timeutil import format_instant
+from grouped_purchases.collectives import Collectives
 from tenders.kind import Tenders
 from tenders.messages import FINANCIAL
 from tenders.tender import CANCELLED, DECIDED, PUBLISHED, Tender, lot_outcome
@@ -27,17 +28,22 @@ OCDS_VERSION = "1.1"
 DEFAULT_PREFIX = "ocds-xxxxxx"  # a placeholder: a publisher registers its own prefix with the OCP
 _EXT = "https://raw.githubusercontent.com/open-contracting-extensions/{}/master/extension.json"
 EXTENSIONS = tuple(_EXT.format(name) for name in ("ocds_lots_extension", "ocds_bid_extension",
-                                                  "ocds_techniques_extension", "ocds_enquiry_extension"))
+                                                  "ocds_techniques_extension", "ocds_enquiry_extension",
+                                                  "ocds_multiple_buyers_extension"))
 _LOT_STATUS = {"awarded": "complete", "unsuccessful": "unsuccessful", "pending": "active",
                "justification": "active"}
 
 
 def release_package(host: Host, *, uri: str, publisher: str, prefix: str = DEFAULT_PREFIX,
-                    positions: dict[str, int] | None = None) -> dict[str, Any]:
-    """The release package of every auction and tender in `host`. `positions`: each case's
-    last journal position (its release id is ``CASE-POSITION``, so a later state gets a new id)."""
-    engine, tenders = host.kind(Engine), host.kind(Tenders)
-    published = format_instant(max(engine.now, tenders.now))
+                    positions: dict[str, int] | None = None, collective_currency: tuple[str, int] = ("MAD", 2),
+                    ) -> dict[str, Any]:
+    """The release package of every tender, auction and collective in `host`. `positions`:
+    each case's last journal position (its release id is ``CASE-POSITION``, so a later state
+    gets a new id); `collective_currency`: (code, decimals) of the collectives' amounts."""
+    from .ocds_collective import collective_release  # it builds on this module's helpers
+
+    engine, tenders, collectives = host.kind(Engine), host.kind(Tenders), host.kind(Collectives)
+    published = format_instant(max(engine.now, tenders.now, collectives.now))
     positions = positions or {}
     ocids = {tid: f"{prefix}-{tid}" for tid in tenders.tenders}
     releases = [_tender(tid, t, ocids[tid], positions.get(tid, 0), published)
@@ -46,6 +52,9 @@ def release_package(host: Host, *, uri: str, publisher: str, prefix: str = DEFAU
         tender_ref = getattr(engine.auction(aid).config, "tender_ref", "")  # a bridged auction shares its ocid
         ocid = ocids.get(tender_ref, f"{prefix}-{aid}")
         releases.append(_auction(engine, aid, ocid, positions.get(aid, 0), published))
+    money = partial(_value, decimals=collective_currency[1], currency=collective_currency[0])
+    releases += [collective_release(cid, c, f"{prefix}-{cid}", positions.get(cid, 0), published, money)
+                 for cid, c in sorted(collectives.collectives.items())]
     return {"uri": uri, "version": OCDS_VERSION, "extensions": list(EXTENSIONS), "publishedDate": published,
             "publisher": {"name": publisher}, "releases": releases}
 
@@ -56,12 +65,13 @@ def _value(minor: int, decimals: int, currency: str) -> dict[str, Any]:
     return {"amount": int(amount) if amount == amount.to_integral_value() else float(amount), "currency": currency}
 
 
-def _org(party_id: str) -> dict[str, str]:
+def org(party_id: str) -> dict[str, str]:
+    """An OrganizationReference: the platform knows parties by their ids only."""
     return {"id": party_id, "name": party_id}
 
 
-def _party(party_id: str, roles: list[str]) -> dict[str, Any]:
-    return {**_org(party_id), "roles": roles}
+def party(party_id: str, roles: list[str]) -> dict[str, Any]:
+    return {**org(party_id), "roles": roles}
 
 
 def _tender(tid: str, tender: Tender, ocid: str, position: int, date: str) -> dict[str, Any]:
@@ -89,13 +99,13 @@ def _tender(tid: str, tender: Tender, ocid: str, position: int, date: str) -> di
         section["numberOfTenderers"] = len(tender.deposits)
     release: dict[str, Any] = {"ocid": ocid, "id": f"{tid}-{position}", "date": date, "language": "fr",
                                "initiationType": "tender", "tag": _tags(tender.status == CANCELLED, final),
-                               "buyer": _org(spec.buyer_id), "tender": section}
-    parties = [_party(spec.buyer_id, ["buyer", "procuringEntity"])]
+                               "buyer": org(spec.buyer_id), "tender": section}
+    parties = [party(spec.buyer_id, ["buyer", "procuringEntity"])]
     if final:
         winners = {v[1] for v in tender.lots.values() if v[0] == "awarded"}
         bidders = sorted(tender.deposits, key=lambda b: tender.orders[b])
-        parties += [_party(b, ["tenderer", "supplier"] if b in winners else ["tenderer"]) for b in bidders]
-        section["tenderers"] = [_org(b) for b in bidders]
+        parties += [party(b, ["tenderer", "supplier"] if b in winners else ["tenderer"]) for b in bidders]
+        section["tenderers"] = [org(b) for b in bidders]
         release["bids"] = {"details": _tender_bids(tender, money)}
         release["awards"] = [_award(f"{tid}-{lot}", v[0], v[1], money(v[2]) if v[2] else None, lot, v[4])
                              for lot, v in tender.lots.items()]
@@ -120,7 +130,7 @@ def _tender_bids(tender: Tender, money: Callable[[int], dict[str, Any]]) -> list
                 continue  # unreadable: no amount, and not a bid on this lot that anyone can tell
             bid: dict[str, Any] = {"id": f"{bidder}-{lot_id}", "date": format_instant(tender.deposited_at[bidder]),
                                    "status": "disqualified" if bidder in excluded else "valid",
-                                   "tenderers": [_org(bidder)], "relatedLots": [lot_id]}
+                                   "tenderers": [org(bidder)], "relatedLots": [lot_id]}
             if bidder in amounts:
                 bid["value"] = money(amounts[bidder])
             if bidder in ranking:
@@ -133,7 +143,7 @@ def _award(award_id: str, status: str, supplier: str, value: dict[str, Any] | No
            reason: str) -> dict[str, Any]:
     award: dict[str, Any] = {"id": award_id, "relatedLots": [lot]}
     if status == "awarded":
-        award.update(status="active", suppliers=[_org(supplier)], value=value)
+        award.update(status="active", suppliers=[org(supplier)], value=value)
     else:
         award.update(status="unsuccessful" if status == "unsuccessful" else "pending", description=reason)
     return award
@@ -160,17 +170,17 @@ def _auction(engine: Engine, aid: str, ocid: str, position: int, date: str) -> d
     }
     release: dict[str, Any] = {"ocid": ocid, "id": f"{aid}-{position}", "date": date, "language": "fr",
                                "initiationType": "tender", "tag": _tags(False, auction.finished),
-                               "buyer": _org(cfg.buyer_ref), "tender": section}
-    parties = [_party(cfg.buyer_ref, ["buyer", "procuringEntity"])]
+                               "buyer": org(cfg.buyer_ref), "tender": section}
+    parties = [party(cfg.buyer_ref, ["buyer", "procuringEntity"])]
     if auction.finished:
         bidders = list(auction.pseudonyms)
         winners = {r.winner_id for r in results.lots}
-        parties += [_party(b, ["tenderer", "supplier"] if b in winners else ["tenderer"]) for b in bidders]
+        parties += [party(b, ["tenderer", "supplier"] if b in winners else ["tenderer"]) for b in bidders]
         section["numberOfTenderers"] = len(bidders)
-        section["tenderers"] = [_org(b) for b in bidders]
+        section["tenderers"] = [org(b) for b in bidders]
         release["bids"] = {"details": [
             {"id": f"{line.bidder_id}-{r.lot_id}", "date": format_instant(line.time), "status": "valid",
-             "tenderers": [_org(str(line.bidder_id))], "value": money(line.price), "relatedLots": [r.lot_id],
+             "tenderers": [org(str(line.bidder_id))], "value": money(line.price), "relatedLots": [r.lot_id],
              "rank": line.rank} for r in results.lots for line in r.ranking]}
         release["awards"] = [_award(f"{aid}-{r.lot_id}", r.status, str(r.winner_id),
                                     money(r.awarded_price) if r.awarded_price is not None else None, r.lot_id,

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import grouped_example
 import jsonschema
 import pytest
 from journals import EXAMPLES
@@ -31,7 +32,7 @@ REGISTRY = Registry().with_resources([
     (PACKAGE["properties"]["releases"]["items"]["$ref"], DRAFT4.create_resource(CORE)),
     ("urn:x-ocds:extended-release-schema", DRAFT4.create_resource(EXTENDED))])
 EXTENSION_FIELDS = {"Lot": ("tender", "lots"), "Enquiry": ("tender", "enquiries"), "Bid": ("bids", "details"),
-                    "Amendment": ("tender", "amendments")}
+                    "Amendment": ("tender", "amendments"), "Contract": ("contracts", None)}
 
 
 def problems(package: dict[str, Any]) -> list[str]:
@@ -39,9 +40,9 @@ def problems(package: dict[str, Any]) -> list[str]:
     found = [f"{list(e.path)}: {e.message}" for e in jsonschema.Draft4Validator(PACKAGE, registry=REGISTRY)
              .iter_errors(package)]
     for release in package["releases"]:
-        objects = [("Techniques", release["tender"]["techniques"])]
+        objects = [("Techniques", release["tender"]["techniques"])] if "techniques" in release["tender"] else []
         objects += [(name, item) for name, (block, field) in EXTENSION_FIELDS.items()
-                    for item in release.get(block, {}).get(field, [])]
+                    for item in (release.get(block, []) if field is None else release.get(block, {}).get(field, []))]
         for name, item in objects:
             schema = {"$ref": f"urn:x-ocds:extended-release-schema#/definitions/{name}"}
             found += [f"{name} {list(e.path)}: {e.message}" for e in
@@ -51,9 +52,11 @@ def problems(package: dict[str, Any]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def journal(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The example tender (1 March to 22 March 2026), then the example auction moved to June."""
+    """The worked grouped purchase (January 2026), the example tender (1 to 22 March), then
+    the example auction moved to June."""
     journaled = Journaled()
-    frames = list(run_tender_scenario(load_tender_scenario(json.loads(
+    frames = [f for c in grouped_example.commands() for f in journaled.submit(c).frames]
+    frames += list(run_tender_scenario(load_tender_scenario(json.loads(
         (EXAMPLES / "tender-supply-2-lots.json").read_text())), journal=journaled).frames)
     auction = json.loads((EXAMPLES / "seei-supply-2-lots.json").read_text().replace("2026-03-02", "2026-06-01"))
     frames += run_scenario(load_scenario(auction), journal=journaled).frames
@@ -68,10 +71,11 @@ def test_every_case_is_a_valid_release(journal: Path, tmp_path: Path) -> None:
     package = json.loads(out.read_text())
     assert problems(package) == []
     assert [(r["ocid"], r["tag"]) for r in package["releases"]] == [
-        ("ocds-abc123-AO-ONEE-2026-07", ["tender", "award"]), ("ocds-abc123-TGR-EEI-2026-014", ["tender", "award"])]
+        ("ocds-abc123-AO-ONEE-2026-07", ["tender", "award"]), ("ocds-abc123-TGR-EEI-2026-014", ["tender", "award"]),
+        ("ocds-abc123-G-1", ["contract", "implementation"])]
     assert package["version"] == "1.1" and package["publisher"] == {"name": "TGR"}
-    tender, auction = package["releases"]
-    assert tender["id"] == "AO-ONEE-2026-07-35" and tender["tender"]["numberOfTenderers"] == 6
+    tender, auction, collective = package["releases"]
+    assert tender["id"] == "AO-ONEE-2026-07-65" and tender["tender"]["numberOfTenderers"] == 6
     assert tender["tender"]["techniques"] == {"hasElectronicAuction": False}
     assert tender["tender"]["enquiries"] == [{"id": "q1", "description": "Les prix sont-ils fermes ou révisables ?",
                                               "answer": "Les prix sont fermes et non révisables."}]
@@ -93,6 +97,23 @@ def test_every_case_is_a_valid_release(journal: Path, tmp_path: Path) -> None:
     assert auction["tender"]["techniques"]["hasElectronicAuction"] is True
     assert [a["suppliers"][0]["id"] for a in auction["awards"]] == ["sofitech-sarl", "rif-digital"]
     assert len(auction["bids"]["details"]) == sum(1 for b in auction["bids"]["details"] if b["value"]["amount"] > 0)
+    assert [(p["id"], p["roles"]) for p in collective["parties"]] == [
+        ("coord", ["centralPurchasingBody", "procuringEntity"]), ("m1", ["buyer", "payer"]),
+        ("m2", ["buyer", "payer"]), ("m3", ["buyer", "payer"]), ("supplier-x", ["supplier", "payee"]),
+        ("supplier-y", ["supplier", "payee"])]
+    contracts = {k["id"]: k for k in collective["contracts"]}
+    assert {cid: round(k["value"]["amount"] * 100) for cid, k in contracts.items()} == \
+        grouped_example.EXPECTED_CONTRACTS
+    assert contracts["A-G1/L1/m3"]["buyer"] == {"id": "m3", "name": "m3"}
+    assert contracts["A-G1/L1/m3"]["implementation"] == {
+        "transactions": [{"id": "A-G1/L1/m3/paid", "value": {"amount": 1000, "currency": "MAD"},
+                          "payer": {"id": "m3", "name": "m3"}, "payee": {"id": "supplier-x", "name": "supplier-x"}}],
+        "milestones": [{"id": "A-G1/L1/m3/TN", "title": "Delivery of TN", "type": "delivery", "status": "met",
+                        "description": "ordered 2, delivered 2, received 2, rejected 0"}]}
+    assert contracts["A-G1/L1/m1"]["implementation"] == {"milestones": [
+        {"id": "A-G1/L1/m1/A4", "title": "Delivery of A4", "type": "delivery", "status": "scheduled",
+         "description": "ordered 100, delivered 60, received 55, rejected 5"}]}
+    assert [(a["id"], a["value"]["amount"]) for a in collective["awards"]] == [("G-1-L1", 6000.01), ("G-1-L2", 11000)]
     assert replay_main(["ocds", str(journal), "-o", str(tmp_path / "again.json"), "--prefix", "ocds-abc123",
                         "--publisher", "TGR"]) == 0
     assert (tmp_path / "again.json").read_bytes() == out.read_bytes()  # deterministic
