@@ -18,7 +18,7 @@ from auction_engine.timeutil import format_instant
 from tenders.evaluation import EXACT
 from tenders.messages import FINANCIAL
 from tenders.offer import OfferError, parse_financial
-from tenders.tender import DECIDED, EVALUATION, Tender, lot_outcome
+from tenders.tender import CANCELLED, DECIDED, EVALUATION, Tender, lot_outcome
 
 from .minutes_text import text
 
@@ -71,7 +71,8 @@ def build(tender_id: str, tender: Tender, which: str, lang: str) -> Minutes:
             raise MinutesError("not_opened", f"tender {tender_id} has not been opened")
         sections = _opening(tender, _Fmt(tender, w))
     else:
-        if tender.status not in (EVALUATION, DECIDED):
+        evaluated = any(lot[0] != "pending" for lot in tender.lots.values())  # a cancelled one too
+        if tender.status not in (EVALUATION, DECIDED) and not (tender.status == CANCELLED and evaluated):
             raise MinutesError("not_evaluated", f"tender {tender_id} has not been evaluated")
         sections = _evaluation(tender, _Fmt(tender, w))
     return Minutes(lang, w(f"{which}_title"), f"{w('tender')} {tender_id}", sections, w("footer"))
@@ -251,7 +252,8 @@ def _lot(tender: Tender, f: _Fmt, lot_id: str, estimate: int) -> Section:
                                                       for i, b in enumerate(best["ranking"], 1))))
     status, bidder, amount, _, reason = tender.lots[lot_id]
     outcome = (w("awarded_to").format(bidder=bidder, amount=f.money(amount)) if status == "awarded"
-               else w("unsuccessful").format(reason=w(reason)) if status == "unsuccessful" else w("pending"))
+               else w("unsuccessful").format(reason=w(reason)) if status == "unsuccessful"
+               else w("cancelled") if tender.status == CANCELLED else w("pending"))
     section.facts.append((w("outcome"), outcome))
     return section
 

@@ -25,6 +25,7 @@ from replay.minutes import MinutesError, render_minutes
 from replay.minutes_render import PDF_FONT
 from tenders import (
     AnswerQuestion,
+    CancelTender,
     AskQuestion,
     CloseAdmission,
     DecideAdmission,
@@ -145,6 +146,11 @@ def test_flags_justifications_amendments_and_set_aside_deposits() -> None:
     for bidder in "ABC":
         host.handle(DecideAdmission(OPENING + 5 * S, "T1", "m1", bidder, True))
     host.handle(CloseAdmission(OPENING + 9 * S, "T1", "m1"))
+    waiting = Host.load_state(host.dump_state())  # L1 waits for C's justification
+    waiting.handle(CancelTender(OPENING + DAY, "T1", "buyer", "besoin supprimé"))
+    cancelled = render_minutes("T1", waiting.kind(Tenders).tenders["T1"], "evaluation", "html", "fr")
+    assert "<p>Appel d&#39;offres annulé : besoin supprimé</p>" in cancelled.decode()
+    assert [v for k, v in facts(cancelled) if k == "Résultat"] == ["annulé", "infructueux : aucune offre"]
     host.handle(JustifyOffer(OPENING + DAY, "T1", "C", "L1", digest(b"our costs")))
     host.handle(DecideJustification(OPENING + DAY, "T1", "m2", "L1", "C", False, "below cost"))
     html = render_minutes("T1", host.kind(Tenders).tenders["T1"], "evaluation", "html", "en")
