@@ -25,8 +25,8 @@ from replay.minutes import MinutesError, render_minutes
 from replay.minutes_render import PDF_FONT
 from tenders import (
     AnswerQuestion,
-    CancelTender,
     AskQuestion,
+    CancelTender,
     CloseAdmission,
     DecideAdmission,
     DecideJustification,
