@@ -5,7 +5,8 @@ shares: key rebuilt, every envelope opened) admission -> (CloseAdmission: every 
 evaluated) evaluation, while flagged offers justify themselves -> decided; cancelled from
 any status before that. The offers' validity (from the opening time, extendable) ends a
 tender not decided ("offers_expired"). Deadlines (and their order) live in `_advance`;
-clarifications, extensions and justifications in their own modules. A refusal is a
+clarifications, extensions, justifications and amendments (which may move the opening)
+in their own modules. A refusal is a
 `TenderRefused` with a stable code and changes nothing (answered, not journaled).
 """
 
