@@ -4,8 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow lint bench bench-quick clean browser redis
+.PHONY: demo test test-slow lint bench bench-quick clean browser fonts redis
 CHROMIUM ?= /usr/bin/chromium
+DEJAVU ?= /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
 REDIS_SERVER ?= /usr/bin/redis-server
 
 $(STAMP): pyproject.toml
@@ -33,7 +34,13 @@ redis:
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server) \
 		|| [ "$$CI" != "true" ]; }
 
-test: $(STAMP) lint browser redis
+# Debian's DejaVu fonts: the tenders' PDF minutes embed them (replay/minutes_render.py).
+fonts:
+	@test -f $(DEJAVU) || { echo "installing fonts-dejavu-core with apt-get"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-dejavu-core) \
+		|| [ "$$CI" != "true" ]; }
+
+test: $(STAMP) lint browser redis fonts
 	$(BIN)/python -m pytest -m "not slow"
 
 lint: $(STAMP)
