@@ -4,8 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow lint bench bench-quick clean browser
+.PHONY: demo test test-slow lint bench bench-quick clean browser fonts redis
 CHROMIUM ?= /usr/bin/chromium
+DEJAVU ?= /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
+REDIS_SERVER ?= /usr/bin/redis-server
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +27,20 @@ browser:
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
 		|| [ "$$CI" != "true" ]; }
 
-test: $(STAMP) lint browser
+# Debian's redis-server for the scale-out tests (each starts a private one on loopback).
+# Outside CI a failed install only skips those tests; in CI it fails the run.
+redis:
+	@test -x $(REDIS_SERVER) || { echo "installing redis-server with apt-get"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server) \
+		|| [ "$$CI" != "true" ]; }
+
+# Debian's DejaVu fonts: the tenders' PDF minutes embed them (replay/minutes_render.py).
+fonts:
+	@test -f $(DEJAVU) || { echo "installing fonts-dejavu-core with apt-get"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-dejavu-core) \
+		|| [ "$$CI" != "true" ]; }
+
+test: $(STAMP) lint browser redis fonts
 	$(BIN)/python -m pytest -m "not slow"
 
 lint: $(STAMP)
@@ -40,11 +55,12 @@ test-slow: $(STAMP)
 		tests/test_schemathesis.py
 	$(BIN)/python -m pytest -m slow
 
-bench-quick: $(STAMP) browser
+bench-quick: $(STAMP) browser redis
 	$(BIN)/python -m benchmarks.core --quick
 	$(BIN)/python -m benchmarks.journal --quick
 	$(BIN)/python -m benchmarks.ws_load --quick
 	$(BIN)/python -m benchmarks.web_room --quick
+	$(BIN)/python -m benchmarks.redis_append --quick
 
 bench: $(STAMP) browser
 	$(BIN)/python -m benchmarks.core

@@ -48,6 +48,12 @@ class Checkpointer:
         self._failures = 0  # in a row
         self._drained = 0  # publications while draining for a due checkpoint
         self._child_started = trio.Event()
+        self._child_ended = trio.Event()  # set when the running child (if any) is reaped
+
+    async def idle(self) -> None:
+        """Return once no checkpoint child is running (at once if none is)."""
+        while self.child is not None:
+            await self._child_ended.wait()
 
     def _last_record(self) -> tuple[Position, tuple[int, int, bytes]] | None:
         """Where the next record goes and (segment, offset, SHA-256) of the last one, if
@@ -89,6 +95,7 @@ class Checkpointer:
         try:
             self.child = checkpoint.fork_write(self.directory, j, last[0], last[1], self.parts,
                                                            self.clock())
+            self._child_ended = trio.Event()
         except OSError as exc:  # no fork now (memory, process limit)
             self._ended(False, j.gseq, 0.0, f"cannot start the checkpoint process: {exc}")
             return
@@ -120,6 +127,7 @@ class Checkpointer:
             await trio.sleep(0.005)
         if self.child is child:
             self.child = None
+            self._child_ended.set()
             self._ended(written, child.gseq, child.seconds, child.error)
 
     def _ended(self, written: bool, gseq: int, seconds: float, error: str) -> None:
@@ -144,13 +152,11 @@ class Checkpointer:
         child = self.child
         if child is not None:
             with trio.move_on_after(CHECKPOINT_WAIT):
-                while self.child is child:
-                    await trio.sleep(0.01)
+                await self.idle()
             if self.child is child:  # stuck: the next start does without it
                 child.stop(f"the checkpoint process was still running {CHECKPOINT_WAIT:.0f} s after the exit began")
                 with trio.move_on_after(5.0):  # the watcher reaps it (unless the kernel cannot kill it yet)
-                    while self.child is child:
-                        await trio.sleep(0.01)
+                    await self.idle()
         j = self.journaled
         last = self._last_record()
         if last is None or j.gseq <= (self.stats["last_gseq"] or 0) \

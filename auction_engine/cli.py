@@ -25,6 +25,13 @@ from .money import format_amount
 from .ranking import AuctionResults
 from .scenario import Run, load_scenario, run_scenario
 from .scenario_grouped import KIND, simulate_grouped
+from .tender_scenario import (
+    TenderScenario,
+    load_tender_scenario,
+    render_tender_table,
+    run_tender_scenario,
+    tender_summary,
+)
 from .timeutil import format_instant
 
 EXIT_INPUT = 2
@@ -152,6 +159,8 @@ def _simulate(args: argparse.Namespace) -> int:
             data = json.load(handle)
         if isinstance(data, dict) and data.get("kind") == KIND:  # a grouped purchase (scenario_grouped.py)
             return simulate_grouped(data, args)
+        if isinstance(data, dict) and "tender" in data:
+            return _simulate_tender(args, load_tender_scenario(data))
         scenario = load_scenario(data)
     except OSError as exc:
         print(f"auction-engine: cannot read {args.scenario}: {exc.strerror}", file=sys.stderr)
@@ -162,17 +171,12 @@ def _simulate(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"auction-engine: invalid scenario {args.scenario}: {exc}", file=sys.stderr)
         return EXIT_INPUT
-    journal_dir = Path(args.journal) if args.journal else None
-    if journal_dir is not None and journal_dir.exists() and (not journal_dir.is_dir() or any(journal_dir.iterdir())):
-        print(f"auction-engine: --journal {journal_dir}: must be a new or empty directory", file=sys.stderr)
+    usable, journal_dir = _journal_dir(args)
+    if not usable:
         return EXIT_INPUT
     run = run_scenario(scenario, journal=Journaled() if journal_dir else None)
-    if journal_dir is not None:
-        try:
-            write_journal(journal_dir, run.frames)
-        except OSError as exc:
-            print(f"auction-engine: cannot write the journal to {journal_dir}: {exc}", file=sys.stderr)
-            return EXIT_IO
+    if journal_dir and not _write_journal(journal_dir, run.frames):
+        return EXIT_IO
     results = run.results
     if args.anonymous and run.results.final:
         results = run.engine.results(scenario.config.auction_id, reveal=False)
@@ -180,6 +184,39 @@ def _simulate(args: argparse.Namespace) -> int:
         print(render_table(run, results))
     else:
         print(json.dumps(summary(run, results, with_events=args.events), indent=2, ensure_ascii=False))
+    return 0
+
+
+def _journal_dir(args: argparse.Namespace) -> tuple[bool, Path | None]:
+    """`--journal`'s directory (None without it); False (said on stderr) if not new or empty."""
+    journal_dir = Path(args.journal) if args.journal else None
+    if journal_dir is not None and journal_dir.exists() and (not journal_dir.is_dir() or any(journal_dir.iterdir())):
+        print(f"auction-engine: --journal {journal_dir}: must be a new or empty directory", file=sys.stderr)
+        return False, None
+    return True, journal_dir
+
+
+def _write_journal(journal_dir: Path, frames: Sequence[bytes]) -> bool:
+    try:
+        write_journal(journal_dir, frames)
+    except OSError as exc:
+        print(f"auction-engine: cannot write the journal to {journal_dir}: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
+def _simulate_tender(args: argparse.Namespace, scenario: TenderScenario) -> int:
+    """A tender scenario: its run as JSON (or `--table`), its journal with `--journal`."""
+    usable, journal_dir = _journal_dir(args)
+    if not usable:
+        return EXIT_INPUT
+    run = run_tender_scenario(scenario, journal=Journaled() if journal_dir else None)
+    if journal_dir and not _write_journal(journal_dir, run.frames):
+        return EXIT_IO
+    if args.table:
+        print(render_tender_table(run))
+    else:
+        print(json.dumps(tender_summary(run, with_events=args.events), indent=2, ensure_ascii=False))
     return 0
 
 

@@ -7,10 +7,10 @@ Money is in minor units (see `money.parse_amount` for the edge form).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from ._records import typed_records
-from .config import AuctionConfig
+from .config import AuctionConfig, ConfigError
 from .kind import Tick
 
 __all__ = [
@@ -88,3 +88,25 @@ COMMAND_TYPES: tuple[type[Command], ...] = (
     CreateAuction, AdmitBidder, RevokeBidder, PlaceBid, Suspend, Resume, Cancel, Tick,
 )
 typed_records(*COMMAND_TYPES)
+
+
+def encode_create(command: CreateAuction) -> list[object]:
+    """A CreateAuction as the journal holds it: its configuration as a plain dict."""
+    return ["CreateAuction", command.now, command.config.to_dict()]
+
+
+def decode_create(fields: tuple[object, ...]) -> CreateAuction:
+    """`encode_create`'s fields back (after the name); ValueError for a bad configuration."""
+    try:
+        return CreateAuction(fields[0], AuctionConfig.from_dict(_lists(fields[1])))  # type: ignore[arg-type]
+    except ConfigError as exc:
+        raise ValueError(f"invalid configuration: {exc}") from None
+
+
+def _lists(value: Any) -> Any:
+    """msgpack's tuples back to the lists a configuration is written with."""
+    if type(value) is tuple or type(value) is list:
+        return [_lists(v) for v in value]
+    if type(value) is dict:
+        return {k: _lists(v) for k, v in value.items()}
+    return value

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import msgpack
 
 from .auction import Auction, Lot
-from .clock import BID_REFUSED, OPEN, REFUSED, SCHEDULED, allows, from_states
+from .clock import BID_REFUSED, OPEN, SCHEDULED
 from .commands import (
     COMMAND_TYPES,
     AdmitBidder,
@@ -29,33 +29,29 @@ from .commands import (
     RevokeBidder,
     Suspend,
     Tick,
+    decode_create,
+    encode_create,
 )
-from .config import ID_PATTERN, MAX_BIDDERS, MAX_TEXT, AuctionConfig, ConfigError
 from .edge import event_to_dict
-from .engine_state import _fail, _instant, _int, _items, load_auction
+from .engine_state import SNAPSHOT_STATE_FORMAT, load_engine
 from .events import (
     EVENT_TYPES,
     FEED_EVENTS,
     AuctionClosed,
-    AuctionCreated,
     BidAccepted,
-    BidderAdmitted,
-    BidderRevoked,
     BidRejected,
     CommandRejected,
     Event,
     LotAwarded,
-    LotCancelled,
     LotClosed,
     LotExtended,
     LotOpened,
-    LotResumed,
-    LotSuspended,
     LotUnsuccessful,
 )
 from .kind import ClockRegression, Codec, RetryKey
 from .money import MAX_AMOUNT, amount_problem, format_amount
 from .order_book import SEQ_BITS, SEQ_LIMIT
+from .portal import PortalCommands
 from .ranking import (
     AuctionResults,
     BidderView,
@@ -71,7 +67,6 @@ from .timeutil import format_instant
 
 _new_tuple = tuple.__new__
 STATE_FORMAT = 2  # bump when canonical() changes shape: old hashes stop matching on purpose
-SNAPSHOT_STATE_FORMAT = 1  # bump when dump_state() changes shape: load_state() refuses other formats
 
 class QueryError(LookupError):
     """A query named something that does not exist, or asked too early; see `code`."""
@@ -88,32 +83,12 @@ _HeapEntry = tuple[int, int, int, Lot, Auction]  # (deadline, lot key, version, 
 _NO_CHANGE_BID_CODES = frozenset({"malformed", "unknown_auction", "unknown_lot"})
 
 
-def _encode_create(command: CreateAuction) -> list[object]:
-    return ["CreateAuction", command.now, command.config.to_dict()]
-
-
-def _decode_create(fields: tuple[object, ...]) -> CreateAuction:
-    try:
-        return CreateAuction(fields[0], AuctionConfig.from_dict(_lists(fields[1])))  # type: ignore[arg-type]
-    except ConfigError as exc:
-        raise ValueError(f"invalid configuration: {exc}") from None
-
-
-def _lists(value: Any) -> Any:
-    """msgpack's tuples back to the lists a configuration is written with."""
-    if type(value) is tuple or type(value) is list:
-        return [_lists(v) for v in value]
-    if type(value) is dict:
-        return {k: _lists(v) for k, v in value.items()}
-    return value
-
-
-class Engine:
+class Engine(PortalCommands):
     """Every auction of one process. Not thread-safe: one owner calls it."""
 
     name: ClassVar[str] = "auction"
     codec: ClassVar[Codec] = Codec(tuple(c for c in COMMAND_TYPES if c is not Tick), EVENT_TYPES,
-                                   encoders={CreateAuction: _encode_create}, decoders={CreateAuction: _decode_create},
+                                   encoders={CreateAuction: encode_create}, decoders={CreateAuction: decode_create},
                                    public=FEED_EVENTS)
 
     def __init__(self) -> None:
@@ -373,110 +348,6 @@ class Engine:
             auction.finished = True
             events.append(AuctionClosed(at, aid))
 
-    # -- portal commands ------------------------------------------------------------------
-
-    def _create(self, cmd: CreateAuction, events: list[Event]) -> None:
-        config = cmd.config
-        if not isinstance(config, AuctionConfig):
-            raise TypeError("CreateAuction.config must be an AuctionConfig (see AuctionConfig.from_dict)")
-        aid = config.auction_id
-        if aid in self._auctions:
-            return _refuse(events, cmd, aid, "auction_exists", f"auction {aid!r} already exists")
-        if all(_first_close(config, i) <= cmd.now for i in range(len(config.lots))):
-            return _refuse(events, cmd, aid, "ends_in_past", "every lot would close before the auction is created")
-        auction = self._auctions[aid] = Auction(config, self._lot_keys)
-        self._lot_keys += len(config.lots)
-        events.append(AuctionCreated(cmd.now, aid))
-        for bidder_id in config.bidders:
-            events.append(BidderAdmitted(cmd.now, aid, bidder_id, auction.admit(bidder_id)))
-        for lot in auction.lots.values():
-            self._schedule(lot, auction)
-
-    def _admit(self, cmd: AdmitBidder, events: list[Event]) -> None:
-        auction = self._auction_for(cmd, events)
-        if auction is None:
-            return
-        bidder_id = cmd.bidder_id
-        if type(bidder_id) is not str or not ID_PATTERN.fullmatch(bidder_id):
-            return _refuse(events, cmd, cmd.auction_id, "malformed",
-                           "bidder_id must be 1-64 letters, digits or . _ : @ -")
-        if bidder_id in auction.admitted:
-            return _refuse(events, cmd, cmd.auction_id, "already_admitted", f"{bidder_id!r} is already admitted")
-        if bidder_id not in auction.pseudonyms and len(auction.pseudonyms) >= MAX_BIDDERS:
-            return _refuse(events, cmd, cmd.auction_id, "too_many_bidders", f"at most {MAX_BIDDERS} bidders")
-        events.append(BidderAdmitted(cmd.now, cmd.auction_id, bidder_id, auction.admit(bidder_id)))
-
-    def _revoke(self, cmd: RevokeBidder, events: list[Event]) -> None:
-        auction = self._auction_for(cmd, events)
-        if auction is None:
-            return
-        bidder_id = cmd.bidder_id
-        if type(bidder_id) is not str:
-            return _refuse(events, cmd, cmd.auction_id, "malformed", "bidder_id must be a string")
-        if bidder_id not in auction.admitted:
-            code = "not_admitted" if bidder_id in auction.pseudonyms else "unknown_bidder"
-            return _refuse(events, cmd, cmd.auction_id, code, f"{bidder_id!r:.70} is not admitted")
-        auction.admitted.discard(bidder_id)
-        events.append(BidderRevoked(cmd.now, cmd.auction_id, bidder_id, cmd.reason))
-
-    def _suspend(self, cmd: Suspend, events: list[Event]) -> None:
-        for auction, lot in self._lots_for(cmd, events, "suspend"):
-            lot.clock.suspend(cmd.now)
-            events.append(LotSuspended(cmd.now, auction.config.auction_id, lot.config.lot_id, cmd.reason))
-
-    def _resume(self, cmd: Resume, events: list[Event]) -> None:
-        for auction, lot in self._lots_for(cmd, events, "resume"):
-            lot.clock.resume(cmd.now)
-            self._schedule(lot, auction)
-            events.append(LotResumed(cmd.now, auction.config.auction_id, lot.config.lot_id, lot.clock.close_at))
-
-    def _cancel(self, cmd: Cancel, events: list[Event]) -> None:
-        for auction, lot in self._lots_for(cmd, events, "cancel"):
-            lot.clock.cancel(cmd.now)
-            events.append(LotCancelled(cmd.now, auction.config.auction_id, lot.config.lot_id, cmd.reason))
-            self._conclude(cmd.now, auction, lot, events)
-
-    def _auction_for(self, cmd: AdmitBidder | RevokeBidder | Suspend | Resume | Cancel,
-                     events: list[Event]) -> Auction | None:
-        """The auction a portal command names, or None after refusing the command."""
-        aid = cmd.auction_id
-        reason = getattr(cmd, "reason", "")
-        lot_id = getattr(cmd, "lot_id", None)
-        if type(aid) is not str or type(reason) is not str or len(reason) > MAX_TEXT or not (
-            lot_id is None or type(lot_id) is str
-        ):
-            _refuse(events, cmd, str(aid)[:64], "malformed",
-                    f"auction_id and lot_id must be strings, reason a string of at most {MAX_TEXT} characters")
-            return None
-        auction = self._auctions.get(aid)
-        if auction is None:
-            _refuse(events, cmd, aid, "unknown_auction", f"no auction {aid!r:.70}")
-        elif auction.finished:
-            _refuse(events, cmd, aid, "auction_finished", f"every lot of {aid!r} has ended")
-            return None
-        return auction
-
-    def _lots_for(self, cmd: Suspend | Resume | Cancel, events: list[Event], move: str) -> list[tuple[Auction, Lot]]:
-        """The lots a command applies to (one, or all those the move is legal for: the
-        clock's table); refuse if none."""
-        auction = self._auction_for(cmd, events)
-        if auction is None:
-            return []
-        code = REFUSED[move]
-        if cmd.lot_id is None:
-            lots = [lot for lot in auction.lots.values() if allows(lot.clock.status, move)]
-            if not lots:
-                _refuse(events, cmd, cmd.auction_id, code, f"no lot is {' or '.join(from_states(move))}")
-            return [(auction, lot) for lot in lots]
-        lot = auction.lots.get(cmd.lot_id)
-        if lot is None:
-            _refuse(events, cmd, cmd.auction_id, "unknown_lot", f"no lot {cmd.lot_id!r:.70}")
-            return []
-        if not allows(lot.clock.status, move):
-            _refuse(events, cmd, cmd.auction_id, code, f"lot {cmd.lot_id!r} is {lot.clock.status}")
-            return []
-        return [(auction, lot)]
-
     # -- queries ---------------------------------------------------------------------------
 
     def auction_ids(self) -> list[str]:
@@ -546,27 +417,7 @@ class Engine:
     def load_state(cls, state: object) -> Engine:
         """The engine `dump_state()` described, as is or after a msgpack round trip (lists,
         str keys); raise `StateError` naming the first field that is not what it wrote."""
-        fmt, now, lot_keys, auctions = _items(state, "state", 4)
-        if type(fmt) is not int or fmt != SNAPSHOT_STATE_FORMAT:
-            _fail("format", f"{fmt!r:.40} is not {SNAPSHOT_STATE_FORMAT}")
-        engine = cls()
-        engine._now = _instant(now, "now", 0)  # the engine starts at 0 and never goes back
-        next_key = 0  # lot keys grow in creation order (they order equal deadlines)
-        for i, value in enumerate(_items(auctions, "auctions")):
-            auction = load_auction(value, f"auctions[{i}]", next_key, engine._now)
-            aid = auction.config.auction_id
-            if aid in engine._auctions:
-                _fail(f"auctions[{i}].config.auction_id", f"{aid!r} appears twice")
-            engine._auctions[aid] = auction
-            next_key += len(auction.lots)
-        engine._lot_keys = _int(lot_keys, "lot_keys", next_key)
-        # The deadline heap is bookkeeping: one exact entry per lot that has a deadline.
-        # Entries order by (deadline, lot key), both as in the original engine, so equal
-        # deadlines fire in the same order; its stale entries never changed an outcome.
-        for auction in engine._auctions.values():
-            for lot in auction.lots.values():
-                engine._schedule(lot, auction)
-        return engine
+        return load_engine(cls(), state)
 
 
 def state_hash_of(auction_states: list[list[object]]) -> str:
@@ -574,14 +425,6 @@ def state_hash_of(auction_states: list[list[object]]) -> str:
     `auction_states()`, in any order: e.g. gathered from engines that each replayed some)."""
     ordered = sorted(auction_states, key=lambda state: state[0])  # type: ignore[arg-type,return-value]
     return hashlib.sha256(msgpack.packb([STATE_FORMAT, ordered])).hexdigest()
-
-
-def _first_close(config: AuctionConfig, index: int) -> int:
-    """When lot `index` closes if no bid ever comes: its scheduled close, or earlier
-    for inactivity."""
-    close = config.initial_close(index)
-    idle = config.lots[index].extension.inactivity_close
-    return close if idle is None else min(close, config.start + idle)
 
 
 def _no_op(command: Tick, events: list[Event]) -> None:
@@ -592,8 +435,3 @@ def _reject(events: list[Event], cmd: PlaceBid, lot: Lot | None, code: str, mess
     if lot is not None:
         lot.rejected += 1
     events.append(BidRejected(cmd.now, cmd.auction_id, cmd.lot_id, cmd.bidder_id, cmd.amount, code, message))
-
-
-def _refuse(events: list[Event], cmd: Command, auction_id: str, code: str, message: str) -> None:
-    events.append(CommandRejected(cmd.now, type(cmd).__name__, auction_id, code, message))
-

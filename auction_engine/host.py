@@ -78,6 +78,10 @@ class Host:
             for case in kind.cases():
                 self.case_kind[case] = kind
         self.now = max((kind.now for kind in self.kinds), default=0)  # the time of the latest command
+        # Each kind's `deadline_bound()`, kept until the kind handles something: a kind's
+        # state (so its deadlines) changes only through its `handle`, and a bound scan of a
+        # kind's cases on every other kind's command would cost more than the command.
+        self._bounds: dict[Kind, int | None] = {}
 
     def kind(self, cls: type[K]) -> K:
         """The instance of kind `cls` (KeyError if it is not hosted)."""
@@ -101,16 +105,19 @@ class Host:
                 return self.tick(now)
             owner = self.kind_of(command)
             self.now = now
-            return [] if owner is None else owner.handle(command)
-        kind = self.check(command)
+            if owner is None:
+                return []
+            self._bounds.pop(owner, None)
+            return owner.handle(command)
+        kind, case = self.check(command)
         events = self.tick(now) if self.due(now) else []
-        events += self.apply(kind, command)
+        events += self.apply(kind, command, case)
         return events
 
-    def check(self, command: Any) -> Kind:
-        """The kind that takes a (non-Tick) command; `CaseConflict` if its case is another
-        kind's, `ClockRegression` if it is stamped before the host's time, TypeError if no
-        kind takes it. Changes nothing."""
+    def check(self, command: Any) -> tuple[Kind, object]:
+        """The kind that takes a (non-Tick) command, and its case; `CaseConflict` if the case
+        is another kind's, `ClockRegression` if it is stamped before the host's time,
+        TypeError if no kind takes it. Changes nothing."""
         kind = self.route.get(type(command))
         if kind is None:
             raise TypeError(f"not a command: {command!r:.200}")
@@ -121,14 +128,14 @@ class Host:
         owner = self.case_kind.get(case) if type(case) is str else kind
         if owner is not kind and owner is not None:
             raise CaseConflict(f"{case!r:.70} is a case of kind {owner.name!r}, not {kind.name!r}")
-        return kind
+        return kind, case
 
-    def apply(self, kind: Kind, command: Any) -> list[Any]:
-        """`kind.handle(command)`, once `check`ed and nothing is due: the host's clock and
-        case register follow."""
+    def apply(self, kind: Kind, command: Any, case: object) -> list[Any]:
+        """`kind.handle(command)`, once `check`ed (giving `kind` and `case`) and nothing is
+        due: the host's clock and case register follow."""
+        self._bounds.pop(kind, None)
         events = kind.handle(command)
         self.now = command.now
-        case = kind.case_of(command)
         if type(case) is str and case not in self.case_kind and kind.has_case(case):
             self.case_kind[case] = kind
         return events
@@ -141,15 +148,35 @@ class Host:
         events: list[Any] = []
         for kind in self.kinds:
             if kind.due(now):
+                self._bounds.pop(kind, None)
                 events += kind.handle(Tick(now))
         return events
 
+    def _bound(self, kind: Kind) -> int | None:
+        bounds = self._bounds
+        if kind in bounds:
+            return bounds[kind]
+        bound = bounds[kind] = kind.deadline_bound()
+        return bound
+
     def due(self, now: int) -> bool:
-        return any(kind.due(now) for kind in self.kinds)
+        """True if some kind has a deadline at or before `now` (`next_deadline() <= now`)."""
+        bounds = self._bounds
+        for kind in self.kinds:
+            bound = bounds[kind] if kind in bounds else self._bound(kind)  # (inlined: once per command)
+            if bound is not None and bound <= now and kind.due(now):
+                return True
+        return False
 
     def deadline_bound(self) -> int | None:
-        bounds = [b for kind in self.kinds if (b := kind.deadline_bound()) is not None]
-        return min(bounds) if bounds else None
+        """A time at or before `next_deadline()` (None if there is none), cheaply."""
+        bounds = self._bounds
+        best = None
+        for kind in self.kinds:  # (a plain loop: twice per command in the runtime)
+            bound = bounds[kind] if kind in bounds else self._bound(kind)
+            if bound is not None and (best is None or bound < best):
+                best = bound
+        return best
 
     def next_deadline(self) -> int | None:
         deadlines = [d for kind in self.kinds if (d := kind.next_deadline()) is not None]

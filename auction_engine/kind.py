@@ -147,4 +147,5 @@ class CaseTable:
         return deadline is not None and deadline <= now
 
     def deadline_bound(self) -> int | None:
+        # A scan, not O(1): the host keeps each kind's bound until that kind handles a command.
         return self.next_deadline()

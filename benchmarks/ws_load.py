@@ -73,7 +73,7 @@ from .ws_procs import ECHO_PATH, LOT_ID, ROOM_PATH, Workers, start_echo, start_s
 
 
 def ack_size(visibility: str) -> int:
-    """Characters of a typical ack (as gateway.rooms.ack builds it, compact JSON)."""
+    """Characters of a typical ack (as gateway.replies.ack builds it, compact JSON)."""
     ack = {"type": "ack", "client_bid_id": "WS-0000.00-1000", "lot": LOT_ID, "amount": "999999.99",
            "time": format_instant(time.time_ns() // 1000), "rank": 1, "duplicate": False}
     if visibility != "rank":

@@ -1,7 +1,11 @@
 """The `auction-replay` command line: the auditors' tool over a journal.
 
 verify PATH [--auction ID] [--jobs N] [--json] | export PATH --auction ID -o FILE |
-timeline PATH --auction ID [--format csv|json] [--reveal] | report PATH --auction ID -o FILE [--reveal].
+export --redis URL DIR [--namespace NS] [--auction ID] |
+timeline PATH --auction ID [--format csv|json] [--reveal] | report PATH --auction ID -o FILE [--reveal] |
+minutes PATH TENDER --which opening|evaluation --format html|pdf [--lang fr|en] -o FILE |
+ocds PATH [-o FILE] [--uri URI] [--publisher NAME] [--prefix OCID_PREFIX] [--collective-currency C]
+[--collective-decimals D].
 Exit codes: 0 everything checked matches; 1 the journal failed verification (the first
 problem is printed); 2 bad usage or an unreadable path.
 """
@@ -10,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +23,7 @@ from auction_engine.journal import JournalCorruption
 from auction_engine.journal.format import SEGMENT_SUFFIX
 
 from .history import render_timeline, timeline
+from .ocds import DEFAULT_PREFIX
 from .verify import MAX_JOBS, PARALLEL_MIN_BYTES, VerifyResult, export, verify
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -35,10 +41,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         f"process); default: one per CPU for a journal of {PARALLEL_MIN_BYTES >> 20} MiB or more, "
                         "else one; with --auction, always one. The verdict and report are the same whatever N")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p = commands.add_parser("export", help="write one auction's records as a journal that verifies alone")
+    p = commands.add_parser("export", help="write one auction's records as a journal that verifies alone; with "
+                            "--redis, every case's stream as a journal file in the directory PATH")
     p.add_argument("path")
-    p.add_argument("--auction", required=True)
-    p.add_argument("-o", "--output", required=True, help="the file to write")
+    p.add_argument("--auction", help="the auction (required without --redis; with it: only this case)")
+    p.add_argument("-o", "--output", help="the file to write (without --redis)")
+    p.add_argument("--redis", metavar="URL", help="read the cases' streams from this Redis (redis://host:port/db)")
+    p.add_argument("--namespace", default="ae", help="the scale-out's key namespace (default ae)")
     p = commands.add_parser("timeline", help="every bid: time, pseudonym, amount, outcome, rank after it")
     p.add_argument("path")
     p.add_argument("--auction", required=True)
@@ -49,14 +58,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--auction", required=True)
     p.add_argument("-o", "--output", required=True, help="the HTML file to write")
     p.add_argument("--reveal", action="store_true", help="show identities (once every lot has ended)")
+    p = commands.add_parser("minutes", help="a tender's minutes (procès-verbal), HTML or PDF, after verifying")
+    p.add_argument("path")
+    p.add_argument("tender", help="the tender's id")
+    p.add_argument("--which", choices=("opening", "evaluation"), required=True,
+                   help="the opening session's minutes or the evaluation's")
+    p.add_argument("--format", choices=("html", "pdf"), default="pdf")
+    p.add_argument("--lang", choices=("fr", "en"), default="fr")
+    p.add_argument("-o", "--output", required=True, help="the file to write")
+    p = commands.add_parser("ocds", help="an OCDS 1.1 release package of every auction and tender, after verifying")
+    p.add_argument("path")
+    p.add_argument("-o", "--output", help="the JSON file to write (default: standard output)")
+    p.add_argument("--uri", default="urn:x-auction-engine:ocds:release-package",
+                   help="the package's uri (where it will be published)")
+    p.add_argument("--publisher", default="auction-engine", help="the publisher's name")
+    p.add_argument("--prefix", default=DEFAULT_PREFIX, help=f"the ocid prefix registered with the OCP "
+                                                            f"(default {DEFAULT_PREFIX}, a placeholder)")
+    p.add_argument("--collective-currency", default="MAD", help="the grouped purchases' currency (default MAD)")
+    p.add_argument("--collective-decimals", type=int, choices=range(7), default=2, metavar="0-6",
+                   help="the decimals of its minor units (default 2)")
     args = parser.parse_args(argv)
+    if args.command == "export" and args.redis:
+        from .redis_export import export_redis
+
+        return export_redis(args.redis, args.namespace, Path(args.path), args.auction)
+    if args.command == "export" and not (args.auction and args.output):
+        parser.error("export: --auction and -o are required (or --redis URL DIR)")
     if not Path(args.path).exists():
         print(f"auction-replay: {args.path}: no such file or directory", file=sys.stderr)
         return EXIT_USAGE
     args.path = str(journal_of(Path(args.path)))
     try:
-        code: int = {"verify": _verify, "export": _export, "timeline": _timeline, "report": _report}[
-            args.command](args)
+        code: int = {"verify": _verify, "export": _export, "timeline": _timeline, "report": _report,
+                     "minutes": _minutes, "ocds": _ocds}[args.command](args)
     except JournalCorruption as exc:
         print(f"auction-replay: FAILED: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -142,6 +176,51 @@ def _report(args: argparse.Namespace) -> int:
     Path(args.output).write_text(html, encoding="utf-8")
     print(f"wrote {args.output} ({len(html)} bytes)")
     return EXIT_OK
+
+
+def _minutes(args: argparse.Namespace) -> int:
+    from . import Unverified, tender_minutes
+    from .minutes import MinutesError
+
+    try:
+        data = tender_minutes(args.path, args.tender, args.which, args.format, args.lang)
+    except Unverified as exc:
+        print(describe(exc.result), file=sys.stderr)
+        return EXIT_FAILED
+    except MinutesError as exc:
+        print(f"auction-replay: {exc.code}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    write_durably(Path(args.output), data)
+    print(f"wrote {args.output} ({len(data)} bytes)")
+    return EXIT_OK
+
+
+def _ocds(args: argparse.Namespace) -> int:
+    from . import Unverified, ocds_export
+
+    try:
+        package = ocds_export(args.path, uri=args.uri, publisher=args.publisher, prefix=args.prefix,
+                              collective_currency=(args.collective_currency, args.collective_decimals))
+    except Unverified as exc:
+        print(describe(exc.result), file=sys.stderr)
+        return EXIT_FAILED
+    data = (json.dumps(package, indent=2, ensure_ascii=False) + "\n").encode()
+    if args.output is None:
+        sys.stdout.write(data.decode())
+    else:
+        write_durably(Path(args.output), data)
+        print(f"wrote {args.output} ({len(package['releases'])} releases, {len(data)} bytes)")
+    return EXIT_OK
+
+
+def write_durably(path: Path, data: bytes) -> None:
+    """Write a file whole or not at all: a temporary file, fsynced, then renamed."""
+    tmp = path.with_name(path.name + ".partial")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

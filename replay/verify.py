@@ -90,13 +90,8 @@ def verify(path: str | os.PathLike[str], auction: str | None = None, *, jobs: in
     most 8, for a journal of at least 4 MiB; 1: never share)."""
     started = time.perf_counter()
     result = VerifyResult(str(path))
-    try:
-        reader = JournalReader(path)
-    except FileNotFoundError as exc:
-        result.problem = JournalCorruption("not_found", str(exc))
-        return result
-    if not reader.paths:
-        result.problem = JournalCorruption("empty", f"no journal segment in {path}")
+    reader = _reader(path, result)
+    if reader is None:
         return result
     workers = verify_jobs(path, jobs) if auction is None else 1
     if workers > 1:
@@ -104,6 +99,35 @@ def verify(path: str | os.PathLike[str], auction: str | None = None, *, jobs: in
         if shared is not None:
             shared.seconds = time.perf_counter() - started
             return shared
+    return _verify_here(reader, result, auction, started)[0]
+
+
+def replayed(path: str | os.PathLike[str], case: str | None = None) -> tuple[VerifyResult, Host]:
+    """`verify(path, case)` in this process, and the host it re-executed the journal into
+    (the cases' state as the journal rebuilds it: for minutes and exports)."""
+    started = time.perf_counter()
+    result = VerifyResult(str(path))
+    reader = _reader(path, result)
+    if reader is None:
+        return result, Host()
+    return _verify_here(reader, result, case, started)
+
+
+def _reader(path: str | os.PathLike[str], result: VerifyResult) -> JournalReader | None:
+    """The journal's reader, or None with the problem in `result` (no such path, no segment)."""
+    try:
+        reader = JournalReader(path)
+    except FileNotFoundError as exc:
+        result.problem = JournalCorruption("not_found", str(exc))
+        return None
+    if not reader.paths:
+        result.problem = JournalCorruption("empty", f"no journal segment in {path}")
+        return None
+    return reader
+
+
+def _verify_here(reader: JournalReader, result: VerifyResult, auction: str | None,
+                 started: float) -> tuple[VerifyResult, Host]:
     verifier = Verifier(only=auction)
 
     def start(header: SegmentHeader) -> None:
@@ -131,7 +155,7 @@ def verify(path: str | os.PathLike[str], auction: str | None = None, *, jobs: in
         result.problem = JournalCorruption("unknown_auction", f"the journal has no record of auction {auction!r}")
     result.state_hash = verifier.journaled.host.state_hash()
     result.seconds = time.perf_counter() - started
-    return result
+    return result, verifier.journaled.host
 
 
 def verify_jobs(path: str | os.PathLike[str], jobs: int | None = None) -> int:

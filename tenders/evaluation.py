@@ -109,7 +109,9 @@ def flags(amount: int, p: Reference, low: Percent | None, high: Percent | None) 
 
 
 def _adjust(amount: int, pct: Percent, sign: int) -> int:
-    return amount + sign * half_up(amount * pct.numerator, 100 * pct.denominator)
+    """amount × (1 ± pct%), rounded once, half up (rounding the adjustment instead would
+    round a reduced amount's halves down)."""
+    return half_up(amount * (100 * pct.denominator + sign * pct.numerator), 100 * pct.denominator)
 
 
 def national_preference(offers: Sequence[Offer], p: Reference, pct: Percent) -> tuple[dict[str, int], list[Any]]:

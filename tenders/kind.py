@@ -5,7 +5,8 @@ shares: key rebuilt, every envelope opened) admission -> (CloseAdmission: every 
 evaluated) evaluation, while flagged offers justify themselves -> decided; cancelled from
 any status before that. The offers' validity (from the opening time, extendable) ends a
 tender not decided ("offers_expired"). Deadlines (and their order) live in `_advance`;
-clarifications, extensions and justifications in their own modules. A refusal is a
+clarifications, extensions, justifications and amendments (which may move the opening)
+in their own modules. A refusal is a
 `TenderRefused` with a stable code and changes nothing (answered, not journaled).
 """
 
@@ -22,6 +23,7 @@ from auction_engine.money import MoneyError, format_amount, parse_amount, parse_
 from auction_engine.timeutil import format_instant
 
 from . import views
+from .amendment import amend, confirm, set_aside
 from .dialogue import answer, answer_extension, ask, close_extension, refuse, register_download, request_extension
 from .justification import JUSTIFICATION, decide, decide_lot, expire, justify
 from .messages import (
@@ -35,6 +37,7 @@ from .messages import (
     AskQuestion,
     CancelTender,
     CloseAdmission,
+    ConfirmOffer,
     DecideAdmission,
     DecideJustification,
     DepositOffer,
@@ -44,6 +47,7 @@ from .messages import (
     JustifyOffer,
     OfferDeposited,
     OfferWithdrawn,
+    PublishAmendment,
     PublishTender,
     RateRecorded,
     RecordRate,
@@ -75,14 +79,15 @@ from .tender import (
     spec_problem,
 )
 
-STATE_FORMAT = 1  # bump when Tender.canonical() or dump() changes shape
+STATE_FORMAT = 2  # bump when Tender.canonical() or dump() changes shape
 MAX_ENVELOPE = 8 << 20  # bytes of one envelope's ciphertext
 MAX_REASON = 500  # characters of a reason
 
 Events = list[Any]
 _MONEY_FIELDS = frozenset({"amount", "reference"})
 _TIME_FIELDS = frozenset({"time", "opening_at", "validity_until", "answer_by"})
-_ID_FIELDS = ("bidder_id", "member_id", "buyer_id", "lot_id", "question_id", "client_id")  # str, or refused
+_ID_FIELDS = ("bidder_id", "member_id", "buyer_id", "lot_id", "question_id", "client_id",
+              "amendment_id")  # str, or refused
 
 
 class Tenders(CaseTable):
@@ -101,7 +106,7 @@ class Tenders(CaseTable):
             SubmitShare: self._share, DecideAdmission: self._decide, CloseAdmission: self._close_admission,
             CancelTender: self._cancel, RegisterDownload: register_download, AskQuestion: ask,
             AnswerQuestion: answer, RequestExtension: request_extension, AnswerExtension: answer_extension,
-            JustifyOffer: justify, DecideJustification: decide}
+            JustifyOffer: justify, DecideJustification: decide, PublishAmendment: amend, ConfirmOffer: confirm}
 
     @property
     def now(self) -> int:
@@ -148,6 +153,7 @@ class Tenders(CaseTable):
             while (at := tender.deadline()) is not None and at <= now:
                 if tender.status == PUBLISHED:
                     tender.status = OPENING
+                    events += set_aside(tender, tid, at)
                     events.append(DepositsClosed(at, tid, len(tender.deposits)))
                     if not tender.deposits:
                         self._decide_lots(tender, tid, at, "no_offers", events)
@@ -204,6 +210,7 @@ class Tenders(CaseTable):
             if digest(ciphertext) != hashed:
                 return refuse(cmd, "hash_mismatch")
         tender.deposits[cmd.bidder_id] = list(envelopes)
+        tender.deposited_at[cmd.bidder_id] = cmd.now
         tender.orders[cmd.bidder_id] = max(tender.orders.values(), default=-1) + 1
         return OfferDeposited(cmd.now, cmd.tender_id, cmd.bidder_id, tuple((p, d) for p, _, d in envelopes))
 
@@ -212,8 +219,9 @@ class Tenders(CaseTable):
             return refuse(cmd, "tender_cancelled" if tender.status == CANCELLED else "deposit_closed")
         if cmd.bidder_id not in tender.deposits:
             return refuse(cmd, "nothing_to_withdraw")
-        del tender.deposits[cmd.bidder_id]
-        del tender.orders[cmd.bidder_id]
+        del tender.deposits[cmd.bidder_id], tender.orders[cmd.bidder_id], tender.deposited_at[cmd.bidder_id]
+        tender.unconfirmed.pop(cmd.bidder_id, None)
+        tender.withdrawals.append([cmd.bidder_id, cmd.now])
         return OfferWithdrawn(cmd.now, cmd.tender_id, cmd.bidder_id)
 
     def _rate(self, cmd: RecordRate, tender: Tender) -> Any:
@@ -258,7 +266,7 @@ class Tenders(CaseTable):
             return
         if public_key_of(key) != tender.spec.public_key:
             return  # the same: the shares do not match the public key; the opening waits
-        tender.private_key, tender.status = key, ADMISSION
+        tender.private_key, tender.status, tender.opened_at = key, ADMISSION, now
         events.append(TenderOpened(now, tid, key))
         lot_ids = frozenset(lot for lot, _ in tender.spec.lots)
         for bidder in sorted(tender.deposits, key=lambda b: tender.orders[b]):

@@ -37,6 +37,7 @@ class TenderSpec(NamedTuple):
     ask_days: int = 7  # art. 10: questions until this many days before the opening
     answer_days: int = 3  # art. 10: answers until this many days before the opening
     justification_days: int = 7  # a flagged offer's time to justify itself (TN art. 65: no number)
+    amendment_days: int = 7  # an amendment leaves at least this many days before the opening
 
 
 class PublishTender(NamedTuple):
@@ -172,10 +173,30 @@ class DecideJustification(NamedTuple):
     reason: str = ""
 
 
+class PublishAmendment(NamedTuple):
+    """The buyer amends the tender's file: its text and/or the SHA-256 of the amended file
+    (b"" for none). Deposits standing then must be confirmed again (`ConfirmOffer`)."""
+
+    now: int
+    tender_id: str
+    buyer_id: str
+    amendment_id: str
+    text: str
+    digest: bytes = b""
+
+
+class ConfirmOffer(NamedTuple):
+    """A bidder confirms its deposit made before an amendment: else it is not opened."""
+
+    now: int
+    tender_id: str
+    bidder_id: str
+
+
 COMMANDS: tuple[type[Any], ...] = (PublishTender, DepositOffer, WithdrawOffer, RecordRate, SubmitShare,
                                    DecideAdmission, CloseAdmission, CancelTender, RegisterDownload, AskQuestion,
                                    AnswerQuestion, RequestExtension, AnswerExtension, JustifyOffer,
-                                   DecideJustification)
+                                   DecideJustification, PublishAmendment, ConfirmOffer)
 
 
 class TenderPublished(NamedTuple):
@@ -368,15 +389,44 @@ class JustificationDecided(NamedTuple):
     reason: str
 
 
+class AmendmentPublished(NamedTuple):
+    """Published to all; `opening_at`: the opening after it (moved if fewer than the
+    tender's `amendment_days` were left); `to_confirm`: how many deposits must be confirmed."""
+
+    time: int
+    tender_id: str
+    amendment_id: str
+    text: str
+    digest: bytes
+    opening_at: int
+    to_confirm: int
+
+
+class OfferConfirmed(NamedTuple):
+    time: int
+    tender_id: str
+    bidder_id: str
+
+
+class OfferSetAside(NamedTuple):
+    """At the deposit deadline: a deposit not opened; `code`: "not_confirmed" (it predates
+    an amendment and was not confirmed)."""
+
+    time: int
+    tender_id: str
+    bidder_id: str
+    code: str
+
+
 EVENTS: tuple[type[Any], ...] = (TenderPublished, TenderRefused, OfferDeposited, OfferWithdrawn, DepositsClosed,
                                  RateRecorded, ShareAccepted, TenderOpened, EnvelopeOpened, EnvelopeUnreadable,
                                  AdmissionDecided, TenderLotAwarded, TenderLotUnsuccessful, TenderCancelled,
                                  FileDownloaded, QuestionAsked, QuestionAnswered, ExtensionRequested,
                                  ExtensionAnswered, ExtensionClosed, JustificationRequested, OfferJustified,
-                                 JustificationDecided)
+                                 JustificationDecided, AmendmentPublished, OfferConfirmed, OfferSetAside)
 PUBLIC: frozenset[type[Any]] = frozenset({TenderPublished, DepositsClosed, TenderOpened, TenderLotAwarded,
                                           TenderLotUnsuccessful, TenderCancelled, QuestionAnswered,
-                                          ExtensionRequested, ExtensionClosed})
+                                          ExtensionRequested, ExtensionClosed, AmendmentPublished})
 
 
 def encode_publish(command: PublishTender) -> list[Any]:
@@ -389,8 +439,13 @@ def tuples(value: Any) -> Any:
     return value
 
 
+SPEC_FIELDS_V1 = 18  # journals written before `amendment_days` hold 18 spec fields: the rest default
+
+
 def decode_publish(fields: tuple[Any, ...]) -> PublishTender:
     """The command `encode_publish` wrote; ValueError for another shape (the kind checks values)."""
-    if len(fields) != 3 or type(fields[2]) not in (list, tuple) or len(fields[2]) != len(TenderSpec._fields):
-        raise ValueError(f"PublishTender takes now, tender id and the {len(TenderSpec._fields)} spec fields")
+    if (len(fields) != 3 or type(fields[2]) not in (list, tuple)
+            or not SPEC_FIELDS_V1 <= len(fields[2]) <= len(TenderSpec._fields)):
+        raise ValueError(f"PublishTender takes now, tender id and {SPEC_FIELDS_V1} to "
+                         f"{len(TenderSpec._fields)} spec fields")
     return PublishTender(fields[0], fields[1], TenderSpec(*tuples(fields[2])))

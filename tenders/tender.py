@@ -70,7 +70,8 @@ def spec_problem(spec: object, now: int) -> str | None:
     if type(spec.validity_days) is not int or not 0 < spec.validity_days <= MAX_VALIDITY_DAYS:
         return "invalid_validity"
     if type(spec.ask_days) is not int or type(spec.answer_days) is not int \
-            or not 0 <= spec.answer_days <= spec.ask_days <= MAX_VALIDITY_DAYS:
+            or not 0 <= spec.answer_days <= spec.ask_days <= MAX_VALIDITY_DAYS \
+            or type(spec.amendment_days) is not int or not 0 <= spec.amendment_days <= MAX_VALIDITY_DAYS:
         return "invalid_delays"
     try:
         if _percent(spec.preference) is None or _percent(spec.exemption) is None:
@@ -87,7 +88,8 @@ class Tender:
 
     __slots__ = ("spec", "status", "deposits", "orders", "shares", "private_key", "opened", "rates",
                  "decisions", "lots", "reason", "downloads", "questions", "validity_until", "extension", "lapsed",
-                 "justifications", "answer_by")
+                 "justifications", "answer_by", "opening_at", "deposited_at", "withdrawals", "opened_at",
+                 "amendments", "unconfirmed", "set_aside")
 
     def __init__(self, spec: TenderSpec) -> None:
         self.spec = spec
@@ -110,10 +112,13 @@ class Tender:
         self.justifications: dict[str, dict[str, list[Any]]] = {}  # lot -> flagged bidder ->
         # [justification digest (b"" until answered), "" / "accepted" / "rejected", member, reason]
         self.answer_by: dict[str, int] = {}  # lot -> its flagged bidders' deadline
-
-    @property
-    def opening_at(self) -> int:
-        return self.spec.opening_at
+        self.opening_at = spec.opening_at  # the deposit deadline; a late amendment moves it
+        self.deposited_at: dict[str, int] = {}  # bidder -> instant of its standing deposit
+        self.withdrawals: list[list[Any]] = []  # [bidder, instant], in order (for the minutes)
+        self.opened_at = 0  # when the k-th share opened the envelopes
+        self.amendments: list[list[Any]] = []  # [amendment id, instant, text, file digest, opening after it]
+        self.unconfirmed: dict[str, None] = {}  # bidders whose deposit predates an amendment, in order
+        self.set_aside: dict[str, list[Any]] = {}  # bidder -> [instant, code, [[part, digest]]]: never opened
 
     def deadline(self) -> int | None:
         """The next instant at which time alone changes this tender."""
@@ -135,7 +140,9 @@ class Tender:
         return [list(self.downloads), [[q, *v] for q, v in self.questions.items()], self.validity_until, extension,
                 list(self.lapsed), [[lot, [[b, *v] for b, v in flagged.items()]]
                                     for lot, flagged in self.justifications.items()],
-                list(self.answer_by.items())]
+                list(self.answer_by.items()), self.opening_at, sorted(self.deposited_at.items()),
+                [list(w) for w in self.withdrawals], self.opened_at, [list(a) for a in self.amendments],
+                list(self.unconfirmed), [[b, *v] for b, v in self.set_aside.items()]]
 
     def dump(self) -> list[Any]:
         return [list(self.spec), self.status, [[b, self.orders[b], [list(e) for e in envs]]
@@ -148,8 +155,15 @@ class Tender:
     @classmethod
     def load(cls, data: Any) -> Tender:
         (spec, status, deposits, shares, key, opened, rates, decisions, lots, reason, downloads, questions,
-         validity_until, extension, lapsed, justifications, answer_by) = data
+         validity_until, extension, lapsed, justifications, answer_by, opening_at, deposited_at, withdrawals,
+         opened_at, amendments, unconfirmed, set_aside) = data
         tender = cls(TenderSpec(*tuples(spec)))
+        tender.opening_at, tender.opened_at = opening_at, opened_at
+        tender.deposited_at = {b: at for b, at in deposited_at}
+        tender.withdrawals = [list(w) for w in withdrawals]
+        tender.amendments = [list(a) for a in amendments]
+        tender.unconfirmed = dict.fromkeys(unconfirmed)
+        tender.set_aside = {b: list(v) for b, *v in set_aside}
         tender.status, tender.private_key, tender.reason = status, key, reason
         for bidder, order, envs in deposits:
             tender.deposits[bidder] = [(p, c, d) for p, c, d in envs]

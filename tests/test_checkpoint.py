@@ -51,8 +51,7 @@ async def run_bids(directory: Path, rounds: int, *, checkpoint_every: int = 1, c
         if create:
             await runtime.submit(RevokeBidder, "A1", BIDDERS[-1])
             await runtime.submit(AdmitBidder, "A1", BIDDERS[-1])
-        while runtime.checkpoints.child is not None:
-            await trio.sleep(0.01)
+        await runtime.checkpoints.idle()
         state = runtime.host.state_hash()
     return state, runtime.checkpoints.stats
 
@@ -292,8 +291,7 @@ async def test_a_killed_checkpoint_process_is_counted_and_the_clean_exit_still_w
             if runtime.checkpoints.child is not None:
                 os.kill(runtime.checkpoints.child.pid, signal.SIGKILL)
                 break
-        while runtime.checkpoints.child is not None:
-            await trio.sleep(0.01)
+        await runtime.checkpoints.idle()
         gseq = runtime.journaled.gseq
     assert ended[0][0] is False and "signal 9" in ended[0][2] and runtime.checkpoints.stats["failed"] == 1
     assert ended[-1][:2] == (True, gseq)  # at the exit, though no record came after the failed one
@@ -317,8 +315,7 @@ async def test_checkpoints_are_taken_under_unbroken_lock_stepped_load(tmp_path: 
         async with trio.open_nursery() as nursery:
             for k, bidder in enumerate(bidders):
                 nursery.start_soon(bid, bidder, k)
-        while runtime.checkpoints.child is not None:
-            await trio.sleep(0.01)
+        await runtime.checkpoints.idle()
         stats = runtime.checkpoints.status()
         state = runtime.host.state_hash()
     assert stats["written"] >= 2 and stats["failed"] == 0, stats  # about 18 due (without draining: 1; a slow fork: 2)

@@ -227,3 +227,16 @@ def test_a_worked_example_from_seed_003() -> None:
     # an abnormally-low threshold of 10%: below 0.9 x 964,800.00 = 868,320.00, C is flagged
     flagged = evaluate_lot(1_000_000_00, offers(True), Percent(15, 1), low=Percent(10, 1))
     assert {s["step"]: s for s in flagged.explain}["flags"]["flagged"] == {"C": "abnormally_low"}
+
+
+def test_an_adjusted_amount_is_rounded_once_half_up() -> None:
+    """Hypothesis found it: 2,256.75 at -2% is 2,211.615 -> 2,211.62 (rounding the
+    adjustment, 45.135 -> 45.14, gave 2,211.61). Both directions, exactly."""
+    local, foreign = Offer("l", 300_000, False, 0), Offer("f", 225_675, True, 1)
+    p = reference_price(100_000, [local.amount, foreign.amount])  # P = 1,814.1875: both above, f the closest
+    assert national_preference([local, foreign], p, Percent(2, 1))[0]["f"] == 230_189  # case 2: +2%, 230,188.5 up
+    local = Offer("l", 100_000, False, 0)
+    p = reference_price(1_000_000, [local.amount, foreign.amount])  # P = 5,814.1875: both below, f the closest
+    ranked, steps = national_preference([local, foreign], p, Percent(2, 1))
+    assert steps == [{"bidder_id": "f", "case": 1, "amount": 225_675, "ranked_at": 221_162}]  # -2%, 221,161.5 up
+    assert ranked["f"] == 221_162

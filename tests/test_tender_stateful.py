@@ -1,7 +1,7 @@
 """The tender kind against a trivially correct model of its lifecycle (Hypothesis state
-machine): every rule applies one command to both; the statuses, deposits, deadlines and
-outcomes must agree, and the award must be the naive model's best offer (with the
-national preference for bidders not established in Morocco)."""
+machine): every rule applies one command to both; the statuses, deposits, deadlines, the
+opening an amendment moved, the deposits to confirm and the outcomes must agree, and the
+award must be the naive model's best offer (with the national preference for foreign bidders)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from auction_engine.host import Host
 from auction_engine.kind import Tick
 from tenders import CloseAdmission, DecideAdmission, Tenders, WithdrawOffer
 from tenders.evaluation import Offer
-from tenders.messages import TenderLotAwarded, TenderLotUnsuccessful, TenderRefused
+from tenders.messages import ConfirmOffer, PublishAmendment, TenderLotAwarded, TenderLotUnsuccessful, TenderRefused
 
 BIDDERS = ("acme", "beta", "gamma")
 VALIDITY = 75 * DAY
@@ -35,18 +35,24 @@ class Model:
         self.shares: set[str] = set()
         self.decisions: dict[str, tuple[bool, bool]] = {}  # bidder -> (admitted, established in Morocco)
         self.outcome: dict[str, Any] = {}
+        self.opening = OPENING  # a late amendment moves it so that 7 days remain
+        self.unconfirmed: set[str] = set()  # deposits made before an amendment, not confirmed since
+        self.amendments = 0
 
     def deadline(self) -> int | None:
         if self.status == "published":
-            return OPENING
-        return OPENING + VALIDITY if self.status in ("opening", "admission") else None
+            return self.opening
+        return self.opening + VALIDITY if self.status in ("opening", "admission") else None
 
     def advance(self, now: int) -> None:
-        if self.status == "published" and now >= OPENING:
+        if self.status == "published" and now >= self.opening:
             self.status = "opening"
+            for bidder in self.unconfirmed:  # set aside: never opened
+                del self.deposits[bidder]
+            self.unconfirmed.clear()
             if not self.deposits:
                 self.status, self.outcome = "decided", {"L1": "no_offers", "L2": "no_offers"}
-        if self.status in ("opening", "admission") and now >= OPENING + VALIDITY:
+        if self.status in ("opening", "admission") and now >= self.opening + VALIDITY:
             self.status, self.outcome = "decided", {"L1": "offers_expired", "L2": "offers_expired"}
 
     def award(self) -> dict[str, Any]:
@@ -108,6 +114,28 @@ class TenderMachine(RuleBasedStateMachine):
         assert [r.code for r in self.send(WithdrawOffer(self.now, "T1", bidder))] == ([expected] if expected else [])
         if expected is None:
             del m.deposits[bidder]
+            m.unconfirmed.discard(bidder)
+
+    @rule()
+    def amend(self) -> None:
+        self.model.advance(self.now)
+        m = self.model
+        expected = "deposit_closed" if m.status != "published" else None
+        m.amendments += 1
+        refused = self.send(PublishAmendment(self.now, "T1", "buyer", f"A{m.amendments}", "a new clause"))
+        assert [r.code for r in refused] == ([expected] if expected else [])
+        if expected is None:
+            m.opening = max(m.opening, self.now + 7 * DAY)
+            m.unconfirmed |= set(m.deposits)
+
+    @rule(bidder=st.sampled_from(BIDDERS))
+    def confirm(self, bidder: str) -> None:
+        self.model.advance(self.now)
+        m = self.model
+        expected = ("deposit_closed" if m.status != "published" else "nothing_to_confirm" if bidder not in m.deposits
+                    else "already_confirmed" if bidder not in m.unconfirmed else None)
+        assert [r.code for r in self.send(ConfirmOffer(self.now, "T1", bidder))] == ([expected] if expected else [])
+        m.unconfirmed.discard(bidder)
 
     @rule(member=st.sampled_from(MEMBERS))
     def submit_share(self, member: str) -> None:
@@ -160,6 +188,7 @@ class TenderMachine(RuleBasedStateMachine):
         assert tender.status == self.model.status
         assert {b: tender.orders[b] for b in tender.deposits} == {b: o for b, (_, o) in self.model.deposits.items()}
         assert self.host.next_deadline() == self.model.deadline()
+        assert set(tender.unconfirmed) == self.model.unconfirmed and tender.opening_at == self.model.opening
 
 
 TestTenderMachine = TenderMachine.TestCase

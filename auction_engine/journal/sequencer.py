@@ -103,8 +103,9 @@ class Journaled:
         now = command.now
         scoped = ctype is not Tick or command[1] is not None
         kind = None
+        key = target = None
         if ctype is not Tick:
-            kind = host.check(command)
+            kind, target = host.check(command)
             key = kind.retry_key(command)
             if key is not None:
                 previous = self.bids.get(key)
@@ -134,19 +135,18 @@ class Journaled:
                     self.record(out, now, case, _pack(("Tick", now, case)), events)
             if ctype is Tick:
                 return out
-        events = host.handle(command) if kind is None else host.apply(kind, command)
+        events = host.handle(command) if kind is None else host.apply(kind, command, target)
         if out.events:
             out.events += events
         else:
             out.events = events
         if kind is None:
             kind = host.kind_of(command)
+            target = None if kind is None else kind.case_of(command)
         if kind is not None and kind.changes_state(events):
-            target = kind.case_of(command)
             assert type(target) is str, command
             self.record(out, now, target, packed, events)
-            key = kind.retry_key(command)
-            if key is not None:
+            if key is not None:  # (a Tick has none)
                 self.bids[key] = tuple(events)
         return out
 

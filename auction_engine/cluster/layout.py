@@ -1,0 +1,88 @@
+"""The Redis layout of the scale-out: key names, their parsing, and the coded error.
+
+Every key lives under one namespace (default ``ae``). A case's keys share a hash tag
+(``{case}``) so that a Redis Cluster keeps them in one slot, as the Lua scripts need:
+``NS:{CASE}:lease`` (owner and token, with a TTL), ``NS:{CASE}:fence`` (the fencing
+counter), ``NS:{CASE}:journal`` (the Stream of its records). ``NS:engines`` is the sorted
+set of live engines. docs/scale-out.md is the reference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_NAMESPACE = "ae"
+CASE_PARTS = ("lease", "fence", "journal")  # the keys of one case
+ENGINES = "engines"
+MAX_CASE_ID = 200  # bytes: a case id longer than this is not one of ours
+
+
+class ClusterError(Exception):
+    """A refusal or a problem on the Redis side: `code` names it (docs/scale-out.md)."""
+
+    def __init__(self, code: str, message: str, *, key: str | None = None, entry: str | None = None) -> None:
+        self.code = code
+        self.message = message
+        self.key = key
+        self.entry = entry
+        where = "" if key is None else f" at {key}" + ("" if entry is None else f" entry {entry}")
+        super().__init__(f"{code}{where}: {message}")
+
+
+def check_case_id(case_id: str) -> str:
+    """`case_id` if it can name keys (no braces: they would break the hash tag); else
+    `ClusterError("bad_case_id")`."""
+    if type(case_id) is not str or not case_id or "{" in case_id or "}" in case_id \
+            or len(case_id.encode()) > MAX_CASE_ID:
+        raise ClusterError("bad_case_id", f"a case id is 1 to {MAX_CASE_ID} bytes without braces: {case_id!r:.60}")
+    return case_id
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """The key names under one namespace."""
+
+    namespace: str = DEFAULT_NAMESPACE
+
+    def __post_init__(self) -> None:
+        if not self.namespace or any(c in self.namespace for c in ":{}*?[]"):
+            raise ClusterError("bad_namespace", f"a namespace has no ':', braces or glob characters: "
+                               f"{self.namespace!r:.40}")
+
+    def case_key(self, case_id: str, part: str) -> str:
+        return f"{self.namespace}:{{{check_case_id(case_id)}}}:{part}"
+
+    def lease(self, case_id: str) -> str:
+        return self.case_key(case_id, "lease")
+
+    def fence(self, case_id: str) -> str:
+        return self.case_key(case_id, "fence")
+
+    def journal(self, case_id: str) -> str:
+        return self.case_key(case_id, "journal")
+
+    @property
+    def engines(self) -> str:
+        return f"{self.namespace}:{ENGINES}"
+
+    @property
+    def pattern(self) -> str:
+        """The SCAN pattern of every key of the namespace."""
+        return f"{self.namespace}:*"
+
+    def parse(self, key: str) -> tuple[str, str] | None:
+        """(case id, part) of a case's key, ("", "engines") for the registry, None for a key
+        that is not ours (a foreign key in the namespace)."""
+        if key == self.engines:
+            return "", ENGINES
+        prefix = f"{self.namespace}:{{"
+        if not key.startswith(prefix):
+            return None
+        case_id, sep, part = key[len(prefix):].rpartition("}:")
+        if not sep or part not in CASE_PARTS:
+            return None
+        try:
+            check_case_id(case_id)
+        except ClusterError:
+            return None
+        return case_id, part
