@@ -315,7 +315,7 @@ class EventsQuery(Query):
                                     "at once; at most the feed_wait_max_s setting. Not used by the event stream.")
     auction_id: str | None = Field(None, description="Only this auction's entries (the same filter as `case_id`).")
     case_id: str | None = Field(None, description="Only this case's entries: an auction, a tender or a collective. "
-                                                       "With `auction_id` too, both filters apply (different ids: no entries).")
+                                "With `auction_id` too, both filters apply (different ids: no entries).")
 
 
 LAST_EVENT_ID = r"^[0-9]{1,18}$"
