@@ -1,7 +1,8 @@
 """The `auction-replay` command line: the auditors' tool over a journal.
 
 verify PATH [--auction ID] [--jobs N] [--json] | export PATH --auction ID -o FILE |
-timeline PATH --auction ID [--format csv|json] [--reveal] | report PATH --auction ID -o FILE [--reveal].
+timeline PATH --auction ID [--format csv|json] [--reveal] | report PATH --auction ID -o FILE [--reveal] |
+verify-receipt RECEIPT.json --public-key FILE [--journal PATH].
 Exit codes: 0 everything checked matches; 1 the journal failed verification (the first
 problem is printed); 2 bad usage or an unreadable path.
 """
@@ -49,7 +50,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--auction", required=True)
     p.add_argument("-o", "--output", required=True, help="the HTML file to write")
     p.add_argument("--reveal", action="store_true", help="show identities (once every lot has ended)")
+    p = commands.add_parser("verify-receipt", help="check a tender deposit's or withdrawal's signed receipt")
+    p.add_argument("path", help="the receipt (JSON, as the RPC answered it)")
+    p.add_argument("--public-key", required=True, help="the service's receipt key: PEM, or its raw key in hex")
+    p.add_argument("--journal", help="also check the journal's record at the receipt's position")
     args = parser.parse_args(argv)
+    if args.command == "verify-receipt":
+        return _verify_receipt(args)
     if not Path(args.path).exists():
         print(f"auction-replay: {args.path}: no such file or directory", file=sys.stderr)
         return EXIT_USAGE
@@ -141,6 +148,29 @@ def _report(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     Path(args.output).write_text(html, encoding="utf-8")
     print(f"wrote {args.output} ({len(html)} bytes)")
+    return EXIT_OK
+
+
+def _verify_receipt(args: argparse.Namespace) -> int:
+    from tenders.receipts import ReceiptError
+
+    from .receipts import verify_receipt
+
+    journal = None if args.journal is None else str(journal_of(Path(args.journal)))
+    try:
+        fields = verify_receipt(args.path, args.public_key, journal)
+    except ReceiptError as exc:
+        print(f"auction-replay: FAILED {exc.code}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except JournalCorruption as exc:
+        print(f"auction-replay: FAILED: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except OSError as exc:
+        print(f"auction-replay: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    checked = " and journal record" if journal else ""
+    print(f"OK: receipt{checked} verified: {fields['kind']} of {fields['bidder_id']} in tender {fields['tender_id']} "
+          f"at {fields['time']}, gseq {fields['gseq']}")
     return EXIT_OK
 
 
