@@ -12,7 +12,7 @@ import binascii
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from auction_engine.money import parse_amount
 from tenders.messages import PARTS
@@ -22,6 +22,7 @@ from .models import (
     PAGE_LIMIT,
     Currency,
     Instant,
+    JsonInt,
     Model,
     Percent,
     PositiveMoney,
@@ -29,6 +30,7 @@ from .models import (
     QueryInt,
     Ttl,
     _distinct,
+    _integral,
     _fail,
     _matches,
     _parsed_by,
@@ -76,7 +78,7 @@ Rate = Annotated[str, AfterValidator(_parsed_by(lambda t: parse_amount(t, 6), "r
     "type": "string", "pattern": r"^(?![0.]*$)[0-9]{1,12}(\.[0-9]{1,6})?$", "examples": ["10.85"],
     "description": "Tender currency units per one foreign unit, above zero, at most 6 decimals."})]
 Part = Literal[PARTS]  # type: ignore[valid-type]
-Days = Annotated[int, Field(ge=1, le=3650)]
+Days = Annotated[int, Field(ge=1, le=3650), BeforeValidator(_integral)]
 Reason = Annotated[str, Field(min_length=1, max_length=MAX_REASON)]
 Words = Annotated[str, Field(min_length=1, max_length=MAX_TENDER_TEXT)]
 Ids = Annotated[list[TenderId], AfterValidator(_distinct)]
@@ -111,9 +113,9 @@ class PublishTenderRequest(Model):
     members: Ids = Field(min_length=1, max_length=255, json_schema_extra={"uniqueItems": True},
                          description="The commission: member i holds Shamir share i+1.")
     share_digests: list[Digest] = Field(min_length=1, max_length=255, description="One per member, in order.")
-    threshold: int = Field(ge=1, le=255, description="k: shares needed to open (at most the number of members).")
+    threshold: JsonInt = Field(ge=1, le=255, description="k: shares needed to open (at most the number of members).")
     currency: Currency = "MAD"
-    decimals: int = Field(2, ge=0, le=6)
+    decimals: JsonInt = Field(2, ge=0, le=6)
     parts: list[Part] = Field(["admin", "financial"], min_length=1, max_length=3,
                               description="The envelopes a deposit holds; `financial` always.")
     validity_days: Days = Field(75, description="Offers' validity from the opening.")
@@ -121,8 +123,8 @@ class PublishTenderRequest(Model):
     exemption: Percent = Field("30", description="A groupement whose Moroccan members hold this much is local.")
     abnormally_low: Percent | None = Field(None, description="Flag offers this far below P (unset: never).")
     excessive: Percent | None = Field(None, description="Flag offers this far above P (unset: never).")
-    ask_days: int = Field(7, ge=0, le=3650, description="Questions until this many days before the opening.")
-    answer_days: int = Field(3, ge=0, le=3650, description="Answers until this many days before the opening; at "
+    ask_days: JsonInt = Field(7, ge=0, le=3650, description="Questions until this many days before the opening.")
+    answer_days: JsonInt = Field(3, ge=0, le=3650, description="Answers until this many days before the opening; at "
                                                           "most `ask_days`.")
     justification_days: Days = Field(7, description="A flagged offer's time to justify itself.")
 
@@ -294,7 +296,7 @@ class TenderView(View):
     parts: list[Part]
     public_key: str = Field(description="The tender's X25519 public key (hex): seal envelopes to it.")
     members: list[TenderId]
-    threshold: int = Field(ge=1)
+    threshold: JsonInt = Field(ge=1)
     estimates: list[LotSpecView]
     deposits: Count
     private_key: str | None = Field(description="Once opened: the rebuilt private key (hex), public from then on.")
