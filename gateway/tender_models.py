@@ -30,8 +30,8 @@ from .models import (
     QueryInt,
     Ttl,
     _distinct,
-    _integral,
     _fail,
+    _integral,
     _matches,
     _parsed_by,
 )
