@@ -59,6 +59,8 @@ _CONFLICT = {
     "no_justification_asked": "the lot waits for no justification",
     "not_flagged": "the bidder's offer for the lot is not flagged (or already decided)",
     "already_justified": "the bidder has already justified its offer",
+    "admission_open": "the tender's admission is not closed yet (or the tender is cancelled)",
+    "no_admitted_bidders": "the tender admitted no bidder",
 }
 ERROR_CODES: dict[str, tuple[int, str]] = {
     **{code: (404, why) for code, why in _NOT_FOUND.items()},

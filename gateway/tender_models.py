@@ -19,8 +19,11 @@ from tenders.messages import PARTS
 from tenders.tender import ID as TENDER_ID
 
 from .models import (
+    EXAMPLE_AUCTION,
     PAGE_LIMIT,
+    AuctionConfig,
     Currency,
+    Identifier,
     Instant,
     JsonInt,
     Model,
@@ -441,3 +444,25 @@ class TenderResults(View):
     decimals: int = Field(ge=0, le=6)
     lots: list[TenderLotView]
     evaluation: list[OwnEvaluation] | None = Field(None, description="(bidder) Its part of each lot's evaluation.")
+
+
+# -- the bridge to a reverse auction ------------------------------------------------------------
+
+EXAMPLE_BRIDGE = {k: v for k, v in EXAMPLE_AUCTION.items() if k != "bidders"} | {"auction_id": "AO-2990-015-E"}
+
+
+class AuctionAfterTender(AuctionConfig):
+    """A reverse auction following a tender: the auction configuration without `bidders`
+    (the tender's admitted bidders are admitted) and without `tender_ref` (the tender's id)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_BRIDGE]})
+
+    bidders: None = Field(None, description="Not given: the tender's admitted bidders are admitted.")
+    tender_ref: None = Field(None, description="Not given: the tender's id.")
+
+
+class BridgeView(View):
+    tender_id: TenderId
+    auction_id: Identifier
+    bidders: list[TenderId] = Field(description="Admitted to the auction: the tender's admitted bidders. Issue "
+                                                "their room tokens with POST /auctions/{auction_id}/bidders.")

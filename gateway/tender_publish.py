@@ -1,18 +1,24 @@
-"""Publishing and listing tenders (part of gateway/tenders_api.py's operations).
+"""Publishing and listing tenders, and the bridge from a tender to a reverse auction
+(part of gateway/tenders_api.py's operations).
 
 Publishing is idempotent on the tender id: the same specification again answers 200,
 another 409 `tender_exists`. The body carries the public key and the share digests made
-by the buyer's software; the private key never reaches the service.
+by the buyer's software; the private key never reaches the service. The bridge creates
+an auction whose admitted bidders are the tender's admitted bidders, with `tender_ref`.
 """
 
 from __future__ import annotations
 
+import secrets
 from typing import TYPE_CHECKING, Any
 
+from auction_engine.commands import CreateAuction
+from auction_engine.config import AuctionConfig, ConfigError
 from auction_engine.money import MoneyError, parse_amount
 from auction_engine.timeutil import parse_instant
 from tenders import PublishTender, Tenders, TenderSpec
 from tenders.messages import TenderRefused
+from tenders.tender import DECIDED, EVALUATION
 
 from . import tender_models as t
 from .auth import Caller
@@ -44,7 +50,19 @@ OPERATIONS: tuple[Operation, ...] = (
               {200: (t.TenderPage, "A page of summaries.")}, ("invalid_query",), query=t.TenderListQuery,
               links={name: {**link, "tender_id": "$response.body#/tenders/0/tender_id"}
                      for name, link in _LINKS.items()}),
+    Operation("tender_auction", "post", API + "/tenders/{tender_id}/auction", "Follow a tender with a reverse "
+              "auction", "Creates a reverse auction (the body: its configuration without `bidders`) whose admitted "
+              "bidders are the tender's admitted bidders, once the tender's admission is closed; the auction keeps "
+              "the tender's id in `tender_ref`. Idempotent on `auction_id` as POST /auctions. Room tokens: POST "
+              "/auctions/{auction_id}/bidders. Answers once the record is durable.", "tenders", ("portal", "buyer"),
+              {201: (t.BridgeView, "Created."), 200: (t.BridgeView, "The auction already existed with this body.")},
+              ("unknown_tender", "admission_open", "no_admitted_bidders", "auction_conflict", "invalid_config",
+               "ends_in_past", "invalid_json", "body_too_large", "invalid_request", "journal_unavailable",
+               "case_conflict"), t.AuctionAfterTender, True, path_params=("tender_id",),
+              links={"get_auction": {"operationId": "get_auction", "auction_id": "$response.body#/auction_id"},
+                     "admit_bidders": {"operationId": "admit_bidders", "auction_id": "$response.body#/auction_id"}}),
 )
+
 
 
 def spec_of(req: t.PublishTenderRequest) -> TenderSpec:
@@ -103,3 +121,32 @@ def register(api: Api, kind: Tenders) -> None:
             last = tid
         more = last is not None and len(out) == q.limit and ids.index(last) + 1 < len(ids)
         return {"tenders": out, "next": last if more else None}
+
+    @api.route("tender_auction")
+    async def tender_auction(_who: Caller, tender_id: str) -> Any:
+        tender = kind.tenders.get(tender_id)
+        if tender is None:
+            raise ApiError(404, "unknown_tender", f"no tender {tender_id!r}")
+        if tender.status not in (EVALUATION, DECIDED):
+            raise ApiError(409, "admission_open", ERROR_CODES["admission_open"][1])
+        admitted = [b for b in sorted(tender.decisions, key=lambda b: tender.orders[b]) if tender.decisions[b][0]]
+        if not admitted:
+            raise ApiError(409, "no_admitted_bidders", ERROR_CODES["no_admitted_bidders"][1])
+        body = await api.parsed(t.AuctionAfterTender, required=True)
+        data = {**(await api.body()), "bidders": admitted, "tender_ref": tender_id}
+        engine = runtime.engine
+        existing = engine.auction(body.auction_id).config if body.auction_id in engine.auction_ids() else None
+        try:
+            config = AuctionConfig.from_dict(data, default_secret=existing.pseudonym_secret if existing else
+                                             secrets.token_urlsafe(32))
+        except ConfigError as exc:
+            raise ApiError(422, exc.code, "the auction configuration is invalid",
+                           [{"path": path, "message": message} for path, message in exc.problems]) from None
+        answer = {"tender_id": tender_id, "auction_id": config.auction_id, "bidders": admitted}
+        if existing is not None:
+            if existing != config:
+                raise ApiError(409, "auction_conflict", f"auction {config.auction_id!r} exists with another "
+                                                        "configuration")
+            return answer, 200
+        await api.run(CreateAuction(runtime.now(), config))
+        return answer, 201

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from served import KEYS, TOKEN_SECRET, Served, served
+from served import KEYS, TOKEN_SECRET, Served, auction_body, served
 from test_openapi import check
 from wire import state, until
 
@@ -167,7 +167,7 @@ async def test_each_role_is_refused_with_its_code(tmp_path: Path) -> None:
                 await api.refused(expired, op.method, path, 401, "token_expired", body, **ids)
                 await api.refused(forged, op.method, path, 401, "token_invalid", body, **ids)
             await api.refused(None, op.method, path, 401, "key_missing", body, **ids)
-        assert checked == 60  # every (operation, role) pair not allowed
+        assert checked == 63  # every (operation, role) pair not allowed
         # a member of another commission gets no token; a bidder token is for its own subject only
         await api.refused(KEYS["portal"], "post", "/tenders/{tender_id}/tokens", 403, "not_a_member",
                           {"members": ["m9"]}, tender_id="T1")
@@ -258,6 +258,9 @@ async def test_a_tender_through_the_rpc(tmp_path: Path, capsys: pytest.CaptureFi
         await api.refused(buyer, "post", TENDER + "/extension", 409, "no_offers_to_extend",
                           {"days": 10, "answer_by": opening_in(3600)}, tender_id="T1")
 
+        bridge = {k: v for k, v in auction_body("T1-E", seconds=600).items() if k != "bidders"}
+        await api.refused(buyer, "post", TENDER + "/auction", 409, "admission_open", bridge, tender_id="T1")
+
         # the opening: k = 2 of 3 shares
         await until(lambda: kind.tenders["T1"].status == "opening", timeout=40)
         await api.call(tok["m1"], "post", TENDER + "/shares", 200, body={"share": SHARES[0].hex()}, tender_id="T1")
@@ -297,9 +300,21 @@ async def test_a_tender_through_the_rpc(tmp_path: Path, capsys: pytest.CaptureFi
             await api.call(credential, "get", TENDER, 200, tender_id="T1")
         await api.refused(buyer, "post", TENDER + "/cancel", 409, "already_decided", {"reason": "late"},
                           tender_id="T1")
+        await api.refused(buyer, "post", TENDER + "/auction", 422, "invalid_request", {**bridge, "tender_ref": "T2"},
+                          tender_id="T1")
+        assert await api.call(portal, "post", TENDER + "/auction", 201, body=bridge, tender_id="T1") == {
+            "tender_id": "T1", "auction_id": "T1-E", "bidders": ["acme", "beta", "gamma"]}
+        assert await api.call(buyer, "post", TENDER + "/auction", 200, body=bridge, tender_id="T1") == {
+            "tender_id": "T1", "auction_id": "T1-E", "bidders": ["acme", "beta", "gamma"]}
+        await api.refused(buyer, "post", TENDER + "/auction", 409, "auction_conflict", {**bridge, "title": "Other"},
+                          tender_id="T1")
+        auction = await api.call(portal, "get", "/auctions/{auction_id}", 200, auction_id="T1-E")
+        assert auction["tender_ref"] == "T1" and auction["admitted_bidders"] == 3
         feed = await api.call(portal, "get", "/events", 200)
-        assert [e["type"] for e in feed["events"]] == ["TenderPublished", "QuestionAnswered", "DepositsClosed",
-                                                       "TenderOpened", "ExtensionRequested", "TenderLotAwarded"]
+        assert [e["type"] for e in feed["events"] if e.get("tender_id") == "T1"] == [
+            "TenderPublished", "QuestionAnswered", "DepositsClosed", "TenderOpened", "ExtensionRequested",
+            "TenderLotAwarded"]
+        assert [e["type"] for e in feed["events"] if e.get("auction_id") == "T1-E"][0] == "AuctionCreated"
         key = await api.call(None, "get", "/receipts/key", 200)
         assert key["public_key"] == srv.service.receipt_key.public_key().public_bytes_raw().hex()
         (tmp_path / "key.pem").write_text(key["public_key_pem"])
@@ -333,3 +348,15 @@ async def test_a_tender_through_the_rpc(tmp_path: Path, capsys: pytest.CaptureFi
                                body=sealed(view, "beta", "1.00", "beta-1"), tender_id="T1")
         assert again == receipts["beta"]
         await api.http.aclose()
+
+
+def test_tender_ref_is_optional_in_an_auction_configuration() -> None:
+    """Old journals hold configurations without `tender_ref`: they load, and their edge
+    form (hence the state hash) is unchanged; a bridged one keeps it."""
+    from auction_engine.config import AuctionConfig
+
+    old = auction_body("A-1", seconds=60)
+    config = AuctionConfig.from_dict(old, default_secret="s" * 16)
+    assert config.tender_ref == "" and "tender_ref" not in config.to_dict()
+    bridged = AuctionConfig.from_dict({**old, "tender_ref": "AO-1"}, default_secret="s" * 16)
+    assert bridged.tender_ref == "AO-1" and AuctionConfig.from_dict(bridged.to_dict()) == bridged

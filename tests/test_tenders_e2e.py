@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from served import KEYS, Served, served
+from served import KEYS, Served, auction_body, served
 from wire import state, until
 
 from auction_engine.timeutil import format_instant
-from gateway.client import RpcClient, RpcError
+from gateway.client import Room, RpcClient, RpcError
 from gateway.logs import LOGGERS, configure_logging
 from gateway.tender_client import CommissionMember, TenderBidder, TenderBuyer, offer_json
 from tenders import Tenders
@@ -193,5 +193,29 @@ async def run_tender(srv: Served, data: Path, logs: io.StringIO) -> None:
         assert [e["type"] for e in feed] == ["TenderPublished", "QuestionAnswered", "DepositsClosed", "TenderOpened",
                                              "TenderLotAwarded"]
         assert feed[-1]["amount"] == "956789.01" and "b5" not in json.dumps(feed)
-        for client in [buyer, *bidders.values(), *members.values(), stranger, wrong]:
+        await refused(buyer.bridge(TID, {**auction_body("X-1", seconds=4), "bidders": ["b1"]}), 422,
+                      "invalid_request", srv)
+        for client in [*bidders.values(), *members.values(), stranger, wrong]:
             await client.__aexit__()
+
+        # the bridge: a reverse auction of the tender's admitted bidders, run in the room, awarded
+        config = {k: v for k, v in auction_body(f"{TID}-E", seconds=4).items() if k != "bidders"}
+        bridged = await buyer.bridge(TID, config)
+        in_order = ["b1", "b3", "b4", "b5", "b2"]  # the tender's deposit order: b2 deposited again last
+        assert bridged == {"tender_id": TID, "auction_id": f"{TID}-E", "bidders": in_order}
+        assert await buyer.bridge(TID, config) == bridged  # idempotent
+    async with RpcClient(base, KEYS["portal"]) as portal:
+        auction = await portal.get_auction(f"{TID}-E")
+        assert (auction["tender_ref"], [b["bidder_id"] for b in auction["bidders"]]) == (TID, in_order)
+        tokens = {t["bidder_id"]: t["token"] for t in (await portal.admit(f"{TID}-E", ["b1", "b3"]))["tokens"]}
+        engine = srv.service.runtime.engine
+        await until(lambda: engine.observer_view(f"{TID}-E", "L1").status == "open")
+        async with Room.connect(srv.room_url(f"{TID}-E"), tokens["b1"]) as b1, \
+                Room.connect(srv.room_url(f"{TID}-E"), tokens["b3"]) as b3:
+            assert (await b1.bid("L1", "9000.00", "b1-1"))["type"] == "ack"
+            assert (await b3.bid("L1", "8500.00", "b3-1"))["type"] == "ack"
+            await until(lambda: engine.observer_view(f"{TID}-E", "L1").status == "closed", timeout=30)
+        results = await portal.results(f"{TID}-E")
+        assert [(lot["status"], lot["winner_id"], lot["awarded_price"]) for lot in results["lots"]] == [
+            ("awarded", "b3", "8500.00")]
+        await buyer.__aexit__()
