@@ -314,7 +314,7 @@ async def test_a_tender_through_the_rpc(tmp_path: Path, capsys: pytest.CaptureFi
         assert [e["type"] for e in feed["events"] if e.get("tender_id") == "T1"] == [
             "TenderPublished", "QuestionAnswered", "DepositsClosed", "TenderOpened", "ExtensionRequested",
             "TenderLotAwarded"]
-        assert [e["type"] for e in feed["events"] if e.get("auction_id") == "T1-E"][0] == "AuctionCreated"
+        assert next(e["type"] for e in feed["events"] if e.get("auction_id") == "T1-E") == "AuctionCreated"
         key = await api.call(None, "get", "/receipts/key", 200)
         assert key["public_key"] == srv.service.receipt_key.public_key().public_bytes_raw().hex()
         (tmp_path / "key.pem").write_text(key["public_key_pem"])
