@@ -10,6 +10,7 @@ and changes nothing. A deposit or a withdrawal answers a signed receipt (tenders
 from __future__ import annotations
 
 import base64
+import logging
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -38,6 +39,7 @@ from tenders.messages import OfferDeposited, OfferWithdrawn, TenderRefused
 from . import tender_models as t
 from . import tender_publish as publish_routes
 from .auth import Caller
+from .logs import log
 from .operations import API, ApiError, Operation
 from .receipts import public_pem
 from .tender_errors import ERROR_CODES
@@ -45,6 +47,8 @@ from .tender_views import results, tender_view
 
 if TYPE_CHECKING:  # gateway/api.py imports the document, which imports this module
     from .api import Api
+
+logger = logging.getLogger("gateway.tenders")
 
 TAGS = (("tenders", "Sealed electronic tenders: publication, deposit, clarifications, opening, evaluation, award "
                     "(docs/tenders.md)."),)
@@ -165,6 +169,7 @@ def register(api: Api) -> None:
 
     async def act(who: Caller, tender_id: str, command: Any) -> Any:
         await api.run(command, _refusal)
+        log(logger, logging.INFO, "tender act", tender_id=tender_id, act=type(command).__name__, role=who.role)
         return tender_view(kind, tender_id, who.role, who.subject)
 
     @route("get_tender")
@@ -215,6 +220,8 @@ def register(api: Api) -> None:
         if type(event) is OfferDeposited:
             envelopes = list(event.digests)
         kind_name = "deposit" if done is OfferDeposited else "withdrawal"
+        log(logger, logging.INFO, f"tender {kind_name} receipted", tender_id=command.tender_id,
+            gseq=service.receipts.gseq[key], retry=submission.duplicate)  # no bidder, no content: digests only
         return signed.make(service.receipt_key, kind_name, command.tender_id, command.bidder_id, envelopes,
                            event.time, service.receipts.gseq[key])
 

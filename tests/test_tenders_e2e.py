@@ -151,6 +151,7 @@ async def run_tender(srv: Served, data: Path, logs: io.StringIO) -> None:
             metrics = (await anonymous._http.get(base + "/metrics")).text
         checkpoints = [p for p in (data / "journal").iterdir() if "checkpoint" in p.name]
         assert checkpoints, "a checkpoint was written before the opening"
+        assert logs.getvalue().count('"msg": "tender deposit receipted"') == 7  # 6 deposits and a retry
         haystacks = {"answers": json.dumps(seen).encode(), "logs": logs.getvalue().encode(),
                      "metrics": metrics.encode(), "data": files_bytes(data)}
         for amount in [*AMOUNTS.values(), WITHDRAWN]:
