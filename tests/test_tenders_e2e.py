@@ -28,10 +28,10 @@ from tenders.receipts import ReceiptError
 
 TID = "AO-E2E-1"
 MEMBERS = ("m1", "m2", "m3", "m4", "m5")
-BIDDERS = ("b1", "b2", "b3", "b4", "b5")
+BIDDERS = ("acme", "bravo", "coop", "delta", "echo")
 ASKER = "zed-asker"  # downloads, asks, and comes too late to deposit
-AMOUNTS = {"b1": "912345.67", "b2": "923456.78", "b3": "934567.89", "b4": "1023456.78", "b5": "956789.01"}
-WITHDRAWN = "987654.32"  # b2's first offer, withdrawn before the deadline
+AMOUNTS = {"acme": "912345.67", "bravo": "923456.78", "coop": "934567.89", "delta": "1023456.78", "echo": "956789.01"}
+WITHDRAWN = "987654.32"  # bravo's first offer, withdrawn before the deadline
 OPENING_IN_S = 8.0  # the deposit deadline, from publication: everything before it must fit
 
 
@@ -94,19 +94,20 @@ async def run_tender(srv: Served, data: Path, logs: io.StringIO) -> None:
         receipts = {}
         for b in BIDDERS:
             seen.append(await bidders[b].download())
-            first = WITHDRAWN if b == "b2" else AMOUNTS[b]
+            first = WITHDRAWN if b == "bravo" else AMOUNTS[b]
             receipts[b] = await bidders[b].deposit(offer(first), f"{b}-d1", {"admin": b"%PDF admin " + b.encode()})
             fields = await bidders[b].verify(receipts[b], key)
             assert fields["kind"] == "deposit" and [e["part"] for e in fields["envelopes"]] == ["admin", "financial"]
-        again = await bidders["b1"].deposit(offer(AMOUNTS["b1"]), "b1-d1", {"admin": b"%PDF admin b1"})
-        assert again == receipts["b1"]  # the first outcome, the same receipt (Ed25519 is deterministic)
-        withdrawal = await bidders["b2"].withdraw("b2-w1")
-        assert (await bidders["b2"].verify(withdrawal, key))["envelopes"] == []
-        assert withdrawal["gseq"] > receipts["b2"]["gseq"]
-        receipts["b2"] = await bidders["b2"].deposit(offer(AMOUNTS["b2"]), "b2-d2", {"admin": b"%PDF admin b2"})
-        forged = {**receipts["b3"], "bidder_id": "b4"}
+        again = await bidders["acme"].deposit(offer(AMOUNTS["acme"]), "acme-d1", {"admin": b"%PDF admin acme"})
+        assert again == receipts["acme"]  # the first outcome, the same receipt (Ed25519 is deterministic)
+        withdrawal = await bidders["bravo"].withdraw("bravo-w1")
+        assert (await bidders["bravo"].verify(withdrawal, key))["envelopes"] == []
+        assert withdrawal["gseq"] > receipts["bravo"]["gseq"]
+        receipts["bravo"] = await bidders["bravo"].deposit(offer(AMOUNTS["bravo"]), "bravo-d2",
+                                                           {"admin": b"%PDF admin bravo"})
+        forged = {**receipts["coop"], "bidder_id": "delta"}
         with pytest.raises(ReceiptError) as bad:
-            await bidders["b4"].verify(forged, key)
+            await bidders["delta"].verify(forged, key)
         assert bad.value.code == "bad_signature"
         seen += [receipts, withdrawal]
 
@@ -138,7 +139,7 @@ async def run_tender(srv: Served, data: Path, logs: io.StringIO) -> None:
             {"part": "financial", "ciphertext": "AAAA", "sha256": "00" * 32}]}), 422, "hash_mismatch", srv)
         await refused(bare.request("POST", f"/tenders/{TID}/deposits", {"client_id": "x3", "envelopes": [
             {"part": "admin", "ciphertext": "not base64!", "sha256": "00" * 32}]}), 422, "invalid_request", srv)
-        await refused(bidders["b3"].deposit(offer("1.00"), "b3-d2", {"admin": b"x"}), 409, "already_deposited", srv)
+        await refused(bidders["coop"].deposit(offer("1.00"), "coop-d2", {"admin": b"x"}), 409, "already_deposited", srv)
         await refused(members["m1"].submit_share(), 409, "opening_not_started", srv)
 
         # the deadline passes (the service's timer closes the deposits); a late deposit is refused
@@ -181,20 +182,20 @@ async def run_tender(srv: Served, data: Path, logs: io.StringIO) -> None:
             await members["m4"].admit(b)
         decided = await members["m5"].close_admission()
         assert decided["status"] == "decided"
-        # P = (1,000,000.00 + mean of the five) / 2 = 975,061.61; the closest below: b5
+        # P = (1,000,000.00 + mean of the five) / 2 = 975,061.61; the closest below: echo
         assert [(lot["status"], lot["winner"], lot["amount"], lot["reference"]) for lot in decided["lots"]] == [
-            ("awarded", "b5", "956789.01", "975061.61")]
-        mine = await bidders["b5"].results(TID)
+            ("awarded", "echo", "956789.01", "975061.61")]
+        mine = await bidders["echo"].results(TID)
         assert mine["lots"] == [{"lot_id": "L1", "status": "awarded", "reason": "", "won": True}]
         assert mine["evaluation"][0]["rank"] == 1 and mine["evaluation"][0]["reference"] == "975061.61"
-        loser = await bidders["b1"].results(TID)
-        assert loser["lots"][0]["won"] is False and "b5" not in json.dumps(loser)
+        loser = await bidders["acme"].results(TID)
+        assert loser["lots"][0]["won"] is False and "echo" not in json.dumps(loser)
         async with RpcClient(base, KEYS["portal"]) as portal:
             feed = (await portal.events(case_id=TID))["events"]
         assert [e["type"] for e in feed] == ["TenderPublished", "QuestionAnswered", "DepositsClosed", "TenderOpened",
                                              "TenderLotAwarded"]
-        assert feed[-1]["amount"] == "956789.01" and "b5" not in json.dumps(feed)
-        await refused(buyer.bridge(TID, {**auction_body("X-1", seconds=4), "bidders": ["b1"]}), 422,
+        assert feed[-1]["amount"] == "956789.01" and "echo" not in json.dumps(feed)
+        await refused(buyer.bridge(TID, {**auction_body("X-1", seconds=4), "bidders": ["acme"]}), 422,
                       "invalid_request", srv)
         for client in [*bidders.values(), *members.values(), stranger, wrong]:
             await client.__aexit__()
@@ -202,21 +203,21 @@ async def run_tender(srv: Served, data: Path, logs: io.StringIO) -> None:
         # the bridge: a reverse auction of the tender's admitted bidders, run in the room, awarded
         config = {k: v for k, v in auction_body(f"{TID}-E", seconds=4).items() if k != "bidders"}
         bridged = await buyer.bridge(TID, config)
-        in_order = ["b1", "b3", "b4", "b5", "b2"]  # the tender's deposit order: b2 deposited again last
+        in_order = ["acme", "coop", "delta", "echo", "bravo"]  # the tender's deposit order: bravo deposited again last
         assert bridged == {"tender_id": TID, "auction_id": f"{TID}-E", "bidders": in_order}
         assert await buyer.bridge(TID, config) == bridged  # idempotent
     async with RpcClient(base, KEYS["portal"]) as portal:
         auction = await portal.get_auction(f"{TID}-E")
         assert (auction["tender_ref"], [b["bidder_id"] for b in auction["bidders"]]) == (TID, in_order)
-        tokens = {t["bidder_id"]: t["token"] for t in (await portal.admit(f"{TID}-E", ["b1", "b3"]))["tokens"]}
+        tokens = {t["bidder_id"]: t["token"] for t in (await portal.admit(f"{TID}-E", ["acme", "coop"]))["tokens"]}
         engine = srv.service.runtime.engine
         await until(lambda: engine.observer_view(f"{TID}-E", "L1").status == "open")
-        async with Room.connect(srv.room_url(f"{TID}-E"), tokens["b1"]) as b1, \
-                Room.connect(srv.room_url(f"{TID}-E"), tokens["b3"]) as b3:
-            assert (await b1.bid("L1", "9000.00", "b1-1"))["type"] == "ack"
-            assert (await b3.bid("L1", "8500.00", "b3-1"))["type"] == "ack"
+        async with Room.connect(srv.room_url(f"{TID}-E"), tokens["acme"]) as acme, \
+                Room.connect(srv.room_url(f"{TID}-E"), tokens["coop"]) as coop:
+            assert (await acme.bid("L1", "9000.00", "acme-1"))["type"] == "ack"
+            assert (await coop.bid("L1", "8500.00", "coop-1"))["type"] == "ack"
             await until(lambda: engine.observer_view(f"{TID}-E", "L1").status == "closed", timeout=30)
         results = await portal.results(f"{TID}-E")
         assert [(lot["status"], lot["winner_id"], lot["awarded_price"]) for lot in results["lots"]] == [
-            ("awarded", "b3", "8500.00")]
+            ("awarded", "coop", "8500.00")]
         await buyer.__aexit__()
