@@ -20,6 +20,7 @@ from tenders import PublishTender, Tenders, TenderSpec
 from tenders.messages import TenderRefused
 from tenders.tender import DECIDED, EVALUATION
 
+from . import tender_answers as a
 from . import tender_models as t
 from .auth import Caller
 from .operations import API, ApiError, Operation
@@ -42,12 +43,12 @@ OPERATIONS: tuple[Operation, ...] = (
               "digest. Rules across fields (opening in the future, one digest per member, threshold at most the "
               "members, answer_days at most ask_days, estimates at the tender's decimals) answer the kind's codes. "
               "Answers once the record is durable.", "tenders", ("portal", "buyer"),
-              {201: (t.TenderView, "Published."), 200: (t.TenderView, "Already published with this body.")},
+              {201: (a.TenderView, "Published."), 200: (a.TenderView, "Already published with this body.")},
               ("tender_exists", *SPEC_CODES, "invalid_json", "body_too_large", "invalid_request",
                "journal_unavailable", "case_conflict"), t.PublishTenderRequest, True, links=_LINKS),
     Operation("list_tenders", "get", API + "/tenders", "List tenders", "In publication order, a page at a time: pass "
               "the answer's `next` as `after`.", "tenders", ("portal", "buyer", "auditor"),
-              {200: (t.TenderPage, "A page of summaries.")}, ("invalid_query",), query=t.TenderListQuery,
+              {200: (a.TenderPage, "A page of summaries.")}, ("invalid_query",), query=t.TenderListQuery,
               links={name: {**link, "tender_id": "$response.body#/tenders/0/tender_id"}
                      for name, link in _LINKS.items()}),
     Operation("tender_auction", "post", API + "/tenders/{tender_id}/auction", "Follow a tender with a reverse "
@@ -55,7 +56,7 @@ OPERATIONS: tuple[Operation, ...] = (
               "bidders are the tender's admitted bidders, once the tender's admission is closed; the auction keeps "
               "the tender's id in `tender_ref`. Idempotent on `auction_id` as POST /auctions. Room tokens: POST "
               "/auctions/{auction_id}/bidders. Answers once the record is durable.", "tenders", ("portal", "buyer"),
-              {201: (t.BridgeView, "Created."), 200: (t.BridgeView, "The auction already existed with this body.")},
+              {201: (a.BridgeView, "Created."), 200: (a.BridgeView, "The auction already existed with this body.")},
               ("unknown_tender", "admission_open", "no_admitted_bidders", "auction_conflict", "invalid_config",
                "ends_in_past", "invalid_json", "body_too_large", "invalid_request", "journal_unavailable",
                "case_conflict"), t.AuctionAfterTender, True, path_params=("tender_id",),

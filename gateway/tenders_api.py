@@ -36,6 +36,7 @@ from tenders import (
 from tenders import receipts as signed
 from tenders.messages import OfferDeposited, OfferWithdrawn, TenderRefused
 
+from . import tender_answers as a
 from . import tender_models as t
 from . import tender_publish as publish_routes
 from .auth import Caller
@@ -52,7 +53,7 @@ logger = logging.getLogger("gateway.tenders")
 
 TAGS = (("tenders", "Sealed electronic tenders: publication, deposit, clarifications, opening, evaluation, award "
                     "(docs/tenders.md)."),)
-FEED_ENTRIES: tuple[type[BaseModel], ...] = t.FEED_ENTRIES
+FEED_ENTRIES: tuple[type[BaseModel], ...] = a.FEED_ENTRIES
 BUYER, ALL_KEYS = ("portal", "buyer"), ("portal", "buyer", "auditor")
 _TID = ("tender_id",)
 _BODY = ("invalid_json", "body_too_large", "invalid_request")
@@ -63,7 +64,7 @@ LINKS = {name: {"operationId": name, "tender_id": _FROM_TENDER} for name in (
 
 
 def _act(op_id: str, path: str, summary: str, roles: tuple[str, ...], body: type[BaseModel] | None,
-         codes: tuple[str, ...], description: str, answer: type[BaseModel] = t.TenderView) -> Operation:
+         codes: tuple[str, ...], description: str, answer: type[BaseModel] = a.TenderView) -> Operation:
     return Operation(op_id, "post", API + "/tenders/{tender_id}" + path, summary,
                      description + " Answers once its record is durable.", "tenders", roles,
                      {200: (answer, "Done.")}, (*_COMMAND, *codes, *(_BODY if body else ())), body,
@@ -76,16 +77,16 @@ OPERATIONS: tuple[Operation, ...] = (
               "sees it: a bidder its own file and evaluation; the buyer, the commission and auditors every bidder's "
               "deposit (digests only before the opening), decisions and each lot's explain; the buyer also the "
               "questions (never their askers).", "tenders", (*ALL_KEYS, "commission", "bidder"),
-              {200: (t.TenderView, "The tender.")}, ("unknown_tender",), path_params=_TID),
+              {200: (a.TenderView, "The tender.")}, ("unknown_tender",), path_params=_TID),
     Operation("tender_results", "get", API + "/tenders/{tender_id}/results", "A tender's results and explain",
               "Each lot's outcome and every evaluation step with its inputs and result (empty before the opening); "
               "a bidder gets its own steps, P, its flag, its preference adjustment and its rank.", "tenders",
-              (*ALL_KEYS, "commission", "bidder"), {200: (t.TenderResults, "The results.")}, ("unknown_tender",),
+              (*ALL_KEYS, "commission", "bidder"), {200: (a.TenderResults, "The results.")}, ("unknown_tender",),
               path_params=_TID),
     Operation("issue_tender_tokens", "post", API + "/tenders/{tender_id}/tokens", "Issue case tokens",
               "A `bidder` token per bidder and a `commission` token per member of the tender's commission, each "
               "for this tender only, valid until `expires_at`. Changes no state.", "tenders", BUYER,
-              {200: (t.TokensView, "The tokens.")}, ("unknown_tender", "not_a_member", *_BODY), t.TokensRequest,
+              {200: (a.TokensView, "The tokens.")}, ("unknown_tender", "not_a_member", *_BODY), t.TokensRequest,
               True, path_params=_TID),
     _act("register_download", "/downloads", "Register a download", ("bidder",), None,
          ("deposit_closed", "tender_cancelled", "already_downloaded"),
@@ -94,19 +95,19 @@ OPERATIONS: tuple[Operation, ...] = (
          ("deposit_closed", "tender_cancelled", "already_deposited", "malformed_envelopes", "hash_mismatch"),
          "One envelope per part, each sealed on the bidder's side to the tender's public key (HPKE). Before "
          "`opening_at` (exclusive). Idempotent on `client_id`. The answer is the signed deposit receipt.",
-         t.Receipt),
+         a.Receipt),
     _act("withdraw_offer", "/withdrawals", "Withdraw an offer", ("bidder",), t.WithdrawRequest,
          ("deposit_closed", "tender_cancelled", "nothing_to_withdraw"),
          "Before `opening_at`; the bidder may deposit again. Idempotent on `client_id`. The answer is the signed "
-         "withdrawal receipt.", t.Receipt),
+         "withdrawal receipt.", a.Receipt),
     _act("ask_question", "/questions", "Ask a clarification question", ("bidder",), t.QuestionRequest,
          ("not_downloaded", "too_late_to_ask", "question_exists", "tender_cancelled"),
          "By a bidder that registered a download, until `ask_until`. The asker is never shown to anyone else.",
-         t.QuestionView),
+         a.QuestionView),
     Operation("answer_question", "post", API + "/tenders/{tender_id}/questions/{question_id}/answer",
               "Answer a question", "Until `answer_until`; the answer is published to all (the feed's "
               "QuestionAnswered, every view), without the asker. Answers once its record is durable.", "tenders",
-              BUYER, {200: (t.TenderView, "Done.")}, (*_COMMAND, "not_the_buyer", "too_late_to_answer",
+              BUYER, {200: (a.TenderView, "Done.")}, (*_COMMAND, "not_the_buyer", "too_late_to_answer",
                                                       "unknown_question", "already_answered", "tender_cancelled",
                                                       *_BODY), t.AnswerRequest, True,
               path_params=("tender_id", "question_id")),
@@ -139,7 +140,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("receipt_key", "get", API + "/receipts/key", "The receipts' public key", "The Ed25519 public key "
               "that signs deposit and withdrawal receipts; verify a receipt offline with `auction-replay "
               "verify-receipt RECEIPT.json --public-key FILE`. No key needed.", "tenders", (),
-              {200: (t.ReceiptKey, "The key.")}),
+              {200: (a.ReceiptKey, "The key.")}),
 )
 __all__ = ["ERROR_CODES", "FEED_ENTRIES", "OPERATIONS", "TAGS", "register"]
 
