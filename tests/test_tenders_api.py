@@ -221,6 +221,21 @@ async def test_a_tender_through_the_rpc(tmp_path: Path, capsys: pytest.CaptureFi
         tokens = await api.call(buyer, "post", TENDER + "/tokens", 200, body={
             "bidders": ["acme", "beta", "gamma"], "members": ["m1", "m2", "m3"], "ttl_s": 600}, tender_id="T1")
         tok = {t["subject"]: t["token"] for t in tokens["tokens"]}
+        # T2: one offer, rejected at admission (nothing to bridge); T3: cancelled
+        await api.call(portal, "post", PUBLISH, 201, body={**body, "tender_id": "T2"})
+        await api.call(portal, "post", PUBLISH, 201, body={**body, "tender_id": "T3"})
+        t2 = {t["subject"]: t["token"] for t in (await api.call(buyer, "post", TENDER + "/tokens", 200, body={
+            "bidders": ["acme"], "members": ["m1", "m2"]}, tender_id="T2"))["tokens"]}
+        t3 = (await api.call(buyer, "post", TENDER + "/tokens", 200, body={"bidders": ["acme"]},
+                             tender_id="T3"))["tokens"][0]["token"]
+        await api.call(t2["acme"], "post", TENDER + "/deposits", 200,
+                       body=sealed({**view, "tender_id": "T2"}, "acme", "700000.00", "a-1"), tender_id="T2")
+        await api.refused(buyer, "post", TENDER + "/cancel", 422, "invalid_request", {"reason": ""}, tender_id="T3")
+        cancelled = await api.call(buyer, "post", TENDER + "/cancel", 200, body={"reason": "budget withdrawn"},
+                                   tender_id="T3")
+        assert cancelled["status"] == "cancelled"
+        await api.refused(t3, "post", TENDER + "/deposits", 409, "tender_cancelled",
+                          sealed({**view, "tender_id": "T3"}, "acme", "1.00", "a-1"), tender_id="T3")
         assert [t["role"] for t in tokens["tokens"]] == ["bidder"] * 3 + ["commission"] * 3
 
         # bidders: download, deposit (receipts), withdraw and deposit again, a question
@@ -258,7 +273,15 @@ async def test_a_tender_through_the_rpc(tmp_path: Path, capsys: pytest.CaptureFi
         await api.refused(buyer, "post", TENDER + "/extension", 409, "no_offers_to_extend",
                           {"days": 10, "answer_by": opening_in(3600)}, tender_id="T1")
 
+        await until(lambda: kind.tenders["T2"].status == "opening", timeout=40)
+        for member, share in (("m1", SHARES[0]), ("m2", SHARES[1])):
+            await api.call(t2[member], "post", TENDER + "/shares", 200, body={"share": share.hex()}, tender_id="T2")
+        await api.call(t2["m1"], "post", TENDER + "/admissions", 200,
+                       body={"bidder_id": "acme", "admitted": False, "reason": "no tax certificate"}, tender_id="T2")
+        none = await api.call(t2["m2"], "post", TENDER + "/admissions/close", 200, tender_id="T2")
+        assert [(lot["status"], lot["reason"]) for lot in none["lots"]] == [("unsuccessful", "none_admitted")]
         bridge = {k: v for k, v in auction_body("T1-E", seconds=600).items() if k != "bidders"}
+        await api.refused(buyer, "post", TENDER + "/auction", 409, "no_admitted_bidders", bridge, tender_id="T2")
         await api.refused(buyer, "post", TENDER + "/auction", 409, "admission_open", bridge, tender_id="T1")
 
         # the opening: k = 2 of 3 shares
@@ -315,6 +338,9 @@ async def test_a_tender_through_the_rpc(tmp_path: Path, capsys: pytest.CaptureFi
             "TenderPublished", "QuestionAnswered", "DepositsClosed", "TenderOpened", "ExtensionRequested",
             "TenderLotAwarded"]
         assert next(e["type"] for e in feed["events"] if e.get("auction_id") == "T1-E") == "AuctionCreated"
+        assert [(e["type"], e.get("reason")) for e in feed["events"] if e.get("tender_id") in ("T2", "T3")] == [
+            ("TenderPublished", None), ("TenderPublished", None), ("TenderCancelled", "budget withdrawn"),
+            ("DepositsClosed", None), ("TenderOpened", None), ("TenderLotUnsuccessful", "none_admitted")]
         key = await api.call(None, "get", "/receipts/key", 200)
         assert key["public_key"] == srv.service.receipt_key.public_key().public_bytes_raw().hex()
         (tmp_path / "key.pem").write_text(key["public_key_pem"])
