@@ -386,3 +386,23 @@ def test_tender_ref_is_optional_in_an_auction_configuration() -> None:
     assert config.tender_ref == "" and "tender_ref" not in config.to_dict()
     bridged = AuctionConfig.from_dict({**old, "tender_ref": "AO-1"}, default_secret="s" * 16)
     assert bridged.tender_ref == "AO-1" and AuctionConfig.from_dict(bridged.to_dict()) == bridged
+
+
+def test_every_refusal_code_of_the_kind_has_a_status() -> None:
+    """Every code the tender kind can refuse with (its `refuse(cmd, CODE)` calls and
+    `spec_problem`'s returns, read from the source) is an error code of the RPC."""
+    import ast
+
+    import tenders
+    from gateway.tender_errors import ERROR_CODES
+
+    codes: set[str] = set()
+    for module in Path(tenders.__file__).parent.glob("*.py"):
+        tree = ast.parse(module.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "refuse" and len(node.args) == 2:
+                codes |= {c.value for c in ast.walk(node.args[1]) if isinstance(c, ast.Constant)}
+            if isinstance(node, ast.FunctionDef) and node.name == "spec_problem":
+                codes |= {r.value.value for r in ast.walk(node) if isinstance(r, ast.Return)
+                          and isinstance(r.value, ast.Constant) and r.value.value is not None}
+    assert len(codes) >= 45 and codes <= set(ERROR_CODES), codes - set(ERROR_CODES)
