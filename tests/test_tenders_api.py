@@ -201,7 +201,7 @@ async def test_a_tender_through_the_rpc(tmp_path: Path, capsys: pytest.CaptureFi
     async with served(data, checkpoint_every=1) as srv:
         api = Http(srv)
         kind = srv.service.runtime.host.kind(Tenders)
-        body = publish_body("T1", opening_in(6), SHARES)
+        body = publish_body("T1", opening_in(10), SHARES)  # time enough for every act before it, under load
         view = await api.call(portal, "post", PUBLISH, 201, body=body)
         assert (view["status"], view["estimates"], view["bidders"], view["questions"]) == (
             "published", [{"lot_id": "L1", "estimate": ESTIMATE}], [], [])

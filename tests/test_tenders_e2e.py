@@ -32,7 +32,7 @@ BIDDERS = ("acme", "bravo", "coop", "delta", "echo")
 ASKER = "zed-asker"  # downloads, asks, and comes too late to deposit
 AMOUNTS = {"acme": "912345.67", "bravo": "923456.78", "coop": "934567.89", "delta": "1023456.78", "echo": "956789.01"}
 WITHDRAWN = "987654.32"  # bravo's first offer, withdrawn before the deadline
-OPENING_IN_S = 8.0  # the deposit deadline, from publication: everything before it must fit
+OPENING_IN_S = 12.0  # the deposit deadline, from publication: everything before it must fit
 
 
 def offer(amount: str) -> bytes:
