@@ -61,6 +61,8 @@ _CONFLICT = {
     "already_justified": "the bidder has already justified its offer",
     "admission_open": "the tender's admission is not closed yet (or the tender is cancelled)",
     "no_admitted_bidders": "the tender admitted no bidder",
+    "client_id_reused": "this client_id already named another act of the bidder (a deposit sent to withdraw, or "
+                        "the reverse)",
 }
 ERROR_CODES: dict[str, tuple[int, str]] = {
     **{code: (404, why) for code, why in _NOT_FOUND.items()},

@@ -92,12 +92,13 @@ OPERATIONS: tuple[Operation, ...] = (
          ("deposit_closed", "tender_cancelled", "already_downloaded"),
          "The bidder downloaded the tender's file: it may ask questions (art. 10)."),
     _act("deposit_offer", "/deposits", "Deposit a sealed offer", ("bidder",), t.DepositRequest,
-         ("deposit_closed", "tender_cancelled", "already_deposited", "malformed_envelopes", "hash_mismatch"),
+         ("deposit_closed", "tender_cancelled", "already_deposited", "malformed_envelopes", "hash_mismatch",
+          "client_id_reused"),
          "One envelope per part, each sealed on the bidder's side to the tender's public key (HPKE). Before "
          "`opening_at` (exclusive). Idempotent on `client_id`. The answer is the signed deposit receipt.",
          a.Receipt),
     _act("withdraw_offer", "/withdrawals", "Withdraw an offer", ("bidder",), t.WithdrawRequest,
-         ("deposit_closed", "tender_cancelled", "nothing_to_withdraw"),
+         ("deposit_closed", "tender_cancelled", "nothing_to_withdraw", "client_id_reused"),
          "Before `opening_at`; the bidder may deposit again. Idempotent on `client_id`. The answer is the signed "
          "withdrawal receipt.", a.Receipt),
     _act("ask_question", "/questions", "Ask a clarification question", ("bidder",), t.QuestionRequest,
@@ -217,7 +218,9 @@ def register(api: Api) -> None:
             refused = _refusal(outcome)
             if refused is not None:
                 raise ApiError(ERROR_CODES[refused[0]][0], *refused)
-        event: Any = next(e for e in reversed(submission.events) if type(e) is done)
+        event: Any = next((e for e in reversed(submission.events) if type(e) is done), None)
+        if event is None:  # a retry key names the bidder's other act (a deposit's id sent to withdraw)
+            raise ApiError(409, "client_id_reused", ERROR_CODES["client_id_reused"][1])
         if type(event) is OfferDeposited:
             envelopes = list(event.digests)
         kind_name = "deposit" if done is OfferDeposited else "withdrawal"

@@ -251,6 +251,8 @@ async def test_a_tender_through_the_rpc(tmp_path: Path, capsys: pytest.CaptureFi
         withdrawal = await api.call(tok["gamma"], "post", TENDER + "/withdrawals", 200, body={"client_id": "g-w"},
                                     tender_id="T1")
         assert (withdrawal["kind"], withdrawal["envelopes"]) == ("withdrawal", [])
+        await api.refused(tok["acme"], "post", TENDER + "/withdrawals", 409, "client_id_reused",
+                          {"client_id": "acme-1"}, tender_id="T1")
         await api.refused(tok["gamma"], "post", TENDER + "/withdrawals", 409, "nothing_to_withdraw",
                           {"client_id": "g-w2"}, tender_id="T1")
         receipts["gamma"] = await api.call(tok["gamma"], "post", TENDER + "/deposits", 200,
