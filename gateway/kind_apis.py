@@ -9,4 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-KIND_APIS: tuple[Any, ...] = ()
+from . import tenders_api
+
+KIND_APIS: tuple[Any, ...] = (tenders_api,)

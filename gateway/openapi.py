@@ -299,9 +299,9 @@ def _schemas(limits: Limits) -> dict[str, Any]:
     _, top = models_json_schema([(model, "validation") for model in unique],
                                 ref_template="#/components/schemas/{model}")
     schemas: dict[str, Any] = top["$defs"]
-    for name in ("AdmitRequest", "ObserverRequest"):
-        ttl = schemas[name]["properties"]["ttl_s"]
-        schemas[name]["properties"]["ttl_s"] = _capped(ttl, limits.token_ttl_s)
+    for schema in schemas.values():  # every token lifetime: the admission's, an observer's, a case token's
+        if "ttl_s" in schema.get("properties", {}):
+            schema["properties"]["ttl_s"] = _capped(schema["properties"]["ttl_s"], limits.token_ttl_s)
     events = schemas["FeedPage"]["properties"]["events"]
     schemas["FeedEntry"] = {**events["items"], "description": "A lifecycle event of some case (an auction, a "
                                                               "tender, a collective), with its feed sequence number."}

@@ -3,7 +3,8 @@ the room, the lifecycle feed and the metrics.
 
 `Service.open(settings)` recovers the engine from `<data_dir>/journal`, rebuilding the
 feed and the revocation times from the same replay, loads (or on first start creates,
-mode 0600) the token secret and, when none are configured, API keys in `<data_dir>`.
+mode 0600) the token secret, the receipt signing key and, when none are configured, API
+keys in `<data_dir>`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import trio
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from auction_engine.events import Event
 from auction_engine.runtime import Consumer, Record, Runtime
@@ -25,6 +27,7 @@ from .auth import ApiKeys, TokenIssuer, load_or_create_secret, write_private
 from .feed import Feed
 from .logs import log
 from .metrics import Metrics
+from .receipts import RECEIPT_KEY_FILE, ReceiptIndex, load_or_create_key
 from .rooms import Rooms, note_revocations
 from .settings import ROLES, ApiKey, Settings
 
@@ -66,6 +69,8 @@ class Service:
     feed: Feed
     rooms: Rooms
     journal_dir: Path
+    receipt_key: Ed25519PrivateKey
+    receipts: ReceiptIndex
     ready: bool = True
     port: int = 0  # the port it listens on, once serving
     stopping: trio.Event = field(default_factory=trio.Event)
@@ -81,14 +86,17 @@ class Service:
         data.mkdir(parents=True, exist_ok=True)
         secret = settings.token_secret or load_or_create_secret(data / TOKEN_SECRET_FILE)
         keys = settings.api_keys or load_or_create_api_keys(data / API_KEYS_FILE)
+        receipt_key = load_or_create_key(Path(settings.receipt_key_file or data / RECEIPT_KEY_FILE))
         feed = Feed()
         revoked_at: dict[tuple[str, str], int] = {}
+        receipts = ReceiptIndex()
 
-        def replayed(_record: Record, events: list[Event]) -> None:
+        def replayed(record: Record, events: list[Event]) -> None:
             feed.on_events(events)
             note_revocations(revoked_at, events)
+            receipts.note(record.command, record.gseq)
 
-        parts = (feed, Revocations(revoked_at))  # what `replayed` rebuilds: kept in journal checkpoints
+        parts = (feed, Revocations(revoked_at), receipts)  # what `replayed` rebuilds: kept in journal checkpoints
 
         metrics = Metrics()
         journal_dir = data / "journal"
@@ -111,7 +119,8 @@ class Service:
             tokens = TokenIssuer(secret, settings.token_ttl_s)
             rooms = Rooms(runtime, tokens, settings, metrics, revoked_at)
             runtime.attach(feed, rooms, JournalReport(metrics))  # the order they hear of each durable batch
-            service = cls(settings, runtime, ApiKeys(keys), tokens, metrics, feed, rooms, journal_dir)
+            service = cls(settings, runtime, ApiKeys(keys), tokens, metrics, feed, rooms, journal_dir, receipt_key,
+                          receipts)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(service._probe_lag)
                 nursery.start_soon(rooms.watchdog)

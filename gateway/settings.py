@@ -185,6 +185,8 @@ class Settings(BaseSettings):
         None, repr=False, min_length=MIN_SECRET_CHARS, max_length=MAX_SECRET_CHARS,
         description=f"must be a string of {MIN_SECRET_CHARS} to {MAX_SECRET_CHARS} characters")
     token_ttl_s: int = _int(12 * 3600, 60, 30 * DAY)
+    receipt_key_file: str | None = Field(None, pattern=r"^[^\x00]{1,4096}$",
+                                         description="must be a file path of 1 to 4096 characters")
     max_message_bytes: int = _int(16 * KiB, 256, 1 * MiB)
     bid_rate: float = _float(20.0, 0.1, 10_000)
     bid_burst: int = _int(40, 1, 100_000)
