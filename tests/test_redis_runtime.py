@@ -1,0 +1,128 @@
+"""The runtime with Redis as its journal of record: the same state as the file journal,
+recovery of every case at start, durability refused, fencing, a Redis restart survived."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+from factories import START, S
+from redis_local import commands, local_redis
+
+from auction_engine import PlaceBid
+from auction_engine.cluster import ClusterError, Layout, Leases, connect, rebuild
+from auction_engine.cluster.local import LocalRedis
+from auction_engine.cluster.serving import RedisOptions, open_runtime
+from auction_engine.cluster.writer import frame_case
+from auction_engine.runtime import JournalUnavailable, Runtime
+
+L = Layout()
+
+
+def mixed() -> list[Any]:
+    """Two auctions' commands interleaved by time (A2's a second after A1's)."""
+    one = commands("A1", 4)
+    two = [c._replace(now=c.now + S // 2) for c in commands("A2", 3)]
+    return sorted(one + two, key=lambda c: c.now)
+
+
+async def run_all(runtime: Runtime, cmds: list[Any]) -> None:
+    for command in cmds:
+        await runtime.execute(command)
+
+
+@pytest.mark.trio
+async def test_same_state_as_the_file_journal_and_recovered(redis_server: LocalRedis, tmp_path: Path) -> None:
+    async with Runtime.open(tmp_path / "journal", clock=lambda: 0) as runtime:
+        await run_all(runtime, mixed())
+        file_hash, file_gseq = runtime.host.state_hash(), runtime.journaled.gseq
+    options = RedisOptions(redis_server.url, lease_ms=2000, engine_id="e1")
+    async with open_runtime(options, clock=lambda: 0) as runtime:
+        assert runtime.recovery.records == 0
+        await run_all(runtime, mixed())
+        assert runtime.host.state_hash() == file_hash
+        assert runtime.writer.durable_gseq == file_gseq == 11  # 9 commands and the 2 lots' opening ticks
+        assert sorted(runtime.writer.book.held) == ["A1", "A2"]  # type: ignore[attr-defined]
+    seen: list[tuple[str, int]] = []
+    async with open_runtime(options, lambda record, _events: seen.append((record.auction_id, record.gseq)),
+                            clock=lambda: 0) as runtime:
+        assert runtime.recovery.records == 11
+        assert runtime.recovery.auctions == 2
+        assert runtime.recovery.state_hash == file_hash
+        assert [g for _c, g in seen] == list(range(1, 12))  # the order they were applied in
+        events = await runtime.submit(PlaceBid, "A1", "L1", "bob", 50_000, "late")
+        assert type(events[-1]).__name__ == "BidAccepted"
+        assert runtime.writer.durable_gseq == 12
+    async with connect(redis_server.url) as client:
+        from auction_engine.cluster import StreamJournal
+        journaled, report = await rebuild(StreamJournal(client), "A1")
+        assert report.records == 7 and report.last_gseq == 12
+
+
+def test_frame_case_reads_the_head() -> None:
+    from redis_local import case_frames
+    _j, frames = case_frames("Z-9", 2)
+    assert [frame_case(f) for batch in frames for f in batch] == [("Z-9", 1), ("Z-9", 2), ("Z-9", 3), ("Z-9", 4)]
+
+
+@pytest.mark.trio
+async def test_a_redis_that_cannot_promise_durability_is_refused(tmp_path: Path) -> None:
+    for server in local_redis(tmp_path / "r", extra=("--appendfsync", "everysec")):
+        with pytest.raises(ClusterError) as refused:
+            async with open_runtime(RedisOptions(server.url)):
+                pass
+        assert refused.value.code == "not_durable"
+        async with open_runtime(RedisOptions(server.url, unsafe=True, engine_id="e1"), clock=lambda: 0) as runtime:
+            await run_all(runtime, commands("A1", 1))
+            assert runtime.writer.durable_gseq == 3  # create, the opening tick, the bid
+
+
+@pytest.mark.trio
+async def test_a_moved_fence_stops_the_journal_and_nothing_is_written(redis_server: LocalRedis) -> None:
+    options = RedisOptions(redis_server.url, lease_ms=60_000, engine_id="e1")
+    async with open_runtime(options, clock=lambda: 0) as runtime:
+        cmds = commands("A1", 3)
+        await run_all(runtime, cmds[:2])
+        async with connect(redis_server.url) as client:  # another engine takes the case over
+            await client.delete([L.lease("A1")])
+            other = await Leases(client).claim("A1", "e2", 60_000)
+            assert other.token == 2
+            with pytest.raises(JournalUnavailable):
+                await runtime.execute(cmds[2])
+            assert "stale_token" in str(runtime.writer.failure)
+            assert runtime.writer.trouble() is not None
+            with pytest.raises(JournalUnavailable):
+                await runtime.execute(cmds[3])
+            assert await client.xlen(L.journal("A1")) == 3  # create, opening tick, first bid
+
+
+@pytest.mark.trio
+async def test_a_redis_restart_refuses_then_resumes_losing_nothing(redis_server: LocalRedis) -> None:
+    options = RedisOptions(redis_server.url, lease_ms=60_000, engine_id="e1")
+    cmds = commands("A1", 4)
+    async with open_runtime(options, clock=lambda: 0) as runtime:
+        await run_all(runtime, cmds[:2])
+        redis_server.stop()
+        answered: list[int] = []
+
+        async def bid() -> None:
+            answered.append((await runtime.execute(cmds[2])).last_gseq)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(bid)
+            with trio.fail_after(10):
+                while runtime.writer.trouble() is None:
+                    await trio.sleep(0.005)  # polling the condition: the writer saw the outage
+            with pytest.raises(JournalUnavailable) as refused:
+                await runtime.execute(cmds[3])
+            assert refused.value.code == "journal_unavailable"
+            hash_during = runtime.host.state_hash()
+            redis_server.start()
+        assert answered == [4]
+        assert runtime.host.state_hash() == hash_during
+        await runtime.execute(cmds[3])
+        assert runtime.writer.durable_gseq == 5
+    async with open_runtime(options, clock=lambda: 0) as runtime:
+        assert runtime.recovery.records == 5
