@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 import trio
-from factories import START, S
-from redis_local import commands, local_redis
+from factories import S
+from redis_local import case_frames, commands, local_redis
 
 from auction_engine import PlaceBid
-from auction_engine.cluster import ClusterError, Layout, Leases, connect, rebuild
+from auction_engine.cluster import ClusterError, Layout, Leases, StreamJournal, connect, rebuild
 from auction_engine.cluster.local import LocalRedis
 from auction_engine.cluster.serving import RedisOptions, open_runtime
 from auction_engine.cluster.writer import frame_case
@@ -56,13 +56,11 @@ async def test_same_state_as_the_file_journal_and_recovered(redis_server: LocalR
         assert type(events[-1]).__name__ == "BidAccepted"
         assert runtime.writer.durable_gseq == 12
     async with connect(redis_server.url) as client:
-        from auction_engine.cluster import StreamJournal
-        journaled, report = await rebuild(StreamJournal(client), "A1")
+        _journaled, report = await rebuild(StreamJournal(client), "A1")
         assert report.records == 7 and report.last_gseq == 12
 
 
 def test_frame_case_reads_the_head() -> None:
-    from redis_local import case_frames
     _j, frames = case_frames("Z-9", 2)
     assert [frame_case(f) for batch in frames for f in batch] == [("Z-9", 1), ("Z-9", 2), ("Z-9", 3), ("Z-9", 4)]
 

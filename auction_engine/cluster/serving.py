@@ -35,7 +35,7 @@ from .layout import ClusterError
 from .lease import Client, Leases
 from .recovery import survey
 from .stream import Entry, StreamJournal
-from .writer import CaseBook, RedisWriter, open_journal
+from .writer import UNREACHABLE, CaseBook, RedisWriter, open_journal
 
 logger = logging.getLogger("auction_engine.cluster")
 
@@ -95,12 +95,17 @@ async def recover_cases(journal: StreamJournal, book: CaseBook, on_record: Recor
 async def open_runtime(options: RedisOptions, on_record: RecordHook | None = None,
                        clock: Callable[[], int] = wall_clock_us) -> AsyncIterator[Runtime]:
     """A running `Runtime` on Redis (see the module docstring); its leases are released
-    on a clean exit. `ClusterError` at start: `not_durable`, `too_few_replicas`,
-    `config_unreadable` (the durability check), `held`, or a stream's damage."""
+    on a clean exit. `ClusterError` at start: `unreachable`, `not_durable`,
+    `too_few_replicas`, `config_unreadable` (the durability check), `held`, or a stream's
+    damage (its code)."""
     client: Client = connect(options.url)
+    started = False
     try:
         async with client:
-            how = await check_durability(client, replicas=options.replicas, unsafe=options.unsafe)
+            try:
+                how = await check_durability(client, replicas=options.replicas, unsafe=options.unsafe)
+            except UNREACHABLE as exc:
+                raise ClusterError("unreachable", f"Redis at {options.url} cannot be reached: {exc}") from None
             journal = open_journal(client, options.namespace, options.replicas, options.wait_ms)
             book = CaseBook(Leases(client, journal.layout), options.engine(), options.lease_ms)
             journaled, report = await recover_cases(journal, book, on_record)
@@ -108,11 +113,18 @@ async def open_runtime(options: RedisOptions, on_record: RecordHook | None = Non
             writer = RedisWriter(journal, book, journaled.gseq, max_batch=options.max_batch)
             runtime = Runtime(journaled, writer, report, clock)
             async with runtime.running():
+                started = True
                 yield runtime
+    except UNREACHABLE as exc:
+        if started:
+            raise
+        raise ClusterError("unreachable", f"Redis at {options.url} cannot be reached: {exc}") from None
     except BaseExceptionGroup as group:  # the client's task group wraps what failed: say it plainly
         alone = single(group)
-        if isinstance(alone, ClusterError | OSError):
+        if isinstance(alone, ClusterError):
             raise alone from None
+        if isinstance(alone, UNREACHABLE) and not started:
+            raise ClusterError("unreachable", f"Redis at {options.url} cannot be reached: {alone}") from None
         raise
 
 

@@ -24,7 +24,7 @@ import anyio
 import msgpack
 import trio
 from coredis.exceptions import ConnectionError as RedisConnectionError
-from coredis.exceptions import NoScriptError, ReplicationError, ResponseError
+from coredis.exceptions import NoScriptError, ResponseError
 
 from ..journal.format import FRAME
 from ..journal.store import Position
@@ -41,6 +41,7 @@ RETRY_MAX = 1.0  # seconds between retries at most
 UNREACHABLE: tuple[type[BaseException], ...] = (RedisConnectionError, TimeoutError, OSError,
                                                 anyio.BrokenResourceError, anyio.ClosedResourceError,
                                                 anyio.EndOfStream)
+RENEWAL_ERRORS: tuple[type[BaseException], ...] = (*UNREACHABLE, ResponseError)  # tried again next round
 
 
 def frame_case(frame: bytes) -> tuple[str, int]:
@@ -112,7 +113,7 @@ class CaseBook:
                 continue
             try:
                 replies = await self._renew_all(leases)
-            except UNREACHABLE + (ResponseError,):
+            except RENEWAL_ERRORS:
                 continue
             for lease, reply in zip(leases, replies, strict=True):
                 if isinstance(reply, Exception) or _text(reply[0]) != "ok":
@@ -125,7 +126,7 @@ class CaseBook:
         client, layout = self.leases.client, self.leases.layout
         script = self.leases._renew
         async with client.pipeline(transaction=False, raise_on_error=False) as pipe:
-            requests = [script([layout.lease(lease.case_id)], [lease.value, lease.ttl_ms], client=pipe)
+            requests: list[Any] = [script([layout.lease(lease.case_id)], [lease.value, lease.ttl_ms], client=pipe)
                         for lease in leases]
         return [await _settled(r) for r in requests]
 
