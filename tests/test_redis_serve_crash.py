@@ -133,7 +133,8 @@ async def test_sigkill_of_serve_redis_under_load_and_a_redis_restart_lose_nothin
                     await load.run_until(server.kill, rng.uniform(0.3, 1.5))
                     continue
 
-                async def redis_restart_then_stop(load: Load = load, server: RedisServer = server) -> None:
+                async def redis_restart_then_stop(load: Load = load, server: RedisServer = server,
+                                                  redis: LocalRedis = redis) -> None:
                     probed = await restart_redis(redis, server, probe)
                     assert [(m["type"], m["code"]) for m in probed] == [("reject", "journal_unavailable")] * 3
                     acked_before = count_acks(bidders)
