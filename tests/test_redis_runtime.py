@@ -3,6 +3,8 @@ recovery of every case at start, durability refused, fencing, a Redis restart su
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from auction_engine.cluster.local import LocalRedis
 from auction_engine.cluster.serving import RedisOptions, open_runtime
 from auction_engine.cluster.writer import frame_case
 from auction_engine.runtime import JournalUnavailable, Runtime
+from gateway.settings import SettingsError, load_settings
 
 L = Layout()
 
@@ -124,3 +127,41 @@ async def test_a_redis_restart_refuses_then_resumes_losing_nothing(redis_server:
         assert runtime.writer.durable_gseq == 5
     async with open_runtime(options, clock=lambda: 0) as runtime:
         assert runtime.recovery.records == 5
+
+
+def test_redis_settings_are_checked_and_read_from_the_environment() -> None:
+    with pytest.raises(SettingsError) as exc:
+        load_settings(env={}, overrides={"redis_url": "http://127.0.0.1:6379", "redis_namespace": "a:b",
+                                         "redis_lease_ms": 10, "redis_engine_id": "e|1"})
+    assert {path for path, _ in exc.value.problems} == {
+        "override:redis_url", "override:redis_namespace", "override:redis_lease_ms", "override:redis_engine_id"}
+    settings = load_settings(env={"AUCTION_ENGINE_REDIS_URL": "redis://10.0.0.5:6379/2",
+                                  "AUCTION_ENGINE_REDIS_UNSAFE": "true"})
+    assert (settings.redis_url, settings.redis_unsafe, settings.redis_lease_ms) == ("redis://10.0.0.5:6379/2", True,
+                                                                                   5000)
+    assert load_settings(env={}).redis_url is None  # the file journal, as before
+
+
+def serve_redis(tmp_path: Path, url: str, *flags: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "auction_engine.cli", "serve", "--host", "127.0.0.1", "--port", "0",
+                           "--data-dir", str(tmp_path / "data"), "--redis", url, *flags],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_serve_refuses_a_redis_that_is_not_durable_unreachable_or_damaged(tmp_path: Path) -> None:
+    for server in local_redis(tmp_path / "r", extra=("--appendonly", "no")):
+        done = serve_redis(tmp_path, server.url)
+        assert done.returncode == 5, done.stderr
+        assert "Redis: not_durable: appendonly='no'" in done.stderr
+    for server in local_redis(tmp_path / "d"):
+        async def damage() -> None:
+            async with connect(server.url) as client:
+                await client.set(L.journal("X1"), b"not a stream")
+        trio.run(damage)
+        done = serve_redis(tmp_path, server.url)
+        assert done.returncode == 4, done.stderr
+        assert "Redis: wrong_type at ae:{X1}:journal" in done.stderr
+        port = server.port
+    done = serve_redis(tmp_path, f"redis://127.0.0.1:{port}/0")  # that server has stopped
+    assert done.returncode == 3, done.stderr
+    assert "Redis: unreachable:" in done.stderr
