@@ -142,6 +142,12 @@ def test_redis_settings_are_checked_and_read_from_the_environment() -> None:
     assert load_settings(env={}).redis_url is None  # the file journal, as before
 
 
+async def damage(url: str) -> None:
+    """A string where a case's stream belongs."""
+    async with connect(url) as client:
+        await client.set(L.journal("X1"), b"not a stream")
+
+
 def serve_redis(tmp_path: Path, url: str, *flags: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "auction_engine.cli", "serve", "--host", "127.0.0.1", "--port", "0",
                            "--data-dir", str(tmp_path / "data"), "--redis", url, *flags],
@@ -154,10 +160,7 @@ def test_serve_refuses_a_redis_that_is_not_durable_unreachable_or_damaged(tmp_pa
         assert done.returncode == 5, done.stderr
         assert "Redis: not_durable: appendonly='no'" in done.stderr
     for server in local_redis(tmp_path / "d"):
-        async def damage() -> None:
-            async with connect(server.url) as client:
-                await client.set(L.journal("X1"), b"not a stream")
-        trio.run(damage)
+        trio.run(damage, server.url)
         done = serve_redis(tmp_path, server.url)
         assert done.returncode == 4, done.stderr
         assert "Redis: wrong_type at ae:{X1}:journal" in done.stderr
