@@ -54,6 +54,7 @@ bench-quick: $(STAMP) browser redis
 	$(BIN)/python -m benchmarks.ws_load --quick
 	$(BIN)/python -m benchmarks.web_room --quick
 	$(BIN)/python -m benchmarks.redis_append --quick
+	$(BIN)/python -m benchmarks.redis_serve --quick
 
 bench: $(STAMP) browser
 	$(BIN)/python -m benchmarks.core

@@ -34,7 +34,7 @@ from .durability import check_durability
 from .layout import ClusterError
 from .lease import Client, Leases
 from .recovery import survey
-from .stream import Entry, StreamJournal
+from .stream import APPEND, Entry, StreamJournal
 from .writer import UNREACHABLE, CaseBook, RedisWriter, open_journal
 
 logger = logging.getLogger("auction_engine.cluster")
@@ -107,6 +107,7 @@ async def open_runtime(options: RedisOptions, on_record: RecordHook | None = Non
             except UNREACHABLE as exc:
                 raise ClusterError("unreachable", f"Redis at {options.url} cannot be reached: {exc}") from None
             journal = open_journal(client, options.namespace, options.replicas, options.wait_ms)
+            await client.script_load(APPEND)  # the writer's pipelines call it by SHA
             book = CaseBook(Leases(client, journal.layout), options.engine(), options.lease_ms)
             journaled, report = await recover_cases(journal, book, on_record)
             logger.info("recovered from Redis (%s): %s", how, report.summary())
