@@ -168,3 +168,21 @@ def test_serve_refuses_a_redis_that_is_not_durable_unreachable_or_damaged(tmp_pa
     done = serve_redis(tmp_path, f"redis://127.0.0.1:{port}/0")  # that server has stopped
     assert done.returncode == 3, done.stderr
     assert "Redis: unreachable:" in done.stderr
+
+
+@pytest.mark.trio
+async def test_an_expired_lease_is_claimed_again_only_while_no_one_else_took_the_case(
+        redis_server: LocalRedis) -> None:
+    options = RedisOptions(redis_server.url, lease_ms=60_000, engine_id="e1")
+    cmds = commands("A1", 3)
+    async with open_runtime(options, clock=lambda: 0) as runtime, connect(redis_server.url) as client:
+        await run_all(runtime, cmds[:2])
+        await client.delete([L.lease("A1")])  # expired (Redis away longer than the ttl, say)
+        await runtime.execute(cmds[2])  # refused lease_lost, claimed again (token 2), appended
+        entries = [e async for e in StreamJournal(client).entries("A1")]
+        assert [(e.record.aseq, e.token) for e in entries] == [(1, 1), (2, 1), (3, 1), (4, 2)]
+        await client.set(L.lease("A2"), b"e2|7")  # another engine holds a new case: the journal stops
+        with pytest.raises(JournalUnavailable):
+            await runtime.execute(commands("A2", 0)[0]._replace(now=cmds[2].now))
+        assert "held" in str(runtime.writer.failure)
+        assert not await client.exists([L.journal("A2")])
