@@ -17,7 +17,7 @@ from auction_engine import PlaceBid
 from auction_engine.cluster import ClusterError, Layout, Leases, StreamJournal, connect, rebuild
 from auction_engine.cluster.local import LocalRedis
 from auction_engine.cluster.serving import RedisOptions, open_runtime
-from auction_engine.cluster.writer import frame_case
+from auction_engine.cluster.writer import CaseBook, frame_case
 from auction_engine.runtime import JournalUnavailable, Runtime
 from gateway.settings import SettingsError, load_settings
 
@@ -186,3 +186,21 @@ async def test_an_expired_lease_is_claimed_again_only_while_no_one_else_took_the
             await runtime.execute(commands("A2", 0)[0]._replace(now=cmds[2].now))
         assert "held" in str(runtime.writer.failure)
         assert not await client.exists([L.journal("A2")])
+
+
+@pytest.mark.trio
+async def test_a_claim_whose_answer_was_lost_is_adopted_only_then(redis_server: LocalRedis) -> None:
+    async with connect(redis_server.url) as client:
+        leases = Leases(client)
+        book = CaseBook(leases, "e1", 60_000)
+        won = await leases.claim("A3", "e1", 60_000)  # as if its answer had been lost on the way back
+        with pytest.raises(ClusterError) as held:
+            await book.claim("A3")  # not known to be unsure: someone with our name holds it
+        assert held.value.code == "held"
+        book._unsure.add("A3")
+        assert await book.claim("A3") == won
+        await leases.claim("A4", "e2", 60_000)
+        book._unsure.add("A4")
+        with pytest.raises(ClusterError) as other:
+            await book.claim("A4")
+        assert other.value.code == "held"

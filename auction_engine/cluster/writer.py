@@ -77,15 +77,36 @@ class CaseBook:
         self.ttl_ms = ttl_ms
         self.held: dict[str, Lease] = {}
         self.renewals = 0
+        self._unsure: set[str] = set()  # cases whose claim got no answer
 
     async def claim(self, case_id: str) -> Lease:
         """This engine's lease on the case (claimed now if it holds none); `ClusterError`
         `held` if another engine has it."""
         lease = self.held.get(case_id)
-        if lease is None:
-            lease = self.held[case_id] = await self.leases.claim(case_id, self.engine_id, self.ttl_ms)
-            logger.info("claimed case %s with token %d", case_id, lease.token)
+        if lease is not None:
+            return lease
+        try:
+            lease = await self.leases.claim(case_id, self.engine_id, self.ttl_ms)
+        except UNREACHABLE:
+            self._unsure.add(case_id)  # the claim may have won, its answer lost
+            raise
+        except ClusterError as exc:
+            lease = await self._adopt(case_id) if exc.code == "held" and case_id in self._unsure else None
+            if lease is None:
+                raise
+        self._unsure.discard(case_id)
+        self.held[case_id] = lease
+        logger.info("claimed case %s with token %d", case_id, lease.token)
         return lease
+
+    async def _adopt(self, case_id: str) -> Lease | None:
+        """The lease a claim of ours took though its answer was lost (it names this engine,
+        whose id no other live process shares), or None."""
+        value = await self.leases.client.get(self.leases.layout.lease(case_id))
+        owner, _, token = _text(value or b"").rpartition("|")
+        if owner != self.engine_id or not token.isdigit():
+            return None
+        return Lease(case_id, self.engine_id, int(token), self.ttl_ms)
 
     async def claim_waiting(self, case_id: str, patience_ms: int) -> Lease:
         """`claim`, waiting out a lease another process still holds (a crashed engine's,
