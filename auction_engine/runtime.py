@@ -143,6 +143,14 @@ class Runtime:
                                split_from=split_from, pipeline=pipeline)
         runtime = cls(journaled, writer, report, clock, checkpoint_dir=Path(directory),
                       checkpoint_every=checkpoint_every, parts=parts)
+        async with runtime.running():
+            yield runtime
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[Runtime]:
+        """Run the writer, the timer and the checkpoints; flush on exit (`open` does it; a
+        runtime on another journal of record, built with its own writer, enters this)."""
+        writer, runtime = self.writer, self
         async with trio.open_nursery() as nursery:
             await nursery.start(writer.run)
             nursery.start_soon(runtime._timer)
@@ -329,4 +337,5 @@ class Runtime:
             try:
                 await self.execute(Tick(self.now()))
             except JournalUnavailable:
-                return  # intake has stopped; the service reports it
+                if not await self.writer.until_available():
+                    return  # intake has stopped for good; the service reports it

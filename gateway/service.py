@@ -1,7 +1,8 @@
 """One serving process's parts, opened together: runtime (engine + journal), credentials,
 the room, the lifecycle feed and the metrics.
 
-`Service.open(settings)` recovers the engine from `<data_dir>/journal`, rebuilding the
+`Service.open(settings)` recovers the engine from `<data_dir>/journal` (or, with
+`redis_url`, from the cases' streams in Redis), rebuilding the
 feed and the revocation times from the same replay, loads (or on first start creates,
 mode 0600) the token secret, the receipt signing key and, when none are configured, API
 keys in `<data_dir>`.
@@ -12,8 +13,8 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,11 +101,7 @@ class Service:
 
         metrics = Metrics()
         journal_dir = data / "journal"
-        async with Runtime.open(journal_dir, durability=settings.durability, sync_in=settings.sync_in,
-                                segment_size=settings.segment_size,
-                                max_batch=settings.max_batch, max_delay=settings.max_delay_ms / 1000,
-                                on_record=replayed, checkpoint_every=settings.checkpoint_every,
-                                parts=parts) as runtime:
+        async with open_runtime(settings, journal_dir, replayed, parts) as runtime:
             log(logger, logging.INFO, "journal recovered", summary=runtime.recovery.summary(),
                 records=runtime.recovery.records, auctions=runtime.recovery.auctions,
                 checkpoint=runtime.recovery.checkpoint, replayed=runtime.recovery.replayed,
@@ -141,6 +138,25 @@ class Service:
         """Taking commands: the journal can make records durable (not failed, not stopped,
         its sync process running) and the service is not stopping."""
         return self.ready and self.runtime.writer.healthy
+
+
+def open_runtime(settings: Settings, journal_dir: Path, replayed: Callable[[Record, list[Event]], None],
+                 parts: tuple[Feed, Revocations]) -> AbstractAsyncContextManager[Runtime]:
+    """The runtime on the file journal in `journal_dir`, or on Redis with `redis_url`
+    (auction_engine.cluster.serving: every case rebuilt from its stream, no checkpoints)."""
+    if settings.redis_url is None:
+        return Runtime.open(journal_dir, durability=settings.durability, sync_in=settings.sync_in,
+                            segment_size=settings.segment_size,
+                            max_batch=settings.max_batch, max_delay=settings.max_delay_ms / 1000,
+                            on_record=replayed, checkpoint_every=settings.checkpoint_every, parts=parts)
+    from auction_engine.cluster.serving import RedisOptions
+    from auction_engine.cluster.serving import open_runtime as open_on_redis
+
+    options = RedisOptions(settings.redis_url, namespace=settings.redis_namespace, lease_ms=settings.redis_lease_ms,
+                           engine_id=settings.redis_engine_id, unsafe=settings.redis_unsafe,
+                           replicas=settings.redis_replicas, wait_ms=settings.redis_wait_ms,
+                           max_batch=settings.max_batch)
+    return open_on_redis(options, replayed)
 
 
 class JournalReport(Consumer):
