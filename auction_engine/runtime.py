@@ -41,6 +41,7 @@ from .events import (
     LotUnsuccessful,
 )
 from .journal import JournalUnavailable, JournalWriter, RecoveryReport, SegmentStore, checkpoint, recover
+from .journal.checkpoint import Part
 from .journal.format import FormatError, Record, decode_event, encode_events
 from .journal.recovery import RecordHook
 from .journal.sequencer import Journaled, Submission
@@ -50,8 +51,8 @@ from .ranking import LotSnapshot
 
 # The journal's names that the gateway needs are re-exported: the gateway reaches the
 # journal only through this module (a contract in .importlinter).
-__all__ = ["FormatError", "JournalUnavailable", "Record", "Runtime", "Submission", "decode_event", "encode_events",
-           "wall_clock_us"]
+__all__ = ["FormatError", "JournalUnavailable", "Part", "Record", "Runtime", "Submission", "decode_event",
+           "encode_events", "wall_clock_us"]
 
 MAX_TIMER_SLEEP = 60.0  # seconds: the timer re-reads the clock at least this often
 

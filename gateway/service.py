@@ -22,7 +22,7 @@ import trio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from auction_engine.events import Event
-from auction_engine.runtime import Consumer, Record, Runtime
+from auction_engine.runtime import Consumer, Part, Record, Runtime
 
 from .auth import ApiKeys, TokenIssuer, load_or_create_secret, write_private
 from .feed import Feed
@@ -141,7 +141,7 @@ class Service:
 
 
 def open_runtime(settings: Settings, journal_dir: Path, replayed: Callable[[Record, list[Event]], None],
-                 parts: tuple[Feed, Revocations]) -> AbstractAsyncContextManager[Runtime]:
+                 parts: tuple[Part, ...]) -> AbstractAsyncContextManager[Runtime]:
     """The runtime on the file journal in `journal_dir`, or on Redis with `redis_url`
     (auction_engine.cluster.serving: every case rebuilt from its stream, no checkpoints)."""
     if settings.redis_url is None:
