@@ -48,11 +48,11 @@ lint: $(STAMP)
 	$(BIN)/mypy auction_engine tenders grouped_purchases replay gateway benchmarks
 	$(BIN)/lint-imports --no-cache
 
-test-slow: $(STAMP)
+test-slow: $(STAMP) redis
 	HYPOTHESIS_PROFILE=slow MODEL_STREAM_COMMANDS=1000000 TAMPER_MUTATIONS=200 CRASH_KILLS=100 \
-		SERVE_CRASH_KILLS=40 SCHEMATHESIS_MAX_EXAMPLES=100 $(BIN)/python -m pytest tests/test_model_stateful.py \
-		tests/test_model_stream.py tests/test_tamper.py tests/test_crash.py tests/test_serve_crash.py \
-		tests/test_schemathesis.py
+		SERVE_CRASH_KILLS=40 REDIS_SERVE_KILLS=30 SCHEMATHESIS_MAX_EXAMPLES=100 $(BIN)/python -m pytest \
+		tests/test_model_stateful.py tests/test_model_stream.py tests/test_tamper.py tests/test_crash.py \
+		tests/test_serve_crash.py tests/test_redis_serve_crash.py tests/test_schemathesis.py
 	$(BIN)/python -m pytest -m slow
 
 bench-quick: $(STAMP) browser redis
@@ -61,6 +61,7 @@ bench-quick: $(STAMP) browser redis
 	$(BIN)/python -m benchmarks.ws_load --quick
 	$(BIN)/python -m benchmarks.web_room --quick
 	$(BIN)/python -m benchmarks.redis_append --quick
+	$(BIN)/python -m benchmarks.redis_serve --quick
 
 bench: $(STAMP) browser
 	$(BIN)/python -m benchmarks.core

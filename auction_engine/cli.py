@@ -2,7 +2,10 @@
 scripted auction, `recover` or `repair` a journal.
 
 Exit codes: 0 success; 2 unreadable or invalid input or settings (every problem listed on
-stderr); 3 the journal could not be written; 4 `recover` (or `serve`) found a damaged journal.
+stderr); 3 the journal could not be written (or Redis could not be reached at start); 4 `recover` (or
+`serve`) found a damaged journal (or stream); 5 `serve --redis` refused Redis: it cannot promise
+durability (`not_durable`, `too_few_replicas`, `config_unreadable`: see `--redis-unsafe`) or
+another engine keeps holding a case (`held`).
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ from .timeutil import format_instant
 EXIT_INPUT = 2
 EXIT_IO = 3
 EXIT_DAMAGED = 4
+EXIT_REDIS = 5  # serve --redis: Redis cannot promise durability, or a case stays held by another engine
+REDIS_REFUSALS = frozenset({"not_durable", "too_few_replicas", "config_unreadable", "held", "bad_namespace"})
 
 
 def write_journal(directory: Path, frames: Sequence[bytes]) -> None:
@@ -71,6 +76,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     srv.add_argument("--data-dir", metavar="DIR", help="journal and secrets directory (default ./data)")
     srv.add_argument("--durability", choices=("fsync", "none"), help="fsync (default) or none (tests only)")
     srv.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    srv.add_argument("--redis", metavar="URL", help="journal of record in Redis (redis://host:port/db), not files")
+    srv.add_argument("--redis-namespace", metavar="NAME", help="the key namespace in Redis (default ae)")
+    srv.add_argument("--redis-unsafe", action="store_true", default=None,
+                     help="run on a Redis that cannot promise durability (tests, comparisons only)")
     demo = commands.add_parser("demo", help="serve, create a 2-lot auction over the RPC, run bot bidders, audit it")
     demo.add_argument("--data-dir", metavar="DIR", help="where the demo's journal goes (default: a new temp dir)")
     demo.add_argument("--bidders", type=int, default=12, help="bot bidders (default 12)")
@@ -97,8 +106,11 @@ def _serve(args: argparse.Namespace) -> int:
     from gateway.app import run
     from gateway.settings import SettingsError, load_settings
 
+    from .cluster.layout import ClusterError  # (layout only: coredis loads with `--redis` alone)
+
     overrides = {"host": args.host, "port": args.port, "data_dir": args.data_dir, "durability": args.durability,
-                 "log_level": args.log_level}
+                 "log_level": args.log_level, "redis_url": args.redis, "redis_namespace": args.redis_namespace,
+                 "redis_unsafe": args.redis_unsafe}
     try:
         settings = load_settings(args.config, overrides=overrides)
     except SettingsError as exc:
@@ -106,8 +118,13 @@ def _serve(args: argparse.Namespace) -> int:
         return EXIT_INPUT
     try:
         run(settings)
-    except (JournalCorruption, OSError, BaseExceptionGroup) as raised:
+    except (JournalCorruption, OSError, BaseExceptionGroup, ClusterError) as raised:
         failure = _alone(raised)  # a start failure comes out of the service's nurseries
+        if isinstance(failure, ClusterError):
+            print(f"auction-engine serve: Redis: {failure}", file=sys.stderr)
+            if failure.code == "unreachable":
+                return EXIT_IO
+            return EXIT_REDIS if failure.code in REDIS_REFUSALS else EXIT_DAMAGED
         if isinstance(failure, JournalCorruption):
             print(f"auction-engine serve: the journal is damaged: {failure}; see `auction-engine repair`",
                   file=sys.stderr)

@@ -148,6 +148,7 @@ class AuctionConfig:
     stagger: int
     lots: tuple[LotConfig, ...]
     pseudonym_secret: str = field(repr=False)
+    tender_ref: str = ""  # the tender whose admitted bidders this auction took ("": none); optional in journals
 
     def initial_close(self, lot_index: int) -> int:
         """The scheduled close of the lot at `lot_index`, before any extension."""
@@ -174,6 +175,7 @@ class AuctionConfig:
             "visibility": self.visibility,
             "stagger": format_duration(self.stagger),
             "pseudonym_secret": self.pseudonym_secret,
+            **({"tender_ref": self.tender_ref} if self.tender_ref else {}),  # absent when unset: old hashes hold
             "lots": [
                 {
                     "lot_id": lot.lot_id,
@@ -251,11 +253,13 @@ class _Reader:
 
     def auction(self, data: object) -> AuctionConfig:
         known = {"auction_id", "title", "buyer_ref", "currency", "decimals", "start", "end", "bidders",
-                 "min_bidders", "visibility", "stagger", "pseudonym_secret", "rules", "extension", "lots"}
+                 "min_bidders", "visibility", "stagger", "pseudonym_secret", "rules", "extension", "lots",
+                 "tender_ref"}
         d = self.obj(data, "", known)
         auction_id = self.get(d, "auction_id", "", _identifier)
         title = self.get(d, "title", "", _text)
         buyer_ref = self.get(d, "buyer_ref", "", _text, "")
+        tender_ref = self.get(d, "tender_ref", "", _identifier, "")
         currency = self.get(d, "currency", "", _currency)
         decimals = self.get(d, "decimals", "", _int_range(0, MAX_DECIMALS), 2)
         start = self.get(d, "start", "", _instant)
@@ -296,7 +300,7 @@ class _Reader:
         return AuctionConfig(
             auction_id=auction_id, title=title, buyer_ref=buyer_ref, currency=currency, decimals=decimals,
             start=start, end=end, bidders=bidders, min_bidders=min_bidders, visibility=visibility,
-            stagger=stagger, lots=tuple(lots), pseudonym_secret=secret,
+            stagger=stagger, lots=tuple(lots), pseudonym_secret=secret, tender_ref=tender_ref,
         )
 
     def lot(self, data: object, path: str, decimals: int, rules: Mapping[str, Any],

@@ -41,6 +41,7 @@ from .events import (
     LotUnsuccessful,
 )
 from .journal import JournalUnavailable, JournalWriter, RecoveryReport, SegmentStore, checkpoint, recover
+from .journal.checkpoint import Part
 from .journal.format import FormatError, Record, decode_event, encode_events
 from .journal.recovery import RecordHook
 from .journal.sequencer import Journaled, Submission
@@ -50,8 +51,8 @@ from .ranking import LotSnapshot
 
 # The journal's names that the gateway needs are re-exported: the gateway reaches the
 # journal only through this module (a contract in .importlinter).
-__all__ = ["FormatError", "JournalUnavailable", "Record", "Runtime", "Submission", "decode_event", "encode_events",
-           "wall_clock_us"]
+__all__ = ["FormatError", "JournalUnavailable", "Part", "Record", "Runtime", "Submission", "decode_event",
+           "encode_events", "wall_clock_us"]
 
 MAX_TIMER_SLEEP = 60.0  # seconds: the timer re-reads the clock at least this often
 
@@ -143,6 +144,14 @@ class Runtime:
                                split_from=split_from, pipeline=pipeline)
         runtime = cls(journaled, writer, report, clock, checkpoint_dir=Path(directory),
                       checkpoint_every=checkpoint_every, parts=parts)
+        async with runtime.running():
+            yield runtime
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[Runtime]:
+        """Run the writer, the timer and the checkpoints; flush on exit (`open` does it; a
+        runtime on another journal of record, built with its own writer, enters this)."""
+        writer, runtime = self.writer, self
         async with trio.open_nursery() as nursery:
             await nursery.start(writer.run)
             nursery.start_soon(runtime._timer)
@@ -329,4 +338,5 @@ class Runtime:
             try:
                 await self.execute(Tick(self.now()))
             except JournalUnavailable:
-                return  # intake has stopped; the service reports it
+                if not await self.writer.until_available():
+                    return  # intake has stopped for good; the service reports it

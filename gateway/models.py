@@ -248,6 +248,8 @@ class AuctionConfig(Model):
     rules: BidRules = Field(default_factory=BidRules, description="Defaults for every lot.")
     extension: ExtensionPolicy = Field(default_factory=ExtensionPolicy, description="Defaults for every lot.")
     lots: list[LotConfig] = Field(min_length=1, max_length=MAX_LOTS)
+    tender_ref: Identifier | None = Field(None, description="The tender this auction follows (set by POST "
+                                          "/tenders/{tender_id}/auction, which also admits its admitted bidders).")
 
 
 # -- other request bodies -------------------------------------------------------------------

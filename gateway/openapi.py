@@ -303,7 +303,7 @@ def _schemas(limits: Limits) -> dict[str, Any]:
     _, top = models_json_schema([(model, "validation") for model in unique],
                                 ref_template="#/components/schemas/{model}")
     schemas: dict[str, Any] = top["$defs"]
-    for schema in schemas.values():  # every token lifetime a request may ask for
+    for schema in schemas.values():  # every token lifetime: the admission's, an observer's, a case token's
         if "ttl_s" in schema.get("properties", {}):
             schema["properties"]["ttl_s"] = _capped(schema["properties"]["ttl_s"], limits.token_ttl_s)
     events = schemas["FeedPage"]["properties"]["events"]

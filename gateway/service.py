@@ -1,9 +1,11 @@
 """One serving process's parts, opened together: runtime (engine + journal), credentials,
 the room, the lifecycle feed and the metrics.
 
-`Service.open(settings)` recovers the engine from `<data_dir>/journal`, rebuilding the
+`Service.open(settings)` recovers the engine from `<data_dir>/journal` (or, with
+`redis_url`, from the cases' streams in Redis), rebuilding the
 feed and the revocation times from the same replay, loads (or on first start creates,
-mode 0600) the token secret and, when none are configured, API keys in `<data_dir>`.
+mode 0600) the token secret, the receipt signing key and, when none are configured, API
+keys in `<data_dir>`.
 """
 
 from __future__ import annotations
@@ -11,21 +13,23 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import trio
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from auction_engine.events import Event
-from auction_engine.runtime import Consumer, Record, Runtime
+from auction_engine.runtime import Consumer, Part, Record, Runtime
 
 from .auth import ApiKeys, TokenIssuer, load_or_create_secret, write_private
 from .collective_awards import CollectiveAwards
 from .feed import Feed
 from .logs import log
 from .metrics import Metrics
+from .receipts import RECEIPT_KEY_FILE, ReceiptIndex, load_or_create_key
 from .rooms import Rooms, note_revocations
 from .settings import ROLES, ApiKey, Settings
 
@@ -67,6 +71,8 @@ class Service:
     feed: Feed
     rooms: Rooms
     journal_dir: Path
+    receipt_key: Ed25519PrivateKey
+    receipts: ReceiptIndex
     awards: CollectiveAwards  # collectives' award records from their auctions, and their live views
     ready: bool = True
     port: int = 0  # the port it listens on, once serving
@@ -83,22 +89,21 @@ class Service:
         data.mkdir(parents=True, exist_ok=True)
         secret = settings.token_secret or load_or_create_secret(data / TOKEN_SECRET_FILE)
         keys = settings.api_keys or load_or_create_api_keys(data / API_KEYS_FILE)
+        receipt_key = load_or_create_key(Path(settings.receipt_key_file or data / RECEIPT_KEY_FILE))
         feed = Feed()
         revoked_at: dict[tuple[str, str], int] = {}
+        receipts = ReceiptIndex()
 
-        def replayed(_record: Record, events: list[Event]) -> None:
+        def replayed(record: Record, events: list[Event]) -> None:
             feed.on_events(events)
             note_revocations(revoked_at, events)
+            receipts.note(record.command, record.gseq)
 
-        parts = (feed, Revocations(revoked_at))  # what `replayed` rebuilds: kept in journal checkpoints
+        parts = (feed, Revocations(revoked_at), receipts)  # what `replayed` rebuilds: kept in journal checkpoints
 
         metrics = Metrics()
         journal_dir = data / "journal"
-        async with Runtime.open(journal_dir, durability=settings.durability, sync_in=settings.sync_in,
-                                segment_size=settings.segment_size,
-                                max_batch=settings.max_batch, max_delay=settings.max_delay_ms / 1000,
-                                on_record=replayed, checkpoint_every=settings.checkpoint_every,
-                                parts=parts) as runtime:
+        async with open_runtime(settings, journal_dir, replayed, parts) as runtime:
             log(logger, logging.INFO, "journal recovered", summary=runtime.recovery.summary(),
                 records=runtime.recovery.records, auctions=runtime.recovery.auctions,
                 checkpoint=runtime.recovery.checkpoint, replayed=runtime.recovery.replayed,
@@ -114,7 +119,8 @@ class Service:
             rooms = Rooms(runtime, tokens, settings, metrics, revoked_at)
             awards = CollectiveAwards(runtime)
             runtime.attach(feed, rooms, awards, JournalReport(metrics))  # the order they hear of each durable batch
-            service = cls(settings, runtime, ApiKeys(keys), tokens, metrics, feed, rooms, journal_dir, awards)
+            service = cls(settings, runtime, ApiKeys(keys), tokens, metrics, feed, rooms, journal_dir, receipt_key,
+                          receipts, awards)
             async with trio.open_nursery() as nursery:
                 await nursery.start(awards.run)  # ended lots not yet recorded (a crash) first
                 nursery.start_soon(service._probe_lag)
@@ -136,6 +142,25 @@ class Service:
         """Taking commands: the journal can make records durable (not failed, not stopped,
         its sync process running) and the service is not stopping."""
         return self.ready and self.runtime.writer.healthy
+
+
+def open_runtime(settings: Settings, journal_dir: Path, replayed: Callable[[Record, list[Event]], None],
+                 parts: tuple[Part, ...]) -> AbstractAsyncContextManager[Runtime]:
+    """The runtime on the file journal in `journal_dir`, or on Redis with `redis_url`
+    (auction_engine.cluster.serving: every case rebuilt from its stream, no checkpoints)."""
+    if settings.redis_url is None:
+        return Runtime.open(journal_dir, durability=settings.durability, sync_in=settings.sync_in,
+                            segment_size=settings.segment_size,
+                            max_batch=settings.max_batch, max_delay=settings.max_delay_ms / 1000,
+                            on_record=replayed, checkpoint_every=settings.checkpoint_every, parts=parts)
+    from auction_engine.cluster.serving import RedisOptions
+    from auction_engine.cluster.serving import open_runtime as open_on_redis
+
+    options = RedisOptions(settings.redis_url, namespace=settings.redis_namespace, lease_ms=settings.redis_lease_ms,
+                           engine_id=settings.redis_engine_id, unsafe=settings.redis_unsafe,
+                           replicas=settings.redis_replicas, wait_ms=settings.redis_wait_ms,
+                           max_batch=settings.max_batch)
+    return open_on_redis(options, replayed)
 
 
 class JournalReport(Consumer):

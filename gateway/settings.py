@@ -185,6 +185,8 @@ class Settings(BaseSettings):
         None, repr=False, min_length=MIN_SECRET_CHARS, max_length=MAX_SECRET_CHARS,
         description=f"must be a string of {MIN_SECRET_CHARS} to {MAX_SECRET_CHARS} characters")
     token_ttl_s: int = _int(12 * 3600, 60, 30 * DAY)
+    receipt_key_file: str | None = Field(None, pattern=r"^[^\x00]{1,4096}$",
+                                         description="must be a file path of 1 to 4096 characters")
     max_message_bytes: int = _int(16 * KiB, 256, 1 * MiB)
     bid_rate: float = _float(20.0, 0.1, 10_000)
     bid_burst: int = _int(40, 1, 100_000)
@@ -197,6 +199,19 @@ class Settings(BaseSettings):
     direct_writes: bool = Field(True, description="must be true or false")
     log_level: LogLevel = "info"
     feed_wait_max_s: float = _float(30.0, 0, 300)
+    redis_url: str | None = Field(
+        None, pattern=r"^(redis|rediss|unix)://[^\s\x00]{1,4096}$",
+        description="must be a redis://, rediss:// or unix:// URL (none: the file journal)")
+    redis_namespace: str = Field("ae", pattern=r"^[^:{}*?\[\]\s\x00]{1,64}$",
+                                 description="must be 1 to 64 characters without ':', braces, glob characters "
+                                             "or spaces")
+    redis_lease_ms: int = _int(5000, 100, 600_000)
+    redis_engine_id: str = Field("", pattern=r"^[^|\s\x00]{0,128}$",
+                                 description="must be at most 128 characters without '|' or spaces "
+                                             "(empty: host name and process id)")
+    redis_unsafe: bool = Field(False, description="must be true or false")
+    redis_replicas: int = _int(0, 0, 16)
+    redis_wait_ms: int = _int(1000, 1, 60_000)
 
     def __init__(self, **values: Any) -> None:
         sources = values.get("_build_sources")

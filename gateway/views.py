@@ -120,6 +120,8 @@ class AuctionView(View):
         description="closed: every lot ended; open: some lot open; suspended: none open, some suspended; else "
                     "scheduled.")
     admitted_bidders: Count = Field(description="Bidders admitted now.")
+    tender_ref: Identifier | None = Field(None, description="The tender whose admitted bidders this auction took "
+                                          "(POST /tenders/{tender_id}/auction); absent otherwise.")
     bidders: list[BidderEntry] = Field(default_factory=list, description="Every bidder ever admitted; only in the "
                                        "portal's answers of POST /auctions and GET /auctions/{auction_id}.")
 

@@ -5,7 +5,7 @@ export --redis URL DIR [--namespace NS] [--auction ID] |
 timeline PATH --auction ID [--format csv|json] [--reveal] | report PATH --auction ID -o FILE [--reveal] |
 minutes PATH TENDER --which opening|evaluation --format html|pdf [--lang fr|en] -o FILE |
 ocds PATH [-o FILE] [--uri URI] [--publisher NAME] [--prefix OCID_PREFIX] [--collective-currency C]
-[--collective-decimals D].
+[--collective-decimals D] | verify-receipt RECEIPT.json --public-key FILE [--journal PATH].
 Exit codes: 0 everything checked matches; 1 the journal failed verification (the first
 problem is printed); 2 bad usage or an unreadable path.
 """
@@ -77,7 +77,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--collective-currency", default="MAD", help="the grouped purchases' currency (default MAD)")
     p.add_argument("--collective-decimals", type=int, choices=range(7), default=2, metavar="0-6",
                    help="the decimals of its minor units (default 2)")
+    p = commands.add_parser("verify-receipt", help="check a tender deposit's or withdrawal's signed receipt")
+    p.add_argument("path", help="the receipt (JSON, as the RPC answered it)")
+    p.add_argument("--public-key", required=True, help="the service's receipt key: PEM, or its raw key in hex")
+    p.add_argument("--journal", help="also check the journal's record at the receipt's position")
     args = parser.parse_args(argv)
+    if args.command == "verify-receipt":
+        return _verify_receipt(args)
     if args.command == "export" and args.redis:
         from .redis_export import export_redis
 
@@ -221,6 +227,29 @@ def write_durably(path: Path, data: bytes) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def _verify_receipt(args: argparse.Namespace) -> int:
+    from tenders.receipts import ReceiptError
+
+    from .receipts import verify_receipt
+
+    journal = None if args.journal is None else str(journal_of(Path(args.journal)))
+    try:
+        fields = verify_receipt(args.path, args.public_key, journal)
+    except ReceiptError as exc:
+        print(f"auction-replay: FAILED {exc.code}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except JournalCorruption as exc:
+        print(f"auction-replay: FAILED: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except OSError as exc:
+        print(f"auction-replay: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    checked = " and journal record" if journal else ""
+    print(f"OK: receipt{checked} verified: {fields['kind']} of {fields['bidder_id']} in tender {fields['tender_id']} "
+          f"at {fields['time']}, gseq {fields['gseq']}")
+    return EXIT_OK
 
 
 if __name__ == "__main__":

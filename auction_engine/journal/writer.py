@@ -29,7 +29,7 @@ from typing import Any, Protocol
 import trio
 from trio.lowlevel import Abort, current_task, reschedule, wait_task_rescheduled
 
-from .store import SegmentStore
+from .store import Position, SegmentStore
 from .sync import NoSync, Sync, SyncProcess, SyncThread
 
 DEFAULT_MAX_BATCH = 8192  # records per write + fsync
@@ -66,6 +66,16 @@ class WriterListener(Protocol):
         """`run` has returned: nothing more becomes durable."""
 
 
+class Store(Protocol):
+    """Where a writer's batches go: a `SegmentStore`, or another journal of record whose
+    writer subclass supplies its own `Sync` (`_open_sync`)."""
+
+    position: Position  # where the next record goes (`next_gseq`: the writer starts after it)
+    durable: bool
+
+    def close(self) -> None: ...
+
+
 class Unheard:
     """The listener of a writer nobody listens to."""
 
@@ -89,7 +99,7 @@ class JournalWriter:
     """The single writer of a `SegmentStore`; run `run()` in a nursery. `listener` (its
     owner: settable until `run`) hears of every batch."""
 
-    def __init__(self, store: SegmentStore, *, max_batch: int = DEFAULT_MAX_BATCH,
+    def __init__(self, store: Store, *, max_batch: int = DEFAULT_MAX_BATCH,
                  max_delay: float = DEFAULT_MAX_DELAY, sync_in: str = DEFAULT_SYNC_IN,
                  split_from: int = DEFAULT_SPLIT_FROM, pipeline: bool = True,
                  listener: WriterListener | None = None) -> None:
@@ -183,14 +193,7 @@ class JournalWriter:
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Write batches until `close()`; on an IO error, fail every waiter and return."""
-        sync: Sync
-        if not self.store.durable:
-            sync = NoSync(self.store)
-        elif self.store.syncs_elsewhere and self.sync_in == "process":
-            sync = SyncProcess(self.store)  # if it cannot start, neither does the writer
-            self.sync_pid = sync.pid
-        else:
-            sync = SyncThread(self.store)
+        sync = self._open_sync()
         self._sync = sync
         task_status.started()
         try:
@@ -204,6 +207,24 @@ class JournalWriter:
             finally:
                 self.sync_pid = None
                 self.listener.writer_stopped()
+
+    def _open_sync(self) -> Sync:
+        """The sync for this writer's store (another journal of record overrides it)."""
+        store = self.store
+        assert isinstance(store, SegmentStore), store
+        if not store.durable:
+            return NoSync(store)
+        if store.syncs_elsewhere and self.sync_in == "process":
+            sync = SyncProcess(store)  # if it cannot start, neither does the writer
+            self.sync_pid = sync.pid
+            return sync
+        return SyncThread(store)
+
+    async def until_available(self) -> bool:
+        """After `JournalUnavailable`: wait until records can be taken again and return
+        True, or return False at once if they never will (a file journal's failure is for
+        good: a restart is needed)."""
+        return False
 
     @property
     def healthy(self) -> bool:

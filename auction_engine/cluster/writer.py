@@ -1,0 +1,334 @@
+"""The runtime's journal writer with Redis as the journal of record (`serve --redis`).
+
+`RedisWriter` is the file writer (`JournalWriter`: group commit, batch cuts, listener
+calls, `wait_durable`) whose batches go to the cases' streams instead of a segment file:
+`RedisSync` splits a batch by case and sends every case's fenced append (stream.py's
+script) in one pipeline, one round trip per batch (plus WAIT with replicas). A batch is
+durable only once Redis answered `ok` for every case in it. Each case is claimed (lease
+and fencing token) before its first append; `CaseBook.keep` renews every lease each third
+of its ttl. While Redis cannot be reached the batch is retried (the seq check makes a
+retry of an append that did land harmless) and `check()` refuses new commands with
+`JournalUnavailable` (`journal_unavailable`); a refusal that means another writer moved
+on (`stale_token`, `held`, a stream that is not ours) stops the journal for good.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import msgpack
+import trio
+from coredis.exceptions import ConnectionError as RedisConnectionError
+from coredis.exceptions import NoScriptError, ResponseError
+
+from ..journal.format import FRAME
+from ..journal.store import Position
+from ..journal.writer import JournalUnavailable, JournalWriter
+from .layout import ClusterError, Layout
+from .lease import Client, Lease, Leases, _text
+from .stream import APPEND, StreamJournal
+
+logger = logging.getLogger("auction_engine.cluster")
+
+RETRY_FIRST = 0.05  # seconds before the first retry while Redis is unreachable
+RETRY_MAX = 1.0  # seconds between retries at most
+# What a lost or refused connection raises: the append's outcome is unknown, so retried.
+UNREACHABLE: tuple[type[BaseException], ...] = (RedisConnectionError, TimeoutError, OSError,
+                                                anyio.BrokenResourceError, anyio.ClosedResourceError,
+                                                anyio.EndOfStream)
+RENEWAL_ERRORS: tuple[type[BaseException], ...] = (*UNREACHABLE, ResponseError)  # tried again next round
+
+
+def frame_case(frame: bytes) -> tuple[str, int]:
+    """(case id, aseq) of a framed record: the payload's second and fourth fields."""
+    unpacker = msgpack.Unpacker(raw=False)
+    unpacker.feed(frame[FRAME.size:FRAME.size + 64 + 4 * 256])  # the head fields come first
+    unpacker.read_array_header()
+    unpacker.skip()  # gseq
+    aseq = unpacker.unpack()
+    unpacker.skip()  # time
+    case = unpacker.unpack()
+    return case, aseq
+
+
+@dataclass(slots=True)
+class RedisStore:
+    """The writer's `Store` in Redis mode: no file; where the next record's gseq starts."""
+
+    position: Position
+    durable: bool = True
+
+    def close(self) -> None:
+        pass
+
+
+class CaseBook:
+    """The leases this engine holds, one per case it writes: claimed on a case's first
+    append (or at recovery), renewed together every third of the ttl."""
+
+    def __init__(self, leases: Leases, engine_id: str, ttl_ms: int) -> None:
+        self.leases = leases
+        self.engine_id = engine_id
+        self.ttl_ms = ttl_ms
+        self.held: dict[str, Lease] = {}
+        self.renewals = 0
+        self._unsure: set[str] = set()  # cases whose claim got no answer
+
+    async def claim(self, case_id: str) -> Lease:
+        """This engine's lease on the case (claimed now if it holds none); `ClusterError`
+        `held` if another engine has it."""
+        lease = self.held.get(case_id)
+        if lease is not None:
+            return lease
+        try:
+            lease = await self.leases.claim(case_id, self.engine_id, self.ttl_ms)
+        except UNREACHABLE:
+            self._unsure.add(case_id)  # the claim may have won, its answer lost
+            raise
+        except ClusterError as exc:
+            lease = await self._adopt(case_id) if exc.code == "held" and case_id in self._unsure else None
+            if lease is None:
+                raise
+        self._unsure.discard(case_id)
+        self.held[case_id] = lease
+        logger.info("claimed case %s with token %d", case_id, lease.token)
+        return lease
+
+    async def _adopt(self, case_id: str) -> Lease | None:
+        """The lease a claim of ours took though its answer was lost (it names this engine,
+        whose id no other live process shares), or None."""
+        value = await self.leases.client.get(self.leases.layout.lease(case_id))
+        owner, _, token = _text(value or b"").rpartition("|")
+        if owner != self.engine_id or not token.isdigit():
+            return None
+        return Lease(case_id, self.engine_id, int(token), self.ttl_ms)
+
+    async def claim_waiting(self, case_id: str, patience_ms: int) -> Lease:
+        """`claim`, waiting out a lease another process still holds (a crashed engine's,
+        which expires within its ttl) for `patience_ms` at most."""
+        with trio.move_on_after(patience_ms / 1000):
+            while True:
+                try:
+                    return await self.claim(case_id)
+                except ClusterError as exc:
+                    if exc.code != "held":
+                        raise
+                    pttl = await self.leases.client.pttl(self.leases.layout.lease(case_id))
+                    await trio.sleep(max(pttl, 10) / 1000)
+        return await self.claim(case_id)
+
+    async def keep(self) -> None:
+        """Renew every held lease each third of the ttl, in one pipeline. A lease found
+        lost is dropped: the next append re-claims the case, which succeeds only if no one
+        else did (the fence moved: `stale_token`), and the stream's seq check refuses it if
+        anyone appended meanwhile. Unreachable Redis: tried again next round."""
+        while True:
+            await trio.sleep(self.ttl_ms / 3000)
+            leases = list(self.held.values())
+            if not leases:
+                continue
+            try:
+                replies = await self._renew_all(leases)
+            except RENEWAL_ERRORS:
+                continue
+            for lease, reply in zip(leases, replies, strict=True):
+                if isinstance(reply, Exception) or _text(reply[0]) != "ok":
+                    logger.warning("lease of case %s lost (%r): re-claimed on its next append", lease.case_id, reply)
+                    if self.held.get(lease.case_id) == lease:
+                        del self.held[lease.case_id]
+            self.renewals += 1
+
+    async def _renew_all(self, leases: Sequence[Lease]) -> list[Any]:
+        client, layout = self.leases.client, self.leases.layout
+        script = self.leases._renew
+        async with client.pipeline(transaction=False, raise_on_error=False) as pipe:
+            requests: list[Any] = [script([layout.lease(lease.case_id)], [lease.value, lease.ttl_ms], client=pipe)
+                        for lease in leases]
+        return [await _settled(r) for r in requests]
+
+    async def release_all(self) -> None:
+        """Give every held case back (a clean stop), so a restart need not wait for them."""
+        for lease in list(self.held.values()):
+            with contextlib.suppress(ClusterError, *UNREACHABLE):
+                await self.leases.release(lease)
+        self.held.clear()
+
+
+async def _settled(request: Any) -> Any:
+    """A pipelined command's reply, or the error it got (pipelines with raise_on_error off)."""
+    try:
+        return await request
+    except Exception as exc:  # judged by the caller: NOSCRIPT, a refusal, a lost connection
+        return exc
+
+
+class RedisSync:
+    """The `Sync` of a `RedisWriter`: each batch becomes one pipeline of fenced appends,
+    one per case in it. One batch at a time; the trio thread goes on meanwhile."""
+
+    overlaps = True
+    pipelines = False
+
+    def __init__(self, journal: StreamJournal, book: CaseBook) -> None:
+        self.journal = journal
+        self.book = book
+        self.sha = journal._append.sha
+        self.outage: str | None = None  # why Redis cannot be reached now (None: it can)
+        self.back = trio.Event()  # set when an outage ends
+        self.back.set()
+        self.round_trips = 0
+        self._batch: list[bytes] = []
+
+    def start(self, batch: list[bytes]) -> None:
+        self._batch = batch
+
+    def can_add(self, batch: list[bytes]) -> bool:
+        return False
+
+    def add(self, batch: list[bytes]) -> None:
+        raise RuntimeError("Redis appends go one batch at a time")
+
+    def alive(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+    async def finish(self) -> None:
+        """Return once every case's records of the batch are in Redis; retry while Redis
+        is unreachable; raise `ClusterError` on a refusal that retrying cannot cure."""
+        todo: dict[str, tuple[int, list[bytes]]] = {}
+        for frame in self._batch:
+            case, aseq = frame_case(frame)
+            if case in todo:
+                todo[case][1].append(frame)
+            else:
+                todo[case] = (aseq, [frame])
+        delay = RETRY_FIRST
+        while todo:
+            try:
+                replies = await self._append_all(todo)
+            except UNREACHABLE as exc:
+                self._down(f"Redis is unreachable: {exc!r:.200}")
+                await trio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
+                continue
+            for case, reply in replies.items():
+                if await self._settle(case, todo[case], reply):
+                    del todo[case]
+        if self.outage is not None:
+            logger.warning("Redis is reachable again: the journal takes commands")
+            self.outage = None
+            self.back.set()
+
+    def _down(self, reason: str) -> None:
+        if self.outage is None:
+            logger.error("%s: commands are refused (journal_unavailable) until it answers", reason)
+            self.back = trio.Event()
+        self.outage = reason
+
+    async def _append_all(self, todo: dict[str, tuple[int, list[bytes]]]) -> dict[str, Any]:
+        """Claim the cases not held yet, then one pipeline: every case's append (and WAIT)."""
+        book, layout, journal = self.book, self.journal.layout, self.journal
+        leases = {case: await book.claim(case) for case in todo}
+        async with journal.client.pipeline(transaction=False, raise_on_error=False) as pipe:
+            requests = {case: pipe.evalsha(self.sha, [layout.lease(case), layout.fence(case), layout.journal(case)],
+                                           [leases[case].value, leases[case].token, first, *frames])
+                        for case, (first, frames) in todo.items()}
+            waited = pipe.wait(journal.replicas, journal.wait_ms) if journal.replicas else None
+        self.round_trips += 1
+        replies = {case: await _settled(r) for case, r in requests.items()}
+        if any(isinstance(r, NoScriptError) for r in replies.values()):  # a restarted Redis forgot it
+            await journal.client.script_load(APPEND)
+        for reply in replies.values():
+            if isinstance(reply, UNREACHABLE):
+                raise reply
+        if waited is not None:
+            confirmed = await _settled(waited)
+            if isinstance(confirmed, UNREACHABLE):
+                raise confirmed
+            if isinstance(confirmed, Exception) or int(confirmed) < journal.replicas:
+                raise ClusterError("not_replicated", f"WAIT: {confirmed!r:.80} of {journal.replicas} replicas "
+                                   "confirmed: the batch's durability is unknown")
+        return replies
+
+    async def _settle(self, case: str, appended: tuple[int, list[bytes]], reply: Any) -> bool:
+        """True if the case's records are now in its stream; False to retry them; raise
+        `ClusterError` for good."""
+        key = self.journal.layout.journal(case)
+        if isinstance(reply, NoScriptError):
+            return False
+        if isinstance(reply, ResponseError) and "LOADING" in str(reply):
+            return False
+        if isinstance(reply, Exception):
+            raise ClusterError("wrong_type", f"the case's keys are not ours to use: {reply}", key=key)
+        code = _text(reply[0])
+        first, frames = appended
+        if code == "ok":
+            return True
+        if code == "lease_lost":  # expired (Redis was away longer than the ttl): claim again, or fail
+            self.book.held.pop(case, None)
+            return False
+        if code == "seq_conflict" and await self._landed(case, first, frames):
+            return True  # an earlier try landed before its answer was lost
+        raise ClusterError(code, f"the append of records {first} to {first + len(frames) - 1} was refused "
+                           f"({_text(reply[1])!r:.60}): another writer moved on", key=key)
+
+    async def _landed(self, case: str, first: int, frames: list[bytes]) -> bool:
+        """Whether the stream ends with exactly these records (a retried append)."""
+        last = first + len(frames) - 1
+        page = await self.journal.client.xrange(self.journal.layout.journal(case), f"{first}-0", "+",
+                                                count=len(frames) + 1)
+        found = [bytes(item.field_values.get(b"r", b"")) for item in page]  # type: ignore[arg-type]
+        ids = [_text(item.identifier) for item in page]
+        return found == frames and ids[-1:] == [f"{last}-0"]
+
+
+class RedisWriter(JournalWriter):
+    """A `JournalWriter` whose journal of record is Redis (see the module docstring).
+    The runtime drives it as the file writer; `close` also releases the leases."""
+
+    def __init__(self, journal: StreamJournal, book: CaseBook, last_gseq: int, *, max_batch: int) -> None:
+        super().__init__(RedisStore(Position(0, 0, last_gseq + 1)), max_batch=max_batch, sync_in="thread")
+        self.redis = RedisSync(journal, book)
+        self.book = book
+
+    def _open_sync(self) -> RedisSync:
+        return self.redis
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self.book.keep)
+            try:
+                await super().run(task_status=task_status)
+            finally:
+                nursery.cancel_scope.cancel()
+                if self.failure is None:
+                    with trio.CancelScope(shield=True), trio.move_on_after(2.0):
+                        await self.book.release_all()
+
+    def check(self) -> None:
+        super().check()
+        if self.redis.outage is not None:
+            raise JournalUnavailable(self.redis.outage)
+
+    def trouble(self) -> str | None:
+        return super().trouble() or self.redis.outage
+
+    async def until_available(self) -> bool:
+        while True:
+            if self.failure is not None or self._stopped or self._closing:
+                return False
+            if self.redis.outage is None:
+                return True
+            await self.redis.back.wait()
+
+
+def open_journal(client: Client, namespace: str, replicas: int, wait_ms: int) -> StreamJournal:
+    """The namespace's streams, with WAIT for `replicas` after each batch."""
+    return StreamJournal(client, Layout(namespace), replicas=replicas, wait_ms=wait_ms)
