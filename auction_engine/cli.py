@@ -27,6 +27,7 @@ from .journal.recovery import SIDE_SUFFIX
 from .money import format_amount
 from .ranking import AuctionResults
 from .scenario import Run, load_scenario, run_scenario
+from .scenario_grouped import KIND, simulate_grouped
 from .tender_scenario import (
     TenderScenario,
     load_tender_scenario,
@@ -173,6 +174,8 @@ def _simulate(args: argparse.Namespace) -> int:
     try:
         with (sys.stdin if args.scenario == "-" else open(args.scenario, encoding="utf-8")) as handle:
             data = json.load(handle)
+        if isinstance(data, dict) and data.get("kind") == KIND:  # a grouped purchase (scenario_grouped.py)
+            return simulate_grouped(data, args)
         if isinstance(data, dict) and "tender" in data:
             return _simulate_tender(args, load_tender_scenario(data))
         scenario = load_scenario(data)

@@ -9,6 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import tenders_api
+from . import collectives_api, tenders_api
 
-KIND_APIS: tuple[Any, ...] = (tenders_api,)
+KIND_APIS: tuple[Any, ...] = (tenders_api, collectives_api)

@@ -255,6 +255,10 @@ def _responses(op: Operation) -> dict[str, Any]:
                 "event": {"type": "string", "description": "The entry's type."},
                 "data": {"type": "string", "contentMediaType": "application/json",
                          "contentSchema": _ref("FeedEntry")}}}}
+    if op.downloads:
+        out["200"]["content"] = {media: {"schema": {"type": "string", "format": "binary"}} for media in op.downloads}
+        out["200"]["headers"] = {"Content-Disposition": {"required": True, "schema": {
+            "type": "string", "pattern": '^attachment; filename="[^"]+"$'}}}
     codes = list(op.errors)
     if op.roles:
         codes += ["key_missing", "key_invalid"] + (["forbidden"] if set(op.roles) != set(KEY_ROLES) else [])

@@ -82,6 +82,7 @@ class Operation:
     query: type[BaseModel] | None = None
     path_params: tuple[str, ...] = ()
     links: dict[str, dict[str, str]] = field(default_factory=dict)  # name -> operationId, parameter -> expression
+    downloads: tuple[str, ...] = ()  # media types of a document answered instead of JSON (200)
 
     @property
     def token_roles(self) -> tuple[str, ...]:

@@ -25,6 +25,7 @@ from auction_engine.events import Event
 from auction_engine.runtime import Consumer, Part, Record, Runtime
 
 from .auth import ApiKeys, TokenIssuer, load_or_create_secret, write_private
+from .collective_awards import CollectiveAwards
 from .feed import Feed
 from .logs import log
 from .metrics import Metrics
@@ -72,6 +73,7 @@ class Service:
     journal_dir: Path
     receipt_key: Ed25519PrivateKey
     receipts: ReceiptIndex
+    awards: CollectiveAwards  # collectives' award records from their auctions, and their live views
     ready: bool = True
     port: int = 0  # the port it listens on, once serving
     stopping: trio.Event = field(default_factory=trio.Event)
@@ -115,10 +117,12 @@ class Service:
             metrics.track_open_auctions(lambda: sum(not engine.auction(a).finished for a in engine.auction_ids()))
             tokens = TokenIssuer(secret, settings.token_ttl_s)
             rooms = Rooms(runtime, tokens, settings, metrics, revoked_at)
-            runtime.attach(feed, rooms, JournalReport(metrics))  # the order they hear of each durable batch
+            awards = CollectiveAwards(runtime)
+            runtime.attach(feed, rooms, awards, JournalReport(metrics))  # the order they hear of each durable batch
             service = cls(settings, runtime, ApiKeys(keys), tokens, metrics, feed, rooms, journal_dir, receipt_key,
-                          receipts)
+                          receipts, awards)
             async with trio.open_nursery() as nursery:
+                await nursery.start(awards.run)  # ended lots not yet recorded (a crash) first
                 nursery.start_soon(service._probe_lag)
                 nursery.start_soon(rooms.watchdog)
                 nursery.start_soon(rooms.outflow.run)

@@ -15,7 +15,8 @@ from typing import Any, ClassVar, Self
 import msgpack
 
 from auction_engine.kind import CaseTable, ClockRegression, Codec, RetryKey, StateError, Tick
-from auction_engine.money import MAX_AMOUNT
+from auction_engine.money import MAX_AMOUNT, format_amount
+from auction_engine.timeutil import format_instant
 
 from .checks import (
     MAX_QUANTITY,
@@ -65,6 +66,7 @@ from .messages import (
     ScheduleGenerated,
     WithdrawNeed,
 )
+from .procurement import EDGE_DECIMALS
 from .rules import Article, ContractLine, Schedule, build_lines, contracts_at_prices, contracts_on_total, lot_lines
 from .rules import schedule_digest as _digest
 from .state import Collective, Contract
@@ -308,6 +310,7 @@ class Collectives(CaseTable):
         for member, lines in by_member.items():
             contract_id = f"{pid}/{lot}/{member}"
             contract = c.contracts[contract_id] = Contract(member, lot, pid, supplier, tuple(lines))
+            c.progress.add(contract)
             events.append(MemberContractIssued(cmd.now, cid, contract_id, member, lot, contract.total))
         return events
 
@@ -328,10 +331,16 @@ class Collectives(CaseTable):
 
     @staticmethod
     def public_event(event: Any) -> dict[str, Any]:
-        """The feed's form: plain values, no supplier (the feed names no bidder, as for
-        auctions); members and coordinator are public buyers."""
+        """The feed's form: ISO-8601 times, money as decimal strings (`EDGE_DECIMALS`), no
+        supplier (the feed names no bidder, as for auctions); members and coordinator are
+        public buyers."""
         entry: dict[str, Any] = {"type": type(event).__name__, **event._asdict()}
         entry.pop("supplier", None)
+        for name in ("time", "needs_deadline"):
+            if name in entry:
+                entry[name] = format_instant(entry[name])
+        if "total" in entry:
+            entry["total"] = format_amount(entry["total"], EDGE_DECIMALS)
         return {k: list(v) if type(v) is tuple else v for k, v in entry.items()}
 
     @staticmethod

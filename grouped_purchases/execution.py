@@ -35,6 +35,7 @@ def deliver(cmd: RecordDelivery, c: Collective) -> list[Any]:
         # Rejected units do not count: the supplier replaces them.
         raise Refused("beyond_contract", f"{line.quantity - net} units remain to deliver")
     contract.delivered[line.article] = contract.delivered.get(line.article, 0) + quantity
+    c.progress.deliver(contract, line.article, quantity)
     return [DeliveryRecorded(cmd.now, cmd.collective_id, cmd.contract_id, line.article, quantity)]
 
 
@@ -58,6 +59,7 @@ def receive(cmd: RecordReceipt, c: Collective) -> list[Any]:
     if rejected:
         contract.rejected[a] = contract.rejected.get(a, 0) + rejected
         contract.discrepancies.append((cmd.now, a, rejected, reason))
+    c.progress.receive(contract, a, quantity, rejected)
     return [ReceiptRecorded(cmd.now, cmd.collective_id, cmd.contract_id, a, quantity, rejected, reason)]
 
 
@@ -69,4 +71,5 @@ def pay(cmd: RecordPayment, c: Collective) -> list[Any]:
     if contract.paid + amount > MAX_AMOUNT:
         raise Refused("amount_too_large", f"payments exceed {MAX_AMOUNT} minor units")
     contract.paid += amount
+    c.progress.pay(contract, amount)
     return [PaymentRecorded(cmd.now, cmd.collective_id, cmd.contract_id, amount)]

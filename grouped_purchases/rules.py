@@ -86,9 +86,9 @@ def build_lines(articles: Mapping[str, Article], confirmed: Iterable[tuple[str, 
 def schedule_digest(collective_id: str, version: int, lines: tuple[ScheduleLine, ...]) -> str:
     """SHA-256 of msgpack([collective id, version, [[article, lot, unit price, quantity,
     [[member, quantity], ...]], ...]]): an auditor recomputes it from the exports."""
-    plain = [collective_id, version, [[ln.article, ln.lot, ln.unit_price, ln.quantity, [list(m) for m in ln.members]]
-                                      for ln in lines]]
-    return hashlib.sha256(msgpack.packb(plain)).hexdigest()
+    # A ScheduleLine is a tuple of these fields in this order, and msgpack packs a tuple as
+    # the array a list gives: the lines go in as they are, with no copy of 400,000 parts.
+    return hashlib.sha256(msgpack.packb([collective_id, version, lines])).hexdigest()
 
 
 def lot_lines(schedule: Schedule, lot: str) -> list[ScheduleLine]:

@@ -51,6 +51,43 @@ class Contract:
         return contract
 
 
+class Progress:
+    """The consolidation's running totals, kept as contracts are issued and executed (so the
+    live view costs no scan of every contract): per article [ordered, delivered, received,
+    rejected] units; per member [ordered, delivered, received] units and [amount due, paid].
+    Derived from the contracts, so neither hashed nor checkpointed: rebuilt on load."""
+
+    __slots__ = ("articles", "members")
+
+    def __init__(self, members: tuple[str, ...]) -> None:
+        self.articles: dict[str, list[int]] = {}
+        self.members: dict[str, list[int]] = {m: [0, 0, 0, 0, 0] for m in members}
+
+    def add(self, k: Contract) -> None:
+        row = self.members[k.member]
+        for line in k.lines:
+            a = line.article
+            self.receive(k, a, k.received.get(a, 0), k.rejected.get(a, 0))
+            self.deliver(k, a, k.delivered.get(a, 0))
+            self.articles[a][0] += line.quantity
+            row[0] += line.quantity
+        row[3] += k.total
+        row[4] += k.paid
+
+    def deliver(self, k: Contract, article: str, quantity: int) -> None:
+        self.articles.setdefault(article, [0, 0, 0, 0])[1] += quantity
+        self.members[k.member][1] += quantity
+
+    def receive(self, k: Contract, article: str, quantity: int, rejected: int) -> None:
+        row = self.articles.setdefault(article, [0, 0, 0, 0])
+        row[2] += quantity
+        row[3] += rejected
+        self.members[k.member][2] += quantity
+
+    def pay(self, k: Contract, amount: int) -> None:
+        self.members[k.member][4] += amount
+
+
 class Collective:
     """A purchasing collective: members, coordinator, catalogue, needs, schedules,
     procurements and contracts. The kind (collectives.py) alone changes it."""
@@ -70,6 +107,7 @@ class Collective:
         self.procurements: dict[str, tuple[int, tuple[str, ...]]] = {}  # id -> (schedule version, lots)
         self.lots: dict[str, tuple[str, str]] = {}  # lot -> ("pending" | "awarded", procurement id); open if absent
         self.contracts: dict[str, Contract] = {}
+        self.progress = Progress(members)  # the consolidation's totals (derived, not hashed)
 
     @property
     def constituted(self) -> bool:
@@ -113,4 +151,6 @@ class Collective:
         c.procurements = {pid: (v, tuple(lots_)) for pid, v, lots_ in procurements}
         c.lots = {lot: (status, pid) for lot, status, pid in lots}
         c.contracts = {cid: Contract.from_plain(rest) for cid, *rest in contracts}
+        for contract in c.contracts.values():
+            c.progress.add(contract)
         return c

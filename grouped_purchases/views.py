@@ -63,22 +63,11 @@ def contracts_of(c: Collective, reader: str) -> dict[str, Contract]:
 
 
 def consolidation(c: Collective, reader: str) -> Consolidation:
-    """The coordinator's view: ordered, delivered, received, paid and outstanding."""
+    """The coordinator's view: ordered, delivered, received, paid and outstanding (from the
+    running totals `state.Progress`: no scan of the contracts)."""
     if reader != c.coordinator:
         raise QueryError("not_member", "the consolidation is the coordinator's")
-    articles: dict[str, list[int]] = {}
-    members = {m: [0, 0, 0, 0, 0] for m in c.members}
-    for k in c.contracts.values():
-        row = members[k.member]
-        for line in k.lines:
-            a = line.article
-            units = [line.quantity, k.delivered.get(a, 0), k.received.get(a, 0), k.rejected.get(a, 0)]
-            articles[a] = [x + y for x, y in zip(articles.get(a, [0, 0, 0, 0]), units, strict=True)]
-            row[0] += units[0]
-            row[1] += units[1]
-            row[2] += units[2]
-        row[3] += k.total
-        row[4] += k.paid
     return Consolidation(
-        tuple(ArticleProgress(a, o, d, r, x, o - r) for a, (o, d, r, x) in sorted(articles.items())),
-        tuple(MemberProgress(m, o, d, r, due, paid, due - paid) for m, (o, d, r, due, paid) in members.items()))
+        tuple(ArticleProgress(a, o, d, r, x, o - r) for a, (o, d, r, x) in sorted(c.progress.articles.items())),
+        tuple(MemberProgress(m, o, d, r, due, paid, due - paid)
+              for m, (o, d, r, due, paid) in c.progress.members.items()))

@@ -4,6 +4,7 @@ refused with a stable code and no state change."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import msgpack
@@ -260,3 +261,13 @@ def test_the_auditors_timeline_and_export_of_a_collective(tmp_path: Path) -> Non
     assert ("Tick", ["NeedsClosed"]) in [(r["command"][0], [e[0] for e in r["events"]]) for r in rows]
     export_case(tmp_path / "j", CID, tmp_path / "x")
     assert verify(tmp_path / "x").ok
+
+
+def test_the_schedule_digest_is_the_documented_hash() -> None:
+    """sha256(msgpack([id, version, [[article, lot, unit price, quantity, [[member, quantity],
+    ...]], ...]])), built here from plain lists: what an auditor recomputes from the export."""
+    kind = run(preparation())
+    plain = [CID, 1, [["A4", "L1", 3_000, 160, [["m1", 100], ["m3", 60]]],
+                      ["TN", "L1", 45_000, 6, [["m1", 4], ["m3", 2]]],
+                      ["CH", "L2", 120_000, 10, [["m1", 10]]]]]
+    assert kind.collectives[CID].schedules[0].digest == hashlib.sha256(msgpack.packb(plain)).hexdigest()

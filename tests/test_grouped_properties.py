@@ -33,6 +33,8 @@ from grouped_purchases import (
     consolidation,
 )
 from grouped_purchases.rules import contracts_on_total, pro_rata_prices
+from grouped_purchases.state import Collective
+from grouped_purchases.views import ArticleProgress, Consolidation, MemberProgress
 
 MEMBERS = ("m1", "m2", "m3", "m4")
 ARTICLES = {"A": ("L1", 3_000), "B": ("L1", 45_001), "C": ("L2", 7), "D": ("L2", 120_000)}
@@ -166,6 +168,27 @@ def test_the_consolidation_is_the_sum_of_what_was_recorded(steps: list[tuple[str
                    if type(e) is PaymentRecorded and c.contracts[e.contract_id].member == member.member)
         assert member.paid == paid <= member.amount and member.outstanding == member.amount - paid
     assert sum(m.paid for m in view.members) == sum(k.paid for k in c.contracts.values())
+    assert view == recount(c)  # the running totals are a scan of the contracts
+    reloaded = Collectives.load_state(kind.dump_state()).collectives[CID]
+    assert consolidation(reloaded, "coord") == view  # rebuilt on load
+
+
+def recount(c: Collective) -> Consolidation:
+    """The consolidation by a scan of every contract: the naive model of `state.Progress`."""
+    articles: dict[str, list[int]] = {}
+    members = {m: [0, 0, 0, 0, 0] for m in c.members}
+    for k in c.contracts.values():
+        row = members[k.member]
+        for line in k.lines:
+            a = line.article
+            units = [line.quantity, k.delivered.get(a, 0), k.received.get(a, 0), k.rejected.get(a, 0)]
+            articles[a] = [x + y for x, y in zip(articles.get(a, [0, 0, 0, 0]), units, strict=True)]
+            row[:3] = [row[0] + units[0], row[1] + units[1], row[2] + units[2]]
+        row[3] += k.total
+        row[4] += k.paid
+    return Consolidation(
+        tuple(ArticleProgress(a, o, d, r, x, o - r) for a, (o, d, r, x) in sorted(articles.items())),
+        tuple(MemberProgress(m, o, d, r, due, paid, due - paid) for m, (o, d, r, due, paid) in members.items()))
 
 
 junk = st.one_of(st.none(), st.booleans(), st.integers(-2, 10**19), st.text(max_size=5),

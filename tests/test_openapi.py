@@ -319,7 +319,8 @@ async def test_every_operation_checks_key_and_role(tmp_path: Path) -> None:
         api = Api(srv)
         body = auction_body("R-1", seconds=60, lots=2, bidders=("r1",))
         await api.call("portal", "post", "/auctions", 201, json_body=body)
-        ids = {"auction_id": "R-1", "bidder_id": "r1", "tender_id": "R-1", "question_id": "q1"}
+        ids = {"auction_id": "R-1", "bidder_id": "r1", "tender_id": "R-1", "question_id": "q1", "collective_id": "C-1",
+               "article": "A4", "member_id": "m1", "version": "1", "lot": "L1"}
         wrong = {None: None, "wrong": "Bearer not-a-key-0123456789", "basic": f"Basic {KEYS['portal']}",
                  "empty": "Bearer"}
         seen_roles = set()

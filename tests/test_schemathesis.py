@@ -19,7 +19,7 @@ import pytest
 import trio
 from served import KEYS, TOKEN_SECRET, served
 
-from gateway import models, tender_models
+from gateway import collective_models, models, tender_models
 from gateway.auth import TokenIssuer
 
 MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "10"))
@@ -28,8 +28,9 @@ SEED = 20261203
 ST = Path(sys.executable).with_name("st")
 
 # Who calls what in the mixed pass: an allowed role per operation, every role used.
-BY_ROLE = {"buyer": ["suspend", "resume", "observer_token", "events"],
-           "auditor": ["list_auctions", "get_auction", "results", "journal_export"]}
+BY_ROLE = {"buyer": ["suspend", "resume", "observer_token", "events", "issue_member_token", "generate_schedule"],
+           "auditor": ["list_auctions", "get_auction", "results", "journal_export", "list_contracts",
+                       "consolidation"]}
 # Creating needs rules across fields (end after start, a close in the future...) that a
 # schema cannot state, so schema-valid bodies are often refused: 422 is a right answer
 # there (the request body's example is accepted; tests/test_openapi.py checks the rules).
@@ -42,17 +43,25 @@ TENDER_RULES = ["publish_tender", "deposit_offer", "submit_share", "decide_admis
 TENDER_TOKENS = {"bidder": ["register_download", "deposit_offer", "withdraw_offer", "ask_question", "justify_offer",
                             "answer_extension"],
                  "commission": ["submit_share", "decide_admission", "close_admission", "decide_justification"]}
+# Collective acts with rules across fields or with the state: a needs deadline later than
+# now, a launch's auction rules, a receipt inspecting at least one unit with a reason for
+# rejected ones.
+COLLECTIVE_RULES = ["create_collective", "launch", "record_receipt"]
+# A member's own acts take a member token: one of the example collective's members.
+MEMBER_OPERATIONS = ["accept_convention", "declare_need", "withdraw_need", "confirm_needs"]
 
 
 # Half the path ids are those of the request body's example auction (created by the
 # examples phase, which runs first): generated ids alone almost never name an auction.
 REAL_IDS = [
     "[dictionaries.auctions]", f'values = ["{models.EXAMPLE_AUCTION["auction_id"]}"]',
+    "[dictionaries.collectives]", f'values = ["{collective_models.EXAMPLE_COLLECTIVE["collective_id"]}"]',
     "[dictionaries.bidders]", f'values = {json.dumps(models.EXAMPLE_AUCTION["bidders"])}',
     "[dictionaries.tenders]", f'values = ["{tender_models.EXAMPLE_TENDER["tender_id"]}"]',
     "[parameters]", '"path.auction_id" = { dictionary = "auctions", probability = 0.5 }',
     '"path.tender_id" = { dictionary = "tenders", probability = 0.5 }',
-    '"path.bidder_id" = { dictionary = "bidders", probability = 0.5 }', ""]
+    '"path.bidder_id" = { dictionary = "bidders", probability = 0.5 }',
+    '"path.collective_id" = { dictionary = "collectives", probability = 0.5 }', ""]
 
 
 def config(default_role: str, mixed: bool) -> str:
@@ -62,7 +71,8 @@ def config(default_role: str, mixed: bool) -> str:
             lines += ["[[operations]]", f"include-operation-id = {operations!r}".replace("'", '"'),
                       f'headers = {{ Authorization = "Bearer {KEYS[role]}" }}', ""]
     # one section per operation: schemathesis applies the first that matches
-    settings: dict[str, list[str]] = {op: [] for op in ("create_auction", *TENDER_RULES)}
+    rules = ("create_auction", *TENDER_RULES, *COLLECTIVE_RULES)
+    settings: dict[str, list[str]] = {op: [] for op in rules}
     if mixed:
         issuer = TokenIssuer(TOKEN_SECRET, 3600)
         tender = tender_models.EXAMPLE_TENDER
@@ -71,8 +81,12 @@ def config(default_role: str, mixed: bool) -> str:
             token = issuer.issue_case(tender["tender_id"], subject, role)[0]
             for operation in operations:
                 settings.setdefault(operation, []).append(f'headers = {{ Authorization = "Bearer {token}" }}')
+        collective = collective_models.EXAMPLE_COLLECTIVE
+        member = issuer.issue_case(collective["collective_id"], collective["members"][0], "member")[0]
+        for operation in MEMBER_OPERATIONS:
+            settings.setdefault(operation, []).append(f'headers = {{ Authorization = "Bearer {member}" }}')
     for operation, extra in settings.items():
-        if operation in ("create_auction", *TENDER_RULES):
+        if operation in rules:
             extra.append(f"checks.positive_data_acceptance.expected-statuses = {CREATE_ACCEPTS!r}".replace("'", '"'))
         lines += ["[[operations]]", f'include-operation-id = "{operation}"', *extra, ""]
     return "\n".join(lines) + "\n"
