@@ -46,6 +46,11 @@ class CollectiveLotStatus(View):
     procurement_id: Identifier
 
 
+class CollectiveCommissionMember(View):
+    member_id: Identifier
+    representative: str
+
+
 class CollectiveView(View):
     collective_id: Identifier
     coordinator: Identifier
@@ -61,6 +66,8 @@ class CollectiveView(View):
     procurements: list[CollectiveProcurement]
     lots: list[CollectiveLotStatus] = Field(description="Lots pending or awarded; a lot not listed is open.")
     contracts: Count
+    commission: list[CollectiveCommissionMember] = Field(description="Each member's representative, in member "
+                                                                     "order; empty until designated.")
 
 
 class CollectiveMemberToken(View):

@@ -84,6 +84,11 @@ class CollectiveClient:
             body["ttl_s"] = ttl_s
         return await self._call("POST", f"/{cid}/tokens", body)
 
+    async def designate_commission(self, cid: str, representatives: dict[str, str]) -> Any:
+        """Each member's representative ({member id: name}, every member once)."""
+        return await self._call("PUT", f"/{cid}/commission", {"representatives": [
+            {"member_id": m, "representative": r} for m, r in representatives.items()]})
+
     async def add_article(self, cid: str, code: str, description: str, unit: str, unit_price: str,
                           lot: str = "L1") -> Any:
         return await self._call("POST", f"/{cid}/articles", {"code": code, "description": description, "unit": unit,

@@ -88,6 +88,17 @@ class CollectiveAcceptRequest(Model):
     convention_hash: Sha256 = Field(description="The convention the member read: must be the collective's.")
 
 
+class CollectiveRepresentative(Model):
+    member_id: Identifier
+    representative: KindText = Field(min_length=1, description="The member's representative on the commission.")
+
+
+class CollectiveCommissionRequest(Model):
+    representatives: list[CollectiveRepresentative] = Field(
+        min_length=1, max_length=MAX_MEMBERS, description="Every member of the collective once (else 409 "
+        "`commission_incomplete`, 403 `not_member` for an id that is not a member, 422 for a member named twice).")
+
+
 class CollectiveArticleRequest(Model):
     code: Identifier
     description: KindText

@@ -25,6 +25,7 @@ from grouped_purchases import (
     ConfirmNeeds,
     CreateCollective,
     DeclareNeed,
+    DesignateCommission,
     GenerateSchedule,
     LaunchProcurement,
     LotAwardRecorded,
@@ -120,6 +121,14 @@ def register_routes(api: Api) -> None:  # one closure per operation
         c = collective(collective_id)
         req = await parsed(cm.CollectiveAcceptRequest, required=True)
         await run(AcceptConvention(runtime.now(), collective_id, actor(who, c), req.convention_hash))
+        return cv.collective_body(collective_id, c)
+
+    @route("designate_commission")
+    async def designate_commission(who: Caller, collective_id: str) -> Any:
+        c = collective(collective_id)
+        req = await parsed(cm.CollectiveCommissionRequest, required=True)
+        await run(DesignateCommission(runtime.now(), collective_id, actor(who, c),
+                                      tuple((r.member_id, r.representative) for r in req.representatives)))
         return cv.collective_body(collective_id, c)
 
     @route("add_article")

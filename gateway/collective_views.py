@@ -32,6 +32,7 @@ def collective_body(cid: str, c: Collective) -> dict[str, Any]:
         "lots": [{"lot": lot, "status": status, "procurement_id": pid}
                  for lot, (status, pid) in sorted(c.lots.items())],
         "contracts": len(c.contracts),
+        "commission": [{"member_id": m, "representative": r} for m, r in c.commission],
     }
 
 

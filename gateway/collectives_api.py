@@ -52,6 +52,7 @@ ERROR_CODES: dict[str, tuple[int, str]] = {
     "beyond_delivered": (409, "more units inspected than delivered and awaiting inspection"),
     "reason_required": (422, "a rejection needs a reason"),
     "beyond_due": (409, "the payment exceeds the contract's amount due"),
+    "commission_incomplete": (409, "the commission must name every member's representative"),
 }
 
 COORDINATOR = ("portal", "buyer")
@@ -106,6 +107,11 @@ OPERATIONS: tuple[Operation, ...] = (
              "the convention it read (its hash); once every member has, the collective is constituted.", MEMBER,
              ca.CollectiveView, "The collective after the acceptance.",
              ("not_member", "wrong_convention", "already_accepted"), cm.CollectiveAcceptRequest),
+    _body_op("designate_commission", "/{collective_id}/commission", "Designate the commission", "Each member's "
+             "representative, every member once; the collective must be constituted. A new designation replaces "
+             "the last (the journal keeps each).", COORDINATOR, ca.CollectiveView, "The collective with its "
+             "commission.", ("not_constituted", "not_member", "commission_incomplete", "invalid_command"),
+             cm.CollectiveCommissionRequest, method="put"),
     _body_op("add_article", "/{collective_id}/articles", "Add a catalogue article", "Until the needs close.",
              COORDINATOR, ca.CollectiveArticle, "Added.", ("article_exists", "needs_closed", "invalid_amount"),
              cm.CollectiveArticleRequest, 201),

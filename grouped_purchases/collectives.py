@@ -32,6 +32,7 @@ from .checks import (
     sha256_hex,
     text,
 )
+from .commission import designate
 from .execution import deliver, pay, receive
 from .messages import (
     COMMANDS,
@@ -47,6 +48,7 @@ from .messages import (
     ConventionAccepted,
     CreateCollective,
     DeclareNeed,
+    DesignateCommission,
     GenerateSchedule,
     LaunchProcurement,
     LotAwardRecorded,
@@ -93,7 +95,7 @@ class Collectives(CaseTable):
             ConfirmNeeds: self._confirm, GenerateSchedule: self._generate, LaunchProcurement: self._launch,
             RecordLotAward: self._award_total, RecordLotPrices: self._award_prices,
             RecordLotUnsuccessful: self._unsuccessful, RecordDelivery: deliver, RecordReceipt: receive,
-            RecordPayment: pay}
+            RecordPayment: pay, DesignateCommission: designate}
 
     @property
     def now(self) -> int:

@@ -147,10 +147,20 @@ class RecordPayment(NamedTuple):
     allow_over: bool = False  # the coordinator's explicit leave to pay beyond the amount due
 
 
+class DesignateCommission(NamedTuple):
+    """The coordinator designates the commission: each member's representative, every
+    member once ((member id, representative's name), ...). A new designation replaces it."""
+
+    now: int
+    collective_id: str
+    actor: str
+    representatives: tuple[tuple[str, str], ...]
+
+
 COMMANDS: tuple[type[Any], ...] = (
     CreateCollective, AcceptConvention, AddArticle, DeclareNeed, WithdrawNeed, ConfirmNeeds, GenerateSchedule,
     LaunchProcurement, RecordLotAward, RecordLotPrices, RecordLotUnsuccessful, RecordDelivery, RecordReceipt,
-    RecordPayment)
+    RecordPayment, DesignateCommission)
 
 # -- events -----------------------------------------------------------------------------
 
@@ -284,6 +294,12 @@ class PaymentRecorded(NamedTuple):
     amount: int
 
 
+class CommissionDesignated(NamedTuple):
+    time: int
+    collective_id: str
+    representatives: tuple[tuple[str, str], ...]  # in the collective's member order
+
+
 class CollectiveRefused(NamedTuple):
     """A command refused; nothing changed. `code` is one of REFUSAL_CODES."""
 
@@ -299,7 +315,7 @@ EVENTS: tuple[type[Any], ...] = (
     CollectiveCreated, ConventionAccepted, CollectiveConstituted, ArticleAdded, NeedDeclared, NeedWithdrawn,
     NeedsConfirmed,
     NeedsClosed, ScheduleGenerated, ProcurementLaunched, LotAwardRecorded, MemberContractIssued, LotLeftOpen,
-    DeliveryRecorded, ReceiptRecorded, PaymentRecorded, CollectiveRefused)
+    DeliveryRecorded, ReceiptRecorded, PaymentRecorded, CommissionDesignated, CollectiveRefused)
 
 PUBLIC: frozenset[type[Any]] = frozenset({
     CollectiveCreated, CollectiveConstituted, NeedsClosed, ScheduleGenerated, ProcurementLaunched,
@@ -311,4 +327,4 @@ REFUSAL_CODES = frozenset({
     "unknown_need", "invalid_quantity", "invalid_amount", "needs_closed", "needs_open", "nothing_to_confirm",
     "unknown_schedule", "schedule_not_final", "schedule_stale", "nothing_to_procure", "procurement_exists",
     "unknown_procurement", "lot_not_pending", "prices_mismatch", "amount_too_large", "unknown_contract",
-    "beyond_contract", "beyond_delivered", "reason_required", "beyond_due"})
+    "beyond_contract", "beyond_delivered", "reason_required", "beyond_due", "commission_incomplete"})

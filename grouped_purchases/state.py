@@ -107,6 +107,7 @@ class Collective:
         self.procurements: dict[str, tuple[int, tuple[str, ...]]] = {}  # id -> (schedule version, lots)
         self.lots: dict[str, tuple[str, str]] = {}  # lot -> ("pending" | "awarded", procurement id); open if absent
         self.contracts: dict[str, Contract] = {}
+        self.commission: tuple[tuple[str, str], ...] = ()  # (member, representative), in member order
         self.progress = Progress(members)  # the consolidation's totals (derived, not hashed)
 
     @property
@@ -132,12 +133,14 @@ class Collective:
                  for s in self.schedules],
                 [[pid, version, list(lots)] for pid, (version, lots) in sorted(self.procurements.items())],
                 [[lot, status, pid] for lot, (status, pid) in sorted(self.lots.items())],
-                [[cid, *c.to_plain()] for cid, c in sorted(self.contracts.items())]]
+                [[cid, *c.to_plain()] for cid, c in sorted(self.contracts.items())],
+                # Last, and only once designated: a collective without one hashes as before it existed.
+                *([[list(pair) for pair in self.commission]] if self.commission else [])]
 
     @classmethod
     def from_plain(cls, plain: Any) -> Collective:
         (coordinator, members, convention, deadline, accepted, articles, needs, confirmed, closed, excluded,
-         schedules, procurements, lots, contracts) = plain
+         schedules, procurements, lots, contracts, *commission) = plain
         c = cls(coordinator, tuple(members), convention, deadline)
         c.accepted = {m: t for m, t in accepted}
         c.articles = {code: Article(*rest) for code, *rest in articles}
@@ -151,6 +154,7 @@ class Collective:
         c.procurements = {pid: (v, tuple(lots_)) for pid, v, lots_ in procurements}
         c.lots = {lot: (status, pid) for lot, status, pid in lots}
         c.contracts = {cid: Contract.from_plain(rest) for cid, *rest in contracts}
+        c.commission = tuple((m, r) for m, r in commission[0]) if commission else ()
         for contract in c.contracts.values():
             c.progress.add(contract)
         return c

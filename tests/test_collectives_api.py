@@ -253,6 +253,24 @@ async def test_roles_tokens_and_bad_needs_change_nothing(tmp_path: Any) -> None:
             "code": "X", "description": "x", "unit": "u", "unit_price": "1.00"}, collective_id=CID)
         await w.refused("m1", "post", "/collectives/{collective_id}/acceptances", 409, "already_accepted",
                         {"convention_hash": CONVENTION}, collective_id=CID)
+        # the commission: the coordinator names every member's representative
+        panel = [{"member_id": m, "representative": f"representative of {m}"} for m in MEMBERS]
+        commission = "/collectives/{collective_id}/commission"
+        await w.refused("portal", "put", commission, 409, "commission_incomplete", {"representatives": panel[:2]},
+                        collective_id=CID)
+        await w.refused("portal", "put", commission, 403, "not_member",
+                        {"representatives": [*panel, {"member_id": "stranger", "representative": "x"}]},
+                        collective_id=CID)
+        await w.refused("buyer", "put", commission, 422, "invalid_request",
+                        {"representatives": [{"member_id": "m1", "representative": ""}]}, collective_id=CID)
+        await w.refused("auditor", "put", commission, 403, "forbidden", {"representatives": panel},
+                        collective_id=CID)
+        await w.refused("m1", "put", commission, 401, "key_invalid", {"representatives": panel}, collective_id=CID)
+        designated = await w.call("buyer", "put", commission, 200, {"representatives": panel[::-1]},
+                                  collective_id=CID)
+        assert designated["commission"] == panel  # in member order
+        seen = await w.call("m2", "get", "/collectives/{collective_id}", 200, collective_id=CID)
+        assert seen["commission"] == panel
         await w.refused("m1", "get", "/collectives/{collective_id}/consolidation", 401, "key_invalid",
                         collective_id=CID)
         # a member's token is for its collective only
