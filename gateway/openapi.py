@@ -19,6 +19,7 @@ from auction_engine.events import COMMAND_REJECTION_CODES
 from . import models as m
 from . import views as v
 from .kind_apis import KIND_APIS
+from .tender_amendments import MINUTES_FILENAME
 from .operations import (
     API,
     KEY_ROLES,
@@ -247,6 +248,11 @@ def _responses(op: Operation) -> dict[str, Any]:
         out["200"]["headers"] = {"Content-Disposition": {"required": True, "schema": {
             "type": "string", "pattern": '^attachment; filename="[^"]+\\.journal"$'}}}
         out["200"]["content"] = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+    elif op.id == "tender_minutes":
+        out["200"]["headers"] = {"Content-Disposition": {"required": True, "schema": {
+            "type": "string", "pattern": MINUTES_FILENAME}}}
+        out["200"]["content"] = {"text/html": {"schema": {"type": "string"}},
+                                 "application/pdf": {"schema": {"type": "string", "format": "binary"}}}
     elif op.id == "events":
         out["200"]["content"]["text/event-stream"] = {"schema": {
             "type": "string", "description": "Server-sent events; each `data` is a FeedEntry."}, "x-sse-event": {
