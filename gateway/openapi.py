@@ -213,13 +213,14 @@ def _parameters(op: Operation, schemas: dict[str, Any], limits: Limits) -> list[
         schema = _ref("Identifier") if case else {"type": "string", "minLength": 1}
         out.append({"name": name, "in": "path", "required": True, "schema": schema})
     if op.query is not None:
+        required = set(schemas[op.query.__name__].get("required", ()))
         for name, schema in schemas[op.query.__name__]["properties"].items():
             schema = _not_null(schema)
             if name == "wait":
                 schema = _capped(schema, limits.feed_wait_max_s)
             description = schema.pop("description", "")
             schema.pop("title", None)
-            out.append({"name": name, "in": "query", "required": False, "schema": schema,
+            out.append({"name": name, "in": "query", "required": name in required, "schema": schema,
                         "description": description})
     if op.id == "events":
         out += [{"name": "Last-Event-ID", "in": "header", "required": False,

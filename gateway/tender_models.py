@@ -11,7 +11,7 @@ import binascii
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
 from auction_engine.money import parse_amount
 from tenders.messages import PARTS
@@ -211,15 +211,23 @@ class CancelTenderRequest(Model):
 
 
 class AmendmentRequest(Model):
-    """Text, the amended file's SHA-256, or both (at least one)."""
+    """Text, the amended file's SHA-256, or both (at least one: a text not only blanks)."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{"amendment_id": "A1", "text": "Lot 1: 40 units.",
-                                                             "sha256": "ab" * 32}]})
+    model_config = ConfigDict(json_schema_extra={
+        "examples": [{"amendment_id": "A1", "text": "Lot 1: 40 units.", "sha256": "ab" * 32}],
+        "anyOf": [{"required": ["sha256"], "properties": {"sha256": {"type": "string"}}},
+                  {"required": ["text"], "properties": {"text": {"pattern": "\\S"}}}]})
 
     amendment_id: TenderId = Field(description="Chosen by the buyer; unique in the tender.")
     text: Annotated[str, Field(max_length=MAX_TENDER_TEXT)] = Field("", description="What changes (may be empty "
                                                                                    "if `sha256` is given).")
     sha256: Digest | None = Field(None, description="SHA-256 of the amended file (kept by the buyer).")
+
+    @model_validator(mode="after")
+    def _something(self) -> AmendmentRequest:
+        if self.sha256 is None and not self.text.strip():
+            raise ValueError("give a text, the amended file's sha256, or both")
+        return self
 
 
 class MinutesQuery(Query):

@@ -420,9 +420,10 @@ async def test_amendments_confirmations_and_minutes_through_the_rpc(tmp_path: Pa
         before = state(srv)
         await minutes(api, buyer, 422, "invalid_query", which="closing")
         await minutes(api, buyer, 422, "invalid_query", which="opening", lang="de")
+        await minutes(api, buyer, 422, "invalid_query", format="pdf")  # `which` is required
         assert state(srv) == before
-        for bad, status, code in (({"amendment_id": "A1"}, 422, "malformed"),  # neither text nor file
-                                  ({"amendment_id": "A1", "text": "  "}, 422, "malformed"),
+        for bad, status, code in (({"amendment_id": "A1"}, 422, "invalid_request"),  # neither text nor file
+                                  ({"amendment_id": "A1", "text": "  ", "sha256": None}, 422, "invalid_request"),
                                   ({"amendment_id": "A1", "sha256": "AB" * 32}, 422, "invalid_request"),
                                   ({"amendment_id": "A 1", "text": "x"}, 422, "invalid_request"),
                                   ({"amendment_id": "A1", "text": "x" * 5001}, 422, "invalid_request"),
