@@ -19,7 +19,6 @@ from auction_engine.events import COMMAND_REJECTION_CODES
 from . import models as m
 from . import views as v
 from .kind_apis import KIND_APIS
-from .tender_amendments import MINUTES_FILENAME
 from .operations import (
     API,
     KEY_ROLES,
@@ -32,6 +31,7 @@ from .operations import (
     Limits,
     Operation,
 )
+from .tender_amendments import MINUTES_FILENAME
 
 __all__ = ["API", "BY_ID", "ERROR_CODES", "KEY_ROLES", "MAX_BODY", "OPERATIONS", "ROLES", "RPC_ERROR_CODES",
            "SSE_KEEPALIVE", "TOKEN_ROLES", "Limits", "Operation", "openapi_document", "status_of"]
