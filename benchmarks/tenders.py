@@ -128,7 +128,8 @@ async def deposit_run(directory: Path, bidders: int, lines: int, key: Ed25519Pri
     with service_gc():
         async with Runtime.open(directory, durability="fsync") as runtime:
             tender = build_tender(bidders, lines, wall_clock_us() + DAY_US, random.Random(seed))
-            await runtime.execute(PublishTender(runtime.now(), TENDER_ID, tender.spec))
+            publish: Any = PublishTender(runtime.now(), TENDER_ID, tender.spec)  # the runtime's types name auctions'
+            await runtime.execute(publish)
             writer = runtime.writer
             await writer.wait_durable(runtime.journaled.gseq)
             first = writer.stats["records"]
@@ -139,9 +140,9 @@ async def deposit_run(directory: Path, bidders: int, lines: int, key: Ed25519Pri
 
             async def bidder(bidder_id: str, envelopes: Envelopes) -> None:
                 await go.wait()
-                done = await runtime.execute(DepositOffer(runtime.now(), TENDER_ID, bidder_id, envelopes,
-                                                          f"{bidder_id}-1"))
-                event = done.events[-1]
+                command: Any = DepositOffer(runtime.now(), TENDER_ID, bidder_id, envelopes, f"{bidder_id}-1")
+                done = await runtime.execute(command)
+                event: Any = done.events[-1]
                 if type(event) is not OfferDeposited:
                     raise RuntimeError(f"deposit refused: {event}")
                 receipts.append(signed.make(key, "deposit", TENDER_ID, bidder_id, list(event.digests), event.time,
@@ -249,13 +250,13 @@ def opening_and_evaluation(args: argparse.Namespace) -> Result:
         raw_s += r_s
         evaluation_s.append(e_s)
     o, e, r = (statistics.median(x) for x in (opening_s, evaluation_s, raw_s))
-    envelopes = 2 * len(bidders)
-    print(f"opening: {o:.2f} s for {len(bidders)} bidders x {args.lines} lines ({envelopes} envelopes), raw HPKE "
+    sealed = 2 * len(bidders)
+    print(f"opening: {o:.2f} s for {len(bidders)} bidders x {args.lines} lines ({sealed} envelopes), raw HPKE "
           f"decryption {r:.2f} s, ratio {r / o:.2f}; evaluation (CloseAdmission) {e:.2f} s")
     return {"opening_s": round(o, 3), "evaluation_s": round(e, 3), "raw_decrypt_s": round(r, 3),
             "opening_ratio": round(r / o, 3),
             "details": {"opening_runs_s": runs_s(opening_s), "evaluation_runs_s": runs_s(evaluation_s),
-                        "raw_runs_s": runs_s(raw_s), "open_bidders": len(bidders), "envelopes": envelopes}}
+                        "raw_runs_s": runs_s(raw_s), "open_bidders": len(bidders), "envelopes": sealed}}
 
 
 def _timed_close(kind: Tenders, now: int) -> tuple[float, list[Any]]:
