@@ -61,11 +61,13 @@ bench-quick: $(STAMP) browser redis
 	$(BIN)/python -m benchmarks.ws_load --quick
 	$(BIN)/python -m benchmarks.web_room --quick
 	$(BIN)/python -m benchmarks.redis_append --quick
+	$(BIN)/python -m benchmarks.tenders --quick
 
 bench: $(STAMP) browser
 	$(BIN)/python -m benchmarks.core
 	$(BIN)/python -m benchmarks.journal
 	$(BIN)/python -m benchmarks.ws_load
+	$(BIN)/python -m benchmarks.tenders
 	$(BIN)/python -m benchmarks.web_room
 
 clean:
