@@ -62,12 +62,18 @@ bench-quick: $(STAMP) browser redis
 	$(BIN)/python -m benchmarks.web_room --quick
 	$(BIN)/python -m benchmarks.redis_append --quick
 	$(BIN)/python -m benchmarks.redis_serve --quick
+	$(BIN)/python -m benchmarks.tenders --quick
+	$(BIN)/python -m benchmarks.grouped --quick
 
-bench: $(STAMP) browser
+bench: $(STAMP) browser redis
 	$(BIN)/python -m benchmarks.core
 	$(BIN)/python -m benchmarks.journal
 	$(BIN)/python -m benchmarks.ws_load
+	$(BIN)/python -m benchmarks.tenders
+	$(BIN)/python -m benchmarks.grouped
 	$(BIN)/python -m benchmarks.web_room
+	$(BIN)/python -m benchmarks.redis_append
+	$(BIN)/python -m benchmarks.redis_serve
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -31,6 +31,7 @@ from .operations import (
     Limits,
     Operation,
 )
+from .tender_amendments import MINUTES_FILENAME
 
 __all__ = ["API", "BY_ID", "ERROR_CODES", "KEY_ROLES", "MAX_BODY", "OPERATIONS", "ROLES", "RPC_ERROR_CODES",
            "SSE_KEEPALIVE", "TOKEN_ROLES", "Limits", "Operation", "openapi_document", "status_of"]
@@ -212,13 +213,14 @@ def _parameters(op: Operation, schemas: dict[str, Any], limits: Limits) -> list[
         schema = _ref("Identifier") if case else {"type": "string", "minLength": 1}
         out.append({"name": name, "in": "path", "required": True, "schema": schema})
     if op.query is not None:
+        required = set(schemas[op.query.__name__].get("required", ()))
         for name, schema in schemas[op.query.__name__]["properties"].items():
             schema = _not_null(schema)
             if name == "wait":
                 schema = _capped(schema, limits.feed_wait_max_s)
             description = schema.pop("description", "")
             schema.pop("title", None)
-            out.append({"name": name, "in": "query", "required": False, "schema": schema,
+            out.append({"name": name, "in": "query", "required": name in required, "schema": schema,
                         "description": description})
     if op.id == "events":
         out += [{"name": "Last-Event-ID", "in": "header", "required": False,
@@ -247,6 +249,11 @@ def _responses(op: Operation) -> dict[str, Any]:
         out["200"]["headers"] = {"Content-Disposition": {"required": True, "schema": {
             "type": "string", "pattern": '^attachment; filename="[^"]+\\.journal"$'}}}
         out["200"]["content"] = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+    elif op.id == "tender_minutes":
+        out["200"]["headers"] = {"Content-Disposition": {"required": True, "schema": {
+            "type": "string", "pattern": MINUTES_FILENAME}}}
+        out["200"]["content"] = {"text/html": {"schema": {"type": "string"}},
+                                 "application/pdf": {"schema": {"type": "string", "format": "binary"}}}
     elif op.id == "events":
         out["200"]["content"]["text/event-stream"] = {"schema": {
             "type": "string", "description": "Server-sent events; each `data` is a FeedEntry."}, "x-sse-event": {

@@ -65,6 +65,23 @@ class BidderFile(View):
     decided_by: str | None
 
 
+class AmendmentView(View):
+    amendment_id: TenderId
+    time: InstantOut = Field(description="When it was published.")
+    text: str
+    sha256: Annotated[str, Field(pattern="^[0-9a-f]{64}$")] | None = Field(
+        description="SHA-256 of the amended file (hex), or null.")
+    opening_at: InstantOut = Field(description="The opening after it (moved if fewer than `amendment_days` were "
+                                               "left).")
+
+
+class SetAside(View):
+    bidder_id: TenderId
+    time: InstantOut = Field(description="The deposit deadline that set it aside.")
+    code: Literal["not_confirmed"] = Field(description="Why: made before an amendment and not confirmed.")
+    envelopes: list[EnvelopeDigest] = Field(description="Its envelopes' digests; never opened.")
+
+
 class Admission(View):
     admitted: bool
     reason: str
@@ -109,6 +126,17 @@ class TenderView(View):
     bidders: list[BidderFile] | None = Field(None, description="(buyer, commission, auditor) Every deposit.")
     downloads: Count | None = Field(None, description="(buyer, commission, auditor) Registered downloads.")
     questions: list[PendingQuestion] | None = Field(None, description="(buyer) Every question, without its asker.")
+    amendment_days: int = Field(ge=0, description="An amendment with fewer days left moves the opening.")
+    amendments: list[AmendmentView] = Field(description="Every amendment, in publication order (public).")
+    must_confirm: bool | None = Field(None, description="(bidder) Its deposit predates an amendment: confirm it "
+                                                        "before `opening_at` (POST .../confirmations) or it is set "
+                                                        "aside, never opened.")
+    set_aside: bool | None = Field(None, description="(bidder) Its deposit was set aside at the deadline "
+                                                     "(unconfirmed).")
+    to_confirm: list[TenderId] | None = Field(None, description="(buyer, commission, auditor) Bidders whose deposit "
+                                                                "awaits confirmation, in deposit order.")
+    set_aside_offers: list[SetAside] | None = Field(None, description="(buyer, commission, auditor) Deposits set "
+                                                                      "aside at the deadline.")
 
 
 class TenderSummary(View):
@@ -245,5 +273,15 @@ class ExtensionClosed(_TenderEntry):
     lapsed: Count = Field(description="How many offers lapsed (not who).")
 
 
+class AmendmentPublished(_TenderEntry):
+    type: Literal["AmendmentPublished"]
+    amendment_id: TenderId
+    text: str
+    digest: str = Field(pattern="^([0-9a-f]{64})?$", description="SHA-256 of the amended file (hex), or empty.")
+    opening_at: InstantOut = Field(description="The opening after it (moved or not).")
+    to_confirm: Count = Field(description="How many deposits must be confirmed (not whose).")
+
+
 FEED_ENTRIES = (TenderPublished, DepositsClosed, TenderOpened, TenderLotAwarded, TenderLotUnsuccessful,
-                TenderCancelled, QuestionAnswered, ExtensionRequested, ExtensionClosed)
+                TenderCancelled, QuestionAnswered, ExtensionRequested, ExtensionClosed,
+                AmendmentPublished)

@@ -52,6 +52,13 @@ class _Tenders:
     async def results(self, tender_id: str) -> Any:
         return await self.rpc.request("GET", f"/tenders/{tender_id}/results")
 
+    async def minutes(self, tender_id: str, which: str, fmt: str = "html", lang: str = "fr") -> bytes:
+        """The opening's or the evaluation's minutes (`which`), as HTML or PDF bytes (buyer,
+        commission, auditor); `RpcError` 409 `not_opened` / `not_evaluated` before."""
+        data: bytes = await self.rpc.request("GET", f"/tenders/{tender_id}/minutes", which=which, format=fmt,
+                                             lang=lang)
+        return data
+
     async def receipt_key(self) -> bytes:
         """The service's receipt key, raw (fetch it once and keep it, to verify offline)."""
         return bytes.fromhex((await self.rpc.request("GET", "/receipts/key"))["public_key"])
@@ -93,6 +100,14 @@ class TenderBuyer(_Tenders):
     async def request_extension(self, tender_id: str, days: int, answer_by: str) -> Any:
         return await self._post(tender_id, "/extension", {"days": days, "answer_by": answer_by})
 
+    async def amend(self, tender_id: str, amendment_id: str, text: str = "", amended_file: bytes | None = None) -> Any:
+        """Publish an amendment: a text and/or the amended file, sent as its SHA-256 only
+        (the file is published by the buyer's own means). Answers the tender after it."""
+        body: dict[str, Any] = {"amendment_id": amendment_id, "text": text}
+        if amended_file is not None:
+            body["sha256"] = digest(amended_file).hex()
+        return await self._post(tender_id, "/amendments", body)
+
     async def cancel(self, tender_id: str, reason: str) -> Any:
         return await self._post(tender_id, "/cancel", {"reason": reason})
 
@@ -130,6 +145,10 @@ class TenderBidder(_Tenders):
 
     async def withdraw(self, client_id: str) -> Any:
         return await self._post(self.tender_id, "/withdrawals", {"client_id": client_id})
+
+    async def confirm(self) -> Any:
+        """Keep a deposit made before an amendment (the view's `must_confirm`)."""
+        return await self._post(self.tender_id, "/confirmations")
 
     async def ask(self, question_id: str, text: str) -> Any:
         return await self._post(self.tender_id, "/questions", {"question_id": question_id, "text": text})

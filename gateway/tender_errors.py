@@ -61,6 +61,11 @@ _CONFLICT = {
     "already_justified": "the bidder has already justified its offer",
     "admission_open": "the tender's admission is not closed yet (or the tender is cancelled)",
     "no_admitted_bidders": "the tender admitted no bidder",
+    "amendment_exists": "an amendment with this id exists",
+    "nothing_to_confirm": "the bidder has no standing deposit to confirm",
+    "already_confirmed": "the deposit is confirmed, or was made after every amendment: nothing to confirm",
+    "not_opened": "the opening minutes exist once the tender is opened",
+    "not_evaluated": "the evaluation minutes exist once the admission is closed (lots evaluated)",
     "client_id_reused": "this client_id already named another act of the bidder (a deposit sent to withdraw, or "
                         "the reverse)",
 }

@@ -11,7 +11,7 @@ import binascii
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
 from auction_engine.money import parse_amount
 from tenders.messages import PARTS
@@ -126,6 +126,8 @@ class PublishTenderRequest(Model):
     answer_days: JsonInt = Field(3, ge=0, le=3650, description="Answers until this many days before the opening; at "
                                                           "most `ask_days`.")
     justification_days: Days = Field(7, description="A flagged offer's time to justify itself.")
+    amendment_days: JsonInt = Field(7, ge=0, le=3650, description="An amendment published with fewer days than "
+                                                             "this left moves the opening to leave exactly this many.")
 
 
 class TokensRequest(Model):
@@ -206,6 +208,32 @@ class ExtensionAnswer(Model):
 
 class CancelTenderRequest(Model):
     reason: Reason
+
+
+class AmendmentRequest(Model):
+    """Text, the amended file's SHA-256, or both (at least one: a text not only blanks)."""
+
+    model_config = ConfigDict(json_schema_extra={
+        "examples": [{"amendment_id": "A1", "text": "Lot 1: 40 units.", "sha256": "ab" * 32}],
+        "anyOf": [{"required": ["sha256"], "properties": {"sha256": {"type": "string"}}},
+                  {"required": ["text"], "properties": {"text": {"pattern": "\\S"}}}]})
+
+    amendment_id: TenderId = Field(description="Chosen by the buyer; unique in the tender.")
+    text: Annotated[str, Field(max_length=MAX_TENDER_TEXT)] = Field("", description="What changes (may be empty "
+                                                                                   "if `sha256` is given).")
+    sha256: Digest | None = Field(None, description="SHA-256 of the amended file (kept by the buyer).")
+
+    @model_validator(mode="after")
+    def _something(self) -> AmendmentRequest:
+        if self.sha256 is None and not self.text.strip():
+            raise ValueError("give a text, the amended file's sha256, or both")
+        return self
+
+
+class MinutesQuery(Query):
+    which: Literal["opening", "evaluation"] = Field(description="The opening session's or the evaluation's minutes.")
+    format: Literal["html", "pdf"] = Field("html", description="A standalone HTML document or an A4 PDF.")
+    lang: Literal["fr", "en"] = Field("fr", description="The minutes' language.")
 
 
 class TenderListQuery(Query):

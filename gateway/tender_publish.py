@@ -79,7 +79,7 @@ def spec_of(req: t.PublishTenderRequest) -> TenderSpec:
                       tuple(req.members), tuple(bytes.fromhex(d) for d in req.share_digests), req.threshold,
                       req.currency, req.decimals, tuple(req.parts), req.validity_days, req.preference, req.exemption,
                       req.abnormally_low or "", req.excessive or "", req.ask_days, req.answer_days,
-                      req.justification_days)
+                      req.justification_days, req.amendment_days)
 
 
 def register(api: Api, kind: Tenders) -> None:

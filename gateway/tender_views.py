@@ -40,7 +40,10 @@ def tender_view(kind: Tenders, tender_id: str, role: str, subject: str | None) -
         "currency": spec.currency, "decimals": d, "parts": list(spec.parts), "public_key": spec.public_key.hex(),
         "members": list(spec.members), "threshold": spec.threshold,
         "estimates": [{"lot_id": lot, "estimate": format_amount(e, d)} for lot, e in spec.lots],
-        "deposits": len(tender.deposits), "private_key": tender.private_key.hex() or None}
+        "deposits": len(tender.deposits), "private_key": tender.private_key.hex() or None,
+        "amendment_days": spec.amendment_days,
+        "amendments": [{"amendment_id": a, "time": format_instant(at), "text": text, "sha256": digest.hex() or None,
+                        "opening_at": format_instant(opening)} for a, at, text, digest, opening in tender.amendments]}
     if role == "bidder":
         assert subject is not None
         view = kind.bidder_view(tender_id, subject)
@@ -48,6 +51,8 @@ def tender_view(kind: Tenders, tender_id: str, role: str, subject: str | None) -
         out["opened"] = view["opened"]
         out["admission"] = view["admission"]
         out["lapsed"] = view["lapsed"]
+        out["must_confirm"] = subject in tender.unconfirmed
+        out["set_aside"] = subject in tender.set_aside
         out["evaluation"] = [{"lot_id": lot, "steps": e["steps"], "reference": _money(e["reference"], d),
                               "flag": e["flag"], "preference": e["preference"], "rank": e["rank"]}
                              for lot, e in view["evaluation"].items()]
@@ -60,6 +65,10 @@ def tender_view(kind: Tenders, tender_id: str, role: str, subject: str | None) -
                            "opened": v["opened"], "admitted": v["decision"][0], "reason": v["decision"][1],
                            "decided_by": v["decision"][2] or None} for b, v in view["bidders"].items()]
         out["downloads"] = view["downloads"]
+        out["to_confirm"] = list(tender.unconfirmed)
+        out["set_aside_offers"] = [{"bidder_id": b, "time": format_instant(at), "code": code,
+                                    "envelopes": [{"part": p, "sha256": d.hex()} for p, d in sorted(envs)]}
+                                   for b, (at, code, envs) in tender.set_aside.items()]
         out["lots"] = [{"lot_id": lot, "status": v["status"], "reason": v["reason"], "winner": v["winner"],
                         "amount": _money(v["amount"], d), "reference": _money(v["reference"], d),
                         "explain": v["explain"]} for lot, v in view["lots"].items()]

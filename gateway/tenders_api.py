@@ -36,6 +36,7 @@ from tenders import (
 from tenders import receipts as signed
 from tenders.messages import OfferDeposited, OfferWithdrawn, TenderRefused
 
+from . import tender_amendments as amendments
 from . import tender_answers as a
 from . import tender_models as t
 from . import tender_publish as publish_routes
@@ -138,6 +139,7 @@ OPERATIONS: tuple[Operation, ...] = (
          ("no_extension_requested", "no_standing_offer", "already_answered"), "Accept or refuse the extension."),
     _act("cancel_tender", "/cancel", "Cancel a tender", BUYER, t.CancelTenderRequest,
          ("not_the_buyer", "already_decided", "reason_required"), "Any time before the award, with a reason."),
+    *amendments.OPERATIONS,
     Operation("receipt_key", "get", API + "/receipts/key", "The receipts' public key", "The Ed25519 public key "
               "that signs deposit and withdrawal receipts; verify a receipt offline with `auction-replay "
               "verify-receipt RECEIPT.json --public-key FILE`. No key needed.", "tenders", (),
@@ -173,6 +175,8 @@ def register(api: Api) -> None:
         await api.run(command, _refusal)
         log(logger, logging.INFO, "tender act", tender_id=tender_id, act=type(command).__name__, role=who.role)
         return tender_view(kind, tender_id, who.role, who.subject)
+
+    amendments.register(api, kind, act, known)
 
     @route("get_tender")
     async def get_tender(who: Caller, tender_id: str) -> Any:

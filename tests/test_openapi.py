@@ -107,7 +107,7 @@ def check(response: httpx.Response, method: str, path: str, status: int | None =
         body = response.json()
         errors = sorted(validator(schema).iter_errors(body), key=str)
         assert not errors, f"{method} {path} {response.status_code}: {errors[0]}\n{json.dumps(body)[:2000]}"
-    elif ctype == "application/octet-stream":
+    elif ctype in ("application/octet-stream", "application/pdf"):
         body = response.content
         assert at(schema)["format"] == "binary"
     else:

@@ -41,7 +41,7 @@ TENDER_RULES = ["publish_tender", "deposit_offer", "submit_share", "decide_admis
                 "request_extension", "record_rate", "cancel_tender"]
 # The case-token operations, called with tokens of the request body's example tender.
 TENDER_TOKENS = {"bidder": ["register_download", "deposit_offer", "withdraw_offer", "ask_question", "justify_offer",
-                            "answer_extension"],
+                            "answer_extension", "confirm_offer"],
                  "commission": ["submit_share", "decide_admission", "close_admission", "decide_justification"]}
 # Collective acts with rules across fields or with the state: a needs deadline later than
 # now, a launch's auction rules, a receipt inspecting at least one unit with a reason for

@@ -25,6 +25,7 @@ from gateway.logs import LOGGERS, configure_logging
 from gateway.tender_client import CommissionMember, TenderBidder, TenderBuyer, offer_json
 from tenders import Tenders
 from tenders.receipts import ReceiptError
+from tenders.sealing import digest
 
 TID = "AO-E2E-1"
 MEMBERS = ("m1", "m2", "m3", "m4", "m5")
@@ -221,3 +222,63 @@ async def run_tender(srv: Served, data: Path, logs: io.StringIO) -> None:
         assert [(lot["status"], lot["winner_id"], lot["awarded_price"]) for lot in results["lots"]] == [
             ("awarded", "coop", "8500.00")]
         await buyer.__aexit__()
+
+
+@pytest.mark.trio
+async def test_an_amendment_moves_the_opening_and_an_unconfirmed_deposit_is_set_aside(tmp_path: Path) -> None:
+    """Through the SDK: an amendment with fewer than `amendment_days` left moves the opening
+    (and the validity) by exactly that much; in a tender where it moves nothing, a deposit
+    made before it and not confirmed is set aside at the deadline and never opened; the
+    minutes say so."""
+    from auction_engine.timeutil import parse_instant
+    from tenders.tender import DAY
+
+    async with served(tmp_path / "data") as srv:
+        base, kind = srv.base, srv.service.runtime.host.kind(Tenders)
+        now = time.time()
+        near, far = (format_instant(int((now + s) * 1_000_000)) for s in (OPENING_IN_S, 3 * 86_400))
+        async with TenderBuyer(base, KEYS["buyer"]) as buyer:
+            late, _ = await buyer.publish("AO-AM-1", "ministry", far, {"L1": "1000000.00"}, ["m1"], 1,
+                                          amendment_days=5)
+            moved = await buyer.amend("AO-AM-1", "R1", "Delivery in Rabat.", b"%PDF amended file")
+            (r1,) = moved["amendments"]
+            opening = parse_instant(r1["time"]) + 5 * DAY  # 3 days were left: 5 are kept
+            assert (moved["opening_at"], r1["opening_at"], r1["sha256"]) == (
+                format_instant(opening), format_instant(opening), digest(b"%PDF amended file").hex())
+            assert parse_instant(moved["validity_until"]) - parse_instant(late["validity_until"]) == \
+                opening - parse_instant(far)
+            assert kind.tenders["AO-AM-1"].opening_at == opening
+
+            view, shares = await buyer.publish("AO-AM-2", "ministry", near, {"L1": "1000000.00"}, ["m1"], 1,
+                                               amendment_days=0, ask_days=0, answer_days=0)
+            tokens = await buyer.tokens("AO-AM-2", bidders=["acme", "bravo"], members=["m1"])
+            acme = TenderBidder(base, tokens["acme"], "AO-AM-2", "acme")
+            bravo = TenderBidder(base, tokens["bravo"], "AO-AM-2", "bravo")
+            for bidder, amount in ((acme, "900000.00"), (bravo, "800000.00")):
+                await bidder.deposit(offer(amount), f"{bidder.bidder_id}-1", {"admin": b"%PDF admin"})
+            amended = await buyer.amend("AO-AM-2", "R1", "Lot 1: 40 units.")
+            assert (amended["opening_at"], amended["to_confirm"]) == (view["opening_at"], ["acme", "bravo"])
+            assert (await bravo.view("AO-AM-2"))["must_confirm"] is True
+            assert (await acme.confirm())["must_confirm"] is False
+            await refused(acme.confirm(), 409, "already_confirmed", srv)
+            await refused(buyer.minutes("AO-AM-2", "opening"), 409, "not_opened", srv)
+
+            await until(lambda: kind.tenders["AO-AM-2"].status == "opening", timeout=OPENING_IN_S + 30)
+            member = CommissionMember(base, tokens["m1"], "AO-AM-2", "m1", shares["m1"])
+            opened = await member.submit_share()
+            assert [(b["bidder_id"], b["opened"]) for b in opened["bidders"]] == [
+                ("acme", {"admin": "ok", "financial": "ok"})]
+            assert [(s["bidder_id"], s["code"]) for s in opened["set_aside_offers"]] == [("bravo", "not_confirmed")]
+            assert (await bravo.view("AO-AM-2"))["set_aside"] is True and "bravo" not in kind.tenders[
+                "AO-AM-2"].opened
+            html = (await buyer.minutes("AO-AM-2", "opening", "html", "en")).decode()
+            assert "offer set aside unopened" in html and "bravo" in html
+            assert (await buyer.minutes("AO-AM-2", "opening", "pdf"))[:5] == b"%PDF-"
+            async with RpcClient(base, KEYS["portal"]) as portal:
+                feed = (await portal.events(case_id="AO-AM-2"))["events"]
+            assert [(e["type"], e.get("to_confirm"), e.get("offers")) for e in feed] == [
+                ("TenderPublished", None, None), ("AmendmentPublished", 2, None), ("DepositsClosed", None, 1),
+                ("TenderOpened", None, None)]
+            assert "bravo" not in json.dumps(feed)
+            for client in (acme, bravo, member):
+                await client.__aexit__()
