@@ -6,7 +6,9 @@ collective's pending lot ends, it submits `RecordLotAward` (the winner's lot pri
 prices derived pro rata by the kind) or `RecordLotUnsuccessful`. Exactly once across a
 crash: at start it records every pending lot whose auction lot has already ended, and a
 lot is recorded only while the collective still holds it pending (the kind refuses a
-second record with `lot_not_pending`). It also wakes the live views (`wait_changed`) on
+second record with `lot_not_pending`), and only from the auction the launch created (its
+`buyer_ref` names the collective and schedule version: an auction someone else created
+under that id is never taken for it). It also wakes the live views (`wait_changed`) on
 every durable event of a collective.
 """
 
@@ -24,6 +26,7 @@ from auction_engine.ranking import lot_result
 from auction_engine.runtime import Consumer, JournalUnavailable, Runtime
 from grouped_purchases import CollectiveRefused, Collectives, RecordLotAward, RecordLotUnsuccessful
 from grouped_purchases.messages import EVENTS
+from grouped_purchases.procurement import buyer_ref
 
 from .logs import log
 
@@ -84,6 +87,11 @@ class CollectiveAwards(Consumer):
             auction = self.runtime.engine.auction(pid)
         except QueryError:
             return  # launched, but the auction was never created (see the launch's retry)
+        expected = buyer_ref(cid, c.procurements[pid][0])
+        if auction.config.buyer_ref != expected:  # an auction of that id that this launch did not create
+            log(logger, logging.WARNING, "not the collective's auction: its outcome is not recorded",
+                collective_id=cid, procurement_id=pid, lot=lot)
+            return
         auction_lot = auction.lots.get(lot)
         if auction_lot is None:
             return

@@ -62,8 +62,11 @@ _CID = ("collective_id",)
 _BODY = ("invalid_json", "body_too_large", "invalid_request")
 _CMD = ("journal_unavailable", "case_conflict", "invalid_command", "unknown_collective")
 _FROM = "$response.body#/collective_id"
-_LINKED = ("get_collective", "issue_member_token", "add_article", "list_needs", "generate_schedule", "launch",
-           "list_contracts", "consolidation", "record_delivery", "record_payment")
+# Not linked: the operations whose 404 names a sub-resource a new collective cannot have yet
+# (a contract in the body, a schedule to launch): a fuzzer reads that 404 after the creation as
+# "the created collective is missing" (schemathesis ST302).
+_LINKED = ("get_collective", "issue_member_token", "add_article", "list_needs", "generate_schedule",
+           "list_contracts", "consolidation", "designate_commission")
 LINKS = {name: {"operationId": name, "collective_id": _FROM} for name in _LINKED}
 PREFIX = API + "/collectives"
 DOWNLOADS = ("text/csv", "text/html", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")

@@ -101,3 +101,23 @@ async def test_a_launch_journaled_without_its_auction_is_completed_by_a_retry(tm
             with pytest.raises(RpcError) as again:
                 await rpc.request("POST", f"/collectives/{CID}/launch", launch)
             assert (again.value.status, again.value.code) == (409, "procurement_exists")
+
+
+@pytest.mark.trio
+async def test_an_auction_the_launch_did_not_create_is_never_taken_for_the_award(tmp_path: Path) -> None:
+    """Another party's auction under the procurement's id (created first, or after a crash
+    between the launch's record and its auction) ends with a price: the collective's lots
+    stay pending and no contract is issued from it (found by review)."""
+    foreign = AuctionConfig.from_dict({
+        "auction_id": "A-G1", "title": "someone else's", "buyer_ref": "other-buyer", "currency": "MAD",
+        "decimals": 2, "start": format_instant(DEADLINE + 3 * S), "end": format_instant(DEADLINE + 100 * S),
+        "bidders": ["mallory"], "lots": [{"lot_id": "L1", "title": "x", "estimate": "9000.00",
+                                          "starting_price": "9000.00"}]}, default_secret="s" * 32)
+    write(tmp_path / "data" / "journal", [
+        *preparation(), CreateAuction(DEADLINE + 3 * S, foreign),
+        PlaceBid(DEADLINE + 10 * S, "A-G1", "L1", "mallory", 899_999, "b1"), Tick(DEADLINE + 200 * S)])
+    async with served(tmp_path / "data") as srv:
+        c = srv.service.runtime.host.kind(Collectives).collectives[CID]
+        assert srv.service.runtime.engine.results("A-G1").lots[0].status == "awarded"
+        assert not c.contracts and c.lots == {"L1": ("pending", "A-G1"), "L2": ("pending", "A-G1")}
+        assert srv.service.awards.recorded == 0
