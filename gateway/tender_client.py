@@ -5,7 +5,7 @@ tender's key pair and its k-of-n shares (tenders/sealing.py) and publishes only 
 key and the shares' digests; a bidder seals each envelope to that public key before it
 leaves; a member submits only its own share. Documented in docs/tenders.md.
 
-    async with TenderBuyer(base, key) as buyer:
+    async with TenderBuyer(base, portal_key) as buyer:  # a buyer key publishes too; only the portal issues tokens
         view, shares = await buyer.publish("AO-1", "ministry", opening, {"L1": "1000000.00"}, ["m1", "m2", "m3"], 2)
         tokens = await buyer.tokens("AO-1", bidders=["acme"], members=["m1", "m2"])
     async with TenderBidder(base, tokens["acme"], "AO-1", "acme") as acme:

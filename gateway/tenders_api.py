@@ -86,7 +86,9 @@ OPERATIONS: tuple[Operation, ...] = (
               path_params=_TID),
     Operation("issue_tender_tokens", "post", API + "/tenders/{tender_id}/tokens", "Issue case tokens",
               "A `bidder` token per bidder and a `commission` token per member of the tender's commission, each "
-              "for this tender only, valid until `expires_at`. Changes no state.", "tenders", BUYER,
+              "for this tender only, valid until `expires_at`. Changes no state. Only the portal (the parties' "
+              "identity provider) issues them: a buyer key that could would act as any bidder or member.",
+              "tenders", ("portal",),
               {200: (a.TokensView, "The tokens.")}, ("unknown_tender", "not_a_member", *_BODY), t.TokensRequest,
               True, path_params=_TID),
     _act("register_download", "/downloads", "Register a download", ("bidder",), None,

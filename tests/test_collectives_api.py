@@ -57,7 +57,7 @@ async def constitute(w: Wire) -> dict[str, Any]:
         "needs_deadline": deadline})
     assert created["constituted"] is False and created["members"] == list(MEMBERS)
     for member in MEMBERS:
-        issued = await w.call("buyer", "post", "/collectives/{collective_id}/tokens", 200, {"member_id": member},
+        issued = await w.call("portal", "post", "/collectives/{collective_id}/tokens", 200, {"member_id": member},
                               collective_id=CID)
         assert issued["member_id"] == member
         w.tokens[member] = issued["token"]
@@ -239,7 +239,7 @@ async def test_roles_tokens_and_bad_needs_change_nothing(tmp_path: Any) -> None:
     async with served(tmp_path) as srv:
         w = Wire(srv)
         await constitute(w)
-        await w.refused("buyer", "post", "/collectives/{collective_id}/tokens", 404, "unknown_member",
+        await w.refused("portal", "post", "/collectives/{collective_id}/tokens", 404, "unknown_member",
                         {"member_id": "stranger"}, collective_id=CID)
         await w.refused("portal", "post", "/collectives", 409, "collective_exists", {
             "collective_id": CID, "coordinator": "c", "members": ["x"], "convention_hash": CONVENTION,

@@ -43,7 +43,7 @@ async def test_amendments_confirmations_and_minutes_through_the_rpc(tmp_path: Pa
         far = opening_in(3600)
         t2 = await api.call(buyer, "post", PUBLISH, 201, body=publish_body("T2", far, SHARES, amendment_days=1))
         assert t2["amendment_days"] == 1
-        tok = {t["subject"]: t["token"] for t in (await api.call(buyer, "post", TENDER + "/tokens", 200, body={
+        tok = {t["subject"]: t["token"] for t in (await api.call(KEYS["portal"], "post", TENDER + "/tokens", 200, body={
             "bidders": ["acme", "beta", "gamma"], "members": ["m1", "m2"]}, tender_id="T1"))["tokens"]}
         receipts = {b: await api.call(tok[b], "post", TENDER + "/deposits", 200, body=sealed(t1, b, amount, b + "-1"),
                                       tender_id="T1")

@@ -139,7 +139,7 @@ BODIES: dict[str, Any] = {
 async def test_each_role_is_refused_with_its_code(tmp_path: Path) -> None:
     async with served(tmp_path) as srv:
         api = Http(srv)
-        async with TenderBuyer(srv.base, KEYS["buyer"]) as buyer:
+        async with TenderBuyer(srv.base, KEYS["portal"]) as buyer:
             await buyer.publish("T1", "ministry", opening_in(3600), {"L1": ESTIMATE}, ["m1", "m2"], 2)
             await buyer.publish("T2", "ministry", opening_in(3600), {"L1": ESTIMATE}, ["m1", "m2"], 2)
             tokens = await buyer.tokens("T1", bidders=["acme"], members=["m1"])
@@ -167,7 +167,7 @@ async def test_each_role_is_refused_with_its_code(tmp_path: Path) -> None:
                 await api.refused(expired, op.method, path, 401, "token_expired", body, **ids)
                 await api.refused(forged, op.method, path, 401, "token_invalid", body, **ids)
             await api.refused(None, op.method, path, 401, "key_missing", body, **ids)
-        assert checked == 71  # every (operation, role) pair not allowed
+        assert checked == 72  # every (operation, role) pair not allowed
         # a member of another commission gets no token; a bidder token is for its own subject only
         await api.refused(KEYS["portal"], "post", "/tenders/{tender_id}/tokens", 403, "not_a_member",
                           {"members": ["m9"]}, tender_id="T1")
@@ -218,15 +218,15 @@ async def test_a_tender_through_the_rpc(tmp_path: Path, capsys: pytest.CaptureFi
         page = await api.call(auditor, "get", PUBLISH, 200)
         assert page == {"tenders": [{"tender_id": "T1", "buyer_id": "ministry", "status": "published",
                                      "opening_at": body["opening_at"], "lots": 1, "deposits": 0}], "next": None}
-        tokens = await api.call(buyer, "post", TENDER + "/tokens", 200, body={
+        tokens = await api.call(portal, "post", TENDER + "/tokens", 200, body={
             "bidders": ["acme", "beta", "gamma"], "members": ["m1", "m2", "m3"], "ttl_s": 600}, tender_id="T1")
         tok = {t["subject"]: t["token"] for t in tokens["tokens"]}
         # T2: one offer, rejected at admission (nothing to bridge); T3: cancelled
         await api.call(portal, "post", PUBLISH, 201, body={**body, "tender_id": "T2"})
         await api.call(portal, "post", PUBLISH, 201, body={**body, "tender_id": "T3"})
-        t2 = {t["subject"]: t["token"] for t in (await api.call(buyer, "post", TENDER + "/tokens", 200, body={
+        t2 = {t["subject"]: t["token"] for t in (await api.call(portal, "post", TENDER + "/tokens", 200, body={
             "bidders": ["acme"], "members": ["m1", "m2"]}, tender_id="T2"))["tokens"]}
-        t3 = (await api.call(buyer, "post", TENDER + "/tokens", 200, body={"bidders": ["acme"]},
+        t3 = (await api.call(portal, "post", TENDER + "/tokens", 200, body={"bidders": ["acme"]},
                              tender_id="T3"))["tokens"][0]["token"]
         await api.call(t2["acme"], "post", TENDER + "/deposits", 200,
                        body=sealed({**view, "tender_id": "T2"}, "acme", "700000.00", "a-1"), tender_id="T2")

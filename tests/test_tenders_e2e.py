@@ -81,7 +81,7 @@ async def run_tender(srv: Served, data: Path, logs: io.StringIO) -> None:
     seen: list[Any] = []  # every answer anyone but the asker received, and the asker's own
     base = srv.base
     opening = format_instant(int((time.time() + OPENING_IN_S) * 1_000_000))
-    async with TenderBuyer(base, KEYS["buyer"]) as buyer:
+    async with TenderBuyer(base, KEYS["portal"]) as buyer:
         view, shares = await buyer.publish(TID, "ministry", opening, {"L1": "1000000.00"}, MEMBERS, 3,
                                            ask_days=0, answer_days=0)
         assert (view["status"], view["threshold"], view["deposits"]) == ("published", 3, 0)
@@ -237,7 +237,7 @@ async def test_an_amendment_moves_the_opening_and_an_unconfirmed_deposit_is_set_
         base, kind = srv.base, srv.service.runtime.host.kind(Tenders)
         now = time.time()
         near, far = (format_instant(int((now + s) * 1_000_000)) for s in (OPENING_IN_S, 3 * 86_400))
-        async with TenderBuyer(base, KEYS["buyer"]) as buyer:
+        async with TenderBuyer(base, KEYS["portal"]) as buyer:
             late, _ = await buyer.publish("AO-AM-1", "ministry", far, {"L1": "1000000.00"}, ["m1"], 1,
                                           amendment_days=5)
             moved = await buyer.amend("AO-AM-1", "R1", "Delivery in Rabat.", b"%PDF amended file")
