@@ -105,8 +105,8 @@ OPERATIONS: tuple[Operation, ...] = (
     _body_op("issue_member_token", "/{collective_id}/tokens", "Issue a member token", "A case token (role "
              "`member`) for one member of this collective, to act and read as that member. Changes no state "
              "(not journaled). Only the portal (the members' identity provider) issues them: a coordinator key "
-             "that could would act as any member.", ("portal",), ca.CollectiveMemberToken, "The token.", ("unknown_member",),
-             cm.CollectiveTokenRequest),
+             "that could would act as any member.", ("portal",), ca.CollectiveMemberToken, "The token.",
+             ("unknown_member",), cm.CollectiveTokenRequest),
     _body_op("accept_convention", "/{collective_id}/acceptances", "Accept the convention", "The member accepts "
              "the convention it read (its hash); once every member has, the collective is constituted.", MEMBER,
              ca.CollectiveView, "The collective after the acceptance.",
