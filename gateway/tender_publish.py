@@ -84,6 +84,7 @@ class DraftView(View):
     ask_days: int
     answer_days: int
     justification_days: int
+    amendment_days: int
 
 
 def draft_view(tender_id: str, spec: TenderSpec, saved_at: int, status: str = "draft") -> dict[str, Any]:
@@ -96,7 +97,7 @@ def draft_view(tender_id: str, spec: TenderSpec, saved_at: int, status: str = "d
             "validity_days": spec.validity_days, "preference": spec.preference, "exemption": spec.exemption,
             "abnormally_low": spec.abnormally_low or None, "excessive": spec.excessive or None,
             "ask_days": spec.ask_days, "answer_days": spec.answer_days,
-            "justification_days": spec.justification_days}
+            "justification_days": spec.justification_days, "amendment_days": spec.amendment_days}
 
 
 _DRAFT = API + "/tenders/{tender_id}/draft"

@@ -33,7 +33,8 @@ def view_of(body: dict[str, Any], tender_id: str, status: str, saved_at: str) ->
             "members": body["members"], "share_digests": body.get("share_digests", []),
             "threshold": body["threshold"], "currency": "MAD", "decimals": 2, "parts": ["admin", "financial"],
             "validity_days": 75, "preference": "15", "exemption": "30", "abnormally_low": "10", "excessive": None,
-            "ask_days": 0, "answer_days": 0, "justification_days": 7}
+            "ask_days": 0, "answer_days": 0, "justification_days": 7,
+            "amendment_days": 7}
 
 
 @pytest.mark.trio
