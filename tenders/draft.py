@@ -39,9 +39,10 @@ def publishing(cmd: PublishTender | DraftTender, drafts: Drafts) -> Any:
 
 
 def discard(cmd: DiscardDraft, drafts: Drafts, tenders: dict[str, Tender]) -> Any:
-    draft = drafts.get(cmd.tender_id) if type(cmd.tender_id) is str else None
+    tid = cmd.tender_id if type(cmd.tender_id) is str else ""
+    draft = drafts.get(tid)
     if draft is None:
-        return refuse(cmd, "already_published" if cmd.tender_id in tenders else "unknown_tender")
+        return refuse(cmd, "already_published" if tid in tenders else "unknown_tender")
     if cmd.buyer_id != draft[0].buyer_id:
         return refuse(cmd, "not_the_buyer")
     del drafts[cmd.tender_id]

@@ -139,9 +139,10 @@ class Tenders(CaseTable):
         handler = self._handlers.get(type(command))
         if handler is None:
             raise TypeError(f"not a tender command: {command!r:.100}")
-        tender = self.tenders.get(command.tender_id) if type(command.tender_id) is str else None
+        tid = command.tender_id if type(command.tender_id) is str else ""
+        tender = self.tenders.get(tid)
         if tender is None:
-            events.append(refuse(command, "not_published" if command.tender_id in self.drafts else "unknown_tender"))
+            events.append(refuse(command, "not_published" if tid in self.drafts else "unknown_tender"))
             return events
         if any(type(getattr(command, name, "")) is not str for name in _ID_FIELDS):
             events.append(refuse(command, "malformed"))

@@ -96,6 +96,8 @@ def test_refusals_change_nothing() -> None:
         (draft(later, preference="abc"), "invalid_percent"),
         (publish(later, public_key=b""), "invalid_public_key"),  # publication makes the key: it must be there
         (DraftTender(later, "T3", "junk"), "malformed"),  # type: ignore[arg-type]
+        (DiscardDraft(later, ["T1"], "buyer"), "unknown_tender"),  # type: ignore[arg-type]
+        (RegisterDownload(later, ["T1"], "acme"), "unknown_tender"),  # type: ignore[arg-type]
     ]
     for command, code in refusals:
         events = host.handle(command)
