@@ -93,6 +93,8 @@ async def test_a_draft_saved_replaced_published_and_discarded(tmp_path: Path) ->
         assert discarded == {**past, "status": "discarded"}
         await api.refused(buyer, "get", DRAFT, 404, "unknown_tender", tender_id="T2")
         await api.call(buyer, "put", DRAFT, 201, body=body, tender_id="T3")
+        feed = await api.call(portal, "get", "/events", 200)
+        assert [(e["type"], e["tender_id"]) for e in feed["events"]] == [("TenderPublished", "T1")]  # no draft's
         hashed = state(srv)[0]
         await api.http.aclose()
 
