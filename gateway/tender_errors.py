@@ -68,6 +68,8 @@ _CONFLICT = {
     "not_evaluated": "the evaluation minutes exist once the admission is closed (lots evaluated)",
     "client_id_reused": "this client_id already named another act of the bidder (a deposit sent to withdraw, or "
                         "the reverse)",
+    "not_published": "the tender is its buyer's draft: publish it first",
+    "already_published": "the tender is published: it has no draft any more",
 }
 ERROR_CODES: dict[str, tuple[int, str]] = {
     **{code: (404, why) for code, why in _NOT_FOUND.items()},

@@ -15,6 +15,8 @@ from .messages import (
     DecideAdmission,
     DecideJustification,
     DepositOffer,
+    DiscardDraft,
+    DraftTender,
     JustifyOffer,
     PublishTender,
     RecordRate,
@@ -26,5 +28,6 @@ from .messages import (
 )
 
 __all__ = ["AnswerExtension", "AnswerQuestion", "AskQuestion", "CancelTender", "CloseAdmission", "DecideAdmission",
-           "DecideJustification", "DepositOffer", "JustifyOffer", "PublishTender", "RecordRate", "RegisterDownload",
-           "RequestExtension", "SubmitShare", "TenderSpec", "Tenders", "WithdrawOffer"]
+           "DecideJustification", "DepositOffer", "DiscardDraft", "DraftTender", "JustifyOffer", "PublishTender",
+           "RecordRate", "RegisterDownload", "RequestExtension", "SubmitShare", "TenderSpec", "Tenders",
+           "WithdrawOffer"]

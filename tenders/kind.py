@@ -1,6 +1,7 @@
 """The tender kind: every sealed tender of one host, a deterministic state machine, no IO.
 
-Rules: published -> (deposit deadline = opening time, exclusive) opening -> (k valid
+Rules: (a private draft, saved and replaced by its buyer, discarded or published) ->
+published -> (deposit deadline = opening time, exclusive) opening -> (k valid
 shares: key rebuilt, every envelope opened) admission -> (CloseAdmission: every lot
 evaluated) evaluation, while flagged offers justify themselves -> decided; cancelled from
 any status before that. The offers' validity (from the opening time, extendable) ends a
@@ -22,7 +23,7 @@ from auction_engine.kind import CaseTable, ClockRegression, Codec, RetryKey, Sta
 from auction_engine.money import MoneyError, format_amount, parse_amount, parse_percent
 from auction_engine.timeutil import format_instant
 
-from . import views
+from . import draft, views
 from .amendment import amend, confirm, set_aside
 from .dialogue import answer, answer_extension, ask, close_extension, refuse, register_download, request_extension
 from .justification import JUSTIFICATION, decide, decide_lot, expire, justify
@@ -42,6 +43,8 @@ from .messages import (
     DecideJustification,
     DepositOffer,
     DepositsClosed,
+    DiscardDraft,
+    DraftTender,
     EnvelopeOpened,
     EnvelopeUnreadable,
     JustifyOffer,
@@ -61,6 +64,7 @@ from .messages import (
     TenderPublished,
     TenderRefused,
     WithdrawOffer,
+    decode_draft,
     decode_publish,
     encode_publish,
 )
@@ -79,7 +83,7 @@ from .tender import (
     spec_problem,
 )
 
-STATE_FORMAT = 2  # bump when Tender.canonical() or dump() changes shape
+STATE_FORMAT = 3  # bump when Tender.canonical() or dump() changes shape (3: drafts)
 MAX_ENVELOPE = 8 << 20  # bytes of one envelope's ciphertext
 MAX_REASON = 500  # characters of a reason
 
@@ -95,11 +99,13 @@ class Tenders(CaseTable):
 
     name: ClassVar[str] = "tender"
     case_field: ClassVar[str] = "tender_id"
-    codec: ClassVar[Codec] = Codec(COMMANDS, EVENTS, encoders={PublishTender: encode_publish},
-                                   decoders={PublishTender: decode_publish}, public=PUBLIC)
+    codec: ClassVar[Codec] = Codec(COMMANDS, EVENTS, encoders={PublishTender: encode_publish,
+                                                               DraftTender: encode_publish},
+                                   decoders={PublishTender: decode_publish, DraftTender: decode_draft}, public=PUBLIC)
 
     def __init__(self) -> None:
         self.tenders: dict[str, Tender] = {}
+        self.drafts: draft.Drafts = {}  # tender id -> [spec, instant saved] (tenders/draft.py)
         self._now = 0
         self._handlers: dict[type[Any], Callable[[Any, Tender], Any]] = {
             DepositOffer: self._deposit, WithdrawOffer: self._withdraw, RecordRate: self._rate,
@@ -125,15 +131,18 @@ class Tenders(CaseTable):
             self._advance(now, events, command.case_id)
             return events
         self._advance(now, events, None)
-        if type(command) is PublishTender:
-            events.append(self._publish(command))
+        if type(command) in (PublishTender, DraftTender, DiscardDraft):
+            events.append(self._publish(command) if type(command) is PublishTender else
+                          draft.save(command, self.drafts, self.tenders) if type(command) is DraftTender else
+                          draft.discard(command, self.drafts, self.tenders))
             return events
         handler = self._handlers.get(type(command))
         if handler is None:
             raise TypeError(f"not a tender command: {command!r:.100}")
-        tender = self.tenders.get(command.tender_id) if type(command.tender_id) is str else None
+        tid = command.tender_id if type(command.tender_id) is str else ""
+        tender = self.tenders.get(tid)
         if tender is None:
-            events.append(refuse(command, "unknown_tender"))
+            events.append(refuse(command, "not_published" if tid in self.drafts else "unknown_tender"))
             return events
         if any(type(getattr(command, name, "")) is not str for name in _ID_FIELDS):
             events.append(refuse(command, "malformed"))
@@ -176,6 +185,12 @@ class Tenders(CaseTable):
     def case_table(self) -> dict[str, Any]:
         return self.tenders
 
+    def has_case(self, case_id: str) -> bool:
+        return case_id in self.tenders or case_id in self.drafts  # a draft holds its id against other kinds
+
+    def cases(self) -> list[str]:
+        return [*self.tenders, *self.drafts]
+
     def next_deadline(self) -> int | None:
         return min((d for t in self.tenders.values() if (d := t.deadline()) is not None), default=None)
 
@@ -189,6 +204,9 @@ class Tenders(CaseTable):
         problem = spec_problem(cmd.spec, cmd.now)
         if problem is not None:
             return refuse(cmd, problem)
+        if (refusal := draft.publishing(cmd, self.drafts)) is not None:
+            return refusal
+        self.drafts.pop(cmd.tender_id, None)  # the publication's spec replaces the draft's
         tender = self.tenders[cmd.tender_id] = Tender(cmd.spec)
         return TenderPublished(cmd.now, cmd.tender_id, tender.opening_at, tender.validity_until)
 
@@ -383,7 +401,7 @@ class Tenders(CaseTable):
         return None
 
     def case_states(self) -> list[list[object]]:
-        return [[tid, *t.canonical()] for tid, t in self.tenders.items()]
+        return [*([tid, *t.canonical()] for tid, t in self.tenders.items()), *draft.canonical(self.drafts)]
 
     @staticmethod
     def hash_of(case_states: list[list[object]]) -> str:
@@ -391,19 +409,22 @@ class Tenders(CaseTable):
         return hashlib.sha256(msgpack.packb([STATE_FORMAT, ordered], use_bin_type=True)).hexdigest()
 
     def dump_state(self) -> object:
-        return [STATE_FORMAT, self._now, [[tid, t.dump()] for tid, t in self.tenders.items()]]
+        return [STATE_FORMAT, self._now, [[tid, t.dump()] for tid, t in self.tenders.items()],
+                draft.canonical(self.drafts)]
 
     @classmethod
     def load_state(cls, state: object) -> Self:
         kind = cls()
         try:
             data: Any = state
-            fmt, now, tenders = data
+            fmt, now, *rest = data
             if fmt != STATE_FORMAT or type(now) is not int:
                 raise ValueError(f"format {fmt!r}")
+            tenders, drafts = rest
             kind._now = now
             for tid, data in tenders:
                 kind.tenders[tid] = Tender.load(data)
+            kind.drafts = draft.load(drafts)
         except (TypeError, ValueError) as exc:
             raise StateError(f"not a tender kind's state: {exc}") from None
         return kind

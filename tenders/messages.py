@@ -193,10 +193,25 @@ class ConfirmOffer(NamedTuple):
     bidder_id: str
 
 
+class DraftTender(NamedTuple):
+    """The buyer saves (or replaces) a draft: private to it until `PublishTender` (same id)
+    publishes it. `spec.public_key` may be b"" and `spec.share_digests` () until then."""
+
+    now: int
+    tender_id: str
+    spec: TenderSpec
+
+
+class DiscardDraft(NamedTuple):
+    now: int
+    tender_id: str
+    buyer_id: str
+
+
 COMMANDS: tuple[type[Any], ...] = (PublishTender, DepositOffer, WithdrawOffer, RecordRate, SubmitShare,
                                    DecideAdmission, CloseAdmission, CancelTender, RegisterDownload, AskQuestion,
                                    AnswerQuestion, RequestExtension, AnswerExtension, JustifyOffer,
-                                   DecideJustification, PublishAmendment, ConfirmOffer)
+                                   DecideJustification, PublishAmendment, ConfirmOffer, DraftTender, DiscardDraft)
 
 
 class TenderPublished(NamedTuple):
@@ -418,19 +433,33 @@ class OfferSetAside(NamedTuple):
     code: str
 
 
+class DraftSaved(NamedTuple):
+    """Never public: a draft is its buyer's alone."""
+
+    time: int
+    tender_id: str
+    buyer_id: str
+
+
+class DraftDiscarded(NamedTuple):
+    time: int
+    tender_id: str
+
+
 EVENTS: tuple[type[Any], ...] = (TenderPublished, TenderRefused, OfferDeposited, OfferWithdrawn, DepositsClosed,
                                  RateRecorded, ShareAccepted, TenderOpened, EnvelopeOpened, EnvelopeUnreadable,
                                  AdmissionDecided, TenderLotAwarded, TenderLotUnsuccessful, TenderCancelled,
                                  FileDownloaded, QuestionAsked, QuestionAnswered, ExtensionRequested,
                                  ExtensionAnswered, ExtensionClosed, JustificationRequested, OfferJustified,
-                                 JustificationDecided, AmendmentPublished, OfferConfirmed, OfferSetAside)
+                                 JustificationDecided, AmendmentPublished, OfferConfirmed, OfferSetAside, DraftSaved,
+                                 DraftDiscarded)
 PUBLIC: frozenset[type[Any]] = frozenset({TenderPublished, DepositsClosed, TenderOpened, TenderLotAwarded,
                                           TenderLotUnsuccessful, TenderCancelled, QuestionAnswered,
                                           ExtensionRequested, ExtensionClosed, AmendmentPublished})
 
 
-def encode_publish(command: PublishTender) -> list[Any]:
-    return ["PublishTender", command.now, command.tender_id, list(command.spec)]
+def encode_publish(command: PublishTender | DraftTender) -> list[Any]:
+    return [type(command).__name__, command.now, command.tender_id, list(command.spec)]
 
 
 def tuples(value: Any) -> Any:
@@ -449,3 +478,10 @@ def decode_publish(fields: tuple[Any, ...]) -> PublishTender:
         raise ValueError(f"PublishTender takes now, tender id and {SPEC_FIELDS_V1} to "
                          f"{len(TenderSpec._fields)} spec fields")
     return PublishTender(fields[0], fields[1], TenderSpec(*tuples(fields[2])))
+
+
+def decode_draft(fields: tuple[Any, ...]) -> DraftTender:
+    """The draft `encode_publish` wrote (drafts came after every spec field: the whole spec)."""
+    if len(fields) != 3 or type(fields[2]) not in (list, tuple) or len(fields[2]) != len(TenderSpec._fields):
+        raise ValueError(f"DraftTender takes now, tender id and {len(TenderSpec._fields)} spec fields")
+    return DraftTender(fields[0], fields[1], TenderSpec(*tuples(fields[2])))

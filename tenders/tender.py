@@ -39,24 +39,28 @@ def _percent(text: object) -> Percent | None:
     return parse_percent(text)
 
 
-def spec_problem(spec: object, now: int) -> str | None:
-    """The code of what is wrong with a published spec, or None."""
+def spec_problem(spec: object, now: int, draft: bool = False) -> str | None:
+    """The code of what is wrong with a published spec, or None. A `draft`'s spec is
+    checked alike, except what only publication fixes: the opening may be past (checked at
+    publication), the public key b"" and the share digests () (made at publication)."""
     if type(spec) is not TenderSpec:
         return "malformed"
     if not is_id(spec.buyer_id) or type(spec.opening_at) is not int or type(spec.threshold) is not int:
         return "malformed"
-    if spec.opening_at <= now:
+    if spec.opening_at <= now and not draft:
         return "opening_in_past"
-    if spec.opening_at >= MAX_INSTANT:
+    if not 0 < spec.opening_at < MAX_INSTANT:
         return "malformed"
     lots = spec.lots
     if (type(lots) is not tuple or not 0 < len(lots) <= MAX_LOTS
             or not all(type(x) is tuple and len(x) == 2 and is_id(x[0]) and type(x[1]) is int
                        and 0 < x[1] <= MAX_AMOUNT for x in lots) or len({x[0] for x in lots}) != len(lots)):
         return "invalid_lots"
-    if type(spec.public_key) is not bytes or len(spec.public_key) != KEY_SIZE:
+    if type(spec.public_key) is not bytes or (len(spec.public_key) != KEY_SIZE and not (draft and not spec.public_key)):
         return "invalid_public_key"
     members, digests = spec.members, spec.share_digests
+    if draft and digests == ():
+        digests = tuple(b"\0" * 32 for _ in members) if type(members) is tuple else digests  # made at publication
     if (type(members) is not tuple or not all(is_id(m) for m in members) or len(set(members)) != len(members)
             or not 0 < len(members) <= MAX_MEMBERS or type(digests) is not tuple or len(digests) != len(members)
             or not all(type(d) is bytes and len(d) == 32 for d in digests) or not 0 < spec.threshold <= len(members)):

@@ -36,9 +36,11 @@ BY_ROLE = {"buyer": ["suspend", "resume", "observer_token", "events", "issue_mem
 # there (the request body's example is accepted; tests/test_openapi.py checks the rules).
 CREATE_ACCEPTS = ["2xx", "401", "403", "404", "409", "422"]
 # Tender acts whose rules across fields or with the state answer 422 to schema-valid bodies
-# (the kind's codes: opening_in_past, hash_mismatch, bad_share, reason_required...).
+# (the kind's codes: opening_in_past, hash_mismatch, bad_share, reason_required...; a draft
+# of the example tender, published by then, answers 409 already_published).
 TENDER_RULES = ["publish_tender", "deposit_offer", "submit_share", "decide_admission", "decide_justification",
-                "request_extension", "record_rate", "cancel_tender"]
+                "request_extension", "record_rate", "cancel_tender", "save_draft",
+                "get_draft", "discard_draft"]
 # The case-token operations, called with tokens of the request body's example tender.
 TENDER_TOKENS = {"bidder": ["register_download", "deposit_offer", "withdraw_offer", "ask_question", "justify_offer",
                             "answer_extension", "confirm_offer"],

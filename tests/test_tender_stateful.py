@@ -1,7 +1,8 @@
 """The tender kind against a trivially correct model of its lifecycle (Hypothesis state
 machine): every rule applies one command to both; the statuses, deposits, deadlines, the
 opening an amendment moved, the deposits to confirm and the outcomes must agree, and the
-award must be the naive model's best offer (with the national preference for foreign bidders)."""
+award must be the naive model's best offer (with the national preference for foreign bidders).
+Beside it a draft (D1) is saved, replaced and discarded: no deadline, acts refused."""
 
 from __future__ import annotations
 
@@ -11,13 +12,13 @@ from typing import Any
 from factories import START, S
 from hypothesis import note, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
-from tender_factories import DAY, MEMBERS, OPENING, deposit, publish, share, simple
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from tender_factories import DAY, MEMBERS, OPENING, deposit, publish, share, simple, spec
 from test_tender_rules import naive_best, naive_preference
 
 from auction_engine.host import Host
 from auction_engine.kind import Tick
-from tenders import CloseAdmission, DecideAdmission, Tenders, WithdrawOffer
+from tenders import CloseAdmission, DecideAdmission, DiscardDraft, DraftTender, Tenders, WithdrawOffer
 from tenders.evaluation import Offer
 from tenders.messages import ConfirmOffer, PublishAmendment, TenderLotAwarded, TenderLotUnsuccessful, TenderRefused
 
@@ -38,6 +39,7 @@ class Model:
         self.opening = OPENING  # a late amendment moves it so that 7 days remain
         self.unconfirmed: set[str] = set()  # deposits made before an amendment, not confirmed since
         self.amendments = 0
+        self.draft: str | None = None  # the buyer of draft D1, while there is one
 
     def deadline(self) -> int | None:
         if self.status == "published":
@@ -182,6 +184,33 @@ class TenderMachine(RuleBasedStateMachine):
             m.status, m.outcome = "decided", m.award()
         assert [r.code for r in self.send(CloseAdmission(self.now, "T1", "m2"))] == ([expected] if expected else [])
 
+    @rule(buyer=st.sampled_from(["buyer", "other"]), threshold=st.integers(1, 5))
+    def save_draft(self, buyer: str, threshold: int) -> None:
+        m = self.model
+        expected = "not_the_buyer" if m.draft not in (None, buyer) else None
+        command = DraftTender(self.now, "D1", spec(buyer_id=buyer, threshold=threshold, public_key=b"",
+                                                   share_digests=()))
+        assert [r.code for r in self.send(command)] == ([expected] if expected else [])
+        m.draft = m.draft or buyer
+
+    @rule(buyer=st.sampled_from(["buyer", "other"]))
+    def discard_draft(self, buyer: str) -> None:
+        m = self.model
+        expected = "unknown_tender" if m.draft is None else "not_the_buyer" if m.draft != buyer else None
+        assert [r.code for r in self.send(DiscardDraft(self.now, "D1", buyer))] == ([expected] if expected else [])
+        m.draft = m.draft if expected else None
+
+    @rule(bidder=st.sampled_from(BIDDERS))
+    def deposit_on_the_draft(self, bidder: str) -> None:
+        expected = "not_published" if self.model.draft else "unknown_tender"
+        assert [r.code for r in self.send(deposit(self.now, bidder, simple("1.00"), tender_id="D1"))] == [expected]
+
+    @precondition(lambda self: self.model.draft is not None)
+    @rule()
+    def publish_the_draft_as_another(self) -> None:
+        refused = self.send(publish(self.now, "D1", buyer_id="intruder", opening_at=self.now + DAY))
+        assert [r.code for r in refused] == ["not_the_buyer"]
+
     @invariant()
     def agrees(self) -> None:
         tender = self.kind.tenders["T1"]
@@ -189,6 +218,8 @@ class TenderMachine(RuleBasedStateMachine):
         assert {b: tender.orders[b] for b in tender.deposits} == {b: o for b, (_, o) in self.model.deposits.items()}
         assert self.host.next_deadline() == self.model.deadline()
         assert set(tender.unconfirmed) == self.model.unconfirmed and tender.opening_at == self.model.opening
+        assert "D1" not in self.kind.tenders  # nor its deadlines (next_deadline above)
+        assert [d[0].buyer_id for d in self.kind.drafts.values()] == ([self.model.draft] if self.model.draft else [])
 
 
 TestTenderMachine = TenderMachine.TestCase

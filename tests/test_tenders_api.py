@@ -132,7 +132,8 @@ BODIES: dict[str, Any] = {
     "justify_offer": {"lot_id": "L1", "sha256": "00" * 32},
     "decide_justification": {"lot_id": "L1", "bidder_id": "x", "accepted": True},
     "request_extension": {"days": 1, "answer_by": "2990-01-01T00:00:00Z"}, "answer_extension": {"accepted": True},
-    "cancel_tender": {"reason": "test"}, "publish_tender": {}, "publish_amendment": {"amendment_id": "a1", "text": "x"}}
+    "cancel_tender": {"reason": "test"}, "publish_tender": {}, "publish_amendment": {"amendment_id": "a1", "text": "x"},
+    "save_draft": {}}
 
 
 @pytest.mark.trio
@@ -167,7 +168,7 @@ async def test_each_role_is_refused_with_its_code(tmp_path: Path) -> None:
                 await api.refused(expired, op.method, path, 401, "token_expired", body, **ids)
                 await api.refused(forged, op.method, path, 401, "token_invalid", body, **ids)
             await api.refused(None, op.method, path, 401, "key_missing", body, **ids)
-        assert checked == 72  # every (operation, role) pair not allowed
+        assert checked == 81  # every (operation, role) pair not allowed
         # a member of another commission gets no token; a bidder token is for its own subject only
         await api.refused(KEYS["portal"], "post", "/tenders/{tender_id}/tokens", 403, "not_a_member",
                           {"members": ["m9"]}, tender_id="T1")
