@@ -82,6 +82,21 @@ class TenderBuyer(_Tenders):
         view = await self.rpc.request("POST", "/tenders", body)
         return view, dict(zip(members, shares, strict=True))
 
+    async def save_draft(self, tender_id: str, buyer_id: str, opening_at: str, lots: dict[str, str],
+                         members: Sequence[str], threshold: int, **options: Any) -> Any:
+        """Save (or replace) the tender's private draft: no key pair yet (`publish` makes it);
+        `options`: other body fields, as for `publish`."""
+        body = {"buyer_id": buyer_id, "opening_at": opening_at,
+                "lots": [{"lot_id": lot, "estimate": estimate} for lot, estimate in lots.items()],
+                "members": list(members), "threshold": threshold, **options}
+        return await self.rpc.request("PUT", f"/tenders/{tender_id}/draft", body)
+
+    async def draft(self, tender_id: str) -> Any:
+        return await self.rpc.request("GET", f"/tenders/{tender_id}/draft")
+
+    async def discard_draft(self, tender_id: str) -> Any:
+        return await self.rpc.request("DELETE", f"/tenders/{tender_id}/draft")
+
     async def tokens(self, tender_id: str, bidders: Sequence[str] = (), members: Sequence[str] = (),
                      ttl_s: int | None = None) -> dict[str, str]:
         """Case tokens by subject (bidders and members)."""

@@ -56,7 +56,7 @@ async def test_a_draft_saved_replaced_published_and_discarded(tmp_path: Path) ->
         # private: not a tender to anyone, not listed, no tokens
         await api.refused(auditor, "get", TENDER, 404, "unknown_tender", tender_id="T1")
         await api.refused(buyer, "get", TENDER, 404, "unknown_tender", tender_id="T1")
-        await api.refused(buyer, "post", TENDER + "/tokens", 404, "unknown_tender", {"bidders": ["acme"]},
+        await api.refused(KEYS["portal"], "post", TENDER + "/tokens", 404, "unknown_tender", {"bidders": ["acme"]},
                           tender_id="T1")
         assert await api.call(auditor, "get", PUBLISH, 200) == {"tenders": [], "next": None}
 
@@ -107,3 +107,20 @@ async def test_a_draft_saved_replaced_published_and_discarded(tmp_path: Path) ->
         await api.http.aclose()
     checked = verify(tmp_path / "data" / "journal")
     assert checked.ok and checked.state_hash == hashed, checked.problem
+
+
+@pytest.mark.trio
+async def test_the_sdk_saves_reads_discards_and_publishes_a_draft(tmp_path: Path) -> None:
+    from gateway.tender_client import TenderBuyer
+
+    async with served(tmp_path) as srv, TenderBuyer(srv.base, KEYS["buyer"]) as buyer:
+        opening = opening_in(3600)
+        saved = await buyer.save_draft("D-1", "ministry", opening, {"L1": "1000.00"}, ["m1", "m2"], 2,
+                                       validity_days=90)
+        assert (saved["tender_id"], saved["status"], saved["buyer_id"]) == ("D-1", "draft", "ministry")
+        assert (await buyer.draft("D-1")) == saved
+        assert (await buyer.discard_draft("D-1"))["status"] == "discarded"
+        await buyer.save_draft("D-1", "ministry", opening, {"L1": "1200.00"}, ["m1", "m2"], 2)
+        view, shares = await buyer.publish("D-1", "ministry", opening, {"L1": "1200.00"}, ["m1", "m2"], 2)
+        assert view["status"] == "published" and sorted(shares) == ["m1", "m2"]
+        assert "D-1" in srv.service.runtime.host.kind(Tenders).tenders
