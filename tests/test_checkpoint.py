@@ -9,6 +9,7 @@ import hashlib
 import os
 import shutil
 import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -280,10 +281,30 @@ async def test_a_checkpoint_whose_position_does_not_follow_its_last_record_is_re
     assert report.state_hash == state
 
 
+class StuckInChild:
+    """A part whose dump never returns in a forked checkpoint child (it waits to be
+    killed) and returns at once in the service itself: the test kills a child that is
+    certainly still running, however loaded the machine."""
+
+    name = "stuck"
+
+    def __init__(self) -> None:
+        self.service = os.getpid()
+
+    def dump(self) -> object:
+        while os.getpid() != self.service:  # the child: until SIGKILL (or the watchdog's)
+            time.sleep(60)
+        return None
+
+    def load(self, data: object | None) -> None:
+        pass
+
+
 @pytest.mark.trio
 async def test_a_killed_checkpoint_process_is_counted_and_the_clean_exit_still_writes_one(tmp_path: Path) -> None:
     ended: list[tuple[bool, int, str]] = []
-    async with Runtime.open(tmp_path, clock=clock_from(START + S), checkpoint_every=5) as runtime:
+    async with Runtime.open(tmp_path, clock=clock_from(START + S), checkpoint_every=5,
+                            parts=[StuckInChild()]) as runtime:
         runtime.attach(Heard(checkpoint=lambda written, gseq, _s, error: ended.append((written, gseq, error))))
         await runtime.execute(CreateAuction(runtime.now(), config(bidders=BIDDERS)))
         for n, bidder in enumerate(BIDDERS[:5]):
