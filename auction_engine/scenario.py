@@ -8,7 +8,7 @@ lot run to its end, and returns the commands, the events and the results.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,22 +100,33 @@ def load_scenario(data: object) -> Scenario:
     return Scenario(config=config, created_at=created_at, commands=tuple(c for _, _, c in commands))
 
 
+def action_name(action: object, path: str, actions: Iterable[str], example: str,
+                problems: list[tuple[str, str]]) -> str | None:
+    """The one action a scenario step names besides its `at` (every scenario format's
+    rule), or None once its problems are listed."""
+    names = list(actions)
+    if not isinstance(action, Mapping):
+        problems.append((path, f"must be an object such as {example}"))
+        return None
+    for key in action:
+        if key != "at" and key not in names:
+            problems.append((f"{path}.{key}", f"unknown field (actions are: {', '.join(names)})"))
+    found = [k for k in action if k in names]
+    if len(found) != 1:
+        problems.append((path, "must hold exactly one of " + ", ".join(names)))
+        return None
+    return str(found[0])
+
+
 def _action(action: object, path: str, start: int, config: AuctionConfig | None,
             problems: list[tuple[str, str]]) -> Command | None:
     def fail(where: str, message: str) -> None:
         problems.append((f"{path}{where}", message))
 
-    if not isinstance(action, Mapping):
-        fail("", "must be an object such as {\"at\": \"+5m\", \"bid\": {...}}")
+    kind = action_name(action, path, _ACTIONS, '{"at": "+5m", "bid": {...}}', problems)
+    if kind is None:
         return None
-    kinds = [k for k in action if k in _ACTIONS]
-    for key in action:
-        if key != "at" and key not in _ACTIONS:
-            fail(f".{key}", f"unknown field (actions are: {', '.join(_ACTIONS)})")
-    if len(kinds) != 1:
-        fail("", "must hold exactly one of " + ", ".join(_ACTIONS))
-        return None
-    kind = kinds[0]
+    assert isinstance(action, Mapping)
     try:
         now = _at(action.get("at"), start)
     except TimeFormatError as exc:

@@ -28,6 +28,7 @@ from .host import Host
 from .journal.sequencer import Journaled
 from .kind import Tick
 from .money import MoneyError, parse_amount
+from .scenario import action_name
 from .timeutil import TimeFormatError, parse_duration, parse_instant
 
 _DAYS = re.compile(r"(\d+)d(.*)")
@@ -173,17 +174,10 @@ def _action(action: object, path: str, publish: m.PublishTender, shares: dict[st
     def fail(where: str, message: str) -> None:
         problems.append((f"{path}{where}", message))
 
-    if not isinstance(action, Mapping):
-        fail("", 'must be an object such as {"at": "-5d", "deposit": {...}}')
+    name = action_name(action, path, _ACTIONS, '{"at": "-5d", "deposit": {...}}', problems)
+    if name is None:
         return None
-    names = [k for k in action if k in _ACTIONS]
-    for k in action:
-        if k != "at" and k not in _ACTIONS:
-            fail(f".{k}", f"unknown field (actions are: {', '.join(_ACTIONS)})")
-    if len(names) != 1:
-        fail("", "must hold exactly one of " + ", ".join(_ACTIONS))
-        return None
-    name = names[0]
+    assert isinstance(action, Mapping)
     try:
         now = _at(action.get("at"), publish.spec.opening_at)
     except TimeFormatError as exc:
