@@ -256,13 +256,9 @@ class Rooms(Consumer):
             for lot in auction.lots.values():  # lots that ended before this connection: their result
                 if lot.clock.status in FINAL and lot.clock.closed_at is not None:
                     conn.push(self._closed(conn, conn.auction_id, lot.config.lot_id, lot.clock.closed_at))
-            snapshots = await self.runtime.durable_snapshots(conn.auction_id)
-            done = [0, 0, 0, 0]
-            for snapshot in snapshots or ():  # the first view of each lot (else it comes with the next batch)
-                done[conn.push_view(p.ViewRenderer(snapshot, conn.decimals))] += 1
-            self._count_views(done)
             async with trio.open_nursery() as nursery:
                 conn.cancel = nursery.cancel_scope
+                await nursery.start(self._first_views, conn)
                 if conn.close_request is not None:  # closed while it waited for its views
                     nursery.cancel_scope.cancel()
                 nursery.start_soon(self._sender, transport, conn)
@@ -274,6 +270,23 @@ class Rooms(Consumer):
                 self.by_auction.pop(conn.auction_id, None)
             self.count -= 1
             gauge.dec()
+
+    async def _first_views(self, conn: Connection, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Push the first view of each lot, showing only durable state (else it comes with
+        the next batch); started once they are pushed, or at once if a batch in flight must
+        be durable first: that wait goes on beside the receiver, since during a journal
+        outage (Redis away) it lasts until the journal is back, and the connection's bids
+        must meanwhile be read and refused `journal_unavailable`."""
+        runtime = self.runtime
+        if runtime.journaled.gseq != runtime.writer.durable_gseq and not runtime.writer.pending:
+            task_status.started()
+            task_status = trio.TASK_STATUS_IGNORED
+        snapshots = await runtime.durable_snapshots(conn.auction_id)
+        done = [0, 0, 0, 0]
+        for snapshot in snapshots or ():
+            done[conn.push_view(p.ViewRenderer(snapshot, conn.decimals))] += 1
+        self._count_views(done)
+        task_status.started()
 
     async def _sender(self, transport: Transport, conn: Connection) -> None:
         while True:

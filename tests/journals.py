@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import msgpack
+import trio
 from test_model_stream import Stream
 
 from auction_engine.cli import write_journal
 from auction_engine.commands import Command
-from auction_engine.journal import Journaled, Position, SegmentStore
+from auction_engine.journal import FileOps, Journaled, Position, SegmentStore
 from auction_engine.journal.format import FormatError, encode_command
 from auction_engine.runtime import Consumer
 from auction_engine.scenario import load_scenario, run_scenario
@@ -135,3 +137,47 @@ class Heard(Consumer):
     def on_checkpoint(self, written: bool, gseq: int, seconds: float, error: str) -> None:
         if self._checkpoint is not None:
             self._checkpoint(written, gseq, seconds, error)
+
+
+class SteppedSync(FileOps):
+    """A real fdatasync that waits for the test's go: a test drives the writer batch by
+    batch, whatever the machine's load. Each sync (one per batch) hands `held()` an Event
+    and waits for it to be set; `release()` lets every sync through from then on. Build
+    it in the test's trio run (the writer then uses its sync thread: `sync` is overridden),
+    `free` to let syncs go until `hold()`, and release it before the runtime closes (its
+    flush syncs too)."""
+
+    def __init__(self, *, free: bool = False) -> None:
+        self._token = trio.lowlevel.current_trio_token()
+        self._send, self._arrivals = trio.open_memory_channel[trio.Event](math.inf)
+        self._free = free  # True: syncs go at once until `hold()`
+        self._issued: list[trio.Event] = []
+
+    def sync(self, fd: int) -> None:  # on the writer's sync thread
+        go = trio.from_thread.run_sync(self._arrive, trio_token=self._token)
+        if go is not None:
+            trio.from_thread.run(go.wait, trio_token=self._token)
+        super().sync(fd)
+
+    def _arrive(self) -> trio.Event | None:  # on the trio thread, as `release` is: no race
+        if self._free:
+            return None
+        go = trio.Event()
+        self._issued.append(go)
+        self._send.send_nowait(go)
+        return go
+
+    async def held(self) -> trio.Event:
+        """The go of the next sync, once it waits for it: a batch is in flight, and the
+        writer has already published the one before (it reached this sync without yielding)."""
+        return await self._arrivals.receive()
+
+    def hold(self) -> None:
+        """Hold every sync from the next one on (built `free`)."""
+        self._free = False
+
+    def release(self) -> None:
+        """Let the waiting sync and every later one go."""
+        self._free = True
+        for go in self._issued:
+            go.set()

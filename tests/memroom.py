@@ -21,6 +21,7 @@ from wire import JSON, decode, encode
 
 from auction_engine.commands import AdmitBidder, Command, CreateAuction
 from auction_engine.config import AuctionConfig
+from auction_engine.journal import FileOps
 from auction_engine.runtime import Record, Runtime, wall_clock_us
 from auction_engine.timeutil import format_instant
 from gateway.auth import TokenIssuer
@@ -237,9 +238,10 @@ def mock_clock_us(at: int) -> Callable[[], int]:
 
 
 @asynccontextmanager
-async def memroom(tmp_path: Path, **overrides: Any) -> AsyncIterator[MemRoom]:
+async def memroom(tmp_path: Path, ops: FileOps | None = None, **overrides: Any) -> AsyncIterator[MemRoom]:
     """A room on the MockClock (run the test with the `autojump_clock` fixture); `overrides`
-    are settings (bid_rate, send_timeout_s, ...)."""
+    are settings (bid_rate, send_timeout_s, ...); `ops`: the journal's file calls (then
+    durability "fsync", e.g. journals.SteppedSync, whose thread rules out the autojump)."""
     config = settings(tmp_path, **overrides)
     feed, revoked_at = Feed(), dict[tuple[str, str], int]()
 
@@ -248,8 +250,8 @@ async def memroom(tmp_path: Path, **overrides: Any) -> AsyncIterator[MemRoom]:
         note_revocations(revoked_at, events)
 
     clock = mock_clock_us(wall_clock_us() // S * S - BEHIND)
-    async with Runtime.open(tmp_path / "journal", clock=clock, durability="none", on_record=replayed,
-                            max_delay=config.max_delay_ms / 1000) as runtime:
+    async with Runtime.open(tmp_path / "journal", clock=clock, durability="none" if ops is None else "fsync",
+                            ops=ops, on_record=replayed, max_delay=config.max_delay_ms / 1000) as runtime:
         feed.decimals_of = lambda aid: runtime.engine.auction(aid).config.decimals
         tokens = TokenIssuer(config.token_secret or "", config.token_ttl_s, clock=lambda: clock() / S)
         rooms = Rooms(runtime, tokens, config, Metrics(), revoked_at)

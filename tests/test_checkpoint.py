@@ -17,14 +17,17 @@ from typing import Any
 import msgpack
 import pytest
 import trio
+import trio.testing
 from factories import START, S, config
-from journals import Heard
+from journals import Heard, SteppedSync
 
 from auction_engine import AdmitBidder, CreateAuction, PlaceBid, RevokeBidder
+from auction_engine.checkpointer import DRAIN_PUBLISHES
 from auction_engine.journal import JournalReader, recover
 from auction_engine.journal import checkpoint as ckpt
 from auction_engine.journal.format import SegmentHeader, frame
 from auction_engine.journal.store import Position
+from auction_engine.journal.writer import MAX_DRAIN_MERGES
 from auction_engine.runtime import Runtime
 
 BIDDERS = [f"b{i:02d}" for i in range(12)]
@@ -319,27 +322,49 @@ async def test_a_killed_checkpoint_process_is_counted_and_the_clean_exit_still_w
     assert ckpt.gseq_of(ckpt.candidates(tmp_path)[0]) == gseq
 
 
-@pytest.mark.parametrize("sync_in", ["process", "thread"])
 @pytest.mark.trio
-async def test_checkpoints_are_taken_under_unbroken_lock_stepped_load(tmp_path: Path, sync_in: str) -> None:
+async def test_checkpoints_are_taken_under_unbroken_lock_stepped_load(tmp_path: Path) -> None:
     """60 producers bidding without a pause (split into two alternating groups): a due
-    checkpoint makes the writer drain until everything applied is durable."""
+    checkpoint makes the writer drain until everything applied is durable. Each fdatasync
+    is held until every producer that can bid has (so the batches are what they are on
+    any machine) and the last checkpoint child has ended (a slow fork delays none)."""
     bidders = [f"p{i:02d}" for i in range(60)]
-    async with Runtime.open(tmp_path, clock=clock_from(START + S), checkpoint_every=100, sync_in=sync_in) as runtime:
-        await runtime.execute(CreateAuction(runtime.now(), config(bidders=bidders,
-                                                                  lot={"starting_price": "1000000.00"})))
+    taken: list[int] = []
+    ops = SteppedSync()
+    async with Runtime.open(tmp_path, clock=clock_from(START + S), checkpoint_every=100, ops=ops) as runtime:
+        runtime.attach(Heard(checkpoint=lambda written, gseq, _s, error: taken.append(gseq if written else -1)))
 
         async def bid(bidder: str, k: int) -> None:
             for n in range(30):
                 await runtime.submit(PlaceBid, "A1", "L1", bidder, 99_000_000 - (n * 60 + k) * 100, f"{bidder}-{n}")
 
-        async with trio.open_nursery() as nursery:
-            for k, bidder in enumerate(bidders):
-                nursery.start_soon(bid, bidder, k)
-        await runtime.checkpoints.idle()
+        async def step() -> None:
+            while True:
+                go = await ops.held()
+                await trio.testing.wait_all_tasks_blocked()
+                await runtime.checkpoints.idle()
+                go.set()
+
+        try:
+            async with trio.open_nursery() as stepper:
+                stepper.start_soon(step)
+                await runtime.execute(CreateAuction(runtime.now(), config(bidders=bidders,
+                                                                          lot={"starting_price": "1000000.00"})))
+                async with trio.open_nursery() as nursery:
+                    for k, bidder in enumerate(bidders):
+                        nursery.start_soon(bid, bidder, k)
+                await runtime.checkpoints.idle()
+                stepper.cancel_scope.cancel()
+        finally:
+            ops.release()
         stats = runtime.checkpoints.status()
         state = runtime.host.state_hash()
-    assert stats["written"] >= 2 and stats["failed"] == 0, stats  # about 18 due (without draining: 1; a slow fork: 2)
+    # Every due checkpoint was drained for and taken, none put off: each within two rounds
+    # of the 60 producers after it fell due (a round to notice, one to reach the quiet moment).
+    assert stats["deferred"] == stats["failed"] == 0 and -1 not in taken, (taken, stats)
+    gaps = [b - a for a, b in zip([0, *taken[:-2]], taken[:-1], strict=True)]  # the last: the exit's
+    assert all(100 <= gap <= 100 + 2 * len(bidders) for gap in gaps), taken
+    assert len(taken) - 1 >= 1801 // (100 + 2 * len(bidders)) and taken[-1] == 1801, taken
     for path in ckpt.candidates(tmp_path):
         start = ckpt.decode(path.read_bytes())
         assert start.journaled.host.state_hash() == start.state_hash
@@ -376,18 +401,35 @@ def test_a_failed_write_leaves_no_partial_file(tmp_path: Path) -> None:
 
 @pytest.mark.trio
 async def test_under_load_that_never_pauses_a_due_checkpoint_is_put_off_not_drained_for(tmp_path: Path) -> None:
-    """A client that keeps sending without waiting for its answers: draining never gets to
-    a moment when nothing is in flight, so it stops after a couple of publications."""
+    """A client that keeps sending without waiting for its answers: a new bid arrives
+    while every batch syncs (each fdatasync is held until it is posted), so draining never
+    gets to a moment when nothing is in flight. It stops after DRAIN_PUBLISHES
+    publications, each holding back MAX_DRAIN_MERGES batches, and the checkpoint is put
+    off (deferred), none begun; every bid is still answered."""
+    ops = SteppedSync()
     answered: list[int] = []
-    async with Runtime.open(tmp_path, clock=clock_from(START + S), checkpoint_every=50) as runtime:
-        await runtime.execute(CreateAuction(runtime.now(), config(bidders=BIDDERS,
-                                                                  lot={"starting_price": "1000000.00"})))
-        for n in range(3000):
-            runtime.post(PlaceBid(runtime.now(), "A1", "L1", BIDDERS[n % 12], 99_000_000 - n * 100, f"f{n}"),
-                         lambda _s: answered.append(1), lambda _e: None)
-            await trio.sleep(0)
-        await runtime.writer.wait_durable(runtime.journaled.gseq)
-        stats = runtime.checkpoints.status()
-        draining = runtime.writer.drain
-    assert len(answered) == 3000
-    assert stats["deferred"] >= 1 and not draining, stats
+    posted = 0
+    async with Runtime.open(tmp_path, clock=clock_from(START + S), checkpoint_every=50, ops=ops) as runtime:
+        writer, stats = runtime.writer, runtime.checkpoints.stats
+        try:
+            runtime.post(CreateAuction(runtime.now(), config(bidders=BIDDERS, lot={"starting_price": "1000000.00"})),
+                         lambda _s: None, lambda _e: None)
+            drain_from = 0  # the batches durable when draining began
+            for n in range(200):
+                go = await ops.held()  # a batch syncs; the one before it is published
+                if writer.drain and not drain_from:
+                    drain_from = writer.stats["batches"]
+                    assert runtime.journaled.gseq >= 50 and stats["deferred"] == 0
+                if stats["deferred"]:
+                    break
+                runtime.post(PlaceBid(runtime.now(), "A1", "L1", BIDDERS[n % 12], 99_000_000 - n * 100, f"f{n}"),
+                             lambda _s: answered.append(1), lambda _e: None)
+                posted += 1
+                go.set()
+            assert drain_from and writer.stats["batches"] - drain_from == DRAIN_PUBLISHES * (MAX_DRAIN_MERGES + 1)
+            assert stats["deferred"] == 1 and stats["written"] == 0 and runtime.checkpoints.child is None, stats
+            assert not writer.drain
+        finally:
+            ops.release()
+        await writer.wait_durable(runtime.journaled.gseq)
+    assert len(answered) == posted

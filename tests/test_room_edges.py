@@ -10,12 +10,15 @@ from typing import Any
 
 import pytest
 import trio
+from journals import SteppedSync
+from memroom import memroom, settle
 from served import Served, auction_body, served
 from test_gateway_fuzz import answers, hello
 from wire import JSON, converse, open_auction, quiet, state
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, CloseConnection, Request, TextMessage
 
+from auction_engine.commands import PlaceBid
 from gateway import transport
 from gateway.client import RpcError
 
@@ -228,3 +231,30 @@ async def test_the_room_serves_without_direct_writes(tmp_path: Path) -> None:
         acme, _beta = await open_auction(srv, "A-1", ["acme", "beta"])
         got = await bid_answers(srv, acme, [("L1", "9000.00", "d-1"), ("L1", "abc", "d-2"), ("L1", "8990.00", "d-3")])
         assert [(a["type"], a.get("code")) for a in got] == [("ack", None), ("reject", "invalid_amount"), ("ack", None)]
+
+
+@pytest.mark.trio
+async def test_a_connection_opened_while_a_batch_syncs_reads_its_messages_before_its_first_views(
+        tmp_path: Path) -> None:
+    """Its first views wait for the batch in flight (they show durable state only), but its
+    messages are read meanwhile: during a Redis outage that wait lasts until Redis is back,
+    and its bids must be refused `journal_unavailable` at once. The sync is held, so a ping
+    sent then is answered before any view, on any machine."""
+    ops = SteppedSync(free=True)
+    async with memroom(tmp_path, ops=ops) as room:
+        try:
+            tokens = await room.create("A1", bidders=("alice", "bob"))
+            ops.hold()
+            room.runtime.post(PlaceBid(room.now(), "A1", "L1", "alice", 999_900, "a1"), lambda _s: None,
+                              lambda _e: None)
+            go = await ops.held()  # alice's bid syncs, nothing else is pending
+            bob = await room.connect("A1", tokens["bob"])
+            await bob.send({"type": "ping", "id": 1})
+            await settle()
+            assert [m["type"] for m in bob.new()] == ["welcome", "pong"]
+            go.set()
+            await room.runtime.writer.wait_durable(room.runtime.journaled.gseq)
+            await settle()
+            assert [(m["type"], m["best_price"]) for m in bob.new()] == [("view", "9999.00")]
+        finally:
+            ops.release()

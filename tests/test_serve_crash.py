@@ -267,7 +267,8 @@ class Load:
                 await trio.sleep(0.2)
 
     async def _bid(self, bidder: Bidder, room: Room) -> None:
-        while not self.stop.is_set():
+        # once stopped, a bid refused for now (journal_unavailable) is still resent to its end
+        while not self.stop.is_set() or bidder.in_flight is not None:
             if bidder.in_flight is None:
                 n = next(self.amounts)
                 cid = f"{bidder.name}-{len(bidder.sent)}"
