@@ -95,6 +95,24 @@ class Journaled:
         if key is not None:
             self.bids[key] = tuple(events)
 
+    def adopt(self, case_id: str, other: Journaled) -> None:
+        """Take a case rebuilt alone in `other` (its host, chain head, retry keys) into this
+        one, whose host must be a `CaseHosts`; the global sequence moves past the case's last
+        record, so that the case's records keep increasing gseqs under their new writer."""
+        self.host.adopt(case_id, other.host)  # type: ignore[attr-defined]
+        chain = other.chains.get(case_id)
+        if chain is not None:
+            self.chains[case_id] = chain
+        self.bids.update((key, value) for key, value in other.bids.items() if key[0] == case_id)
+        self.gseq = max(self.gseq, other.gseq)
+
+    def drop(self, case_id: str) -> None:
+        """Forget a case (it moved away): its host (a `CaseHosts`'s), chain and retry keys."""
+        self.host.drop(case_id)  # type: ignore[attr-defined]
+        self.chains.pop(case_id, None)
+        for key in [key for key in self.bids if key[0] == case_id]:
+            del self.bids[key]
+
     def submit(self, command: Command) -> Submission:
         """Apply `command` (after every deadline due by its time) and frame the records.
         Raises `FormatError` (unjournalable) or `CaseConflict` before changing anything."""

@@ -1,0 +1,114 @@
+"""`CaseHosts` (one clock per case) against the single `Host`: the same records per case,
+the same events, the same state hash; a case rebuilt alone and adopted goes on exactly as
+in the host it was written by; a dropped case is unknown."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from factories import START, config
+from journals import journalable, stream_commands
+
+from auction_engine.case_hosts import CaseHosts
+from auction_engine.commands import CreateAuction, PlaceBid
+from auction_engine.engine import Engine, QueryError
+from auction_engine.events import Event
+from auction_engine.journal.format import FRAME, unpack_payload
+from auction_engine.journal.sequencer import Journaled
+from auction_engine.journal.verifier import Verifier
+from auction_engine.kind import Tick
+
+S = 1_000_000
+
+
+def by_case(journaled: Journaled, events: list[Event]) -> dict[str, list[Event]]:
+    out: dict[str, list[Event]] = {}
+    for event in events:
+        out.setdefault(journaled.host.event_case(event), []).append(event)
+    return out
+
+
+def case_records(frames: list[bytes]) -> dict[str, list[tuple[Any, ...]]]:
+    """Each case's records without their gseq (the only field the order of cases changes)."""
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    for data in frames:
+        record = unpack_payload(data[FRAME.size:])
+        out.setdefault(record.auction_id, []).append(
+            (record.aseq, record.time, record.command, record.outcome, record.prev))
+    return out
+
+
+def run(journaled: Journaled, commands: list[Any]) -> tuple[list[dict[str, list[Event]]], list[bytes]]:
+    outcomes, frames = [], []
+    for command in commands:
+        submission = journaled.submit(command)
+        outcomes.append(by_case(journaled, submission.events))
+        frames += submission.frames
+    return outcomes, frames
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
+def test_case_hosts_journal_what_one_host_journals(seed: int) -> None:
+    commands = [c for c in stream_commands(seed, 1500) if journalable(c)]
+    one, many = Journaled(), Journaled(CaseHosts())
+    one_out, one_frames = run(one, commands)
+    many_out, many_frames = run(many, commands)
+    assert many_out == one_out
+    assert case_records(many_frames) == case_records(one_frames)
+    assert many.host.state_hash() == one.host.state_hash()
+    assert many.chains == one.chains
+    engine, view = one.host.kind(Engine), many.host.kind(Engine)
+    assert sorted(view.auction_ids()) == sorted(engine.auction_ids())
+    for aid in engine.auction_ids():
+        assert view.auction(aid).config == engine.auction(aid).config
+        for lot in engine.auction(aid).lots:
+            assert view.lot_snapshot(aid, lot) == engine.lot_snapshot(aid, lot)
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_a_case_rebuilt_alone_and_adopted_goes_on_as_before(seed: int) -> None:
+    """Half the stream through one host; then each case's records replayed alone (as a
+    new owner rebuilds it from its stream) and adopted; the second half through both."""
+    commands = [c for c in stream_commands(seed, 2000) if journalable(c)]
+    half = len(commands) // 2
+    one = Journaled()
+    _, frames = run(one, commands[:half])
+    verifiers: dict[str, Verifier] = {}
+    for data in frames:
+        record = unpack_payload(data[FRAME.size:])
+        verifier = verifiers.setdefault(record.auction_id, Verifier(contiguous=False))
+        verifier.feed(record)
+    many = Journaled(CaseHosts())
+    for case, verifier in verifiers.items():
+        many.adopt(case, verifier.journaled)
+    assert many.gseq == one.gseq
+    assert many.host.state_hash() == one.host.state_hash()
+    one_out, one_frames = run(one, commands[half:])
+    many_out, many_frames = run(many, commands[half:])
+    assert many_out == one_out
+    assert case_records(many_frames) == case_records(one_frames)
+    assert many.host.state_hash() == one.host.state_hash()
+
+
+def test_cases_on_their_own_clocks() -> None:
+    """A case whose clock is behind another's still takes commands at its own time, and
+    its deadline fires only in its own ticks; a dropped case is unknown again."""
+    many = Journaled(CaseHosts())
+    many.submit(CreateAuction(START - S, config(auction_id="A1")))
+    other = Journaled()
+    other.submit(CreateAuction(START - 5 * S, config(auction_id="A2")))
+    other.submit(Tick(START, "A2"))
+    many.adopt("A2", other)
+    many.submit(Tick(START + 3 * S, "A1"))  # A1 runs ahead of A2 ...
+    late = many.submit(PlaceBid(START + S, "A2", "L1", "bob", 90_000, "b1"))  # ... A2 takes a bid at its own time
+    assert [type(e).__name__ for e in late.events] == ["BidAccepted"]
+    assert many.host.now == START + 3 * S
+    view = many.host.kind(Engine)
+    assert view.auction("A2").lots["L1"].book.best == 90_000
+    many.drop("A2")
+    with pytest.raises(QueryError):
+        view.auction("A2")
+    assert sorted(view.auction_ids()) == ["A1"]
+    assert all(key[0] != "A2" for key in many.bids)
+    assert "A2" not in many.chains
