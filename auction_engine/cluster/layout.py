@@ -4,7 +4,9 @@ Every key lives under one namespace (default ``ae``). A case's keys share a hash
 (``{case}``) so that a Redis Cluster keeps them in one slot, as the Lua scripts need:
 ``NS:{CASE}:lease`` (owner and token, with a TTL), ``NS:{CASE}:fence`` (the fencing
 counter), ``NS:{CASE}:journal`` (the Stream of its records). ``NS:engines`` is the sorted
-set of live engines. docs/scale-out.md is the reference.
+set of live engines; ``NS:inbox:ENGINE`` the Stream of commands for an engine,
+``NS:replies:GATEWAY`` the Stream of its answers to a gateway, ``NS:feed`` the Stream of
+durable batches every gateway follows. docs/scale-out.md is the reference.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from dataclasses import dataclass
 DEFAULT_NAMESPACE = "ae"
 CASE_PARTS = ("lease", "fence", "journal")  # the keys of one case
 ENGINES = "engines"
+FEED = "feed"
+PROCESS_STREAMS = ("inbox", "replies")  # NS:inbox:ENGINE, NS:replies:GATEWAY
+MAX_PROCESS_ID = 128  # characters of an engine's or a gateway's id
 MAX_CASE_ID = 200  # bytes: a case id longer than this is not one of ours
 
 
@@ -36,6 +41,18 @@ def check_case_id(case_id: str) -> str:
             or len(case_id.encode()) > MAX_CASE_ID:
         raise ClusterError("bad_case_id", f"a case id is 1 to {MAX_CASE_ID} bytes without braces: {case_id!r:.60}")
     return case_id
+
+
+def valid_process_id(process: str) -> bool:
+    return 0 < len(process) <= MAX_PROCESS_ID and not any(c in process for c in "|{}\x00 \t\r\n")
+
+
+def check_process_id(process: str) -> str:
+    """An engine's or gateway's id if it can name its stream; else `ClusterError("bad_process_id")`."""
+    if type(process) is not str or not valid_process_id(process):
+        raise ClusterError("bad_process_id", f"a process id is 1 to {MAX_PROCESS_ID} characters without '|', "
+                           f"braces or spaces: {process!r:.60}")
+    return process
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +83,16 @@ class Layout:
         return f"{self.namespace}:{ENGINES}"
 
     @property
+    def feed(self) -> str:
+        return f"{self.namespace}:{FEED}"
+
+    def inbox(self, engine: str) -> str:
+        return f"{self.namespace}:inbox:{check_process_id(engine)}"
+
+    def replies(self, gateway: str) -> str:
+        return f"{self.namespace}:replies:{check_process_id(gateway)}"
+
+    @property
     def pattern(self) -> str:
         """The SCAN pattern of every key of the namespace."""
         return f"{self.namespace}:*"
@@ -75,6 +102,11 @@ class Layout:
         that is not ours (a foreign key in the namespace)."""
         if key == self.engines:
             return "", ENGINES
+        if key == self.feed:
+            return "", FEED
+        head, sep, process = key.partition(":")[2].partition(":")
+        if sep and head in PROCESS_STREAMS and valid_process_id(process):
+            return process, head
         prefix = f"{self.namespace}:{{"
         if not key.startswith(prefix):
             return None

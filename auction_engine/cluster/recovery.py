@@ -12,14 +12,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..journal.format import GENESIS, JournalCorruption
+from ..events import Event
+from ..journal.format import GENESIS, JournalCorruption, Record
 from ..journal.sequencer import Journaled
 from ..journal.verifier import Verifier
-from .layout import ENGINES, ClusterError
+from .layout import ENGINES, FEED, ClusterError
 from .lease import _text
 from .stream import Entry, StreamJournal
 
-KEY_TYPES = {"lease": "string", "fence": "string", "journal": "stream", ENGINES: "zset"}
+KEY_TYPES = {"lease": "string", "fence": "string", "journal": "stream", ENGINES: "zset", FEED: "stream",
+             "inbox": "stream", "replies": "stream"}
 
 
 @dataclass(slots=True)
@@ -36,21 +38,24 @@ class CaseReport:
     state_hash: str = ""
 
 
-async def rebuild(journal: StreamJournal, case_id: str, entries: list[Entry] | None = None) -> \
-        tuple[Journaled, CaseReport]:
+async def rebuild(journal: StreamJournal, case_id: str, entries: list[Entry] | None = None,
+                  replayed: list[tuple[Record, list[Event]]] | None = None) -> tuple[Journaled, CaseReport]:
     """The case's host rebuilt from its stream (a new, empty one if it has no stream);
     `ClusterError` with the stream's or the verifier's code at the first broken rule.
-    `entries`: collect the checked entries there too (an export writes them)."""
+    `entries`: collect the checked entries there too (an export writes them); `replayed`:
+    each record with its replayed events."""
     verifier = Verifier(contiguous=False)
     report = CaseReport(case_id)
     key = journal.layout.journal(case_id)
     async for entry in journal.entries(case_id):
         try:
-            verifier.feed(entry.record)
+            events = verifier.feed(entry.record)
         except JournalCorruption as exc:
             raise ClusterError(exc.code, exc.message, key=key, entry=entry.entry_id) from None
         if entries is not None:
             entries.append(entry)
+        if replayed is not None:
+            replayed.append((entry.record, events))
         if not report.tokens or report.tokens[-1] != entry.token:
             report.tokens.append(entry.token)
         report.first_gseq = report.first_gseq or entry.record.gseq

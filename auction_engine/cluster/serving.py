@@ -2,14 +2,13 @@
 
 `open_runtime(options, on_record)` connects, refuses a Redis that cannot promise
 durability (`check_durability`, unless `unsafe`), claims every case of the namespace
-(waiting out the leases of a crashed engine), rebuilds them all into one host through the
-verifier, and runs a `Runtime` whose writer appends to the cases' streams (writer.py).
-
-The replay order: every case's records merged by (record time, gseq, case id). One
-engine's records carry one global gseq that grows with time (the runtime never stamps a
-command before the host's time), so this is exactly the order they were applied in: the
-same records, byte for byte those a file journal would hold, replayed in the same order,
-give the same state hash. The gseq carries on after the highest one found.
+(waiting out the leases of a crashed engine), rebuilds each in its own host through the
+verifier (cases may have been written by engines with different clocks: each is replayed
+on its own, as `CaseHosts` then runs it), and runs a `Runtime` whose writer appends to
+the cases' streams (writer.py). The records are handed to `on_record` (the feed, the
+revocations) merged by (record time, gseq, case id): for one engine's records, the order
+they were applied in. The gseq carries on after the highest one found; a case whose
+records ran ahead of it goes on from its own (`Journaled.adopt`).
 """
 
 from __future__ import annotations
@@ -23,17 +22,18 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from ..journal.format import JournalCorruption
+from ..case_hosts import CaseHosts
+from ..events import Event
+from ..journal.format import Record
 from ..journal.recovery import RecordHook, RecoveryReport
 from ..journal.sequencer import Journaled
 from ..journal.store import Position
-from ..journal.verifier import Verifier
 from ..runtime import Runtime, wall_clock_us
 from . import connect
 from .durability import check_durability
 from .layout import ClusterError
 from .lease import Client, Leases
-from .recovery import survey
+from .recovery import rebuild, survey
 from .stream import APPEND, Entry, StreamJournal
 from .writer import UNREACHABLE, CaseBook, RedisWriter, open_journal
 
@@ -59,9 +59,10 @@ class RedisOptions:
 
 async def recover_cases(journal: StreamJournal, book: CaseBook, on_record: RecordHook | None = None) -> \
         tuple[Journaled, RecoveryReport]:
-    """Claim every case of the namespace, then replay them all into one host in the
-    module's order. `ClusterError`: a damaged or foreign-typed stream (its code), a case
-    another engine keeps holding (`held`)."""
+    """Claim every case of the namespace, then rebuild each from its stream in its own
+    host (`adopt`ed into one `CaseHosts`). `on_record` hears every record in the module's
+    order. `ClusterError`: a damaged or foreign-typed stream (its code), a case another
+    engine keeps holding (`held`)."""
     started = time.perf_counter()
     found = await survey(journal)
     for problem in found.problems:
@@ -70,25 +71,22 @@ async def recover_cases(journal: StreamJournal, book: CaseBook, on_record: Recor
         logger.warning("ignored: %s", problem)
     for case_id in found.cases:  # first: nobody appends to a case once it is claimed
         await book.claim_waiting(case_id, 3 * book.ttl_ms)
-    streams: list[list[Entry]] = []
+    journaled = Journaled(CaseHosts())
+    replays: list[list[tuple[Record, list[Event]]]] = []
     for case_id in found.cases:
-        streams.append([entry async for entry in journal.entries(case_id)])
-    verifier = Verifier(contiguous=False)
+        replayed: list[tuple[Record, list[Event]]] = []
+        alone, _ = await rebuild(journal, case_id, replayed=replayed)
+        journaled.adopt(case_id, alone)
+        replays.append(replayed)
     records = 0
-    ordered = heapq.merge(*streams, key=lambda e: (e.record.time, e.record.gseq, e.record.auction_id))
-    for entry in ordered:
-        try:
-            events = verifier.feed(entry.record)
-        except JournalCorruption as exc:
-            raise ClusterError(exc.code, exc.message, key=journal.layout.journal(entry.record.auction_id),
-                               entry=entry.entry_id) from None
+    for record, events in heapq.merge(*replays, key=lambda r: (r[0].time, r[0].gseq, r[0].auction_id)):
         if on_record is not None:
-            on_record(entry.record, events)
+            on_record(record, events)
         records += 1
-    j = verifier.journaled
-    report = RecoveryReport(records, len(found.cases), None, Position(0, 0, j.gseq + 1), j.host.state_hash(),
-                            time.perf_counter() - started)
-    return j, report
+    journaled.gseq = max((replay[-1][0].gseq for replay in replays if replay), default=0)
+    report = RecoveryReport(records, len(found.cases), None, Position(0, 0, journaled.gseq + 1),
+                            journaled.host.state_hash(), time.perf_counter() - started)
+    return journaled, report
 
 
 @asynccontextmanager

@@ -59,6 +59,9 @@ class Journaled:
         self.host = host or Host()
         self.gseq = 0  # the global sequence of the last record
         self.chains: dict[str, tuple[int, bytes]] = {}  # case -> (its last aseq, that record's SHA-256)
+        # case -> the gseq of its last record, for a case adopted from another writer whose
+        # sequence ran ahead of this one: its next records' gseq follow that one instead
+        self.floors: dict[str, int] = {}
         # retry key (case, actor, client id) -> outcome, as a tuple: tuples of events (plain
         # values) leave the garbage collector's lists, so millions of them cost it nothing;
         # values loaded from a checkpoint stay packed (msgpack bytes of the encoded events)
@@ -97,19 +100,22 @@ class Journaled:
 
     def adopt(self, case_id: str, other: Journaled) -> None:
         """Take a case rebuilt alone in `other` (its host, chain head, retry keys) into this
-        one, whose host must be a `CaseHosts`; the global sequence moves past the case's last
-        record, so that the case's records keep increasing gseqs under their new writer."""
+        one, whose host must be a `CaseHosts`. The case's next records are numbered past its
+        last one's gseq, so that they keep increasing in its stream, while this writer's own
+        sequence (what its writer counts) goes on unchanged."""
         self.host.adopt(case_id, other.host)  # type: ignore[attr-defined]
         chain = other.chains.get(case_id)
         if chain is not None:
             self.chains[case_id] = chain
         self.bids.update((key, value) for key, value in other.bids.items() if key[0] == case_id)
-        self.gseq = max(self.gseq, other.gseq)
+        if other.gseq > self.gseq:
+            self.floors[case_id] = other.gseq
 
     def drop(self, case_id: str) -> None:
         """Forget a case (it moved away): its host (a `CaseHosts`'s), chain and retry keys."""
         self.host.drop(case_id)  # type: ignore[attr-defined]
         self.chains.pop(case_id, None)
+        self.floors.pop(case_id, None)
         for key in [key for key in self.bids if key[0] == case_id]:
             del self.bids[key]
 
@@ -179,12 +185,20 @@ class Journaled:
         else:
             aseq, prev = chain[0] + 1, chain[1]
         gseq = self.gseq + 1  # committed only once the record is encoded
+        numbered = gseq  # the record's gseq: this writer's sequence, or past an adopted case's own
+        if self.floors:
+            floor = self.floors.get(aid)
+            if floor is not None:
+                if floor >= gseq:
+                    numbered = self.floors[aid] = floor + 1
+                else:
+                    del self.floors[aid]
         if len(events) == 1:
             event = events[0]
             outcome = ONE_EVENT_PREFIX[type(event)] + _pack(event)[1:]
         else:
             outcome = pack_outcome(events)
-        payload = b"".join((b"\x97", _pack((gseq, aseq, now, aid))[1:], command, outcome, b"\xc4\x20", prev))
+        payload = b"".join((b"\x97", _pack((numbered, aseq, now, aid))[1:], command, outcome, b"\xc4\x20", prev))
         head = _LENGTH_CRC_PACK(len(payload), _crc32(payload))
         self.gseq = gseq
         self.chains[aid] = (aseq, sha256(payload).digest())
