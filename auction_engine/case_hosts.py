@@ -111,7 +111,7 @@ class CaseHosts(Host):
         kind, case = self.check(command)
         host = self._host_of(case)
         events = host.tick(command.now) if host.due(command.now) else []
-        events += self.apply(host.route[type(command)], command, case)
+        events += self.apply(kind, command, case)
         return events
 
     def tick(self, now: int) -> list[Any]:

@@ -34,7 +34,7 @@ from .durability import check_durability
 from .layout import ClusterError
 from .lease import Client, Leases
 from .recovery import rebuild, survey
-from .stream import APPEND, Entry, StreamJournal
+from .stream import APPEND, StreamJournal
 from .writer import UNREACHABLE, CaseBook, RedisWriter, open_journal
 
 logger = logging.getLogger("auction_engine.cluster")
