@@ -42,7 +42,10 @@ class CaseHosts(Host):
     # -- cases coming and going -----------------------------------------------------------
 
     def adopt(self, case_id: str, host: Host) -> None:
-        """Take a case rebuilt in its own host (which must hold it and nothing else)."""
+        """Take a case rebuilt in its own host (which holds it and nothing else; a host
+        without it, a case with no record yet, adds nothing)."""
+        if case_id not in host.case_kind:
+            return
         if case_id in self.hosts:
             raise ValueError(f"case {case_id!r:.70} is already hosted")
         self.hosts[case_id] = host

@@ -80,6 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     srv.add_argument("--redis-namespace", metavar="NAME", help="the key namespace in Redis (default ae)")
     srv.add_argument("--redis-unsafe", action="store_true", default=None,
                      help="run on a Redis that cannot promise durability (tests, comparisons only)")
+    srv.add_argument("--role", choices=("both", "engine", "gateway"),
+                     help="with --redis: both (one process, every case; default), engine (owns its share of "
+                          "the cases) or gateway (rooms and RPC, commands forwarded to the engines)")
     demo = commands.add_parser("demo", help="serve, create a 2-lot auction over the RPC, run bot bidders, audit it")
     demo.add_argument("--data-dir", metavar="DIR", help="where the demo's journal goes (default: a new temp dir)")
     demo.add_argument("--bidders", type=int, default=12, help="bot bidders (default 12)")
@@ -110,7 +113,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     overrides = {"host": args.host, "port": args.port, "data_dir": args.data_dir, "durability": args.durability,
                  "log_level": args.log_level, "redis_url": args.redis, "redis_namespace": args.redis_namespace,
-                 "redis_unsafe": args.redis_unsafe}
+                 "redis_unsafe": args.redis_unsafe, "redis_role": args.role}
     try:
         settings = load_settings(args.config, overrides=overrides)
     except SettingsError as exc:

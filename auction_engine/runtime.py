@@ -244,6 +244,10 @@ class Runtime:
             self._deadline_moved.set()
         return submission
 
+    def deadlines_moved(self) -> None:
+        """Cases came in from elsewhere (`Journaled.adopt`): the timer looks at the deadlines again."""
+        self._deadline_moved.set()
+
     async def durable_snapshots(self, auction_id: str) -> list[LotSnapshot] | None:
         """Snapshots of every lot of an auction showing only durable state: now if
         everything applied is durable; else None, and the lots are marked so that the view

@@ -46,6 +46,9 @@ def create_app(service: Service) -> QuartTrio:
     app.url_map.merge_slashes = False  # an empty path segment is a 404 with a coded body, not a redirect
     app.config.update(MAX_CONTENT_LENGTH=MAX_BODY, RESPONSE_TIMEOUT=None, BODY_TIMEOUT=30,
                       JSON_SORT_KEYS=False)
+    if service.settings.redis_role == "engine":  # an engine takes commands from gateways only
+        register_health(app, service)
+        return app
     register_rpc(app, service)
     register_web_room(app)  # the browser room's static pages under /room/
 
@@ -61,6 +64,13 @@ def create_app(service: Service) -> QuartTrio:
         await service.rooms.session(websocket, auction_id, chosen, direct)
         return None
 
+    register_health(app, service)
+    return app
+
+
+def register_health(app: QuartTrio, service: Service) -> None:
+    """/metrics, /healthz and /readyz."""
+
     @app.route("/metrics")
     async def metrics() -> Any:
         return Response(service.metrics.render(), 200, {"Content-Type": "text/plain; version=0.0.4"})
@@ -75,8 +85,6 @@ def create_app(service: Service) -> QuartTrio:
             return {"status": "ready"}
         reason = "stopping" if not service.ready else service.runtime.writer.trouble()
         return error_body("not_ready", f"not taking commands: {reason}"), 503
-
-    return app
 
 
 def hypercorn_config(settings: Settings) -> Config:

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import trio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -122,7 +123,8 @@ class Service:
             service = cls(settings, runtime, ApiKeys(keys), tokens, metrics, feed, rooms, journal_dir, receipt_key,
                           receipts, awards)
             async with trio.open_nursery() as nursery:
-                await nursery.start(awards.run)  # ended lots not yet recorded (a crash) first
+                if settings.redis_role == "both":  # (the split roles do not record collectives' awards yet)
+                    await nursery.start(awards.run)  # ended lots not yet recorded (a crash) first
                 nursery.start_soon(service._probe_lag)
                 nursery.start_soon(rooms.watchdog)
                 nursery.start_soon(rooms.outflow.run)
@@ -153,13 +155,18 @@ def open_runtime(settings: Settings, journal_dir: Path, replayed: Callable[[Reco
                             segment_size=settings.segment_size,
                             max_batch=settings.max_batch, max_delay=settings.max_delay_ms / 1000,
                             on_record=replayed, checkpoint_every=settings.checkpoint_every, parts=parts)
-    from auction_engine.cluster.serving import RedisOptions
+    from auction_engine.cluster.serving import RedisOptions, open_engine, open_gateway
     from auction_engine.cluster.serving import open_runtime as open_on_redis
 
     options = RedisOptions(settings.redis_url, namespace=settings.redis_namespace, lease_ms=settings.redis_lease_ms,
                            engine_id=settings.redis_engine_id, unsafe=settings.redis_unsafe,
                            replicas=settings.redis_replicas, wait_ms=settings.redis_wait_ms,
                            max_batch=settings.max_batch)
+    if settings.redis_role == "engine":
+        return open_engine(options, replayed)
+    if settings.redis_role == "gateway":  # a Runtime's surface over a replica (cluster/remote.py)
+        return cast(AbstractAsyncContextManager[Runtime],
+                    open_gateway(options, replayed, timeout_s=settings.redis_forward_timeout_ms / 1000))
     return open_on_redis(options, replayed)
 
 

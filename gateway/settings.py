@@ -212,6 +212,9 @@ class Settings(BaseSettings):
     redis_unsafe: bool = Field(False, description="must be true or false")
     redis_replicas: int = _int(0, 0, 16)
     redis_wait_ms: int = _int(1000, 1, 60_000)
+    redis_role: Literal["both", "engine", "gateway"] = Field(
+        "both", description="must be both, engine or gateway")
+    redis_forward_timeout_ms: int = _int(1000, 10, 600_000)
 
     def __init__(self, **values: Any) -> None:
         sources = values.get("_build_sources")
@@ -260,6 +263,8 @@ def load_settings(path: str | os.PathLike[str] | None = None, env: Mapping[str, 
             problems.append((exc.args[0], exc.args[1]))
     try:
         settings = Settings(_build_sources=(tuple(sources), {}))
+        if settings.redis_role != "both" and settings.redis_url is None:
+            problems.append(("redis_role", f"{settings.redis_role}: a role other than both needs redis_url"))
     except SettingsError as exc:
         problems.extend(exc.problems)
     if problems:

@@ -13,6 +13,7 @@ records ran ahead of it goes on from its own (`Journaled.adopt`).
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import logging
 import os
@@ -21,6 +22,8 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+
+import trio
 
 from ..case_hosts import CaseHosts
 from ..events import Event
@@ -31,9 +34,13 @@ from ..journal.store import Position
 from ..runtime import Runtime, wall_clock_us
 from . import connect
 from .durability import check_durability
-from .layout import ClusterError
+from .engine_role import EngineRole
+from .follower import Follower
+from .layout import ClusterError, Layout
 from .lease import Client, Leases
 from .recovery import rebuild, survey
+from .remote import RemoteRuntime
+from .rendezvous import Registry, owner
 from .stream import APPEND, StreamJournal
 from .writer import UNREACHABLE, CaseBook, RedisWriter, open_journal
 
@@ -132,3 +139,112 @@ def single(exc: BaseException) -> BaseException:
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
         exc = exc.exceptions[0]
     return exc
+
+
+@asynccontextmanager
+async def open_engine(options: RedisOptions, on_record: RecordHook | None = None,
+                      clock: Callable[[], int] = wall_clock_us) -> AsyncIterator[Runtime]:
+    """A running `Runtime` of the engine role (engine_role.py): it holds the cases
+    rendezvous hashing gives it among the live engines (taken at start if their leases
+    are free; the others as they lapse), takes the gateways' commands from its inbox, and
+    publishes answers and the feed. `ClusterError` as `open_runtime`, and `lost` once its
+    journal stopped (a fencing refusal: restart it)."""
+    client: Client = connect(options.url)
+    engine_id = options.engine()
+    async with _connected(options, client):
+        journal = open_journal(client, options.namespace, options.replicas, options.wait_ms)
+        await client.script_load(APPEND)
+        book = CaseBook(Leases(client, journal.layout), engine_id, options.lease_ms)
+        registry = Registry(client, journal.layout)
+        beat_ms = max(options.lease_ms // 3, 1)
+        live = await registry.beat(engine_id, 3 * beat_ms)
+        started = time.perf_counter()
+        found = await survey(journal)
+        journaled = Journaled(CaseHosts())
+        replays: list[list[tuple[Record, list[Event]]]] = []
+        for case_id in found.cases:
+            if owner(case_id, live) != engine_id:
+                continue
+            try:
+                await book.claim(case_id)
+            except ClusterError as exc:
+                if exc.code != "held":
+                    raise
+                continue  # a crashed engine's: taken once its lease lapses (the role's membership rounds)
+            replayed: list[tuple[Record, list[Event]]] = []
+            alone, _ = await rebuild(journal, case_id, replayed=replayed)
+            journaled.adopt(case_id, alone)
+            replays.append(replayed)
+        records = _hand_over(replays, on_record)
+        report = RecoveryReport(records, len(journaled.chains), None, Position(0, 0, 1),
+                                journaled.host.state_hash(), time.perf_counter() - started)
+        logger.info("engine %s starts with %d of %d cases (%d live engines)", engine_id, len(journaled.chains),
+                    len(found.cases), len(live))
+        writer = RedisWriter(journal, book, 0, max_batch=options.max_batch)
+        runtime = Runtime(journaled, writer, report, clock)
+        role = EngineRole(runtime, journal, book, registry, engine_id, beat_ms=beat_ms)
+        writer.redis.on_durable = role.durable
+        runtime.role = role  # type: ignore[attr-defined]  # (metrics and tests read it)
+        try:
+            async with runtime.running(), trio.open_nursery() as nursery:
+                await nursery.start(role.run)
+                yield runtime
+                nursery.cancel_scope.cancel()
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(2.0), contextlib.suppress(*UNREACHABLE):
+                await registry.leave(engine_id)
+
+
+@asynccontextmanager
+async def open_gateway(options: RedisOptions, on_record: RecordHook | None = None,
+                       clock: Callable[[], int] = wall_clock_us, *,
+                       timeout_s: float = 1.0) -> AsyncIterator[RemoteRuntime]:
+    """A running `RemoteRuntime` (remote.py): every case replicated from Redis (records
+    handed to `on_record` at start), commands forwarded to the cases' engines."""
+    client: Client = connect(options.url)
+    async with _connected(options, client, check=False):
+        journal = StreamJournal(client, Layout(options.namespace))
+        follower = Follower(journal)
+        runtime = RemoteRuntime(follower, Registry(client, journal.layout), options.engine(), timeout_s=timeout_s,
+                                clock=clock, on_record=on_record)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(runtime.run)
+            yield runtime
+            nursery.cancel_scope.cancel()
+
+
+def _hand_over(replays: list[list[tuple[Record, list[Event]]]], on_record: RecordHook | None) -> int:
+    """Hand every rebuilt record to `on_record`, merged by (time, gseq, case); their count."""
+    records = 0
+    for record, events in heapq.merge(*replays, key=lambda r: (r[0].time, r[0].gseq, r[0].auction_id)):
+        if on_record is not None:
+            on_record(record, events)
+        records += 1
+    return records
+
+
+@asynccontextmanager
+async def _connected(options: RedisOptions, client: Client, *, check: bool = True) -> AsyncIterator[None]:
+    """Inside the client, its durability checked (`check`); start failures said plainly."""
+    started = False
+    try:
+        async with client:
+            if check:
+                try:
+                    how = await check_durability(client, replicas=options.replicas, unsafe=options.unsafe)
+                except UNREACHABLE as exc:
+                    raise ClusterError("unreachable", f"Redis at {options.url} cannot be reached: {exc}") from None
+                logger.info("Redis durability: %s", how)
+            started = True
+            yield
+    except UNREACHABLE as exc:
+        if started:
+            raise
+        raise ClusterError("unreachable", f"Redis at {options.url} cannot be reached: {exc}") from None
+    except BaseExceptionGroup as group:
+        alone = single(group)
+        if isinstance(alone, ClusterError):
+            raise alone from None
+        if isinstance(alone, UNREACHABLE) and not started:
+            raise ClusterError("unreachable", f"Redis at {options.url} cannot be reached: {alone}") from None
+        raise

@@ -115,15 +115,15 @@ class StreamJournal:
     async def length(self, case_id: str) -> int:
         return int(await self.client.xlen(self.layout.journal(case_id)))
 
-    async def entries(self, case_id: str) -> AsyncIterator[Entry]:
-        """Every entry of the case's stream in order, checked: the id ``ASEQ-0`` following
+    async def entries(self, case_id: str, first: int = 1) -> AsyncIterator[Entry]:
+        """Every entry of the case's stream in order (from aseq `first`), checked: the id ``ASEQ-0`` following
         the previous one (`entry_gap`), exactly the fields ``r`` and ``t`` (`malformed_entry`),
         tokens never decreasing (`token_regression`), the frame (`bad_frame`, `bad_crc`,
         `truncated`), the payload (`bad_payload`), the record's aseq and case being the
         entry's (`entry_mismatch`, `wrong_case`). The chain and outcomes are the verifier's."""
         key = self.layout.journal(case_id)
-        start = "-"
-        expected, token = 1, 0
+        start = "-" if first <= 1 else f"{first}-0"
+        expected, token = max(first, 1), 0
         while True:
             try:
                 page = await self.client.xrange(key, start, "+", count=PAGE)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -183,6 +183,7 @@ class RedisSync:
         self.back.set()
         self.round_trips = 0
         self._batch: list[bytes] = []
+        self.on_durable: Callable[[list[bytes]], None] | None = None  # hears each batch once it is in Redis
 
     def start(self, batch: list[bytes]) -> None:
         self._batch = batch
@@ -225,6 +226,8 @@ class RedisSync:
             logger.warning("Redis is reachable again: the journal takes commands")
             self.outage = None
             self.back.set()
+        if self.on_durable is not None:
+            self.on_durable(self._batch)
 
     def _down(self, reason: str) -> None:
         if self.outage is None:

@@ -1,0 +1,263 @@
+"""The engine role: own the cases rendezvous hashing gives this engine, run their commands.
+
+`EngineRole` runs beside an engine's `Runtime` (whose host is a `CaseHosts` and whose
+writer is a `RedisWriter`):
+
+- **membership**: every `beat_ms` it beats in the registry, lists the namespace's cases
+  and compares each case's rendezvous owner among the live engines with what it holds. A
+  case that is its own and not held is **taken**: claimed (a lease another live engine
+  holds is left until it expires: a crashed engine's cases come over once their leases
+  lapse), rebuilt from its stream in its own host and adopted. A held case that is now
+  another engine's is **given**: no more commands taken for it, its records made durable,
+  dropped, its lease released so that its new owner claims it at once.
+- **inbox**: commands forwarded by gateways (wire.py) are stamped with this engine's clock
+  and posted to the runtime; each is answered once its records are durable (or with an
+  error code: `not_owner` for a case this engine does not own, so the gateway asks again).
+  A command for a case being taken waits for it.
+- **publishing**: answers go to each gateway's replies stream and every durable batch's
+  frames to the feed, one pipeline per wake-up.
+
+A writer failure (a fencing refusal: another engine took a case while this one was
+paused) ends the role with `ClusterError("lost")`: the process exits and restarts clean
+(crash-only), since its leases all lapsed together.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import trio
+from coredis.tokens import PureToken
+
+from ..host import CaseConflict
+from ..journal.format import FormatError
+from ..journal.sequencer import Submission
+from ..kind import ClockRegression
+from ..runtime import JournalUnavailable, Runtime
+from .layout import ClusterError
+from .recovery import rebuild, survey
+from .rendezvous import Registry, owner
+from .stream import StreamJournal
+from .wire import Answer, Forwarded, answer_fields, feed_fields, read_command
+from .writer import UNREACHABLE, CaseBook
+
+logger = logging.getLogger("auction_engine.cluster")
+
+FEED_MAXLEN = 100_000  # feed entries kept (approximately): a follower further behind reads the streams
+REPLIES_MAXLEN = 100_000
+READ_BLOCK_MS = 1000
+READ_COUNT = 512
+RELEASE_ERRORS: tuple[type[BaseException], ...] = (ClusterError, *UNREACHABLE)
+
+
+def _bytes(value: str | bytes) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()
+
+
+class EngineRole:
+    """See the module docstring. `run` in the runtime's nursery."""
+
+    def __init__(self, runtime: Runtime, journal: StreamJournal, book: CaseBook, registry: Registry,
+                 engine_id: str, *, beat_ms: int) -> None:
+        self.runtime = runtime
+        self.journal = journal
+        self.book = book
+        self.registry = registry
+        self.engine_id = engine_id
+        self.beat_ms = beat_ms
+        self.live: list[str] = [engine_id]
+        self.ready: set[str] = set(runtime.journaled.chains)  # adopted: commands go straight in
+        self.arriving: dict[str, list[Forwarded]] = {}  # being taken: their commands wait
+        self.leaving: set[str] = set()
+        self.failovers = 0  # cases taken that had records (from another engine)
+        self.taken = 0
+        self.given = 0
+        self.malformed = 0
+        self._answers: list[tuple[str, Answer]] = []
+        self._frames: list[bytes] = []
+        self._wake = trio.Event()
+        self._nursery: trio.Nursery | None = None
+
+    def durable(self, frames: list[bytes]) -> None:
+        """The writer's hook: a batch is durable; its frames go to the feed."""
+        self._frames += frames
+        self._wake.set()
+
+    def _answer(self, gateway: str, answer: Answer) -> None:
+        self._answers.append((gateway, answer))
+        self._wake.set()
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            nursery.start_soon(self._publish)
+            await nursery.start(self._membership)
+            await nursery.start(self._inbox)
+            task_status.started()
+
+    # -- membership ------------------------------------------------------------------------
+
+    async def _membership(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        while True:
+            failure = self.runtime.writer.failure
+            if failure is not None:
+                raise ClusterError("lost", f"the journal stopped ({failure!r:.200}): restart to claim cases afresh")
+            try:
+                self.live = await self.registry.beat(self.engine_id, 3 * self.beat_ms)
+                await self.rebalance()
+            except UNREACHABLE as exc:
+                logger.warning("membership round skipped: Redis unreachable (%r)", exc)
+            task_status.started()
+            task_status = trio.TASK_STATUS_IGNORED
+            await trio.sleep(self.beat_ms / 1000)
+
+    async def rebalance(self) -> None:
+        found = await survey(self.journal)
+        for problem in found.problems:
+            logger.warning("namespace: %s", problem)
+        held = self.book.held
+        for case in found.cases:
+            mine = owner(case, self.live) == self.engine_id
+            if mine and case not in self.ready and case not in self.arriving:
+                await self.take(case)
+            elif not mine and case in self.ready and case in held:
+                await self.give(case)
+
+    async def take(self, case: str) -> bool:
+        """Claim, rebuild and adopt a case; False if another engine holds it or its stream is damaged."""
+        self.arriving.setdefault(case, [])
+        try:
+            try:
+                await self.book.claim(case)
+            except ClusterError as exc:
+                if exc.code != "held":
+                    logger.error("case %s not taken: %s", case, exc)
+                return False
+            try:
+                alone, report = await rebuild(self.journal, case)
+            except ClusterError as exc:
+                logger.error("case %s left alone: its stream is damaged: %s", case, exc)
+                await self._release(case)
+                return False
+            self.runtime.journaled.adopt(case, alone)
+            self.runtime.deadlines_moved()
+            self.ready.add(case)
+            self.taken += 1
+            if report.records:
+                self.failovers += 1
+            logger.info("took case %s (%d records, tokens %s)", case, report.records, report.tokens)
+            return True
+        finally:
+            waiting = self.arriving.pop(case, [])
+            for item in waiting:
+                self._take_command(item)
+
+    async def give(self, case: str) -> None:
+        """Hand a case to its new owner: stop taking its commands, make its records durable, drop it."""
+        self.ready.discard(case)
+        self.leaving.add(case)
+        try:
+            runtime = self.runtime
+            await runtime.writer.wait_durable(runtime.journaled.gseq)
+            runtime.journaled.drop(case)
+            await self._release(case)
+            self.given += 1
+            logger.info("gave case %s to %s", case, owner(case, self.live))
+        finally:
+            self.leaving.discard(case)
+
+    async def _release(self, case: str) -> None:
+        lease = self.book.held.pop(case, None)
+        if lease is not None:
+            try:
+                await self.book.leases.release(lease)
+            except RELEASE_ERRORS as exc:
+                logger.warning("lease of case %s not released (%r): it lapses", case, exc)
+
+    # -- inbox -----------------------------------------------------------------------------
+
+    async def _inbox(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        client, key = self.journal.client, self.journal.layout.inbox(self.engine_id)
+        last = b"$"
+        started = False
+        while True:
+            try:
+                if not started:  # the position now: older commands were answered or time out
+                    top = await client.xrevrange(key, "+", "-", count=1)
+                    last = _bytes(top[0].identifier) if top else b"0-0"
+                    started = True
+                    task_status.started()
+                reply = await client.xread({key: last}, count=READ_COUNT, block=READ_BLOCK_MS)
+            except UNREACHABLE as exc:
+                logger.warning("inbox: Redis unreachable (%r)", exc)
+                await trio.sleep(0.1)
+                continue
+            for entry in (reply or {}).get(key.encode(), ()):
+                last = _bytes(entry.identifier)
+                fields = {_bytes(k): _bytes(v) for k, v in entry.field_values.items()}
+                try:
+                    item = read_command(fields)
+                except ClusterError as exc:
+                    self.malformed += 1
+                    logger.warning("inbox entry %s refused: %s", last.decode(), exc)
+                    continue
+                self._take_command(item)
+
+    def _take_command(self, item: Forwarded) -> None:
+        kind = self.runtime.journaled.host.kind_of(item.command)
+        case = None if kind is None else kind.case_of(item.command)
+        if type(case) is not str:
+            self._answer(item.gateway, Answer(item.request, "bad_command", "not a command about a case"))
+            return
+        if case in self.ready:
+            self._post(item, case)
+        elif case in self.arriving:
+            self.arriving[case].append(item)
+        elif case not in self.leaving and owner(case, self.live) == self.engine_id and self._nursery is not None:
+            self.arriving[case] = [item]
+            self._nursery.start_soon(self.take, case)
+        else:
+            self._answer(item.gateway, Answer(item.request, "not_owner", f"engine {self.engine_id} does not own "
+                                              f"case {case!r:.70}"))
+
+    def _post(self, item: Forwarded, case: str) -> None:
+        runtime = self.runtime
+        command = item.command._replace(now=runtime.now())
+        answer = partial(self._answer, item.gateway)
+        try:
+            runtime.post(command, partial(self._durable, item, case, answer),
+                         lambda exc: answer(Answer(item.request, "journal_unavailable", str(exc))))
+        except JournalUnavailable as exc:
+            answer(Answer(item.request, "journal_unavailable", str(exc)))
+        except (FormatError, CaseConflict, ClockRegression, TypeError) as exc:
+            answer(Answer(item.request, getattr(exc, "code", "bad_command"), str(exc)[:300]))
+
+    def _durable(self, item: Forwarded, case: str, answer: Callable[[Answer], None], submission: Submission) -> None:
+        aseq = self.runtime.journaled.chains.get(case, (0, b""))[0]
+        answer(Answer(item.request, "ok", "", tuple(submission.events), submission.duplicate, case, aseq))
+
+    # -- publishing ------------------------------------------------------------------------
+
+    async def _publish(self) -> None:
+        client, layout = self.journal.client, self.journal.layout
+        while True:
+            await self._wake.wait()
+            self._wake = trio.Event()
+            answers, self._answers = self._answers, []
+            frames, self._frames = self._frames, []
+            while True:
+                try:
+                    async with client.pipeline(transaction=False) as pipe:
+                        if frames:
+                            pipe.xadd(layout.feed, feed_fields(frames), trim_strategy=PureToken.MAXLEN,
+                                      threshold=FEED_MAXLEN, trim_operator=PureToken.APPROXIMATELY)
+                        for gateway, answer in answers:
+                            pipe.xadd(layout.replies(gateway), answer_fields(answer), trim_strategy=PureToken.MAXLEN,
+                                      threshold=REPLIES_MAXLEN, trim_operator=PureToken.APPROXIMATELY)
+                    break
+                except UNREACHABLE as exc:  # the gateways time out and ask again meanwhile
+                    logger.warning("publishing: Redis unreachable (%r)", exc)
+                    await trio.sleep(0.1)

@@ -1,0 +1,171 @@
+"""A gateway's replica of every case, rebuilt from the streams and kept current by the feed.
+
+`Follower.start()` notes the feed's position, then rebuilds every case of the namespace
+from its stream, each through its own `Verifier` (every entry, chain and outcome
+checked, as a new owner does), its host adopted into one `CaseHosts` for reads. `run()`
+then reads the feed (wire.py: each durable batch's frames) and applies each record to its
+case's verifier. The feed is a hint, the streams are the truth: a record already applied
+is skipped, one past the next expected makes the follower read the case's stream from
+where it stands (a feed entry trimmed, lost or malformed). A record that fails a check
+marks its case `broken` (reported, never applied, never trusted); the others go on.
+
+After each feed entry, `on_records(items)` hears every record applied with its replayed
+events, in order. `wait_applied(case, aseq)` returns once the replica holds that record.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import trio
+
+from ..case_hosts import CaseHosts
+from ..events import Event
+from ..journal.format import JournalCorruption, Record
+from ..journal.sequencer import Journaled
+from ..journal.verifier import Verifier
+from .layout import ClusterError
+from .recovery import survey
+from .stream import StreamJournal
+from .wire import read_feed
+from .writer import UNREACHABLE
+
+logger = logging.getLogger("auction_engine.cluster")
+
+READ_BLOCK_MS = 1000
+READ_COUNT = 256
+Applied = list[tuple[Record, list[Event]]]
+
+
+def _bytes(value: str | bytes) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()
+
+
+class Follower:
+    """See the module docstring."""
+
+    def __init__(self, journal: StreamJournal) -> None:
+        self.journal = journal
+        self.hosts = CaseHosts()
+        self.journaled = Journaled(self.hosts)  # reads only: its host is the replicas'
+        self.verifiers: dict[str, Verifier] = {}
+        self.broken: dict[str, ClusterError] = {}
+        self.on_records: Callable[[Applied], None] = lambda items: None
+        self.last_id = b"0-0"
+        self.records = 0  # records applied since the start
+        self.catch_ups = 0  # cases read from their stream because the feed missed records
+        self.malformed = 0  # feed entries refused
+        self.lag_seconds = 0.0  # from a feed entry's id (Redis time) to its records applied
+        self.reachable = True
+        self._waiters: dict[str, list[tuple[int, trio.Event]]] = {}
+
+    def applied(self, case: str) -> int:
+        """The aseq of the case's last record in the replica (0: none)."""
+        verifier = self.verifiers.get(case)
+        return 0 if verifier is None else verifier.journaled.chains.get(case, (0, b""))[0]
+
+    async def wait_applied(self, case: str, aseq: int) -> None:
+        if self.applied(case) >= aseq:
+            return
+        event = trio.Event()
+        self._waiters.setdefault(case, []).append((aseq, event))
+        await event.wait()
+
+    async def start(self) -> int:
+        """Rebuild every case; return how many records were applied."""
+        client, feed = self.journal.client, self.journal.layout.feed
+        top = await client.xrevrange(feed, "+", "-", count=1)
+        self.last_id = _bytes(top[0].identifier) if top else b"0-0"
+        found = await survey(self.journal)
+        for problem in found.problems:
+            logger.warning("namespace: %s", problem)
+        for case in found.cases:
+            self.on_records(await self.catch_up(case))
+        return self.records
+
+    async def catch_up(self, case: str) -> Applied:
+        """Apply the case's records past the replica's from its stream."""
+        out: Applied = []
+        if case in self.broken:
+            return out
+        self.catch_ups += 1
+        try:
+            async for entry in self.journal.entries(case, self.applied(case) + 1):
+                self._apply(entry.record, out)
+        except ClusterError as exc:
+            self._break(case, exc)
+        return out
+
+    def _break(self, case: str, exc: ClusterError) -> None:
+        logger.error("case %s is no longer followed: %s", case, exc)
+        self.broken[case] = exc
+
+    def _apply(self, record: Record, out: Applied) -> bool:
+        """Apply the case's next record (True), skip one already applied (True), or False
+        when records are missing before it."""
+        case = record.auction_id
+        last = self.applied(case)
+        if record.aseq <= last:
+            return True
+        if record.aseq != last + 1:
+            return False
+        verifier = self.verifiers.get(case)
+        if verifier is None:
+            verifier = self.verifiers[case] = Verifier(contiguous=False)
+        try:
+            events = verifier.feed(record)
+        except JournalCorruption as exc:
+            raise ClusterError(exc.code, exc.message, key=self.journal.layout.journal(case),
+                               entry=f"{record.aseq}-0") from None
+        if case not in self.hosts.hosts and case in verifier.journaled.host.case_kind:
+            self.hosts.adopt(case, verifier.journaled.host)
+        self.records += 1
+        out.append((record, events))
+        waiters = self._waiters.get(case)
+        if waiters:
+            still = [(aseq, event) for aseq, event in waiters if aseq > record.aseq or event.set()]
+            if still:
+                self._waiters[case] = still
+            else:
+                del self._waiters[case]
+        return True
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        client, feed = self.journal.client, self.journal.layout.feed
+        task_status.started()
+        while True:
+            try:
+                reply = await client.xread({feed: self.last_id}, count=READ_COUNT, block=READ_BLOCK_MS)
+                self.reachable = True
+            except UNREACHABLE as exc:
+                if self.reachable:
+                    logger.warning("feed: Redis unreachable (%r)", exc)
+                self.reachable = False
+                await trio.sleep(0.2)
+                continue
+            out: Applied = []
+            for entry in (reply or {}).get(feed.encode(), ()):
+                self.last_id = _bytes(entry.identifier)
+                fields = {_bytes(k): _bytes(v) for k, v in entry.field_values.items()}
+                try:
+                    records = read_feed(fields)
+                except ClusterError as exc:
+                    self.malformed += 1
+                    logger.warning("feed entry %s refused: %s", self.last_id.decode(), exc)
+                    continue
+                for record, _frame in records:
+                    case = record.auction_id
+                    if case in self.broken:
+                        continue
+                    try:
+                        if not self._apply(record, out):
+                            out += await self.catch_up(case)
+                    except ClusterError as exc:
+                        self._break(case, exc)
+                millis = int(self.last_id.partition(b"-")[0] or 0)
+                self.lag_seconds = max(0.0, time.time() - millis / 1000)
+            if out:
+                self.on_records(out)
