@@ -119,6 +119,10 @@ class EngineRole:
         for problem in found.problems:
             logger.warning("namespace: %s", problem)
         held = self.book.held
+        for case in [case for case in self.ready if case not in held]:  # its lease lapsed (this engine paused)
+            logger.warning("case %s dropped: its lease was lost; taken afresh if it is still this engine's", case)
+            self.ready.discard(case)
+            self.runtime.journaled.drop(case)
         for case in found.cases:
             mine = owner(case, self.live) == self.engine_id
             if mine and case not in self.ready and case not in self.arriving:
@@ -152,8 +156,8 @@ class EngineRole:
             return True
         finally:
             waiting = self.arriving.pop(case, [])
-            for item in waiting:
-                self._take_command(item)
+            for item in waiting:  # (not taken: answered not_owner, asked again shortly)
+                self._take_command(item, take=False)
 
     async def give(self, case: str) -> None:
         """Hand a case to its new owner: stop taking its commands, make its records durable, drop it."""
@@ -206,7 +210,7 @@ class EngineRole:
                     continue
                 self._take_command(item)
 
-    def _take_command(self, item: Forwarded) -> None:
+    def _take_command(self, item: Forwarded, *, take: bool = True) -> None:
         kind = self.runtime.journaled.host.kind_of(item.command)
         case = None if kind is None else kind.case_of(item.command)
         if type(case) is not str:
@@ -216,7 +220,8 @@ class EngineRole:
             self._post(item, case)
         elif case in self.arriving:
             self.arriving[case].append(item)
-        elif case not in self.leaving and owner(case, self.live) == self.engine_id and self._nursery is not None:
+        elif take and case not in self.leaving and owner(case, self.live) == self.engine_id \
+                and self._nursery is not None:
             self.arriving[case] = [item]
             self._nursery.start_soon(self.take, case)
         else:

@@ -51,6 +51,7 @@ INBOX_MAXLEN = 100_000
 READ_BLOCK_MS = 1000
 SEND_ERRORS: tuple[type[BaseException], ...] = (*UNREACHABLE, ClusterError)
 LIVE_FOR = 1.0  # seconds a list of live engines is used before it is read again
+NOT_OWNER_PAUSE = 0.05  # seconds before asking again after `not_owner` (an owner changing hands)
 
 
 @dataclass(slots=True)
@@ -131,6 +132,7 @@ class RemoteRuntime:
         self._wake = trio.Event()
         self._live_at = 0.0
         self._on_record = on_record
+        self._nursery: trio.Nursery | None = None
 
     # -- a Runtime's surface ---------------------------------------------------------------
 
@@ -218,6 +220,7 @@ class RemoteRuntime:
                                        self.host.state_hash(), 0.0)
         await self._live()
         async with trio.open_nursery() as nursery:
+            self._nursery = nursery
             await nursery.start(self.follower.run)
             await nursery.start(self._answers)
             nursery.start_soon(self._send)
@@ -301,9 +304,10 @@ class RemoteRuntime:
         item = self.pending.get(answer.request)
         if item is None:
             return  # answered already (an earlier send's answer came first)
-        if answer.code == "not_owner":
+        if answer.code == "not_owner":  # asked again shortly, of the owner found afresh
             self.owners.pop(item.case, None)
-            self._again(answer.request, item)
+            if self._nursery is not None:
+                self._nursery.start_soon(self._later, answer.request, item)
             return
         del self.pending[answer.request]
         self.answered += 1
@@ -315,6 +319,11 @@ class RemoteRuntime:
         # a duplicate only if the bidder repeated it, not because this gateway sent it again
         duplicate = answer.duplicate and item.sends == 1
         item.on_durable(Submission(list(answer.events), [], answer.aseq, duplicate=duplicate))
+
+    async def _later(self, request: int, item: Pending) -> None:
+        await trio.sleep(NOT_OWNER_PAUSE)
+        if request in self.pending:
+            self._again(request, item)
 
     def _again(self, request: int, item: Pending) -> None:
         self.resent += 1
