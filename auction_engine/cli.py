@@ -5,7 +5,8 @@ Exit codes: 0 success; 2 unreadable or invalid input or settings (every problem 
 stderr); 3 the journal could not be written (or Redis could not be reached at start); 4 `recover` (or
 `serve`) found a damaged journal (or stream); 5 `serve --redis` refused Redis: it cannot promise
 durability (`not_durable`, `too_few_replicas`, `config_unreadable`: see `--redis-unsafe`) or
-another engine keeps holding a case (`held`).
+another engine keeps holding a case (`held`); 6 `serve --role engine` lost its cases to another
+engine while it was paused (`lost`: restart it).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ EXIT_INPUT = 2
 EXIT_IO = 3
 EXIT_DAMAGED = 4
 EXIT_REDIS = 5  # serve --redis: Redis cannot promise durability, or a case stays held by another engine
+EXIT_LOST = 6  # serve --role engine: another engine took this one's cases while it was paused: restart it
 REDIS_REFUSALS = frozenset({"not_durable", "too_few_replicas", "config_unreadable", "held", "bad_namespace"})
 
 
@@ -127,6 +129,8 @@ def _serve(args: argparse.Namespace) -> int:
             print(f"auction-engine serve: Redis: {failure}", file=sys.stderr)
             if failure.code == "unreachable":
                 return EXIT_IO
+            if failure.code == "lost":
+                return EXIT_LOST
             return EXIT_REDIS if failure.code in REDIS_REFUSALS else EXIT_DAMAGED
         if isinstance(failure, JournalCorruption):
             print(f"auction-engine serve: the journal is damaged: {failure}; see `auction-engine repair`",

@@ -80,6 +80,7 @@ class EngineRole:
         self._frames: list[bytes] = []
         self._wake = trio.Event()
         self._nursery: trio.Nursery | None = None
+        self._reported: set[str] = set()
 
     def durable(self, frames: list[bytes]) -> None:
         """The writer's hook: a batch is durable; its frames go to the feed."""
@@ -102,14 +103,17 @@ class EngineRole:
 
     async def _membership(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         while True:
-            failure = self.runtime.writer.failure
-            if failure is not None:
-                raise ClusterError("lost", f"the journal stopped ({failure!r:.200}): restart to claim cases afresh")
             try:
+                self.runtime.writer.check()
                 self.live = await self.registry.beat(self.engine_id, 3 * self.beat_ms)
                 await self.rebalance()
             except UNREACHABLE as exc:
                 logger.warning("membership round skipped: Redis unreachable (%r)", exc)
+            except JournalUnavailable as exc:
+                if self.runtime.writer.failure is None:  # an outage: the writer retries
+                    logger.warning("membership round skipped: %s", exc)
+                else:
+                    raise ClusterError("lost", f"the journal stopped ({exc}): restart to claim cases afresh") from None
             task_status.started()
             task_status = trio.TASK_STATUS_IGNORED
             await trio.sleep(self.beat_ms / 1000)
@@ -117,7 +121,9 @@ class EngineRole:
     async def rebalance(self) -> None:
         found = await survey(self.journal)
         for problem in found.problems:
-            logger.warning("namespace: %s", problem)
+            if str(problem) not in self._reported:  # once each, not every round
+                self._reported.add(str(problem))
+                logger.warning("namespace: %s", problem)
         held = self.book.held
         for case in [case for case in self.ready if case not in held]:  # its lease lapsed (this engine paused)
             logger.warning("case %s dropped: its lease was lost; taken afresh if it is still this engine's", case)
