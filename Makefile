@@ -50,9 +50,10 @@ lint: $(STAMP)
 
 test-slow: $(STAMP) redis
 	HYPOTHESIS_PROFILE=slow MODEL_STREAM_COMMANDS=1000000 TAMPER_MUTATIONS=200 CRASH_KILLS=100 \
-		SERVE_CRASH_KILLS=40 REDIS_SERVE_KILLS=30 SCHEMATHESIS_MAX_EXAMPLES=100 $(BIN)/python -m pytest \
-		tests/test_model_stateful.py tests/test_model_stream.py tests/test_tamper.py tests/test_crash.py \
-		tests/test_serve_crash.py tests/test_redis_serve_crash.py tests/test_schemathesis.py
+		SERVE_CRASH_KILLS=40 REDIS_SERVE_KILLS=30 REDIS_ROLES_KILLS=20 SCHEMATHESIS_MAX_EXAMPLES=100 \
+		$(BIN)/python -m pytest tests/test_model_stateful.py tests/test_model_stream.py tests/test_tamper.py \
+		tests/test_crash.py tests/test_serve_crash.py tests/test_redis_serve_crash.py tests/test_redis_roles.py \
+		tests/test_schemathesis.py
 	$(BIN)/python -m pytest -m slow
 
 bench-quick: $(STAMP) browser redis
