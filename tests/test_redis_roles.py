@@ -167,8 +167,11 @@ class Cluster:
         return proc
 
     async def owner_of(self, client: Client, auction: str) -> Proc:
-        lease = await client.get(f"ae:{{{auction}}}:lease")
-        return self.engines[(lease or b"").decode().partition("|")[0]]
+        """The engine holding the auction's lease (waiting out a hand-over, when nobody does)."""
+        with trio.fail_after(30):
+            while not (lease := await client.get(f"ae:{{{auction}}}:lease")):
+                await trio.sleep(0.01)
+        return self.engines[lease.decode().partition("|")[0]]
 
 
 def stamped_after(seats: list[Seat], moment: float) -> list[float]:
