@@ -9,7 +9,8 @@ would interleave times, and one case's due deadline would fire inside another's 
 
 Reads go through `kind(cls)`: a view of that kind over every case, routing a query to the
 host of the case named by its first argument (an unknown case asks an empty kind, which
-answers with its own "unknown" error); `cases()` and `auction_ids()` list them all.
+answers with its own "unknown" error); `cases()` and `auction_ids()` list them all, and
+a kind's table of cases (a dict attribute such as `tenders`) is every case's, merged.
 """
 
 from __future__ import annotations
@@ -197,6 +198,14 @@ class _KindView:
             return listing
         if name == "now":
             raise AttributeError("a kind view has no single clock: ask a case's host")
+        value = getattr(self._empty, name)
+        if isinstance(value, dict):  # a table of cases (`tenders`, `collectives`): every case's, merged
+            merged: dict[Any, Any] = {}
+            for host in hosts.hosts.values():
+                merged.update(getattr(host.kind(cls), name))
+            return merged  # type: ignore[return-value]
+        if not callable(value):
+            return value  # type: ignore[no-any-return]
 
         def query(case: Any, *args: Any, **kwargs: Any) -> Any:
             host = hosts.hosts.get(case) if type(case) is str else None

@@ -250,8 +250,8 @@ class RemoteRuntime:
             await self._wake.wait()
             self._wake = trio.Event()
             batch, self._outbox = self._outbox, []
+            sends: list[tuple[int, Pending, str]] = []
             try:
-                sends = []
                 for request in batch:
                     item = self.pending.get(request)
                     if item is None:
@@ -261,19 +261,22 @@ class RemoteRuntime:
                         self._settle_lost(request, "no engine is live")
                         continue
                     sends.append((request, item, to))
+                now = time.monotonic()
+                for _request, item, to in sends:  # counted before: a send whose answer is lost may have landed
+                    item.sent_at, item.to = now, to
+                    item.sends += 1
+                    self.forwarded += 1
                 async with client.pipeline(transaction=False) as pipe:
                     for request, item, to in sends:
                         pipe.xadd(layout.inbox(to), command_fields(request, self.gateway_id, item.command),
                                   trim_strategy=PureToken.MAXLEN, threshold=INBOX_MAXLEN,
                                   trim_operator=PureToken.APPROXIMATELY)
-                now = time.monotonic()
-                for _request, item, to in sends:
-                    item.sent_at, item.to = now, to
-                    item.sends += 1
-                    self.forwarded += 1
             except SEND_ERRORS as exc:
                 logger.warning("forwarding: %r; sent again shortly", exc)
-                self._outbox = batch + self._outbox
+                for request, item, _to in sends:  # may have landed: only what is safe to repeat goes again
+                    if not item.retry:
+                        self._settle_lost(request, "Redis went away as it was sent: the outcome is unknown")
+                self._outbox = [r for r in batch if r in self.pending] + self._outbox
                 await trio.sleep(0.1)
                 self._wake.set()
 

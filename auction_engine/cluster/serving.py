@@ -104,34 +104,17 @@ async def open_runtime(options: RedisOptions, on_record: RecordHook | None = Non
     `too_few_replicas`, `config_unreadable` (the durability check), `held`, or a stream's
     damage (its code)."""
     client: Client = connect(options.url)
-    started = False
-    try:
-        async with client:
-            try:
-                how = await check_durability(client, replicas=options.replicas, unsafe=options.unsafe)
-            except UNREACHABLE as exc:
-                raise ClusterError("unreachable", f"Redis at {options.url} cannot be reached: {exc}") from None
-            journal = open_journal(client, options.namespace, options.replicas, options.wait_ms)
-            await client.script_load(APPEND)  # the writer's pipelines call it by SHA
-            book = CaseBook(Leases(client, journal.layout), options.engine(), options.lease_ms)
-            journaled, report = await recover_cases(journal, book, on_record)
-            logger.info("recovered from Redis (%s): %s", how, report.summary())
-            writer = RedisWriter(journal, book, journaled.gseq, max_batch=options.max_batch)
-            runtime = Runtime(journaled, writer, report, clock)
-            async with runtime.running():
-                started = True
-                yield runtime
-    except UNREACHABLE as exc:
-        if started:
-            raise
-        raise ClusterError("unreachable", f"Redis at {options.url} cannot be reached: {exc}") from None
-    except BaseExceptionGroup as group:  # the client's task group wraps what failed: say it plainly
-        alone = single(group)
-        if isinstance(alone, ClusterError):
-            raise alone from None
-        if isinstance(alone, UNREACHABLE) and not started:
-            raise ClusterError("unreachable", f"Redis at {options.url} cannot be reached: {alone}") from None
-        raise
+    async with _connected(options, client) as serving:
+        journal = open_journal(client, options.namespace, options.replicas, options.wait_ms)
+        await client.script_load(APPEND)  # the writer's pipelines call it by SHA
+        book = CaseBook(Leases(client, journal.layout), options.engine(), options.lease_ms)
+        journaled, report = await recover_cases(journal, book, on_record)
+        logger.info("recovered from Redis: %s", report.summary())
+        writer = RedisWriter(journal, book, journaled.gseq, max_batch=options.max_batch)
+        runtime = Runtime(journaled, writer, report, clock)
+        async with runtime.running():
+            serving.set()
+            yield runtime
 
 
 def single(exc: BaseException) -> BaseException:
@@ -151,7 +134,7 @@ async def open_engine(options: RedisOptions, on_record: RecordHook | None = None
     journal stopped (a fencing refusal: restart it)."""
     client: Client = connect(options.url)
     engine_id = options.engine()
-    async with _connected(options, client):
+    async with _connected(options, client) as serving:
         journal = open_journal(client, options.namespace, options.replicas, options.wait_ms)
         await client.script_load(APPEND)
         book = CaseBook(Leases(client, journal.layout), engine_id, options.lease_ms)
@@ -188,6 +171,7 @@ async def open_engine(options: RedisOptions, on_record: RecordHook | None = None
         try:
             async with runtime.running(), trio.open_nursery() as nursery:
                 await nursery.start(role.run)
+                serving.set()
                 yield runtime
                 nursery.cancel_scope.cancel()
         finally:
@@ -202,13 +186,14 @@ async def open_gateway(options: RedisOptions, on_record: RecordHook | None = Non
     """A running `RemoteRuntime` (remote.py): every case replicated from Redis (records
     handed to `on_record` at start), commands forwarded to the cases' engines."""
     client: Client = connect(options.url)
-    async with _connected(options, client, check=False):
+    async with _connected(options, client, check=False) as serving:
         journal = StreamJournal(client, Layout(options.namespace))
         follower = Follower(journal)
         runtime = RemoteRuntime(follower, Registry(client, journal.layout), options.engine(), timeout_s=timeout_s,
                                 clock=clock, on_record=on_record)
         async with trio.open_nursery() as nursery:
             await nursery.start(runtime.run)
+            serving.set()
             yield runtime
             nursery.cancel_scope.cancel()
 
@@ -224,9 +209,10 @@ def _hand_over(replays: list[list[tuple[Record, list[Event]]]], on_record: Recor
 
 
 @asynccontextmanager
-async def _connected(options: RedisOptions, client: Client, *, check: bool = True) -> AsyncIterator[None]:
-    """Inside the client, its durability checked (`check`); start failures said plainly."""
-    started = False
+async def _connected(options: RedisOptions, client: Client, *, check: bool = True) -> AsyncIterator[trio.Event]:
+    """Inside the client, its durability checked (`check`). Until the caller sets the event
+    it is given (serving), Redis out of reach is said plainly: `ClusterError("unreachable")`."""
+    serving = trio.Event()
     try:
         async with client:
             if check:
@@ -235,16 +221,15 @@ async def _connected(options: RedisOptions, client: Client, *, check: bool = Tru
                 except UNREACHABLE as exc:
                     raise ClusterError("unreachable", f"Redis at {options.url} cannot be reached: {exc}") from None
                 logger.info("Redis durability: %s", how)
-            started = True
-            yield
+            yield serving
     except UNREACHABLE as exc:
-        if started:
+        if serving.is_set():
             raise
         raise ClusterError("unreachable", f"Redis at {options.url} cannot be reached: {exc}") from None
     except BaseExceptionGroup as group:
         alone = single(group)
         if isinstance(alone, ClusterError):
             raise alone from None
-        if isinstance(alone, UNREACHABLE) and not started:
+        if isinstance(alone, UNREACHABLE) and not serving.is_set():
             raise ClusterError("unreachable", f"Redis at {options.url} cannot be reached: {alone}") from None
         raise
