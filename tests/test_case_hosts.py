@@ -117,3 +117,32 @@ def test_cases_on_their_own_clocks() -> None:
     assert sorted(view.auction_ids()) == ["A1"]
     assert all(key[0] != "A2" for key in many.bids)
     assert "A2" not in many.chains
+
+
+def test_tenders_and_grouped_purchases_on_case_hosts() -> None:
+    """The other kinds too: a sealed tender's whole procedure and a grouped purchase
+    (with its auction) give the same records per case and state on `CaseHosts`; their
+    tables of cases read through the kind views are every case's."""
+    import json
+
+    from grouped_example import commands as grouped_commands
+    from journals import EXAMPLES
+
+    from auction_engine.tender_scenario import load_tender_scenario, run_tender_scenario
+    from grouped_purchases.collectives import Collectives
+    from tenders.kind import Tenders
+
+    scenario = load_tender_scenario(json.loads((EXAMPLES / "tender-supply-2-lots.json").read_text()))
+    tender = run_tender_scenario(scenario, journal=Journaled()).commands
+    for commands in (list(tender), grouped_commands()):
+        one, many = Journaled(), Journaled(CaseHosts())
+        one_out, one_frames = run(one, commands)
+        many_out, many_frames = run(many, commands)
+        assert many_out == one_out
+        assert case_records(many_frames) == case_records(one_frames)
+        assert many.host.state_hash() == one.host.state_hash()
+        cases = 0
+        for cls, table in ((Tenders, "tenders"), (Collectives, "collectives")):
+            assert sorted(getattr(many.host.kind(cls), table)) == sorted(getattr(one.host.kind(cls), table))
+            cases += len(getattr(one.host.kind(cls), table))
+        assert cases == 1  # the tender, or the collective
