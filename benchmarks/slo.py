@@ -54,14 +54,18 @@ class Search:
 
 
 def search(probe: Callable[[float], Result], saturation: float, probes: int, slo: Slo,
-           first: float = 0.5) -> Search:
+           first: float = 0.5, floor: Result | None = None) -> Search:
     """Bisect over offered rates in (0, saturation): `probes` runs of `probe(rate)`, the
     first at `first` x saturation, each next one halfway between the highest passing rate
-    so far (0 at first) and the lowest failing one (saturation at first)."""
+    so far (0 at first) and the lowest failing one (saturation at first). `floor`, a run
+    already made at a lower rate (its `offered_per_s`), counts as passing if it met the
+    SLO: the capacity is then at least its rate."""
     if saturation <= 0 or probes < 1 or not 0 < first < 1:
         raise ValueError("need saturation > 0, probes >= 1 and 0 < first < 1")
     lo, hi = 0.0, saturation
     best: Result | None = None
+    if floor is not None and slo.met(floor) and floor["offered_per_s"] < first * saturation:
+        lo, best = floor["offered_per_s"], floor
     done: list[Result] = []
     rate = first * saturation
     for _ in range(probes):
@@ -115,6 +119,7 @@ class OpenLoopProbe:
     settle_max: float
     seed: int
     others: Mapping[str, int] = field(default_factory=dict)
+    idle_cpu: float = 0.0  # share of a core the server spends with every connection idle
     runs: int = 0
 
     def __call__(self, rate: float) -> Result:
@@ -124,6 +129,9 @@ class OpenLoopProbe:
         out = open_loop(self.workers, self.server, rate / self.held, self.warmup, self.seconds, self.drain,
                         self.seed + self.runs)
         wall = time.perf_counter() - t0
+        # net of the idle connections' own cost (timers, keepalives), which is per connection, not per bid
+        net = (out["server_cpu_pct"] / 100 - self.idle_cpu) / max(out["bids_per_s"], 1e-9)
+        out["server_cpu_us_per_bid_net"] = round(max(net, 0.0) * 1e6, 1)
         for name, pid in self.others.items():
             cpu = proc_cpu_s(pid) - before[name]
             out[f"{name}_cpu_pct"] = round(100 * cpu / wall, 1)
@@ -146,16 +154,19 @@ def line(probe: Result) -> str:
 def brief(probe: Result) -> Result:
     """The figures of a probe worth keeping in a JSON line (the rest stays in details)."""
     keys = ("offered_per_s", "bids_per_s", "met_slo", "ack_p50_ms", "ack_p99_ms", "view_p50_ms", "view_p99_ms",
-            "unanswered", "server_cpu_pct", "server_cpu_us_per_bid", "server_views_sent_per_bid",
-            "redis_cpu_pct", "redis_cpu_us_per_bid")
+            "unanswered", "server_cpu_pct", "server_cpu_us_per_bid", "server_cpu_us_per_bid_net",
+            "server_views_sent_per_bid", "server_ack_p99_ms", "server_loop_lag_p99_ms", "redis_cpu_pct",
+            "redis_cpu_us_per_bid")
     return {k: round(probe[k], 1) if k == "bids_per_s" else probe[k] for k in keys if k in probe}
 
 
 def cpu_split(points: Sequence[Result]) -> Result:
     """The server's CPU per bid without its views and per view sent, fitted over runs
-    (saturation runs and probes: `server_views_sent_per_bid` against their CPU per bid);
+    (saturation runs and probes: `server_views_sent_per_bid` against their CPU per bid, net
+    of the idle connections' CPU where known);
     None for both when `fit_cpu` finds no sound split."""
-    xy = [(p["server_views_sent_per_bid"], p.get("server_cpu_us_per_bid", p.get("server_cpu_us_per_answer")))
+    xy = [(p["server_views_sent_per_bid"],
+           p.get("server_cpu_us_per_bid_net", p.get("server_cpu_us_per_bid", p.get("server_cpu_us_per_answer"))))
           for p in points]
     fit = fit_cpu([(x, y) for x, y in xy if x is not None and y is not None])
     return {"server_cpu_us_per_bid_alone": round(fit[0], 1) if fit else None,

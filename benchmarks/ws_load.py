@@ -35,7 +35,7 @@ counter. The run:
    trips/s, same connections, same processes, same client, same message sizes;
 3. capacity at SLO (benchmarks/slo.py): the highest offered bid rate at which ack p99 <=
    50 ms and view p99 <= 100 ms, by bisection over fractions of the sustained rate
-   (`--probes` open-loop runs, the first at `--first` x sustained, default 0.5). In each
+   (`--probes` open-loop runs, the first at `--first` x sustained, default 0.25). In each
    probe every bidder bids at the same set rate on an open-loop schedule (a random phase
    each); ack latency from a bid's scheduled time to its ack; view latency from its
    scheduled time until the last bidder of its auction has read a view whose best_price
@@ -156,7 +156,7 @@ def run(args: argparse.Namespace) -> Result:
         echo_per_s = statistics.median(e["per_s"] for e in echoes)
 
         probe = OpenLoopProbe(workers, service, held, args.warmup, args.load_seconds, args.drain,
-                              args.settle_max, args.seed)
+                              args.settle_max, args.seed, idle_cpu=idle)
         print(f"capacity at SLO (ack p99 <= {SLO.ack_p99_ms:g} ms, view p99 <= {SLO.view_p99_ms:g} ms): "
               f"{args.probes} probes of {args.load_seconds:g} s from {args.first:g} x {bids_per_s:,.0f} bids/s",
               flush=True)
@@ -185,6 +185,7 @@ def run(args: argparse.Namespace) -> Result:
             "capacity_fraction_of_sustained": round(found.capacity / bids_per_s, 3) if found.capacity else None,
             **{f"capacity_{k}": at.get(k) for k in ("ack_p50_ms", "ack_p99_ms", "view_p50_ms", "view_p99_ms")},
             "server_cpu_us_per_bid_at_capacity": at.get("server_cpu_us_per_bid"),
+            "server_cpu_us_per_bid_net_at_capacity": at.get("server_cpu_us_per_bid_net"),
             "server_cpu_pct_at_capacity": at.get("server_cpu_pct"),
             "views_sent_per_bid_at_capacity": at.get("server_views_sent_per_bid"),
             "server_cpu_us_per_view": split["server_cpu_us_per_view"],
@@ -279,8 +280,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                         "--quick 2); medians")
     options.add_argument("--probes", type=int, help="open-loop runs of the capacity-at-SLO search (default 5; "
                         "--quick 3)")
-    options.add_argument("--first", type=float, default=0.5, help="the search's first probe, a fraction of the "
-                        "sustained rate (default 0.5)")
+    options.add_argument("--first", type=float, default=0.25, help="the search's first probe, a fraction of the "
+                        "sustained rate (default 0.25)")
     options.add_argument("--fractions", type=lambda s: [float(x) for x in s.split(",")], default=[],
                         help="also latency runs at these fractions of the sustained rate (default none)")
     options.add_argument("--durability", choices=("fsync", "none"), default="fsync")

@@ -88,3 +88,23 @@ def test_scale_modes_and_summary() -> None:
     assert out["redis_hop_added_ack_p50_ms"] == 1.25
     assert out["redis_hop_added_ack_p99_ms"] == 2.5
     assert diff(None, 1.0) is None
+
+
+def test_search_starts_from_a_passing_floor() -> None:
+    calls: list[float] = []
+    floor = {"offered_per_s": 50.0, "ack_p99_ms": 5.0, "view_p99_ms": 6.0}
+    found = search(threshold_probe(10.0, calls), 1000.0, 2, Slo(), 0.5, floor=floor)
+    assert calls == [500.0, 275.0]
+    assert found.capacity == 50.0 and found.at is floor
+    assert found.below == 275.0
+    failing = {"offered_per_s": 50.0, "ack_p99_ms": 500.0, "view_p99_ms": 6.0}
+    calls.clear()
+    found = search(threshold_probe(10.0, calls), 1000.0, 2, Slo(), 0.5, floor=failing)
+    assert calls == [500.0, 250.0]
+    assert found.capacity is None
+
+
+def test_cpu_split_prefers_the_figure_net_of_idle() -> None:
+    points = [{"server_views_sent_per_bid": 2.0, "server_cpu_us_per_bid": 900.0, "server_cpu_us_per_bid_net": 280.0},
+              {"server_views_sent_per_bid": 20.0, "server_cpu_us_per_bid_net": 1000.0}]
+    assert cpu_split(points)["server_cpu_us_per_view"] == 40.0
