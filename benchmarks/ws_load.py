@@ -26,8 +26,10 @@ counter. The run:
 1. connections: every bidder connects (handshake, hello, welcome) and stays connected.
    With all of them held idle, (server RSS - its RSS with the auctions created and no
    connection) / connections is the memory per connection; the server CPU spent
-   connecting and its idle CPU are reported with it. The echo server's RSS growth for as
-   many echo connections is the stack's own share;
+   connecting and its idle CPU are reported with it (per 1,000 connections: the idle CPU
+   with them held less the idle CPU before any connection; /proc counts in clock ticks of
+   10 ms, so over the 2 s of --quick the resolution is 0.5% of a core). The echo server's
+   RSS growth for as many echo connections is the stack's own share;
 2. capacity, `--repeat` times, interleaved: the raw echo (every connection keeps one
    bid-sized message in flight: round trips/s), then the service (every bidder keeps one
    bid in flight, sending the next as its ack arrives: sustained end-to-end bids/s, views
@@ -114,6 +116,7 @@ def run(args: argparse.Namespace) -> Result:
         jobs = [{"host": "127.0.0.1", "auctions": auctions[w::args.workers]} for w in range(args.workers)]
         workers = Workers(jobs)
         base_rss = settled_rss(service, 1.0)
+        idle_base = idle_cpu(service, args.settle)  # the service's own timers, before any connection
         echo_base_rss = echo.rss_kib()
         print(f"setup: {args.auctions} auctions created and {connections:,} bidders admitted in {setup_s:.1f} s; "
               f"server pid {service.pid}, RSS {base_rss / 1024:.1f} MiB; echo server pid {echo.pid}", flush=True)
@@ -126,7 +129,8 @@ def run(args: argparse.Namespace) -> Result:
         print(f"connections: {held:,} of {connections:,} held ({ramp['failures'] or 'no failures'}), opened in "
               f"{ramp['seconds']} s ({ramp['per_s']:,.0f}/s, {ramp['server_cpu_ms_per_connection']} ms server CPU "
               f"each); server RSS {held_rss / 1024:.1f} MiB: {kib_per_conn:.1f} KiB per connection; "
-              f"idle server CPU {100 * idle:.1f}%{gc_text(ramp['server_gc'])}", flush=True)
+              f"idle server CPU {100 * idle:.1f}% ({100 * idle_base:.1f}% before any connection)"
+              f"{gc_text(ramp['server_gc'])}", flush=True)
         echo_ramp = connect(workers, echo, "echo", int(echo.base.rsplit(":", 1)[1]), ECHO_PATH)
         echo_held_rss = settled_rss(echo, 1.0)
         echo_kib = (echo_held_rss - echo_base_rss) / max(echo_ramp["connections"], 1)
@@ -194,7 +198,8 @@ def run(args: argparse.Namespace) -> Result:
             "server_kib_per_connection": round(kib_per_conn, 2), "echo_kib_per_connection": round(echo_kib, 2),
             "server_cpu_us_per_bid": round(statistics.median(b["server_cpu_us_per_answer"] for b in bids), 1),
             "server_cpu_pct_sustained": round(statistics.median(b["server_cpu_pct"] for b in bids), 1),
-            "server_cpu_pct_per_1000_idle_connections": round(100 * idle / max(held, 1) * 1000, 3),
+            "server_cpu_pct_per_1000_idle_connections": round(100 * max(idle - idle_base, 0) / max(held, 1) * 1000, 3),
+            "server_idle_cpu_pct_no_connections": round(100 * idle_base, 2),
             "server_cpu_ms_per_connect": ramp["server_cpu_ms_per_connection"],
             "server_gc_pct_sustained": median_gc(bids), "echo_gc_pct_sustained": median_gc(echoes),
             "server_gc_max_pause_ms": round(max(gc_total["max_s"]) * 1e3, 1) if gc_total else None,
