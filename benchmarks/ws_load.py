@@ -2,7 +2,8 @@
 the raw limit of a bare WebSocket echo on the same stack.
 
     python -m benchmarks.ws_load [--quick] [--auctions A] [--bidders B] [--workers N] [--repeat N]
-                                 [--seconds S] [--load-seconds S] [--fractions F,...]
+                                 [--seconds S] [--load-seconds S] [--probes N] [--first F]
+                                 [--fractions F,...]
                                  [--durability fsync|none] [--visibility rank_and_best|ladder] [--keep]
 
 The service runs as its own process (`python -m auction_engine.cli serve`: one trio
@@ -25,28 +26,37 @@ counter. The run:
 1. connections: every bidder connects (handshake, hello, welcome) and stays connected.
    With all of them held idle, (server RSS - its RSS with the auctions created and no
    connection) / connections is the memory per connection; the server CPU spent
-   connecting and its idle CPU are reported with it. The echo server's RSS growth for as
-   many echo connections is the stack's own share;
+   connecting and its idle CPU are reported with it (per 1,000 connections: the idle CPU
+   with them held less the idle CPU before any connection; /proc counts in clock ticks of
+   10 ms, so over the 2 s of --quick the resolution is 0.5% of a core). The echo server's
+   RSS growth for as many echo connections is the stack's own share;
 2. capacity, `--repeat` times, interleaved: the raw echo (every connection keeps one
    bid-sized message in flight: round trips/s), then the service (every bidder keeps one
    bid in flight, sending the next as its ack arrives: sustained end-to-end bids/s, views
    read all along); both counted after a warm-up; ratio = median bids/s / median round
    trips/s, same connections, same processes, same client, same message sizes;
-3. latency, at each of `--fractions` of the sustained rate (full run 0.1, 0.25, 0.5;
-   --quick 0.5; the headline figures are the 0.5 run's): every bidder bids at the same
-   set rate on an open-loop schedule (a random phase each); ack latency from a bid's
-   scheduled time to its ack; view latency from its scheduled time until the last bidder
-   of its auction has read a view whose best_price includes it (benchmarks/ws_worker.py
-   gives the criterion and the bids it leaves out). After `--drain` seconds, what is still
-   due counts with the time it has waited (a lower bound); the service's own ack histogram
-   (arrival to ack queued) is reported beside the client's figures.
+3. capacity at SLO (benchmarks/slo.py): the highest offered bid rate at which ack p99 <=
+   50 ms and view p99 <= 100 ms, by bisection over fractions of the sustained rate
+   (`--probes` open-loop runs, the first at `--first` x sustained, default 0.25). In each
+   probe every bidder bids at the same set rate on an open-loop schedule (a random phase
+   each); ack latency from a bid's scheduled time to its ack; view latency from its
+   scheduled time until the last bidder of its auction has read a view whose best_price
+   includes it (benchmarks/ws_worker.py gives the criterion and the bids it leaves out).
+   After `--drain` seconds, what is still due counts with the time it has waited (a lower
+   bound); the service's own ack histogram (arrival to ack queued) is reported beside the
+   client's figures. `--fractions` adds latency runs at fixed fractions of the sustained
+   rate (none by default: the old "half load" figures, in `details.loads`).
 
 Server CPU is utime + stime of the server process (/proc/<pid>/stat) over each phase's
 measured window, memory its VmRSS; the load generators' CPU is reported too: they share
-the machine's cores with the server. Human-readable lines go first; the last line is one
-JSON object: `connections` (held to the end), `bids_per_s`, `raw_echo_per_s`, `ratio`,
-`ack_p50_ms`, `ack_p99_ms`, `view_p50_ms`, `view_p99_ms`, `server_kib_per_connection`,
-`server_cpu_us_per_bid`, `server_gc_pct_sustained`, ..., `targets` and `details`.
+the machine's cores with the server. The CPU per bid at capacity includes the bid's views;
+`server_cpu_us_per_view` and `server_cpu_us_per_bid_alone` split it by a line fitted over
+the saturation runs and the probes (their views sent per bid differ). Human-readable lines
+go first; the last line is one JSON object: `connections` (held to the end), `bids_per_s`,
+`raw_echo_per_s`, `ratio`, `capacity_at_slo_bids_per_s`, `capacity_ack_p50_ms`,
+`capacity_ack_p99_ms`, `capacity_view_p50_ms`, `capacity_view_p99_ms`,
+`server_cpu_us_per_bid_at_capacity`, `server_cpu_us_per_view`, `server_kib_per_connection`,
+`server_cpu_us_per_bid` (at saturation), ..., `slo_probes`, `targets` and `details`.
 """
 from __future__ import annotations
 
@@ -66,8 +76,11 @@ import trio
 from auction_engine.timeutil import format_instant
 
 from .common import Result, banner, emit, machine, mode, parser, quick_defaults, raise_nofile, stamp
-from .ws_phases import closed_loop, connect, create_auctions, gc_text, idle_cpu, open_loop, settled_rss
+from .slo import OpenLoopProbe, Slo, brief, cpu_split, line, search
+from .ws_phases import closed_loop, connect, create_auctions, gc_text, idle_cpu, settled_rss
 from .ws_procs import ECHO_PATH, LOT_ID, ROOM_PATH, Workers, start_echo, start_service
+
+SLO = Slo()  # ack p99 <= 50 ms, view p99 <= 100 ms
 
 # -- the run -----------------------------------------------------------------------------------
 
@@ -103,6 +116,7 @@ def run(args: argparse.Namespace) -> Result:
         jobs = [{"host": "127.0.0.1", "auctions": auctions[w::args.workers]} for w in range(args.workers)]
         workers = Workers(jobs)
         base_rss = settled_rss(service, 1.0)
+        idle_base = idle_cpu(service, args.settle)  # the service's own timers, before any connection
         echo_base_rss = echo.rss_kib()
         print(f"setup: {args.auctions} auctions created and {connections:,} bidders admitted in {setup_s:.1f} s; "
               f"server pid {service.pid}, RSS {base_rss / 1024:.1f} MiB; echo server pid {echo.pid}", flush=True)
@@ -115,7 +129,8 @@ def run(args: argparse.Namespace) -> Result:
         print(f"connections: {held:,} of {connections:,} held ({ramp['failures'] or 'no failures'}), opened in "
               f"{ramp['seconds']} s ({ramp['per_s']:,.0f}/s, {ramp['server_cpu_ms_per_connection']} ms server CPU "
               f"each); server RSS {held_rss / 1024:.1f} MiB: {kib_per_conn:.1f} KiB per connection; "
-              f"idle server CPU {100 * idle:.1f}%{gc_text(ramp['server_gc'])}", flush=True)
+              f"idle server CPU {100 * idle:.1f}% ({100 * idle_base:.1f}% before any connection)"
+              f"{gc_text(ramp['server_gc'])}", flush=True)
         echo_ramp = connect(workers, echo, "echo", int(echo.base.rsplit(":", 1)[1]), ECHO_PATH)
         echo_held_rss = settled_rss(echo, 1.0)
         echo_kib = (echo_held_rss - echo_base_rss) / max(echo_ramp["connections"], 1)
@@ -144,45 +159,47 @@ def run(args: argparse.Namespace) -> Result:
         bids_per_s = statistics.median(b["per_s"] for b in bids)  # rates already: the median of them
         echo_per_s = statistics.median(e["per_s"] for e in echoes)
 
+        probe = OpenLoopProbe(workers, service, held, args.warmup, args.load_seconds, args.drain,
+                              args.settle_max, args.seed, idle_cpu=idle)
+        print(f"capacity at SLO (ack p99 <= {SLO.ack_p99_ms:g} ms, view p99 <= {SLO.view_p99_ms:g} ms): "
+              f"{args.probes} probes of {args.load_seconds:g} s from {args.first:g} x {bids_per_s:,.0f} bids/s",
+              flush=True)
+        found = search(probe, bids_per_s, args.probes, SLO, args.first)
+        for p in found.probes:
+            print(line(p), flush=True)
         loads: list[Result] = []
-        for i, fraction in enumerate(args.fractions):
-            rate = fraction * bids_per_s / held
-            load = open_loop(workers, service, rate, args.warmup, args.load_seconds, args.drain, args.seed + i)
-            load["fraction"] = fraction
-            load["offered_per_s"] = round(rate * held, 1)
-            settled = workers.call({"op": "settle", "target": "room", "timeout": args.settle_max})
-            load["settle_s"] = round(max(r["seconds"] for r in settled), 2)
-            load["left_unanswered"] = sum(r["outstanding"] for r in settled)
+        for fraction in args.fractions:  # the old fixed-fraction latency runs, if asked
+            load = probe(fraction * bids_per_s)
+            load.update(fraction=fraction, offered_per_s=round(fraction * bids_per_s, 1), met_slo=SLO.met(load))
             loads.append(load)
-            print(f"  {fraction:g} of the sustained rate: offered {load['offered_per_s']:,.0f} bids/s "
-                  f"({rate:.3f}/s per bidder), got {load['bids_per_s']:,.0f}; ack p50 {load['ack_p50_ms']} ms, p99 "
-                  f"{load['ack_p99_ms']} ms; view (every bidder of the auction) p50 {load['view_p50_ms']} ms, p99 "
-                  f"{load['view_p99_ms']} ms; {load['views_timed']:,} timed, {load['reordered']} reordered, "
-                  f"{load['unanswered']} unanswered and {load['view_missing']} views missing after the drain; "
-                  f"server CPU {load['server_cpu_pct']}% "
-                  f"({load['server_cpu_us_per_bid']} us/bid, {load['server_views_sent_per_bid']} views sent per bid); "
-                  f"in the service (arrival to ack queued, from its histogram) p50 ~{load['server_ack_p50_ms']} ms, "
-                  f"p99 ~{load['server_ack_p99_ms']} ms; client send lag p50 {load['client_lag_p50_ms']} ms, p99 "
-                  f"{load['client_lag_p99_ms']} ms"
-                  f"{gc_text(load['server_gc'])}", flush=True)
-            time.sleep(0.5)
-        headline = next((x for x in loads if x["fraction"] == 0.5), loads[0])  # "at half that load"
+            print(f"  {fraction:g} of the sustained rate:{line(load)[1:]}", flush=True)
+        at = found.at or {}
+        split = cpu_split([*bids, *found.probes, *loads])
         end_rss = service.rss_kib()
         gc_total = service.gc_stats()
-        still_held = held - sum(loads[-1]["closed"].values())  # the workers count every closure so far
+        last = (loads or found.probes)[-1]
+        still_held = held - sum(last["closed"].values())  # the workers count every closure so far
         workers.call({"op": "disconnect", "target": "echo"})
         workers.call({"op": "disconnect", "target": "room"})
         log_levels = log_counts(root / "service.log")
         out.update({
             "connections": still_held, "bids_per_s": round(bids_per_s), "raw_echo_per_s": round(echo_per_s),
             "ratio": round(bids_per_s / echo_per_s, 3),
-            "load_fraction": headline["fraction"], "load_offered_per_s": headline["offered_per_s"],
-            "load_bids_per_s": round(headline["bids_per_s"], 1),
-            **{k: headline[k] for k in ("ack_p50_ms", "ack_p99_ms", "view_p50_ms", "view_p99_ms")},
+            "capacity_at_slo_bids_per_s": found.capacity, "capacity_below_bids_per_s": found.below,
+            "capacity_fraction_of_sustained": round(found.capacity / bids_per_s, 3) if found.capacity else None,
+            **{f"capacity_{k}": at.get(k) for k in ("ack_p50_ms", "ack_p99_ms", "view_p50_ms", "view_p99_ms")},
+            "server_cpu_us_per_bid_at_capacity": at.get("server_cpu_us_per_bid"),
+            "server_cpu_us_per_bid_net_at_capacity": at.get("server_cpu_us_per_bid_net"),
+            "server_cpu_pct_at_capacity": at.get("server_cpu_pct"),
+            "views_sent_per_bid_at_capacity": at.get("server_views_sent_per_bid"),
+            "server_cpu_us_per_view": split["server_cpu_us_per_view"],
+            "server_cpu_us_per_bid_alone": split["server_cpu_us_per_bid_alone"],
+            "slo": SLO.as_dict(), "slo_probes": [brief(p) for p in found.probes],
             "server_kib_per_connection": round(kib_per_conn, 2), "echo_kib_per_connection": round(echo_kib, 2),
             "server_cpu_us_per_bid": round(statistics.median(b["server_cpu_us_per_answer"] for b in bids), 1),
             "server_cpu_pct_sustained": round(statistics.median(b["server_cpu_pct"] for b in bids), 1),
-            "server_cpu_pct_per_1000_idle_connections": round(100 * idle / max(held, 1) * 1000, 3),
+            "server_cpu_pct_per_1000_idle_connections": round(100 * max(idle - idle_base, 0) / max(held, 1) * 1000, 3),
+            "server_idle_cpu_pct_no_connections": round(100 * idle_base, 2),
             "server_cpu_ms_per_connect": ramp["server_cpu_ms_per_connection"],
             "server_gc_pct_sustained": median_gc(bids), "echo_gc_pct_sustained": median_gc(echoes),
             "server_gc_max_pause_ms": round(max(gc_total["max_s"]) * 1e3, 1) if gc_total else None,
@@ -191,11 +208,13 @@ def run(args: argparse.Namespace) -> Result:
                 "durability": args.durability, "visibility": args.visibility, "repeat": args.repeat,
                 "gc_experiment": {"threshold": args.gc_threshold, "freeze_after_connect": args.gc_freeze},
                 "seconds": args.seconds, "warmup": args.warmup, "load_seconds": args.load_seconds,
+                "probes": args.probes, "first": args.first, "cpu_split_points": split["fit_points"],
                 "reply_bytes": reply, "setup_s": round(setup_s, 2),
                 "server_rss_kib": {"base": base_rss, "held": held_rss, "end": end_rss},
                 "echo_rss_kib": {"base": echo_base_rss, "held": echo_held_rss},
                 "ramp": ramp, "echo_ramp": echo_ramp, "server_idle_cpu_pct": round(100 * idle, 2),
-                "echo_runs": echoes, "bid_runs": bids, "loads": loads, "service_log": log_levels,
+                "echo_runs": echoes, "bid_runs": bids, "slo_runs": found.probes, "loads": loads,
+                "service_log": log_levels,
                 "service_gc_total": gc_total, "echo_gc_total": echo.gc_stats(),
             },
         })
@@ -227,9 +246,9 @@ def log_counts(path: Path) -> dict[str, int]:
         lines = path.read_text(errors="replace").splitlines()
     except OSError:
         return counts
-    for line in lines:
+    for text in lines:
         try:
-            level = json.loads(line).get("level", "?")
+            level = json.loads(text).get("level", "?")
         except (ValueError, AttributeError):
             level = "text"
         counts[level] = counts.get(level, 0) + 1
@@ -243,8 +262,7 @@ def summarize(out: Result, wall_s: float) -> Result:
         "connections_ge_5000": out["connections"] >= 5000,
         "server_kib_per_connection_le_50": out["server_kib_per_connection"] <= 50,
         "ratio_ge_0.5": out["ratio"] >= 0.5,
-        "half_load_ack_p99_ms_le_20": out["ack_p99_ms"] is not None and out["ack_p99_ms"] <= 20,
-        "half_load_view_p99_ms_le_50": out["view_p99_ms"] is not None and out["view_p99_ms"] <= 50,
+        "capacity_at_slo_ge_0.5_of_sustained": (out["capacity_fraction_of_sustained"] or 0) >= 0.5,
     }
     return {**{k: v for k, v in out.items() if k != "details"}, "targets": targets, "full_shape": full_shape,
             **stamp(wall_s), "machine": machine(trio=trio.__version__), "details": d}
@@ -265,9 +283,12 @@ def main(argv: Sequence[str] | None = None) -> None:
                         "answers still due before the next run")
     options.add_argument("--repeat", type=int, help="capacity runs, echo and service interleaved (default 3; "
                         "--quick 2); medians")
-    options.add_argument("--fractions", type=lambda s: [float(x) for x in s.split(",")],
-                        help="latency runs at these fractions of the sustained rate (default 0.1,0.25,0.5; --quick "
-                        "0.5); the headline latencies are the 0.5 run's (else the first's)")
+    options.add_argument("--probes", type=int, help="open-loop runs of the capacity-at-SLO search (default 5; "
+                        "--quick 3)")
+    options.add_argument("--first", type=float, default=0.25, help="the search's first probe, a fraction of the "
+                        "sustained rate (default 0.25)")
+    options.add_argument("--fractions", type=lambda s: [float(x) for x in s.split(",")], default=[],
+                        help="also latency runs at these fractions of the sustained rate (default none)")
     options.add_argument("--durability", choices=("fsync", "none"), default="fsync")
     options.add_argument("--no-direct", dest="direct_writes", action="store_false",
                          help="the service sends every room message through the ASGI send (setting direct_writes)")
@@ -286,20 +307,23 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="experiment: once connected, both servers collect and gc.freeze() (needs the probe)")
     args = options.parse_args(argv)
     quick_defaults(args, {"auctions": (20, 250), "seconds": (4.0, 10.0), "warmup": (1.0, 2.0),
-                          "load_seconds": (6.0, 20.0), "repeat": (2, 3), "settle": (2.0, 3.0),
-                          "fractions": ([0.5], [0.1, 0.25, 0.5])})
+                          "load_seconds": (4.0, 20.0), "repeat": (2, 3), "settle": (2.0, 3.0),
+                          "probes": (3, 5)})
     if (args.auctions < args.workers or args.bidders < 1 or args.repeat < 1 or args.warmup >= args.seconds
-            or args.warmup >= args.load_seconds or not all(f > 0 for f in args.fractions)):
+            or args.warmup >= args.load_seconds or not all(f > 0 for f in args.fractions) or args.probes < 1
+            or not 0 < args.first < 1):
         options.error("need auctions >= workers, bidders >= 1, repeat >= 1, warmup < seconds and load-seconds, "
-                     "fractions > 0")
+                     "fractions > 0, probes >= 1 and 0 < first < 1")
     if (args.gc_freeze or args.gc_threshold) and not args.gc_probe:
         options.error("--gc-freeze and --gc-threshold need the collector probe")
     t0 = time.perf_counter()
     out = summarize(run(args), time.perf_counter() - t0)
     print(f"sustained {out['bids_per_s']:,} bids/s vs raw echo {out['raw_echo_per_s']:,} round trips/s: ratio "
           f"{out['ratio']:.3f}; {out['connections']:,} connections at {out['server_kib_per_connection']} KiB each "
-          f"(echo stack {out['echo_kib_per_connection']}); at {out['load_fraction']:g} load ack p99 "
-          f"{out['ack_p99_ms']} ms, view p99 {out['view_p99_ms']} ms", flush=True)
+          f"(echo stack {out['echo_kib_per_connection']}); capacity at SLO {out['capacity_at_slo_bids_per_s']} "
+          f"bids/s (ack p99 {out['capacity_ack_p99_ms']} ms, view p99 {out['capacity_view_p99_ms']} ms, "
+          f"{out['server_cpu_us_per_bid_at_capacity']} us server CPU per bid with its views; "
+          f"{out['server_cpu_us_per_view']} us per view sent)", flush=True)
     emit(out)
 
 

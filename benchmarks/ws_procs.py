@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,7 +127,8 @@ def start_proc(name: str, module: str, args: list[str], root: Path, port: int, r
     return proc
 
 
-def start_service(root: Path, args: argparse.Namespace) -> Proc:
+def start_service(root: Path, args: argparse.Namespace, extra: Sequence[str] = (), name: str = "service") -> Proc:
+    """`auction-engine serve` with the benchmark's settings; `extra` serve arguments (e.g. `--redis URL`)."""
     port = free_port()
     config = root / "settings.json"
     config.write_text(json.dumps({
@@ -134,9 +136,8 @@ def start_service(root: Path, args: argparse.Namespace) -> Proc:
         "bid_rate": 10_000, "bid_burst": 100_000, "max_connections": 100_000, "durability": args.durability,
         "log_level": args.log_level, "direct_writes": args.direct_writes,
     }))
-    serve = ["serve", "--port", str(port), "--data-dir", str(root / "data"), "--config", str(config)]
-    return start_proc("service", "auction_engine.cli", serve, root, port, "/readyz", args.gc_probe,
-                      args.gc_threshold)
+    serve = ["serve", "--port", str(port), "--data-dir", str(root / "data"), "--config", str(config), *extra]
+    return start_proc(name, "auction_engine.cli", serve, root, port, "/readyz", args.gc_probe, args.gc_threshold)
 
 
 def start_echo(root: Path, reply_bytes: int, args: argparse.Namespace) -> Proc:
