@@ -4,7 +4,8 @@ Every key lives under one namespace (default ``ae``). A case's keys share a hash
 (``{case}``) so that a Redis Cluster keeps them in one slot, as the Lua scripts need:
 ``NS:{CASE}:lease`` (owner and token, with a TTL), ``NS:{CASE}:fence`` (the fencing
 counter), ``NS:{CASE}:journal`` (the Stream of its records). ``NS:engines`` is the sorted
-set of live engines. docs/scale-out.md is the reference.
+set of live engines; ``NS:probe`` is the pub/sub channel of the health probe (a channel,
+not a key). docs/scale-out.md is the reference.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 DEFAULT_NAMESPACE = "ae"
 CASE_PARTS = ("lease", "fence", "journal")  # the keys of one case
 ENGINES = "engines"
+PROBE = "probe"  # the pub/sub channel the health probe publishes on (probe.py)
 MAX_CASE_ID = 200  # bytes: a case id longer than this is not one of ours
 
 
@@ -64,6 +66,12 @@ class Layout:
     @property
     def engines(self) -> str:
         return f"{self.namespace}:{ENGINES}"
+
+    @property
+    def probe(self) -> str:
+        """The pub/sub channel of the health probe: a channel, never a key, so SCAN never
+        meets it."""
+        return f"{self.namespace}:{PROBE}"
 
     @property
     def pattern(self) -> str:
