@@ -108,8 +108,10 @@ class PubSubProbe:
                 # before that, connecting or subscribing failed
                 self._note(SUBSCRIPTION_LOST if subscribed else REDIS_UNREACHABLE, repr(exc))
             except BaseExceptionGroup as group:  # the client's and the pubsub's task groups wrap it
-                rest = group.split(FAILURES)[1]
-                if rest is not None:
+                cancelled, rest = group.split(trio.Cancelled)
+                if cancelled is not None:  # the probe is stopped: what coredis's teardown raised is moot
+                    raise cancelled from None
+                if rest is None or rest.split(FAILURES)[1] is not None:
                     raise
                 self._note(SUBSCRIPTION_LOST if subscribed else REDIS_UNREACHABLE, repr(_first(group)))
             await trio.sleep(self.period)
