@@ -55,9 +55,10 @@ def connector(url: str, timeout: float = TIMEOUT) -> Connect:
 
 
 class PubSubProbe:
-    """The probe of one process (see the module docstring). `status`, `round_trip` (the
-    last ok round's publish-to-delivery seconds, None before one), `detail` (what the
-    last failure said), `rounds` (ok rounds) and `failures` (by code) are read live."""
+    """The probe of one process (see the module docstring). `connect` makes a new client
+    each call (`connector(url)`, or one from a Sentinel). `status`, `round_trip` (the last
+    ok round's publish-to-delivery seconds, None before one), `detail` (what the last
+    failure said), `rounds` (ok rounds) and `failures` (by code) are read live."""
 
     def __init__(self, connect: Connect, layout: Layout | None = None, *, period: float = PERIOD,
                  timeout: float = TIMEOUT, metrics: ClusterMetrics | None = None) -> None:
@@ -73,11 +74,14 @@ class PubSubProbe:
         self.detail = ""
         self.rounds = 0
         self.failures: collections.Counter[str] = collections.Counter()
-        self.sessions = 0  # subscriptions opened, the first included
+        self.sessions = 0  # sessions opened (each subscribes on new connections), the first included
+        self._subscribed = False  # the current session's subscription was acknowledged
 
     @classmethod
-    def for_url(cls, url: str, layout: Layout | None = None, **options: Any) -> PubSubProbe:
-        return cls(connector(url, options.get("timeout", TIMEOUT)), layout, **options)
+    def for_url(cls, url: str, layout: Layout | None = None, *, period: float = PERIOD, timeout: float = TIMEOUT,
+                metrics: ClusterMetrics | None = None) -> PubSubProbe:
+        """The probe of the Redis at `url` (``redis://host:port/db``)."""
+        return cls(connector(url, timeout), layout, period=period, timeout=timeout, metrics=metrics)
 
     @property
     def ok(self) -> bool:
@@ -95,35 +99,33 @@ class PubSubProbe:
         """Probe until cancelled; `task_status.started()` at once (the status says the rest)."""
         task_status.started()
         while True:
-            subscribed = False
-
-            def on_subscribed() -> None:
-                nonlocal subscribed
-                subscribed = True
-
             try:
-                await self._session(on_subscribed)
+                await self._session()
             except FAILURES as exc:
-                # the subscription's own task failed (its connection ended) once subscribed;
-                # before that, connecting or subscribing failed
-                self._note(SUBSCRIPTION_LOST if subscribed else REDIS_UNREACHABLE, repr(exc))
-            except BaseExceptionGroup as group:  # the client's and the pubsub's task groups wrap it
+                self._ended(exc)
+            except BaseExceptionGroup as group:  # the clients' and the pubsub's task groups wrap it
                 cancelled, rest = group.split(trio.Cancelled)
                 if cancelled is not None:  # the probe is stopped: what coredis's teardown raised is moot
                     raise cancelled from None
                 if rest is None or rest.split(FAILURES)[1] is not None:
                     raise
-                self._note(SUBSCRIPTION_LOST if subscribed else REDIS_UNREACHABLE, repr(_first(group)))
+                self._ended(_first(group))
             await trio.sleep(self.period)
 
-    async def _session(self, on_subscribed: Callable[[], None]) -> None:
-        """One subscription: rounds every period until one fails (then return)."""
+    def _ended(self, exc: BaseException) -> None:
+        """A session ended by an error: once subscribed, the subscription's own task failed
+        (its connection ended); before that, connecting or subscribing failed."""
+        self._note(SUBSCRIPTION_LOST if self._subscribed else REDIS_UNREACHABLE, repr(exc))
+
+    async def _session(self) -> None:
+        """One subscription on new connections: a round every period until one fails."""
         self.sessions += 1
+        self._subscribed = False
+        # retry_policy=None: coredis would re-subscribe behind our back, and we would not see it
         async with self.connect() as publisher, self.connect() as listener, \
                 listener.pubsub(channels=[self.channel], ignore_subscribe_messages=True, retry_policy=None,
                                 subscription_timeout=self.timeout) as subscription:
-            # retry_policy=None: coredis would re-subscribe behind our back; we want to see it
-            on_subscribed()
+            self._subscribed = True
             while True:
                 started = trio.current_time()
                 code, detail = await self._round(publisher, subscription)
