@@ -5,6 +5,8 @@ and heals by itself. Real time (the server is real); every wait polls a conditio
 from __future__ import annotations
 
 import itertools
+import os
+import signal
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -124,6 +126,24 @@ async def test_a_stuck_publish_times_out_then_heals(redis_server: LocalRedis) ->
         assert probe.trouble() == "Redis pub/sub probe: probe_timeout (the probe was not delivered back within 0.5 s)"
         await until(lambda: probe.ok)
         assert set(probe.failures) == {"probe_timeout"}
+
+
+@pytest.mark.trio
+async def test_a_frozen_server_fails_every_round_then_heals(redis_server: LocalRedis) -> None:
+    probe = PubSubProbe.for_url(redis_server.url, period=0.2, timeout=0.5)
+    assert redis_server.process is not None
+    async with probing(probe):
+        await until(lambda: probe.ok)
+        os.kill(redis_server.process.pid, signal.SIGSTOP)  # TCP still accepts; nothing answers
+        try:
+            await until(lambda: probe.status == "probe_timeout")
+            # connecting anew gets its timeout too: no session hangs, each period fails again
+            await until(lambda: probe.failures["redis_unreachable"] >= 2)
+            assert probe.status == "redis_unreachable" and probe.rounds >= 1
+        finally:
+            os.kill(redis_server.process.pid, signal.SIGCONT)
+        await until(lambda: probe.ok)
+        assert set(probe.failures) == {"probe_timeout", "redis_unreachable"}
 
 
 def split(publisher: str, listener: str) -> Connect:

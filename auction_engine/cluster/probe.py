@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 import secrets
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -35,7 +36,7 @@ TIMEOUT = 2.0  # seconds a round (publish, then its delivery) may take, and a co
 STARTING = "starting"  # no round has ended yet
 OK = "ok"
 PROBE_TIMEOUT = "probe_timeout"  # published, not delivered in time: a subscription silently dead, a stuck Redis
-REDIS_UNREACHABLE = "redis_unreachable"  # connecting, subscribing or publishing failed
+REDIS_UNREACHABLE = "redis_unreachable"  # connecting, subscribing (or their timeout) or publishing failed
 SUBSCRIPTION_LOST = "subscription_lost"  # our subscription's connection ended, or Redis counts no subscriber
 CODES = (STARTING, OK, PROBE_TIMEOUT, REDIS_UNREACHABLE, SUBSCRIPTION_LOST)
 
@@ -118,21 +119,28 @@ class PubSubProbe:
         self._note(SUBSCRIPTION_LOST if self._subscribed else REDIS_UNREACHABLE, repr(exc))
 
     async def _session(self) -> None:
-        """One subscription on new connections: a round every period until one fails."""
+        """One subscription on new connections: a round every period until one fails.
+        Connecting and subscribing get `timeout` in all (a stuck Redis may accept a TCP
+        connection and never answer)."""
         self.sessions += 1
         self._subscribed = False
-        # retry_policy=None: coredis would re-subscribe behind our back, and we would not see it
-        async with self.connect() as publisher, self.connect() as listener, \
-                listener.pubsub(channels=[self.channel], ignore_subscribe_messages=True, retry_policy=None,
-                                subscription_timeout=self.timeout) as subscription:
-            self._subscribed = True
-            while True:
-                started = trio.current_time()
-                code, detail = await self._round(publisher, subscription)
-                self._note(code, detail)
-                if code != OK:
-                    return
-                await trio.sleep_until(started + self.period)
+        # the scope encloses the clients' task groups (trio requires it); lifted once subscribed
+        with trio.CancelScope(deadline=trio.current_time() + self.timeout) as setup:
+            # retry_policy=None: coredis would re-subscribe behind our back, and we would not see it
+            async with self.connect() as publisher, self.connect() as listener, \
+                    listener.pubsub(channels=[self.channel], ignore_subscribe_messages=True, retry_policy=None,
+                                    subscription_timeout=self.timeout) as subscription:
+                setup.deadline = math.inf
+                self._subscribed = True
+                while True:
+                    started = trio.current_time()
+                    code, detail = await self._round(publisher, subscription)
+                    self._note(code, detail)
+                    if code != OK:
+                        return
+                    await trio.sleep_until(started + self.period)
+        if setup.cancelled_caught:
+            self._note(REDIS_UNREACHABLE, f"no subscription within {self.timeout} s")
 
     async def _round(self, publisher: Client, subscription: Any) -> tuple[str, str]:
         """Publish a nonce and wait for its delivery: (code, what failed)."""
