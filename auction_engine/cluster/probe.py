@@ -22,6 +22,7 @@ from typing import Any
 import coredis
 import trio
 from coredis.exceptions import PubSubError, RedisError
+from coredis.patterns.pubsub import PubSub
 
 from .layout import Layout
 from .lease import Client
@@ -142,7 +143,7 @@ class PubSubProbe:
         if setup.cancelled_caught:
             self._note(REDIS_UNREACHABLE, f"no subscription within {self.timeout} s")
 
-    async def _round(self, publisher: Client, subscription: Any) -> tuple[str, str]:
+    async def _round(self, publisher: Client, subscription: PubSub[bytes]) -> tuple[str, str]:
         """Publish a nonce and wait for its delivery: (code, what failed)."""
         nonce = secrets.token_hex(16).encode()
         started = trio.current_time()
