@@ -6,7 +6,8 @@ Every key lives under one namespace (default ``ae``). A case's keys share a hash
 counter), ``NS:{CASE}:journal`` (the Stream of its records). ``NS:engines`` is the sorted
 set of live engines; ``NS:inbox:ENGINE`` the Stream of commands for an engine,
 ``NS:replies:GATEWAY`` the Stream of its answers to a gateway, ``NS:feed`` the Stream of
-durable batches every gateway follows. docs/scale-out.md is the reference.
+durable batches every gateway follows; ``NS:probe`` is the pub/sub channel of the health
+probe (a channel, not a key). docs/scale-out.md is the reference.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ ENGINES = "engines"
 FEED = "feed"
 PROCESS_STREAMS = ("inbox", "replies")  # NS:inbox:ENGINE, NS:replies:GATEWAY
 MAX_PROCESS_ID = 128  # characters of an engine's or a gateway's id
+PROBE = "probe"  # the pub/sub channel the health probe publishes on (probe.py)
 MAX_CASE_ID = 200  # bytes: a case id longer than this is not one of ours
 
 
@@ -91,6 +93,12 @@ class Layout:
 
     def replies(self, gateway: str) -> str:
         return f"{self.namespace}:replies:{check_process_id(gateway)}"
+
+    @property
+    def probe(self) -> str:
+        """The pub/sub channel of the health probe: a channel, never a key, so SCAN never
+        meets it."""
+        return f"{self.namespace}:{PROBE}"
 
     @property
     def pattern(self) -> str:
