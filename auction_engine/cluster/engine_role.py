@@ -51,6 +51,7 @@ REPLIES_MAXLEN = 100_000
 READ_BLOCK_MS = 1000
 READ_COUNT = 512
 RELEASE_ERRORS: tuple[type[BaseException], ...] = (ClusterError, *UNREACHABLE)
+TAKE_LATER: tuple[type[BaseException], ...] = (JournalUnavailable, *UNREACHABLE)
 
 
 def _bytes(value: str | bytes) -> bytes:
@@ -125,45 +126,66 @@ class EngineRole:
                 self._reported.add(str(problem))
                 logger.warning("namespace: %s", problem)
         held = self.book.held
-        for case in [case for case in self.ready if case not in held]:  # its lease lapsed (this engine paused)
-            logger.warning("case %s dropped: its lease was lost; taken afresh if it is still this engine's", case)
-            self.ready.discard(case)
-            self.runtime.journaled.drop(case)
+        for case in [case for case in self.ready if case not in held]:  # its lease lapsed (a pause, a slow disk)
+            logger.warning("case %s: its lease lapsed; taken again if it is still this engine's", case)
+            self.ready.discard(case)  # its commands wait (or go elsewhere) until it is known to be current
         for case in found.cases:
             mine = owner(case, self.live) == self.engine_id
             if mine and case not in self.ready and case not in self.arriving:
                 await self.take(case)
             elif not mine and case in self.ready and case in held:
                 await self.give(case)
+            elif not mine and case in self.runtime.journaled.chains and case not in self.ready \
+                    and case not in self.arriving and case not in self.leaving and case not in held:
+                self.runtime.journaled.drop(case)  # a lapsed case that went elsewhere: forget the copy
 
     async def take(self, case: str) -> bool:
-        """Claim, rebuild and adopt a case; False if another engine holds it or its stream is damaged."""
+        """Claim a case, and adopt it rebuilt from its stream (or keep this engine's own copy
+        when the stream ends where it does: a lease that lapsed with nobody else writing);
+        False if another engine holds it or its stream is damaged."""
         self.arriving.setdefault(case, [])
         try:
-            try:
-                await self.book.claim(case)
-            except ClusterError as exc:
-                if exc.code != "held":
-                    logger.error("case %s not taken: %s", case, exc)
-                return False
-            try:
-                alone, report = await rebuild(self.journal, case)
-            except ClusterError as exc:
-                logger.error("case %s left alone: its stream is damaged: %s", case, exc)
-                await self._release(case)
-                return False
-            self.runtime.journaled.adopt(case, alone)
-            self.runtime.deadlines_moved()
-            self.ready.add(case)
-            self.taken += 1
-            if report.records:
-                self.failovers += 1
-            logger.info("took case %s (%d records, tokens %s)", case, report.records, report.tokens)
-            return True
+            return await self._take(case)
+        except TAKE_LATER as exc:  # Redis away, the journal stopped: the next round sees to it
+            logger.warning("case %s not taken now: %r", case, exc)
+            return False
         finally:
             waiting = self.arriving.pop(case, [])
             for item in waiting:  # (not taken: answered not_owner, asked again shortly)
                 self._take_command(item, take=False)
+
+    async def _take(self, case: str) -> bool:
+        journaled = self.runtime.journaled
+        try:
+            await self.book.claim(case)
+        except ClusterError as exc:
+            if exc.code != "held":
+                logger.error("case %s not taken: %s", case, exc)
+            if case in journaled.chains or case in journaled.host.hosts:  # type: ignore[attr-defined]
+                journaled.drop(case)  # another engine has it now
+            return False
+        await self.runtime.writer.wait_durable(journaled.gseq)  # this engine's own records first
+        mine = journaled.chains.get(case)
+        if mine is not None:
+            top = await self.journal.client.xrevrange(self.journal.layout.journal(case), "+", "-", count=1)
+            if top and _bytes(top[0].identifier) == f"{mine[0]}-0".encode():
+                self.ready.add(case)  # nobody wrote meanwhile: this copy is current
+                return True
+            journaled.drop(case)
+        try:
+            alone, report = await rebuild(self.journal, case)
+        except ClusterError as exc:
+            logger.error("case %s left alone: its stream is damaged: %s", case, exc)
+            await self._release(case)
+            return False
+        journaled.adopt(case, alone)
+        self.runtime.deadlines_moved()
+        self.ready.add(case)
+        self.taken += 1
+        if report.records:
+            self.failovers += 1
+        logger.info("took case %s (%d records, tokens %s)", case, report.records, report.tokens)
+        return True
 
     async def give(self, case: str) -> None:
         """Hand a case to its new owner: stop taking its commands, make its records durable, drop it."""

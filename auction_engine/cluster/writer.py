@@ -77,24 +77,36 @@ class CaseBook:
         self.ttl_ms = ttl_ms
         self.held: dict[str, Lease] = {}
         self.renewals = 0
-        self._unsure: set[str] = set()  # cases whose claim got no answer
+        self._claiming: dict[str, trio.Lock] = {}
 
     async def claim(self, case_id: str) -> Lease:
         """This engine's lease on the case (claimed now if it holds none); `ClusterError`
-        `held` if another engine has it."""
+        `held` if another engine has it. One claim of a case at a time: a second caller
+        (the writer and the engine role both after the same lapsed lease) gets the first's
+        lease, not a refusal from its own engine's claim."""
+        lease = self.held.get(case_id)
+        if lease is not None:
+            return lease
+        lock = self._claiming.setdefault(case_id, trio.Lock())
+        try:
+            async with lock:
+                return await self._claim(case_id)
+        finally:
+            if not lock.statistics().tasks_waiting:
+                self._claiming.pop(case_id, None)
+
+    async def _claim(self, case_id: str) -> Lease:
         lease = self.held.get(case_id)
         if lease is not None:
             return lease
         try:
             lease = await self.leases.claim(case_id, self.engine_id, self.ttl_ms)
-        except UNREACHABLE:
-            self._unsure.add(case_id)  # the claim may have won, its answer lost
-            raise
         except ClusterError as exc:
-            lease = await self._adopt(case_id) if exc.code == "held" and case_id in self._unsure else None
+            # a lease naming this engine is its own (ids are unique among live processes): a
+            # claim whose answer was lost, or this engine's other task claiming at once
+            lease = await self._adopt(case_id) if exc.code == "held" else None
             if lease is None:
                 raise
-        self._unsure.discard(case_id)
         self.held[case_id] = lease
         logger.info("claimed case %s with token %d", case_id, lease.token)
         return lease
