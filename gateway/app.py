@@ -83,7 +83,7 @@ def register_health(app: QuartTrio, service: Service) -> None:
     async def readyz() -> Any:
         if service.is_ready():
             return {"status": "ready"}
-        reason = "stopping" if not service.ready else service.runtime.writer.trouble()
+        reason = service.trouble()
         return error_body("not_ready", f"not taking commands: {reason}"), 503
 
 

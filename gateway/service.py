@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import trio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -33,6 +33,9 @@ from .metrics import Metrics
 from .receipts import RECEIPT_KEY_FILE, ReceiptIndex, load_or_create_key
 from .rooms import Rooms, note_revocations
 from .settings import ROLES, ApiKey, Settings
+
+if TYPE_CHECKING:
+    from auction_engine.cluster.probe import PubSubProbe
 
 logger = logging.getLogger("gateway.service")
 
@@ -77,6 +80,7 @@ class Service:
     awards: CollectiveAwards  # collectives' award records from their auctions, and their live views
     ready: bool = True
     port: int = 0  # the port it listens on, once serving
+    probe: PubSubProbe | None = None  # Redis mode: the pub/sub health probe
     stopping: trio.Event = field(default_factory=trio.Event)
 
     def stop(self) -> None:
@@ -122,7 +126,11 @@ class Service:
             runtime.attach(feed, rooms, awards, JournalReport(metrics))  # the order they hear of each durable batch
             service = cls(settings, runtime, ApiKeys(keys), tokens, metrics, feed, rooms, journal_dir, receipt_key,
                           receipts, awards)
+            if settings.redis_url is not None:
+                service.probe = redis_health(settings, runtime, metrics)
             async with trio.open_nursery() as nursery:
+                if service.probe is not None:
+                    await nursery.start(service.probe.run)
                 if settings.redis_role == "both":  # (the split roles do not record collectives' awards yet)
                     await nursery.start(awards.run)  # ended lots not yet recorded (a crash) first
                 nursery.start_soon(service._probe_lag)
@@ -143,7 +151,60 @@ class Service:
     def is_ready(self) -> bool:
         """Taking commands: the journal can make records durable (not failed, not stopped,
         its sync process running) and the service is not stopping."""
-        return self.ready and self.runtime.writer.healthy
+        return self.ready and self.runtime.writer.healthy and (self.probe is None or self.probe.ok)
+
+    def trouble(self) -> str | None:
+        """Why the service takes no command (None: it does)."""
+        if not self.ready:
+            return "stopping"
+        return self.runtime.writer.trouble() or (self.probe.trouble() if self.probe is not None else None)
+
+
+def redis_health(settings: Settings, runtime: Runtime, metrics: Metrics) -> PubSubProbe:
+    """Redis mode: the Redis series on the service's registry (docs/operations.md, "Redis
+    mode"), fed by the writer, the engine role or the gateway's forwarding, and the pub/sub
+    probe that /readyz also waits on."""
+    from auction_engine.cluster import Layout
+    from auction_engine.cluster.metrics import ClusterMetrics
+    from auction_engine.cluster.probe import PubSubProbe
+    from auction_engine.cluster.remote import RemoteRuntime
+    from auction_engine.cluster.writer import RedisWriter
+
+    assert settings.redis_url is not None
+    cluster = ClusterMetrics(metrics.registry)
+    writer = runtime.writer
+    if isinstance(writer, RedisWriter):  # an engine (or both)
+        book = writer.book
+        cluster.track_owned_cases(lambda: len(book.held))
+        book.on_renewals = cluster.on_renewals
+        writer.redis.on_round_trip = lambda seconds: cluster.observe_round_trip(seconds, "append")
+        journaled = runtime.journaled
+        cluster.track_stream_lag(lambda: journaled.gseq - writer.durable_gseq)
+        role = getattr(runtime, "role", None)
+        if role is not None:
+            role.on_failover = cluster.on_failover
+            cluster.track("cases_given", "Cases this engine handed to a new owner since the start", lambda: role.given)
+            cluster.track("malformed_commands", "Inbox entries refused since the start", lambda: role.malformed)
+    remote = cast(object, runtime)
+    if isinstance(remote, RemoteRuntime):  # a gateway
+        follower = remote.follower
+        remote.on_round_trip = lambda seconds: cluster.observe_round_trip(seconds, "forward")
+        for name, text, value in (
+                ("feed_lag_seconds", "From the latest feed entry's Redis time to its records in the replica",
+                 lambda: follower.lag_seconds),
+                ("replicated_cases", "Cases in this gateway's replica", lambda: len(follower.hosts.hosts)),
+                ("broken_cases", "Cases no longer followed: a record failed a check", lambda: len(follower.broken)),
+                ("catch_ups", "Cases read from their stream because the feed missed records (since the start)",
+                 lambda: follower.catch_ups),
+                ("malformed_entries", "Feed entries and answers refused since the start",
+                 lambda: follower.malformed + remote.malformed),
+                ("forwarded", "Commands sent to engines since the start (sends again included)",
+                 lambda: remote.forwarded),
+                ("resent", "Commands sent again (no answer in time, or the owner changed) since the start",
+                 lambda: remote.resent),
+                ("pending", "Commands waiting for their engine's answer", lambda: len(remote.pending))):
+            cluster.track(name, text, value)
+    return PubSubProbe.for_url(settings.redis_url, Layout(settings.redis_namespace), metrics=cluster)
 
 
 def open_runtime(settings: Settings, journal_dir: Path, replayed: Callable[[Record, list[Event]], None],

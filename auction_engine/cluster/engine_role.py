@@ -77,6 +77,7 @@ class EngineRole:
         self.taken = 0
         self.given = 0
         self.malformed = 0
+        self.on_failover: Callable[[], None] = lambda: None  # a case taken from another engine (metrics)
         self._answers: list[tuple[str, Answer]] = []
         self._frames: list[bytes] = []
         self._wake = trio.Event()
@@ -184,6 +185,7 @@ class EngineRole:
         self.taken += 1
         if report.records:
             self.failovers += 1
+            self.on_failover()
         logger.info("took case %s (%d records, tokens %s)", case, report.records, report.tokens)
         return True
 

@@ -21,6 +21,7 @@ class ClusterMetrics:
     """The Redis-mode series of one process (names prefixed `auction_redis_`)."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
         self.owned_cases = Gauge("auction_redis_owned_cases", "Cases whose lease this engine holds (read at scrape "
                                  "time)", registry=registry)
         self.lease_renewals = Counter("auction_redis_lease_renewals", "Lease renewals by outcome: ok, or lost "
@@ -42,6 +43,10 @@ class ClusterMetrics:
     def track_owned_cases(self, count: Callable[[], int]) -> None:
         """Read `count()` (e.g. the held leases) at each scrape."""
         self.owned_cases.set_function(lambda: float(count()))
+
+    def track(self, name: str, text: str, value: Callable[[], float]) -> None:
+        """One more series read at scrape time (`auction_redis_` + `name`): a role's counts."""
+        Gauge(f"auction_redis_{name}", text, registry=self.registry).set_function(lambda: float(value()))
 
     def track_stream_lag(self, lag: Callable[[], int]) -> None:
         """Read `lag()` at each scrape: records appended to the streams and not yet seen by

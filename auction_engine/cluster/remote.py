@@ -127,6 +127,7 @@ class RemoteRuntime:
         self.answered = 0
         self.malformed = 0
         self.round_trip = 0.0  # seconds, the latest answer's (send to answer)
+        self.on_round_trip: Callable[[float], None] = lambda seconds: None  # each answer's (metrics)
         self._ids = itertools.count(1)
         self._outbox: list[int] = []
         self._wake = trio.Event()
@@ -315,6 +316,7 @@ class RemoteRuntime:
         del self.pending[answer.request]
         self.answered += 1
         self.round_trip = time.monotonic() - item.sent_at
+        self.on_round_trip(self.round_trip)
         if answer.code != "ok":
             item.on_lost(JournalUnavailable(f"{answer.code}: {answer.message}"))
             return

@@ -77,6 +77,7 @@ class CaseBook:
         self.ttl_ms = ttl_ms
         self.held: dict[str, Lease] = {}
         self.renewals = 0
+        self.on_renewals: Callable[[int, int], None] = lambda ok, lost: None  # each round's outcomes (metrics)
         self._claiming: dict[str, trio.Lock] = {}
 
     async def claim(self, case_id: str) -> Lease:
@@ -148,12 +149,15 @@ class CaseBook:
                 replies = await self._renew_all(leases)
             except RENEWAL_ERRORS:
                 continue
+            lost = 0
             for lease, reply in zip(leases, replies, strict=True):
                 if isinstance(reply, Exception) or _text(reply[0]) != "ok":
+                    lost += 1
                     logger.warning("lease of case %s lost (%r): re-claimed on its next append", lease.case_id, reply)
                     if self.held.get(lease.case_id) == lease:
                         del self.held[lease.case_id]
             self.renewals += 1
+            self.on_renewals(len(leases) - lost, lost)
 
     async def _renew_all(self, leases: Sequence[Lease]) -> list[Any]:
         client, layout = self.leases.client, self.leases.layout
@@ -196,6 +200,7 @@ class RedisSync:
         self.round_trips = 0
         self._batch: list[bytes] = []
         self.on_durable: Callable[[list[bytes]], None] | None = None  # hears each batch once it is in Redis
+        self.on_round_trip: Callable[[float], None] = lambda seconds: None  # each batch's pipeline (metrics)
 
     def start(self, batch: list[bytes]) -> None:
         self._batch = batch
@@ -251,12 +256,14 @@ class RedisSync:
         """Claim the cases not held yet, then one pipeline: every case's append (and WAIT)."""
         book, layout, journal = self.book, self.journal.layout, self.journal
         leases = {case: await book.claim(case) for case in todo}
+        started = trio.current_time()
         async with journal.client.pipeline(transaction=False, raise_on_error=False) as pipe:
             requests = {case: pipe.evalsha(self.sha, [layout.lease(case), layout.fence(case), layout.journal(case)],
                                            [leases[case].value, leases[case].token, first, *frames])
                         for case, (first, frames) in todo.items()}
             waited = pipe.wait(journal.replicas, journal.wait_ms) if journal.replicas else None
         self.round_trips += 1
+        self.on_round_trip(trio.current_time() - started)
         replies = {case: await _settled(r) for case, r in requests.items()}
         if any(isinstance(r, NoScriptError) for r in replies.values()):  # a restarted Redis forgot it
             await journal.client.script_load(APPEND)
