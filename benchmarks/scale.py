@@ -68,6 +68,7 @@ class Deployment:
     entry: Proc
     cpu: dict[str, int]
     owned: list[Proc]
+    ports: list[int] | None = None  # the entry points the workers spread over (None: the entry's)
 
     def stop(self) -> dict[str, int | None]:
         return {p.name: p.stop() for p in self.owned}
@@ -94,13 +95,39 @@ def start_redis_both(root: Path, args: argparse.Namespace, redis: LocalRedis | N
     return Deployment(server, {"server": server.pid, "redis": redis.process.pid}, [server])
 
 
-# A mode "engines2-gateways2" (`serve --redis --role engine` x 2 and `--role gateway` x 2)
-# belongs here once those roles exist: its Deployment's `cpu` would name each process, and
-# the workers would spread the bidders over both gateways. Not faked before then.
+def start_roles(engines: int, gateways: int) -> Callable[[Path, argparse.Namespace, LocalRedis | None], Deployment]:
+    """`serve --redis --role engine` x `engines`, then `--role gateway` x `gateways`; the
+    workers spread over the gateways; the first gateway is the entry (the RPC)."""
+
+    def start(root: Path, args: argparse.Namespace, redis: LocalRedis | None) -> Deployment:
+        assert redis is not None and redis.process is not None
+        common = ["--redis", redis.url, "--redis-namespace", root.name]
+        procs: list[Proc] = []
+        try:
+            for role, count in (("engine", engines), ("gateway", gateways)):
+                for i in range(1, count + 1):
+                    home = root / f"{role}{i}"
+                    home.mkdir()
+                    procs.append(start_service(home, args, [*common, "--role", role], name=f"{role}{i}"))
+        except BaseException:
+            for proc in procs:
+                proc.stop()
+            raise
+        entry = next(p for p in procs if p.name == "gateway1")
+        cpu = {("server" if p is entry else p.name): p.pid for p in procs}
+        ports = [int(p.base.rsplit(":", 1)[1]) for p in procs if p.name.startswith("gateway")]
+        return Deployment(entry, {**cpu, "redis": redis.process.pid}, procs, ports)
+    return start
+
+
 MODES = {
     "embedded": Mode("embedded", "serve, file journal (fsync)", False, start_embedded),
     "redis": Mode("redis", "serve --redis, one process (role both), redis-server AOF always", True,
                   start_redis_both),
+    "roles1": Mode("roles1", "serve --redis: 1 engine + 1 gateway (--role), redis-server AOF always", True,
+                   start_roles(1, 1)),
+    "roles2": Mode("roles2", "serve --redis: 2 engines + 2 gateways (--role), redis-server AOF always", True,
+                   start_roles(2, 2)),
 }
 
 
@@ -113,8 +140,9 @@ def run_mode(spec: Mode, root: Path, args: argparse.Namespace, redis: LocalRedis
     try:
         entry = deployment.entry
         auctions = trio.run(create_auctions, entry.base, args.auctions, args.bidders, "rank_and_best")
-        workers = Workers([{"host": "127.0.0.1", "auctions": auctions[w::args.workers]}
-                           for w in range(args.workers)])
+        ports = deployment.ports
+        workers = Workers([{"host": "127.0.0.1", "auctions": auctions[w::args.workers],
+                            **({"port": ports[w % len(ports)]} if ports else {})} for w in range(args.workers)])
         ramp = connect_lanes(workers, entry, "room", int(entry.base.rsplit(":", 1)[1]), ROOM_PATH)
         held = ramp["connections"]
         idle = idle_cpu(entry, args.idle_seconds)

@@ -97,6 +97,7 @@ class Worker:
         self.job = job
         self.nursery = nursery
         self.host: str = job["host"]
+        self.port: int | None = job.get("port")  # this worker's own entry point (one of several gateways)
         self.rooms: list[Group] = []
         self.echoes: list[Group] = []
         for a in job["auctions"]:
@@ -168,7 +169,7 @@ class Worker:
 
     async def connect(self, cmd: Result) -> Result:
         target = cmd["target"]
-        port, path = cmd["port"], cmd["path"]
+        port, path = self.port or cmd["port"], cmd["path"]
         limiter = trio.CapacityLimiter(cmd.get("at_once", CONNECT_AT_ONCE))
         failures: Counter[str] = Counter()
         t0 = time.perf_counter()

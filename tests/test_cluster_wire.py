@@ -76,15 +76,29 @@ def test_feed_entries_carry_checked_frames() -> None:
     journaled = Journaled()
     frames = journaled.submit(CreateAuction(START - 1, config())).frames
     frames += journaled.submit(PlaceBid(START, "A1", "L1", "bob", 90_000, "b-1")).frames
-    records = read_feed(as_read(feed_fields(frames)))
+    records, published = read_feed(as_read(feed_fields(frames, 1_700_000_000_000_000)))
+    assert published == 1_700_000_000_000_000
     assert [(r.auction_id, r.aseq) for r, _ in records] == [("A1", 1), ("A1", 2), ("A1", 3)]  # (the opening tick)
     assert [frame for _, frame in records] == frames
     whole = b"".join(frames)
     flipped = whole[:-1] + bytes([whole[-1] ^ 1])
-    for fields in ({"f": whole, "x": b""}, {"f": whole[:-3]}, {"f": flipped}, {"f": b"\xff" * 12}):
+    for fields in ({"f": whole, "t": b"1", "x": b""}, {"f": whole}, {"f": whole, "t": b"-1"},
+                   {"f": whole[:-3], "t": b"1"}, {"f": flipped, "t": b"1"}, {"f": b"\xff" * 12, "t": b"1"}):
         with pytest.raises(ClusterError) as info:
             read_feed(as_read(fields))
         assert info.value.code == "malformed_feed"
+
+
+def test_messages_unpack_to_fields_or_nothing() -> None:
+    """What is not a msgpack map of bytes to bytes unpacks to no field: its reader refuses it."""
+    from auction_engine.cluster.channel import pack, unpack
+
+    assert unpack(pack({"q": b"1", "g": b"g1"})) == {b"q": b"1", b"g": b"g1"}
+    for data in (b"", b"\xc1", msgpack.packb([1, 2]), msgpack.packb({"q": 1}), msgpack.packb({1: b"x"}),
+                 msgpack.packb({"q": b"1"}) + b"\x00"):
+        assert unpack(data) == {}
+    with pytest.raises(ClusterError):
+        read_command(unpack(b"\xc1"))
 
 
 def test_process_streams_are_ours_and_ids_are_checked() -> None:

@@ -7,8 +7,9 @@ Under that load, the engine owning the first auction is SIGKILLed REDIS_ROLES_KI
 takes its cases once their leases lapse, the gateways send the bids in flight again, and
 the bidders go on without reconnecting; the restarted engine gets its share back. Then a
 gateway is SIGKILLed: its bidders reconnect to the other gateway and resend their bid in
-flight (resume). Failover time (kill to the first acknowledgement of a bid the new owner
-stamped) is measured and printed.
+flight (resume). Between, one engine is SIGSTOPped past its lease (fencing) and the
+redis-server restarts; malformed messages and a foreign key are sent in. Failover time
+(kill to the first acknowledgement of a bid the new owner stamped) is measured and printed.
 
 From the streams (exported with `auction-replay export --redis`, then `verify`): every
 answer a bidder got is there exactly once with that outcome, every journaled bid was
@@ -36,6 +37,7 @@ from redis_local import local_redis
 from test_serve_crash import PORTAL_KEY, RETRYABLE, STARTING_PRICE, Server, auction_body, dropped, money, write_settings
 
 from auction_engine.cluster import Client, connect, owner
+from auction_engine.cluster.channel import pack
 from auction_engine.cluster.local import LocalRedis
 from auction_engine.journal import JournalReader, Verifier
 from auction_engine.timeutil import parse_instant
@@ -238,12 +240,12 @@ async def acks_reach(load: Load, count: int, what: str, after: float = 0.0, seat
 
 
 async def hostile_entries(client: Client) -> None:
-    """Malformed entries where the processes read, and a key that is not ours."""
-    await client.xadd("ae:feed", {"x": "1"})
-    await client.xadd("ae:feed", {"f": b"\x01\x02\x03"})
+    """Malformed messages where the processes listen, and a key that is not ours."""
+    await client.publish("ae:feed", b"\xc1")  # not msgpack
+    await client.publish("ae:feed", pack({"f": b"\x01\x02\x03", "t": b"1"}))  # a frame cut short
     for engine in ENGINES:
-        await client.xadd(f"ae:inbox:{engine}", {"q": "abc", "g": "g2", "c": b"\x90"})
-    await client.xadd("ae:replies:g2", {"q": "1", "k": "ok", "m": ""})
+        await client.publish(f"ae:inbox:{engine}", pack({"q": b"abc", "g": b"g2", "c": b"\x90"}))
+    await client.publish("ae:replies:g2", pack({"q": b"1", "k": b"ok", "m": b""}))
     await client.set("ae:junk", "not ours")
 
 
@@ -294,7 +296,7 @@ async def test_engines_and_gateways_fail_over_under_load_and_lose_nothing(tmp_pa
             assert b"Traceback" not in proc.log.read_bytes(), proc.tail()
         logs = {proc.ident: b"".join(p.log.read_bytes() for p in cluster.procs if p.ident == proc.ident)
                 for proc in cluster.procs}
-        assert b"feed entry" in logs["g2"] and b"malformed_feed" in logs["g2"], "a bad feed entry went unreported"
+        assert b"feed message refused: malformed_feed" in logs["g2"], "a bad feed message went unreported"
         assert b"malformed_reply" in logs["g2"], "a bad answer went unreported"
         assert all(b"malformed_command" in logs[e] for e in ENGINES), "a bad command went unreported"
         out = tmp_path / "export"

@@ -10,12 +10,12 @@ writer is a `RedisWriter`):
   lapse), rebuilt from its stream in its own host and adopted. A held case that is now
   another engine's is **given**: no more commands taken for it, its records made durable,
   dropped, its lease released so that its new owner claims it at once.
-- **inbox**: commands forwarded by gateways (wire.py) are stamped with this engine's clock
+- **inbox**: commands forwarded by gateways (wire.py, over pub/sub: channel.py) are stamped with this engine's clock
   and posted to the runtime; each is answered once its records are durable (or with an
   error code: `not_owner` for a case this engine does not own, so the gateway asks again).
   A command for a case being taken waits for it.
-- **publishing**: answers go to each gateway's replies stream and every durable batch's
-  frames to the feed, one pipeline per wake-up.
+- **publishing**: answers go to each gateway's replies channel and every durable batch's
+  frames to the feed channel, one pipeline per wake-up.
 
 A writer failure (a fencing refusal: another engine took a case while this one was
 paused) ends the role with `ClusterError("lost")`: the process exits and restarts clean
@@ -30,14 +30,15 @@ from functools import partial
 from typing import Any
 
 import trio
-from coredis.tokens import PureToken
 
 from ..host import CaseConflict
 from ..journal.format import FormatError
 from ..journal.sequencer import Submission
 from ..kind import ClockRegression
-from ..runtime import JournalUnavailable, Runtime
+from ..runtime import JournalUnavailable, Runtime, wall_clock_us
+from .channel import listen, pack, unpack
 from .layout import ClusterError
+from .lease import Client
 from .recovery import rebuild, survey
 from .rendezvous import Registry, owner
 from .stream import StreamJournal
@@ -46,10 +47,6 @@ from .writer import UNREACHABLE, CaseBook
 
 logger = logging.getLogger("auction_engine.cluster")
 
-FEED_MAXLEN = 100_000  # feed entries kept (approximately): a follower further behind reads the streams
-REPLIES_MAXLEN = 100_000
-READ_BLOCK_MS = 1000
-READ_COUNT = 512
 RELEASE_ERRORS: tuple[type[BaseException], ...] = (ClusterError, *UNREACHABLE)
 TAKE_LATER: tuple[type[BaseException], ...] = (JournalUnavailable, *UNREACHABLE)
 
@@ -62,8 +59,9 @@ class EngineRole:
     """See the module docstring. `run` in the runtime's nursery."""
 
     def __init__(self, runtime: Runtime, journal: StreamJournal, book: CaseBook, registry: Registry,
-                 engine_id: str, *, beat_ms: int) -> None:
+                 engine_id: str, connect: Callable[[], Client], *, beat_ms: int) -> None:
         self.runtime = runtime
+        self.connect = connect  # a new client: the inbox subscription has its own connection
         self.journal = journal
         self.book = book
         self.registry = registry
@@ -214,31 +212,17 @@ class EngineRole:
     # -- inbox -----------------------------------------------------------------------------
 
     async def _inbox(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        client, key = self.journal.client, self.journal.layout.inbox(self.engine_id)
-        last = b"$"
-        started = False
-        while True:
-            try:
-                if not started:  # the position now: older commands were answered or time out
-                    top = await client.xrevrange(key, "+", "-", count=1)
-                    last = _bytes(top[0].identifier) if top else b"0-0"
-                    started = True
-                    task_status.started()
-                reply = await client.xread({key: last}, count=READ_COUNT, block=READ_BLOCK_MS)
-            except UNREACHABLE as exc:
-                logger.warning("inbox: Redis unreachable (%r)", exc)
-                await trio.sleep(0.1)
-                continue
-            for entry in (reply or {}).get(key.encode(), ()):
-                last = _bytes(entry.identifier)
-                fields = {_bytes(k): _bytes(v) for k, v in entry.field_values.items()}
-                try:
-                    item = read_command(fields)
-                except ClusterError as exc:
-                    self.malformed += 1
-                    logger.warning("inbox entry %s refused: %s", last.decode(), exc)
-                    continue
-                self._take_command(item)
+        await listen(self.connect, self.journal.layout.inbox(self.engine_id), self._on_inbox,
+                     task_status=task_status)
+
+    async def _on_inbox(self, data: bytes) -> None:
+        try:
+            item = read_command(unpack(data))
+        except ClusterError as exc:
+            self.malformed += 1
+            logger.warning("inbox message refused: %s", exc)
+            return
+        self._take_command(item)
 
     def _take_command(self, item: Forwarded, *, take: bool = True) -> None:
         kind = self.runtime.journaled.host.kind_of(item.command)
@@ -287,11 +271,9 @@ class EngineRole:
                 try:
                     async with client.pipeline(transaction=False) as pipe:
                         if frames:
-                            pipe.xadd(layout.feed, feed_fields(frames), trim_strategy=PureToken.MAXLEN,
-                                      threshold=FEED_MAXLEN, trim_operator=PureToken.APPROXIMATELY)
+                            pipe.publish(layout.feed, pack(feed_fields(frames, wall_clock_us())))
                         for gateway, answer in answers:
-                            pipe.xadd(layout.replies(gateway), answer_fields(answer), trim_strategy=PureToken.MAXLEN,
-                                      threshold=REPLIES_MAXLEN, trim_operator=PureToken.APPROXIMATELY)
+                            pipe.publish(layout.replies(gateway), pack(answer_fields(answer)))
                     break
                 except UNREACHABLE as exc:  # the gateways time out and ask again meanwhile
                     logger.warning("publishing: Redis unreachable (%r)", exc)

@@ -1,16 +1,19 @@
 """A gateway's replica of every case, rebuilt from the streams and kept current by the feed.
 
-`Follower.start()` notes the feed's position, then rebuilds every case of the namespace
-from its stream, each through its own `Verifier` (every entry, chain and outcome
-checked, as a new owner does), its host adopted into one `CaseHosts` for reads. `run()`
-then reads the feed (wire.py: each durable batch's frames) and applies each record to its
-case's verifier. The feed is a hint, the streams are the truth: a record already applied
+`Follower.run()` subscribes to the feed (wire.py: each durable batch's frames, by pub/sub),
+then, after every (re)subscription, reads every case of the namespace from its stream
+past what the replica holds (at the first one: all of it), each through its own
+`Verifier` (every entry, chain and outcome checked, as a new owner does), its host
+adopted into one `CaseHosts` for reads; then applies each feed message's records to their
+cases' verifiers. The feed is a hint, the streams are the truth: a record already applied
 is skipped, one past the next expected makes the follower read the case's stream from
-where it stands (a feed entry trimmed, lost or malformed). A record that fails a check
-marks its case `broken` (reported, never applied, never trusted); the others go on.
+where it stands (a message lost or malformed); what was published while the subscription
+was down is read from the streams when it is back. A record that fails a check marks its
+case `broken` (reported, never applied, never trusted); the others go on.
 
-After each feed entry, `on_records(items)` hears every record applied with its replayed
-events, in order. `wait_applied(case, aseq)` returns once the replica holds that record.
+`on_records(items)` hears every record applied with its replayed events, in order, after
+each catch-up and each feed message. `wait_applied(case, aseq)` returns once the replica
+holds that record.
 """
 
 from __future__ import annotations
@@ -27,38 +30,34 @@ from ..events import Event
 from ..journal.format import JournalCorruption, Record
 from ..journal.sequencer import Journaled
 from ..journal.verifier import Verifier
+from .channel import listen, unpack
 from .layout import ClusterError
+from .lease import Client
 from .recovery import survey
 from .stream import StreamJournal
 from .wire import read_feed
-from .writer import UNREACHABLE
 
 logger = logging.getLogger("auction_engine.cluster")
 
-READ_BLOCK_MS = 1000
-READ_COUNT = 256
 Applied = list[tuple[Record, list[Event]]]
-
-
-def _bytes(value: str | bytes) -> bytes:
-    return value if isinstance(value, bytes) else value.encode()
 
 
 class Follower:
     """See the module docstring."""
 
-    def __init__(self, journal: StreamJournal) -> None:
+    def __init__(self, journal: StreamJournal, connect: Callable[[], Client]) -> None:
         self.journal = journal
+        self.connect = connect  # a new client: the feed subscription has its own connection
         self.hosts = CaseHosts()
         self.journaled = Journaled(self.hosts)  # reads only: its host is the replicas'
         self.verifiers: dict[str, Verifier] = {}
         self.broken: dict[str, ClusterError] = {}
         self.on_records: Callable[[Applied], None] = lambda items: None
-        self.last_id = b"0-0"
         self.records = 0  # records applied since the start
         self.catch_ups = 0  # cases read from their stream because the feed missed records
         self.malformed = 0  # feed entries refused
-        self.lag_seconds = 0.0  # from a feed entry's id (Redis time) to its records applied
+        self.lag_seconds = 0.0  # from a feed message's publication (its engine's clock) to its records applied
+        self.subscriptions = 0
         self.reachable = True
         self._waiters: dict[str, list[tuple[int, trio.Event]]] = {}
 
@@ -74,17 +73,18 @@ class Follower:
         self._waiters.setdefault(case, []).append((aseq, event))
         await event.wait()
 
-    async def start(self) -> int:
-        """Rebuild every case; return how many records were applied."""
-        client, feed = self.journal.client, self.journal.layout.feed
-        top = await client.xrevrange(feed, "+", "-", count=1)
-        self.last_id = _bytes(top[0].identifier) if top else b"0-0"
+    async def catch_up_all(self) -> int:
+        """Every case of the namespace read from its stream past the replica; the number of
+        records applied."""
+        self.subscriptions += 1
+        before = self.records
         found = await survey(self.journal)
         for problem in found.problems:
-            logger.warning("namespace: %s", problem)
+            if self.subscriptions == 1:
+                logger.warning("namespace: %s", problem)
         for case in found.cases:
             self.on_records(await self.catch_up(case))
-        return self.records
+        return self.records - before
 
     async def catch_up(self, case: str) -> Applied:
         """Apply the case's records past the replica's from its stream."""
@@ -134,38 +134,33 @@ class Follower:
         return True
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        client, feed = self.journal.client, self.journal.layout.feed
-        task_status.started()
-        while True:
-            try:
-                reply = await client.xread({feed: self.last_id}, count=READ_COUNT, block=READ_BLOCK_MS)
-                self.reachable = True
-            except UNREACHABLE as exc:
-                if self.reachable:
-                    logger.warning("feed: Redis unreachable (%r)", exc)
-                self.reachable = False
-                await trio.sleep(0.2)
+        """Follow until cancelled; started once the first catch-up is done."""
+        async def subscribed() -> None:
+            await self.catch_up_all()
+            self.reachable = True
+
+        def lost() -> None:
+            self.reachable = False
+        await listen(self.connect, self.journal.layout.feed, self._on_feed, subscribed, on_lost=lost,
+                     task_status=task_status)
+
+    async def _on_feed(self, data: bytes) -> None:
+        try:
+            records, published = read_feed(unpack(data))
+        except ClusterError as exc:
+            self.malformed += 1
+            logger.warning("feed message refused: %s", exc)
+            return
+        out: Applied = []
+        for record, _frame in records:
+            case = record.auction_id
+            if case in self.broken:
                 continue
-            out: Applied = []
-            for entry in (reply or {}).get(feed.encode(), ()):
-                self.last_id = _bytes(entry.identifier)
-                fields = {_bytes(k): _bytes(v) for k, v in entry.field_values.items()}
-                try:
-                    records = read_feed(fields)
-                except ClusterError as exc:
-                    self.malformed += 1
-                    logger.warning("feed entry %s refused: %s", self.last_id.decode(), exc)
-                    continue
-                for record, _frame in records:
-                    case = record.auction_id
-                    if case in self.broken:
-                        continue
-                    try:
-                        if not self._apply(record, out):
-                            out += await self.catch_up(case)
-                    except ClusterError as exc:
-                        self._break(case, exc)
-                millis = int(self.last_id.partition(b"-")[0] or 0)
-                self.lag_seconds = max(0.0, time.time() - millis / 1000)
-            if out:
-                self.on_records(out)
+            try:
+                if not self._apply(record, out):
+                    out += await self.catch_up(case)
+            except ClusterError as exc:
+                self._break(case, exc)
+        self.lag_seconds = max(0.0, time.time() - published / 1e6)
+        if out:
+            self.on_records(out)

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import trio
-from coredis.tokens import PureToken
 
 from ..commands import Command
 from ..engine import Engine, QueryError
@@ -38,6 +37,7 @@ from ..journal.sequencer import Submission
 from ..journal.store import Position
 from ..ranking import LotSnapshot
 from ..runtime import LOT_EVENTS, Consumer, JournalUnavailable, wall_clock_us
+from .channel import listen, pack, unpack
 from .follower import Applied, Follower
 from .layout import ClusterError
 from .lease import _text
@@ -47,8 +47,6 @@ from .writer import UNREACHABLE
 
 logger = logging.getLogger("auction_engine.cluster")
 
-INBOX_MAXLEN = 100_000
-READ_BLOCK_MS = 1000
 SEND_ERRORS: tuple[type[BaseException], ...] = (*UNREACHABLE, ClusterError)
 LIVE_FOR = 1.0  # seconds a list of live engines is used before it is read again
 NOT_OWNER_PAUSE = 0.05  # seconds before asking again after `not_owner` (an owner changing hands)
@@ -107,6 +105,7 @@ class RemoteRuntime:
     def __init__(self, follower: Follower, registry: Registry, gateway_id: str, *, timeout_s: float = 2.0,
                  clock: Callable[[], int] = wall_clock_us, on_record: RecordHook | None = None) -> None:
         self.follower = follower
+        self.connect = follower.connect
         self.journal = follower.journal
         self.registry = registry
         self.gateway_id = gateway_id
@@ -209,20 +208,19 @@ class RemoteRuntime:
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         hook = self._on_record
-        if hook is not None:  # at start, as a recovery's replay
+        if hook is not None:  # the first catch-up, as a recovery's replay
 
             def replayed(items: Applied) -> None:
                 for record, events in items:
                     hook(record, events)
             self.follower.on_records = replayed
-        records = await self.follower.start()
-        self.follower.on_records = self._replicated  # then live, to the consumers
-        self.recovery = RecoveryReport(records, len(self.host.hosts), None, Position(0, 0, 1),
-                                       self.host.state_hash(), 0.0)
-        await self._live()
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             await nursery.start(self.follower.run)
+            self.follower.on_records = self._replicated  # then live, to the consumers
+            self.recovery = RecoveryReport(self.follower.records, len(self.host.hosts), None, Position(0, 0, 1),
+                                           self.host.state_hash(), 0.0)
+            await self._live()
             await nursery.start(self._answers)
             nursery.start_soon(self._send)
             nursery.start_soon(self._watch)
@@ -246,7 +244,7 @@ class RemoteRuntime:
         return found
 
     async def _send(self) -> None:
-        client, layout = self.journal.client, self.journal.layout
+        client, layout, gateway = self.journal.client, self.journal.layout, self.gateway_id
         while True:
             await self._wake.wait()
             self._wake = trio.Event()
@@ -268,10 +266,13 @@ class RemoteRuntime:
                     item.sends += 1
                     self.forwarded += 1
                 async with client.pipeline(transaction=False) as pipe:
-                    for request, item, to in sends:
-                        pipe.xadd(layout.inbox(to), command_fields(request, self.gateway_id, item.command),
-                                  trim_strategy=PureToken.MAXLEN, threshold=INBOX_MAXLEN,
-                                  trim_operator=PureToken.APPROXIMATELY)
+                    heard = [pipe.publish(layout.inbox(to), pack(command_fields(request, gateway, item.command)))
+                             for request, item, to in sends]
+                for (request, item, _to), receivers in zip(sends, heard, strict=True):
+                    if await receivers == 0:  # its engine is not listening (gone): nobody got it
+                        self.owners.pop(item.case, None)
+                        item.sends -= 1
+                        self._nursery_later(request, item)
             except SEND_ERRORS as exc:
                 logger.warning("forwarding: %r; sent again shortly", exc)
                 for request, item, _to in sends:  # may have landed: only what is safe to repeat goes again
@@ -282,27 +283,17 @@ class RemoteRuntime:
                 self._wake.set()
 
     async def _answers(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        client, key = self.journal.client, self.journal.layout.replies(self.gateway_id)
-        top = await client.xrevrange(key, "+", "-", count=1)
-        last = top[0].identifier if top else b"0-0"
-        task_status.started()
-        while True:
-            try:
-                reply = await client.xread({key: last}, count=512, block=READ_BLOCK_MS)
-            except UNREACHABLE:
-                await trio.sleep(0.2)
-                continue
-            for entry in (reply or {}).get(key.encode(), ()):
-                last = entry.identifier
-                fields = {k if isinstance(k, bytes) else k.encode(): v if isinstance(v, bytes) else v.encode()
-                          for k, v in entry.field_values.items()}
-                try:
-                    answer = read_answer(fields)
-                except ClusterError as exc:
-                    self.malformed += 1
-                    logger.warning("answer %r refused: %s", last, exc)
-                    continue
-                self._settle(answer)
+        await listen(self.connect, self.journal.layout.replies(self.gateway_id), self._on_answer,
+                     task_status=task_status)
+
+    async def _on_answer(self, data: bytes) -> None:
+        try:
+            answer = read_answer(unpack(data))
+        except ClusterError as exc:
+            self.malformed += 1
+            logger.warning("answer refused: %s", exc)
+            return
+        self._settle(answer)
 
     def _settle(self, answer: Answer) -> None:
         item = self.pending.get(answer.request)
@@ -310,8 +301,7 @@ class RemoteRuntime:
             return  # answered already (an earlier send's answer came first)
         if answer.code == "not_owner":  # asked again shortly, of the owner found afresh
             self.owners.pop(item.case, None)
-            if self._nursery is not None:
-                self._nursery.start_soon(self._later, answer.request, item)
+            self._nursery_later(answer.request, item)
             return
         del self.pending[answer.request]
         self.answered += 1
@@ -324,6 +314,10 @@ class RemoteRuntime:
         # a duplicate only if the bidder repeated it, not because this gateway sent it again
         duplicate = answer.duplicate and item.sends == 1
         item.on_durable(Submission(list(answer.events), [], answer.aseq, duplicate=duplicate))
+
+    def _nursery_later(self, request: int, item: Pending) -> None:
+        if self._nursery is not None:
+            self._nursery.start_soon(self._later, request, item)
 
     async def _later(self, request: int, item: Pending) -> None:
         await trio.sleep(NOT_OWNER_PAUSE)

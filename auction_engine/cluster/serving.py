@@ -165,7 +165,7 @@ async def open_engine(options: RedisOptions, on_record: RecordHook | None = None
                     len(found.cases), len(live))
         writer = RedisWriter(journal, book, 0, max_batch=options.max_batch)
         runtime = Runtime(journaled, writer, report, clock)
-        role = EngineRole(runtime, journal, book, registry, engine_id, beat_ms=beat_ms)
+        role = EngineRole(runtime, journal, book, registry, engine_id, lambda: connect(options.url), beat_ms=beat_ms)
         writer.redis.on_durable = role.durable
         runtime.role = role  # type: ignore[attr-defined]  # (metrics and tests read it)
         try:
@@ -188,7 +188,7 @@ async def open_gateway(options: RedisOptions, on_record: RecordHook | None = Non
     client: Client = connect(options.url)
     async with _connected(options, client, check=False) as serving:
         journal = StreamJournal(client, Layout(options.namespace))
-        follower = Follower(journal)
+        follower = Follower(journal, lambda: connect(options.url))
         runtime = RemoteRuntime(follower, Registry(client, journal.layout), options.engine(), timeout_s=timeout_s,
                                 clock=clock, on_record=on_record)
         async with trio.open_nursery() as nursery:

@@ -1,16 +1,17 @@
-"""What gateways and engines send each other through Redis Streams, and its checks.
+"""What gateways and engines send each other through Redis pub/sub, and its checks.
 
-A **command** (gateway -> ``NS:inbox:ENGINE``): fields ``q`` (the gateway's request id, a
+Each travels as a msgpack map of these fields over pub/sub (channel.py). A **command**
+(gateway -> channel ``NS:inbox:ENGINE``): fields ``q`` (the gateway's request id, a
 positive decimal), ``g`` (the gateway's id: where the answer goes) and ``c`` (the command
 in the journal's encoding, msgpack; the engine stamps its time). An **answer** (engine ->
 ``NS:replies:GATEWAY``): ``q``, ``k`` (``ok`` or an error code), ``m`` (a message), and
 for ``ok``: ``e`` (the outcome's events, journal encoding), ``d`` (``1`` for a repeated
 retry key), ``s`` (the case) and ``a`` (the case's last aseq once durable). A **feed
-entry** (engine -> ``NS:feed``, once a batch is durable): ``f``, the batch's frames end
-to end, byte for byte as in the cases' streams.
+message** (engine -> ``NS:feed``, once a batch is durable): ``f``, the batch's frames end
+to end, byte for byte as in the cases' streams, and ``t`` (when it was published, µs).
 
 Everything read is checked; what fails a check raises `ClusterError` (`malformed_command`,
-`malformed_reply`, `malformed_feed`): the reader reports it and skips the entry.
+`malformed_reply`, `malformed_feed`): the reader reports it and skips the message.
 """
 
 from __future__ import annotations
@@ -108,14 +109,15 @@ def read_answer(fields: dict[bytes, bytes]) -> Answer:
                   int(fields[b"a"]))
 
 
-def feed_fields(frames: list[bytes]) -> dict[str, bytes]:
-    return {"f": b"".join(frames)}
+def feed_fields(frames: list[bytes], now_us: int) -> dict[str, bytes]:
+    return {"f": b"".join(frames), "t": str(now_us).encode()}
 
 
-def read_feed(fields: dict[bytes, bytes]) -> list[tuple[Record, bytes]]:
-    """The records of a feed entry with their frames, each frame checked (CRCs, payload)."""
-    if set(fields) != {b"f"}:
-        raise ClusterError("malformed_feed", f"a feed entry holds exactly f: {sorted(fields)!r:.80}")
+def read_feed(fields: dict[bytes, bytes]) -> tuple[list[tuple[Record, bytes]], int]:
+    """The records of a feed message with their frames, each frame checked (CRCs,
+    payload), and when its engine published it (µs, its clock)."""
+    if set(fields) != {b"f", b"t"} or _ID.fullmatch(fields[b"t"]) is None:
+        raise ClusterError("malformed_feed", f"a feed message holds exactly f and t: {sorted(fields)!r:.80}")
     data, at, out = fields[b"f"], 0, []
     while at < len(data):
         if len(data) - at < FRAME.size:
@@ -130,4 +132,4 @@ def read_feed(fields: dict[bytes, bytes]) -> list[tuple[Record, bytes]]:
             raise ClusterError("malformed_feed", f"{exc.code}: {exc}") from None
         out.append((record, frame))
         at += FRAME.size + length
-    return out
+    return out, int(fields[b"t"])
