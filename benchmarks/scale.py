@@ -8,7 +8,13 @@ Each mode (`MODES`) is a set of processes serving the room protocol on loopback:
 - `embedded`: `auction-engine serve` with its file journal (fsync), the default;
 - `redis`: `auction-engine serve --redis URL`, one process in role both, the journal of
   record in a private redis-server (auction_engine/cluster/local.py: AOF, appendfsync
-  always), started once for the whole run.
+  always), started once for the whole run;
+- `roles1`, `roles2`: `serve --redis --role engine` x 1 or 2, then `--role gateway` x 1 or
+  2 on the same redis-server; the load generators spread over the gateways, the first
+  gateway takes the RPC (and is the `server` of the figures); every other process's CPU
+  per bid is reported under its name (`engine1`, `gateway2`, `redis`...).
+
+`--quick` runs `embedded`, `redis` and `roles2`.
 
 For each mode, over the RPC: A auctions of one lot with B bidders each (defaults 100 x 20;
 --quick 10 x 20), every bidder on its own WebSocket from 2 load-generator processes
@@ -129,6 +135,7 @@ MODES = {
     "roles2": Mode("roles2", "serve --redis: 2 engines + 2 gateways (--role), redis-server AOF always", True,
                    start_roles(2, 2)),
 }
+QUICK_MODES = ("embedded", "redis", "roles2")
 
 
 def run_mode(spec: Mode, root: Path, args: argparse.Namespace, redis: LocalRedis | None) -> Result:
@@ -282,9 +289,10 @@ def run(args: argparse.Namespace) -> Result:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    options = parser("benchmarks.scale", __doc__, "10 x 20 connections, 3 probes of 3 s per mode: about 1 min")
-    options.add_argument("--modes", type=lambda s: s.split(","), default=list(MODES),
-                         help=f"comma-separated, of {', '.join(MODES)} (default all)")
+    options = parser("benchmarks.scale", __doc__, "modes embedded, redis and roles2; 10 x 20 connections, 2 probes "
+                     "of 3 s per mode: about 1 min")
+    options.add_argument("--modes", type=lambda s: s.split(","),
+                         help=f"comma-separated, of {', '.join(MODES)} (default all; --quick {', '.join(QUICK_MODES)})")
     options.add_argument("--auctions", type=int, help="auctions (default 100; --quick 10)")
     options.add_argument("--bidders", type=int, default=20, help="bidders per auction (default 20)")
     options.add_argument("--workers", type=int, default=2, help="load-generator processes (default 2)")
@@ -293,7 +301,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     options.add_argument("--probe-seconds", type=float, help="each open-loop run (default 15; --quick 3)")
     options.add_argument("--probe-warmup", type=float, help="seconds of each open-loop run left out (default 2; "
                          "--quick 0.5)")
-    options.add_argument("--probes", type=int, help="runs of the capacity search (default 5; --quick 3)")
+    options.add_argument("--probes", type=int, help="runs of the capacity search (default 5; --quick 2)")
     options.add_argument("--first", type=float, default=0.25, help="the search's first probe, a fraction of the "
                          "saturation rate (default 0.25)")
     options.add_argument("--low-rate", type=float, help="the low-load run's offered bids/s, every mode (default "
@@ -310,9 +318,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     options.add_argument("--keep", action="store_true", help="keep the data dirs and the server logs")
     args = options.parse_args(argv)
     quick_defaults(args, {"auctions": (10, 100), "seconds": (3.0, 10.0), "warmup": (1.0, 2.0),
-                          "probe_seconds": (3.0, 15.0), "probe_warmup": (0.5, 2.0), "probes": (3, 5),
+                          "probe_seconds": (3.0, 15.0), "probe_warmup": (0.5, 2.0), "probes": (2, 5),
                           "low_rate": (50.0, 100.0), "drain": (2.0, 3.0), "raw_seconds": (2.0, 5.0),
                           "idle_seconds": (1.0, 3.0)})
+    if args.modes is None:
+        args.modes = list(QUICK_MODES if args.quick else MODES)
     unknown = [m for m in args.modes if m not in MODES]
     if unknown or args.auctions < args.workers or args.probes < 1 or not 0 < args.first < 1 or args.low_rate <= 0:
         options.error(f"unknown modes {unknown}" if unknown else
