@@ -82,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     srv.add_argument("--redis-namespace", metavar="NAME", help="the key namespace in Redis (default ae)")
     srv.add_argument("--redis-unsafe", action="store_true", default=None,
                      help="run on a Redis that cannot promise durability (tests, comparisons only)")
+    srv.add_argument("--redis-follow", choices=("all", "served"),
+                     help="with --role gateway: all cases (default; serves the RPC) or only those its rooms serve")
     srv.add_argument("--role", choices=("both", "engine", "gateway"),
                      help="with --redis: both (one process, every case; default), engine (owns its share of "
                           "the cases) or gateway (rooms and RPC, commands forwarded to the engines)")
@@ -115,7 +117,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     overrides = {"host": args.host, "port": args.port, "data_dir": args.data_dir, "durability": args.durability,
                  "log_level": args.log_level, "redis_url": args.redis, "redis_namespace": args.redis_namespace,
-                 "redis_unsafe": args.redis_unsafe, "redis_role": args.role}
+                 "redis_unsafe": args.redis_unsafe, "redis_role": args.role,
+                 "redis_follow": args.redis_follow}
     try:
         settings = load_settings(args.config, overrides=overrides)
     except SettingsError as exc:

@@ -244,6 +244,13 @@ class Runtime:
             self._deadline_moved.set()
         return submission
 
+    async def serve_case(self, case_id: str) -> None:
+        """A room of the case opens: this runtime holds every case (a gateway that follows
+        only the cases it serves overrides this)."""
+
+    def release_case(self, case_id: str) -> None:
+        """The case's last room connection closed (see `serve_case`)."""
+
     def deadlines_moved(self) -> None:
         """Cases came in from elsewhere (`Journaled.adopt`): the timer looks at the deadlines again."""
         self._deadline_moved.set()

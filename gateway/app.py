@@ -49,7 +49,8 @@ def create_app(service: Service) -> QuartTrio:
     if service.settings.redis_role == "engine":  # an engine takes commands from gateways only
         register_health(app, service)
         return app
-    register_rpc(app, service)
+    if service.settings.redis_follow == "all":  # (a gateway following only its rooms' cases has no RPC)
+        register_rpc(app, service)
     register_web_room(app)  # the browser room's static pages under /room/
 
     @app.websocket("/ws/v1/auctions/<auction_id>")

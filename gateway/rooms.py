@@ -222,10 +222,13 @@ class Rooms(Consumer):
         except AuthError as exc:
             code = p.CLOSE_FORBIDDEN if exc.status == 403 else p.CLOSE_UNAUTHORIZED
             raise Closing(code, exc.code) from None
+        await self.runtime.serve_case(auction_id)  # (a gateway serving only its rooms' cases follows it now)
         engine = self.runtime.engine
         try:
             auction = engine.auction(auction_id)
         except QueryError:
+            if not self.by_auction.get(auction_id):
+                self.runtime.release_case(auction_id)
             raise Closing(p.CLOSE_NOT_FOUND, "unknown_auction") from None
         name: str | None = None
         if claims.role == "bidder":
@@ -268,6 +271,7 @@ class Rooms(Consumer):
             conns.discard(conn)
             if not conns:
                 self.by_auction.pop(conn.auction_id, None)
+                self.runtime.release_case(conn.auction_id)
             self.count -= 1
             gauge.dec()
 

@@ -227,7 +227,8 @@ def open_runtime(settings: Settings, journal_dir: Path, replayed: Callable[[Reco
         return open_engine(options, replayed)
     if settings.redis_role == "gateway":  # a Runtime's surface over a replica (cluster/remote.py)
         return cast(AbstractAsyncContextManager[Runtime],
-                    open_gateway(options, replayed, timeout_s=settings.redis_forward_timeout_ms / 1000))
+                    open_gateway(options, replayed, timeout_s=settings.redis_forward_timeout_ms / 1000,
+                                 every_case=settings.redis_follow == "all"))
     return open_on_redis(options, replayed)
 
 

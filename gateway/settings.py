@@ -215,6 +215,7 @@ class Settings(BaseSettings):
     redis_role: Literal["both", "engine", "gateway"] = Field(
         "both", description="must be both, engine or gateway")
     redis_forward_timeout_ms: int = _int(1000, 10, 600_000)
+    redis_follow: Literal["all", "served"] = Field("all", description="must be all or served")
 
     def __init__(self, **values: Any) -> None:
         sources = values.get("_build_sources")
@@ -265,6 +266,8 @@ def load_settings(path: str | os.PathLike[str] | None = None, env: Mapping[str, 
         settings = Settings(_build_sources=(tuple(sources), {}))
         if settings.redis_role != "both" and settings.redis_url is None:
             problems.append(("redis_role", f"{settings.redis_role}: a role other than both needs redis_url"))
+        if settings.redis_follow != "all" and settings.redis_role != "gateway":
+            problems.append(("redis_follow", "served: only a gateway (redis_role gateway) follows only its cases"))
     except SettingsError as exc:
         problems.extend(exc.problems)
     if problems:

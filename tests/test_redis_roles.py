@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import trio
 from redis_local import local_redis
@@ -57,7 +58,8 @@ pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="ne
 class Proc(Server):
     """`auction-engine serve --redis URL --role ROLE` with REDIS_ENGINE_ID = `ident`."""
 
-    def __init__(self, role: str, ident: str, url: str, tmp: Path, config: Path, run: int) -> None:
+    def __init__(self, role: str, ident: str, url: str, tmp: Path, config: Path, run: int,
+                 extra: tuple[str, ...] = ()) -> None:
         self.role, self.ident = role, ident
         self.log = tmp / f"{ident}-{run}.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("AUCTION_ENGINE_")}
@@ -65,7 +67,8 @@ class Proc(Server):
         with open(self.log, "wb") as stderr:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "auction_engine.cli", "serve", "--config", str(config), "--host", "127.0.0.1",
-                 "--port", "0", "--data-dir", str(tmp / f"data-{ident}-{run}"), "--redis", url, "--role", role],
+                 "--port", "0", "--data-dir", str(tmp / f"data-{ident}-{run}"), "--redis", url, "--role", role,
+                 *extra],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr, env=env, start_new_session=True)
         self.pid = self.process.pid
         self.port = 0
@@ -161,8 +164,8 @@ class Cluster:
     failovers: list[float] = field(default_factory=list)
     runs: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
-    def start(self, role: str, ident: str) -> Proc:
-        proc = Proc(role, ident, self.redis.url, self.tmp, self.config, next(self.runs))
+    def start(self, role: str, ident: str, *extra: str) -> Proc:
+        proc = Proc(role, ident, self.redis.url, self.tmp, self.config, next(self.runs), extra)
         self.procs.append(proc)
         if role == "engine":
             self.engines[ident] = proc
@@ -235,6 +238,14 @@ async def gateway_kill(gateway: Proc, load: Load) -> None:
     assert all(seat.switched for seat in on_it)
 
 
+async def replicated(gateway: Proc) -> int:
+    """The cases in a gateway's replica (its metrics)."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        text = (await http.get(f"{gateway.base}/metrics")).text
+    return int(float(next(line for line in text.splitlines() if line.startswith("auction_redis_replicated_cases "))
+                     .split()[1]))
+
+
 async def acks_reach(load: Load, count: int, what: str, after: float = 0.0, seats: list[Seat] | None = None) -> None:
     await wait_for(lambda: load.acks(after, seats) >= count, 60, what)
 
@@ -262,12 +273,14 @@ async def test_engines_and_gateways_fail_over_under_load_and_lose_nothing(tmp_pa
         try:
             for ident in ENGINES:
                 cluster.start("engine", ident)
-            g1, g2 = cluster.start("gateway", "g1"), cluster.start("gateway", "g2")
+            # g1 follows every case and serves the RPC; g2 follows only the cases its rooms serve
+            g1, g2 = cluster.start("gateway", "g1"), cluster.start("gateway", "g2", "--redis-follow", "served")
             for proc in list(cluster.procs):
                 await proc.started()
             seats = [Seat(f"b{i}", first, [g1, g2] if i % 2 else [g2, g1]) for i in range(4)]
             seats += [Seat(f"c{i}", second, [g1, g2] if i % 2 else [g2, g1]) for i in range(2)]
             async with RpcClient(g1.base, PORTAL_KEY) as rpc:
+                await rpc.create_auction(auction_body() | {"auction_id": "QUIET"})  # nobody bids: g2 never follows it
                 for auction in (first, second):
                     await rpc.create_auction(auction_body() | {"auction_id": auction})
                     mine = [seat for seat in seats if seat.auction == auction]
@@ -279,6 +292,7 @@ async def test_engines_and_gateways_fail_over_under_load_and_lose_nothing(tmp_pa
                 for seat in seats:
                     nursery.start_soon(load.seat, seat)
                 await acks_reach(load, 20, "first acks")
+                assert await replicated(g1) == 3 and await replicated(g2) == 2
                 await hostile_entries(client)
                 await engine_kills(cluster, client, load, first, rng)
                 await engine_paused(cluster, client, load, second)
@@ -304,7 +318,7 @@ async def test_engines_and_gateways_fail_over_under_load_and_lose_nothing(tmp_pa
                                            str(out)], capture_stdout=True, capture_stderr=True, check=False)
         assert (exported.returncode, exported.stderr) == (1, b"REFUSED foreign_key at ae:junk: a key in the "
                                                              b"namespace that is not ours: ignored\n"), exported
-        for auction in (first, second):  # every case exported all the same: the real command checks each
+        for auction in (first, second, "QUIET"):  # every case exported all the same: the real command checks each
             verify = [sys.executable, "-m", "replay.cli", "verify", str(out / f"{auction}.journal")]
             done = await trio.run_process(verify,
                                           capture_stdout=True, capture_stderr=True, check=False)

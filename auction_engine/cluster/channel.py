@@ -21,6 +21,7 @@ from typing import Any
 
 import msgpack
 import trio
+from coredis.patterns.pubsub import PubSub
 
 from .lease import Client
 from .writer import UNREACHABLE
@@ -47,23 +48,26 @@ def unpack(data: bytes) -> dict[bytes, bytes]:
 
 
 async def listen(connect: Callable[[], Client], channel: str, on_message: Callable[[bytes], Awaitable[None]],
-                 on_subscribed: Callable[[], Awaitable[None]] | None = None, *,
-                 on_lost: Callable[[], None] | None = None, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+                 on_subscribed: Callable[[PubSub[bytes]], Awaitable[None]] | None = None, *,
+                 on_lost: Callable[[], None] | None = None, pattern: bool = False,
+                 task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     """See the module docstring; `task_status.started()` once first subscribed; `on_lost()`
-    when the subscription's connection is lost."""
+    when the subscription's connection is lost. `pattern`: `channel` is a pattern
+    (PSUBSCRIBE). `on_subscribed(subscription)` may subscribe to more channels."""
     started = False
     while True:
         try:
-            async with connect() as client, client.pubsub(channels=[channel], ignore_subscribe_messages=True,
+            where = {"patterns": [channel]} if pattern else {"channels": [channel]}
+            async with connect() as client, client.pubsub(**where, ignore_subscribe_messages=True,  # type: ignore[arg-type]
                                                           retry_policy=None) as subscription:
                 if on_subscribed is not None:
-                    await on_subscribed()
+                    await on_subscribed(subscription)
                 if not started:
                     started = True
                     task_status.started()
                 while True:
                     message = await subscription.get_message(ignore_subscribe_messages=True)
-                    if message is not None and message["type"] == "message":
+                    if message is not None and message["type"] in ("message", "pmessage"):
                         data = message["data"]
                         await on_message(data if isinstance(data, bytes) else str(data).encode())
         except UNREACHABLE as exc:

@@ -15,7 +15,7 @@ writer is a `RedisWriter`):
   error code: `not_owner` for a case this engine does not own, so the gateway asks again).
   A command for a case being taken waits for it.
 - **publishing**: answers go to each gateway's replies channel and every durable batch's
-  frames to the feed channel, one pipeline per wake-up.
+  frames to their cases' feed channels, one pipeline per wake-up.
 
 A writer failure (a fencing refusal: another engine took a case while this one was
 paused) ends the role with `ClusterError("lost")`: the process exits and restarts clean
@@ -43,7 +43,7 @@ from .recovery import rebuild, survey
 from .rendezvous import Registry, owner
 from .stream import StreamJournal
 from .wire import Answer, Forwarded, answer_fields, feed_fields, read_command
-from .writer import UNREACHABLE, CaseBook
+from .writer import UNREACHABLE, CaseBook, frame_case
 
 logger = logging.getLogger("auction_engine.cluster")
 
@@ -270,11 +270,20 @@ class EngineRole:
             while True:
                 try:
                     async with client.pipeline(transaction=False) as pipe:
-                        if frames:
-                            pipe.publish(layout.feed, pack(feed_fields(frames, wall_clock_us())))
+                        now = wall_clock_us()
+                        for case, records in by_case(frames).items():  # each case on its own channel
+                            pipe.publish(layout.case_feed(case), pack(feed_fields(records, now)))
                         for gateway, answer in answers:
                             pipe.publish(layout.replies(gateway), pack(answer_fields(answer)))
                     break
                 except UNREACHABLE as exc:  # the gateways time out and ask again meanwhile
                     logger.warning("publishing: Redis unreachable (%r)", exc)
                     await trio.sleep(0.1)
+
+
+def by_case(frames: list[bytes]) -> dict[str, list[bytes]]:
+    """A batch's frames by case, in order."""
+    out: dict[str, list[bytes]] = {}
+    for frame in frames:
+        out.setdefault(frame_case(frame)[0], []).append(frame)
+    return out

@@ -11,6 +11,11 @@ where it stands (a message lost or malformed); what was published while the subs
 was down is read from the streams when it is back. A record that fails a check marks its
 case `broken` (reported, never applied, never trusted); the others go on.
 
+A follower follows every case of the namespace (a gateway serving the RPC), or only the
+cases it serves (`every_case=False`: a gateway serving rooms, `follow(case)` when a room
+opens, `unfollow(case)` some time after its last connection closed): each case's feed is
+its own channel, so a gateway replays only the records of the cases it shows.
+
 `on_records(items)` hears every record applied with its replayed events, in order, after
 each catch-up and each feed message. `wait_applied(case, aseq)` returns once the replica
 holds that record.
@@ -24,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 import trio
+from coredis.patterns.pubsub import PubSub
 
 from ..case_hosts import CaseHosts
 from ..events import Event
@@ -45,8 +51,10 @@ Applied = list[tuple[Record, list[Event]]]
 class Follower:
     """See the module docstring."""
 
-    def __init__(self, journal: StreamJournal, connect: Callable[[], Client]) -> None:
+    def __init__(self, journal: StreamJournal, connect: Callable[[], Client], *, every_case: bool = True) -> None:
         self.journal = journal
+        self.served: set[str] | None = None if every_case else set()  # None: every case of the namespace
+        self._subscription: PubSub[bytes] | None = None
         self.connect = connect  # a new client: the feed subscription has its own connection
         self.hosts = CaseHosts()
         self.journaled = Journaled(self.hosts)  # reads only: its host is the replicas'
@@ -74,17 +82,42 @@ class Follower:
         await event.wait()
 
     async def catch_up_all(self) -> int:
-        """Every case of the namespace read from its stream past the replica; the number of
-        records applied."""
+        """Every case followed read from its stream past the replica; the number of records
+        applied."""
         self.subscriptions += 1
         before = self.records
-        found = await survey(self.journal)
-        for problem in found.problems:
-            if self.subscriptions == 1:
-                logger.warning("namespace: %s", problem)
-        for case in found.cases:
+        if self.served is None:
+            found = await survey(self.journal)
+            for problem in found.problems:
+                if self.subscriptions == 1:
+                    logger.warning("namespace: %s", problem)
+            cases = found.cases
+        else:
+            cases = sorted(self.served)
+        for case in cases:
             self.on_records(await self.catch_up(case))
         return self.records - before
+
+    async def follow(self, case: str) -> None:
+        """Serve a case (following only served cases): subscribe to its feed, then read its
+        stream; returns once the replica holds everything durable so far."""
+        if self.served is None or case in self.served:
+            return
+        self.served.add(case)
+        if self._subscription is not None:
+            await self._subscription.subscribe(self.journal.layout.case_feed(case))
+        self.on_records(await self.catch_up(case))
+
+    async def unfollow(self, case: str) -> None:
+        """No longer serve a case: its replica is dropped."""
+        if self.served is None or case not in self.served:
+            return
+        self.served.discard(case)
+        if self._subscription is not None:
+            await self._subscription.unsubscribe(self.journal.layout.case_feed(case))
+        self.hosts.drop(case)
+        self.verifiers.pop(case, None)
+        self.broken.pop(case, None)
 
     async def catch_up(self, case: str) -> Applied:
         """Apply the case's records past the replica's from its stream."""
@@ -135,13 +168,22 @@ class Follower:
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Follow until cancelled; started once the first catch-up is done."""
-        async def subscribed() -> None:
+        layout = self.journal.layout
+
+        async def subscribed(subscription: PubSub[bytes]) -> None:
+            if self.served is not None:
+                for case in sorted(self.served):
+                    await subscription.subscribe(layout.case_feed(case))
+            self._subscription = subscription
             await self.catch_up_all()
             self.reachable = True
 
         def lost() -> None:
+            self._subscription = None
             self.reachable = False
-        await listen(self.connect, self.journal.layout.feed, self._on_feed, subscribed, on_lost=lost,
+        # following every case: one pattern; else a quiet channel, then each served case's
+        channel, pattern = (layout.feeds, True) if self.served is None else (layout.feed, False)
+        await listen(self.connect, channel, self._on_feed, subscribed, on_lost=lost, pattern=pattern,
                      task_status=task_status)
 
     async def _on_feed(self, data: bytes) -> None:
@@ -152,10 +194,11 @@ class Follower:
             logger.warning("feed message refused: %s", exc)
             return
         out: Applied = []
+        served = self.served
         for record, _frame in records:
             case = record.auction_id
-            if case in self.broken:
-                continue
+            if case in self.broken or (served is not None and case not in served):
+                continue  # (a message sent before an unsubscription)
             try:
                 if not self._apply(record, out):
                     out += await self.catch_up(case)

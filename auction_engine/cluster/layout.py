@@ -4,10 +4,10 @@ Every key lives under one namespace (default ``ae``). A case's keys share a hash
 (``{case}``) so that a Redis Cluster keeps them in one slot, as the Lua scripts need:
 ``NS:{CASE}:lease`` (owner and token, with a TTL), ``NS:{CASE}:fence`` (the fencing
 counter), ``NS:{CASE}:journal`` (the Stream of its records). ``NS:engines`` is the sorted
-set of live engines; ``NS:inbox:ENGINE`` the Stream of commands for an engine,
-``NS:replies:GATEWAY`` the Stream of its answers to a gateway, ``NS:feed`` the Stream of
-durable batches every gateway follows; ``NS:probe`` is the pub/sub channel of the health
-probe (a channel, not a key). docs/scale-out.md is the reference.
+set of live engines; ``NS:inbox:ENGINE`` the commands for an engine,
+``NS:replies:GATEWAY`` its answers to a gateway and ``NS:feed:{CASE}`` a case's durable
+records are pub/sub channels (channel.py), as is ``NS:probe``, the health probe's.
+docs/scale-out.md is the reference.
 """
 
 from __future__ import annotations
@@ -87,6 +87,15 @@ class Layout:
     @property
     def feed(self) -> str:
         return f"{self.namespace}:{FEED}"
+
+    def case_feed(self, case_id: str) -> str:
+        """The pub/sub channel of one case's durable records (a channel, not a key)."""
+        return f"{self.namespace}:{FEED}:{{{check_case_id(case_id)}}}"
+
+    @property
+    def feeds(self) -> str:
+        """The pattern of every case's feed channel."""
+        return f"{self.namespace}:{FEED}:*"
 
     def inbox(self, engine: str) -> str:
         return f"{self.namespace}:inbox:{check_process_id(engine)}"

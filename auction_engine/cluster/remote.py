@@ -49,6 +49,7 @@ logger = logging.getLogger("auction_engine.cluster")
 
 SEND_ERRORS: tuple[type[BaseException], ...] = (*UNREACHABLE, ClusterError)
 LIVE_FOR = 1.0  # seconds a list of live engines is used before it is read again
+UNFOLLOW_AFTER = 30.0  # seconds a case stays followed after its last room closed (reconnections)
 NOT_OWNER_PAUSE = 0.05  # seconds before asking again after `not_owner` (an owner changing hands)
 
 
@@ -133,6 +134,7 @@ class RemoteRuntime:
         self._live_at = 0.0
         self._on_record = on_record
         self._nursery: trio.Nursery | None = None
+        self._released: dict[str, float] = {}  # case -> when it is unfollowed (no room left)
 
     # -- a Runtime's surface ---------------------------------------------------------------
 
@@ -181,6 +183,23 @@ class RemoteRuntime:
 
     async def submit(self, command_type: type[Any], *fields: Any) -> list[Event]:
         return (await self.execute(command_type(self.now(), *fields))).events
+
+    async def serve_case(self, case_id: str) -> None:
+        self._released.pop(case_id, None)
+        await self.follower.follow(case_id)
+
+    def release_case(self, case_id: str) -> None:
+        """Unfollowed `UNFOLLOW_AFTER` seconds later, unless a room opens again meanwhile."""
+        if self.follower.served is not None and self._nursery is not None and case_id not in self._released:
+            self._released[case_id] = trio.current_time() + UNFOLLOW_AFTER
+            self._nursery.start_soon(self._unfollow_later, case_id)
+
+    async def _unfollow_later(self, case_id: str) -> None:
+        await trio.sleep(UNFOLLOW_AFTER)
+        at = self._released.get(case_id)
+        if at is not None and trio.current_time() >= at:
+            del self._released[case_id]
+            await self.follower.unfollow(case_id)
 
     async def durable_snapshots(self, auction_id: str) -> list[LotSnapshot] | None:
         auction = self.engine.auction(auction_id)

@@ -181,14 +181,15 @@ async def open_engine(options: RedisOptions, on_record: RecordHook | None = None
 
 @asynccontextmanager
 async def open_gateway(options: RedisOptions, on_record: RecordHook | None = None,
-                       clock: Callable[[], int] = wall_clock_us, *,
-                       timeout_s: float = 1.0) -> AsyncIterator[RemoteRuntime]:
-    """A running `RemoteRuntime` (remote.py): every case replicated from Redis (records
-    handed to `on_record` at start), commands forwarded to the cases' engines."""
+                       clock: Callable[[], int] = wall_clock_us, *, timeout_s: float = 1.0,
+                       every_case: bool = True) -> AsyncIterator[RemoteRuntime]:
+    """A running `RemoteRuntime` (remote.py): every case (or, not `every_case`, those its
+    rooms serve) replicated from Redis (records handed to `on_record` at start), commands
+    forwarded to the cases' engines."""
     client: Client = connect(options.url)
     async with _connected(options, client, check=False) as serving:
         journal = StreamJournal(client, Layout(options.namespace))
-        follower = Follower(journal, lambda: connect(options.url))
+        follower = Follower(journal, lambda: connect(options.url), every_case=every_case)
         runtime = RemoteRuntime(follower, Registry(client, journal.layout), options.engine(), timeout_s=timeout_s,
                                 clock=clock, on_record=on_record)
         async with trio.open_nursery() as nursery:
