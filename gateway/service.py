@@ -117,6 +117,9 @@ class Service:
                 log(logger, logging.WARNING, "checkpoint skipped at start: more records were replayed", reason=skipped)
             engine = runtime.engine
             feed.render = runtime.host.public_event
+            if settings.redis_role == "gateway":  # deposits made through another gateway: their receipts too
+                runtime.on_live_record = lambda record, _events: receipts.note(  # type: ignore[attr-defined]
+                    record.command, record.gseq)
             metrics.track_checkpoints(runtime.checkpoints.status)
             metrics.track_journal(runtime.writer.stats)
             metrics.track_open_auctions(lambda: sum(not engine.auction(a).finished for a in engine.auction_ids()))

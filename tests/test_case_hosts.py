@@ -146,3 +146,20 @@ def test_tenders_and_grouped_purchases_on_case_hosts() -> None:
             assert sorted(getattr(many.host.kind(cls), table)) == sorted(getattr(one.host.kind(cls), table))
             cases += len(getattr(one.host.kind(cls), table))
         assert cases == 1  # the tender, or the collective
+
+
+def test_a_case_adopted_from_a_clock_ahead_fires_its_deadline_at_its_own_time() -> None:
+    """Ticks never go back in a case: a case whose time is ahead of a tick (adopted from an
+    engine whose clock ran ahead) keeps its due deadline for a later tick."""
+    ahead = Journaled()
+    ahead.submit(CreateAuction(START - 5 * S, config(auction_id="A2")))
+    ahead.submit(Tick(START + 2 * S, "A2"))  # opened, its clock at START + 2 s
+    hosts = CaseHosts()
+    hosts.adopt("A2", ahead.host)
+    close = ahead.host.next_deadline()
+    assert close is not None and close > START + 2 * S
+    hosts.hosts["A2"].now = close + S  # (as if its engine's clock ran a second past its close)
+    assert hosts.tick(close) == []  # not before its own time
+    assert hosts.next_deadline() == close  # still due
+    events = hosts.tick(close + S)
+    assert "LotClosed" in [type(e).__name__ for e in events]

@@ -32,7 +32,7 @@ def test_a_command_and_an_answer_round_trip() -> None:
     journaled = Journaled()
     journaled.submit(CreateAuction(START - 1, config()))
     events = tuple(journaled.submit(bid).events)
-    answer = Answer(7, "ok", "", events, True, "A1", 2)
+    answer = Answer(7, "ok", "", events, True, "A1", 2, 2)
     assert read_answer(as_read(answer_fields(answer))) == answer
     refusal = Answer(8, "not_owner", "engine e1 does not own case 'A1'")
     assert read_answer(as_read(answer_fields(refusal))) == refusal
@@ -62,9 +62,11 @@ def test_a_malformed_command_is_refused(fields: dict[str, bytes]) -> None:
     {"q": b"1", "k": b"ok", "m": b""},  # ok without its outcome
     {"q": b"1", "k": b"not owner", "m": b""},  # not a code
     {"q": b"1", "k": b"not_owner", "m": b"", "e": b"\x90"},  # an error with an outcome
-    {"q": b"1", "k": b"ok", "m": b"", "e": b"\x90", "d": b"2", "s": b"A1", "a": b"1"},  # d not 0/1
-    {"q": b"1", "k": b"ok", "m": b"", "e": b"\x90", "d": b"0", "s": b"A1", "a": b"-1"},  # a not a sequence
-    {"q": b"1", "k": b"ok", "m": b"", "e": b"\x91\x92\xa3Bad\x01", "d": b"0", "s": b"A1", "a": b"1"},  # no event
+    {"q": b"1", "k": b"ok", "m": b"", "e": b"\x90", "d": b"2", "s": b"A1", "a": b"1", "g": b"1"},  # d not 0/1
+    {"q": b"1", "k": b"ok", "m": b"", "e": b"\x90", "d": b"0", "s": b"A1", "a": b"-1", "g": b"1"},  # a not a seq
+    {"q": b"1", "k": b"ok", "m": b"", "e": b"\x90", "d": b"0", "s": b"A1", "a": b"1"},  # g missing
+    {"q": b"1", "k": b"ok", "m": b"", "e": b"\x91\x92\xa3Bad\x01", "d": b"0", "s": b"A1", "a": b"1",
+     "g": b"1"},  # no event
 ])
 def test_a_malformed_answer_is_refused(fields: dict[str, bytes]) -> None:
     with pytest.raises(ClusterError) as info:

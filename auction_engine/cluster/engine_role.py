@@ -37,17 +37,18 @@ from ..journal.sequencer import Submission
 from ..kind import ClockRegression
 from ..runtime import JournalUnavailable, Runtime, wall_clock_us
 from .channel import listen, pack, unpack
-from .layout import ClusterError
+from .layout import ClusterError, check_case_id
 from .lease import Client
 from .recovery import rebuild, survey
 from .rendezvous import Registry, owner
 from .stream import StreamJournal
 from .wire import Answer, Forwarded, answer_fields, feed_fields, read_command
-from .writer import UNREACHABLE, CaseBook, frame_case
+from .writer import UNREACHABLE, CaseBook, frame_case, frame_head
 
 logger = logging.getLogger("auction_engine.cluster")
 
 RELEASE_ERRORS: tuple[type[BaseException], ...] = (ClusterError, *UNREACHABLE)
+TAKES_AT_ONCE = 8  # cases rebuilt at the same time (a failover brings many)
 TAKE_LATER: tuple[type[BaseException], ...] = (JournalUnavailable, *UNREACHABLE)
 
 
@@ -81,6 +82,8 @@ class EngineRole:
         self._wake = trio.Event()
         self._nursery: trio.Nursery | None = None
         self._reported: set[str] = set()
+        self.damaged: dict[str, ClusterError] = {}  # cases whose stream failed a check: never taken
+        self._takes = trio.CapacityLimiter(TAKES_AT_ONCE)
 
     def durable(self, frames: list[bytes]) -> None:
         """The writer's hook: a batch is durable; its frames go to the feed."""
@@ -95,17 +98,27 @@ class EngineRole:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             nursery.start_soon(self._publish)
+            await nursery.start(self._beat)  # its own task: long takes never starve the heartbeat
             await nursery.start(self._membership)
             await nursery.start(self._inbox)
             task_status.started()
 
     # -- membership ------------------------------------------------------------------------
 
+    async def _beat(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        while True:
+            try:
+                self.live = await self.registry.beat(self.engine_id, 3 * self.beat_ms)
+            except UNREACHABLE as exc:
+                logger.warning("heartbeat skipped: Redis unreachable (%r)", exc)
+            task_status.started()
+            task_status = trio.TASK_STATUS_IGNORED
+            await trio.sleep(self.beat_ms / 1000)
+
     async def _membership(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         while True:
             try:
                 self.runtime.writer.check()
-                self.live = await self.registry.beat(self.engine_id, 3 * self.beat_ms)
                 await self.rebalance()
             except UNREACHABLE as exc:
                 logger.warning("membership round skipped: Redis unreachable (%r)", exc)
@@ -119,62 +132,60 @@ class EngineRole:
             await trio.sleep(self.beat_ms / 1000)
 
     async def rebalance(self) -> None:
+        """One round: lapsed cases dropped, this engine's cases taken (several at once),
+        others' given, stray leases released."""
         found = await survey(self.journal)
         for problem in found.problems:
             if str(problem) not in self._reported:  # once each, not every round
                 self._reported.add(str(problem))
                 logger.warning("namespace: %s", problem)
-        held = self.book.held
+        held, journaled = self.book.held, self.runtime.journaled
         for case in [case for case in self.ready if case not in held]:  # its lease lapsed (a pause, a slow disk)
-            logger.warning("case %s: its lease lapsed; taken again if it is still this engine's", case)
-            self.ready.discard(case)  # its commands wait (or go elsewhere) until it is known to be current
-        for case in found.cases:
-            mine = owner(case, self.live) == self.engine_id
-            if mine and case not in self.ready and case not in self.arriving:
-                await self.take(case)
-            elif not mine and case in self.ready and case in held:
-                await self.give(case)
-            elif not mine and case in self.runtime.journaled.chains and case not in self.ready \
-                    and case not in self.arriving and case not in self.leaving and case not in held:
-                self.runtime.journaled.drop(case)  # a lapsed case that went elsewhere: forget the copy
+            logger.warning("case %s: its lease lapsed; taken again (rebuilt) if it is still this engine's", case)
+            self.ready.discard(case)
+            journaled.drop(case)  # no command and no deadline of it runs here until it is rebuilt
+        async with trio.open_nursery() as nursery:
+            for case in found.cases:
+                mine = owner(case, self.live) == self.engine_id
+                if mine and case not in self.ready and case not in self.arriving and case not in self.damaged:
+                    self.arriving[case] = []
+                    nursery.start_soon(self.take, case)
+                elif not mine and case in self.ready:
+                    nursery.start_soon(self.give, case)
+        busy = self.ready | set(self.arriving) | self.leaving
+        for case in [case for case in held if case not in busy]:  # claimed by the writer for a dropped case
+            await self._release(case)
 
     async def take(self, case: str) -> bool:
-        """Claim a case, and adopt it rebuilt from its stream (or keep this engine's own copy
-        when the stream ends where it does: a lease that lapsed with nobody else writing);
-        False if another engine holds it or its stream is damaged."""
+        """Claim a case, rebuild it from its stream and adopt it; False if another engine
+        holds it, its stream is damaged (remembered: `case_damaged`), or Redis is away."""
         self.arriving.setdefault(case, [])
         try:
-            return await self._take(case)
+            async with self._takes:
+                return await self._take(case)
         except TAKE_LATER as exc:  # Redis away, the journal stopped: the next round sees to it
             logger.warning("case %s not taken now: %r", case, exc)
             return False
         finally:
             waiting = self.arriving.pop(case, [])
-            for item in waiting:  # (not taken: answered not_owner, asked again shortly)
+            for item in waiting:  # (not taken: answered not_owner, or case_damaged)
                 self._take_command(item, take=False)
 
     async def _take(self, case: str) -> bool:
         journaled = self.runtime.journaled
+        journaled.drop(case)  # a lapsed copy, if any: rebuilt below from what is durable
         try:
             await self.book.claim(case)
         except ClusterError as exc:
             if exc.code != "held":
                 logger.error("case %s not taken: %s", case, exc)
-            if case in journaled.chains or case in journaled.host.hosts:  # type: ignore[attr-defined]
-                journaled.drop(case)  # another engine has it now
             return False
-        await self.runtime.writer.wait_durable(journaled.gseq)  # this engine's own records first
-        mine = journaled.chains.get(case)
-        if mine is not None:
-            top = await self.journal.client.xrevrange(self.journal.layout.journal(case), "+", "-", count=1)
-            if top and _bytes(top[0].identifier) == f"{mine[0]}-0".encode():
-                self.ready.add(case)  # nobody wrote meanwhile: this copy is current
-                return True
-            journaled.drop(case)
+        await self.runtime.writer.wait_durable(journaled.gseq)  # this engine's own records of it first
         try:
             alone, report = await rebuild(self.journal, case)
         except ClusterError as exc:
             logger.error("case %s left alone: its stream is damaged: %s", case, exc)
+            self.damaged[case] = exc
             await self._release(case)
             return False
         journaled.adopt(case, alone)
@@ -188,16 +199,19 @@ class EngineRole:
         return True
 
     async def give(self, case: str) -> None:
-        """Hand a case to its new owner: stop taking its commands, make its records durable, drop it."""
+        """Hand a case to its new owner: no more commands or deadlines of it here (dropped
+        first), its records already taken made durable, its lease released."""
         self.ready.discard(case)
         self.leaving.add(case)
         try:
             runtime = self.runtime
-            await runtime.writer.wait_durable(runtime.journaled.gseq)
             runtime.journaled.drop(case)
+            await runtime.writer.wait_durable(runtime.journaled.gseq)
             await self._release(case)
             self.given += 1
             logger.info("gave case %s to %s", case, owner(case, self.live))
+        except TAKE_LATER as exc:  # the journal stopped (the next round ends the engine), or Redis is away
+            logger.warning("case %s not given cleanly: %r; its lease lapses", case, exc)
         finally:
             self.leaving.discard(case)
 
@@ -230,8 +244,16 @@ class EngineRole:
         if type(case) is not str:
             self._answer(item.gateway, Answer(item.request, "bad_command", "not a command about a case"))
             return
+        try:
+            check_case_id(case)
+        except ClusterError as exc:  # (the RPC's models refuse such ids first)
+            self._answer(item.gateway, Answer(item.request, exc.code, exc.message))
+            return
         if case in self.ready:
             self._post(item, case)
+        elif case in self.damaged:
+            self._answer(item.gateway, Answer(item.request, "case_damaged", f"case {case!r:.70}: its stream is "
+                                              f"damaged ({self.damaged[case].code}); see auction-replay export"))
         elif case in self.arriving:
             self.arriving[case].append(item)
         elif take and case not in self.leaving and owner(case, self.live) == self.engine_id \
@@ -255,8 +277,10 @@ class EngineRole:
             answer(Answer(item.request, getattr(exc, "code", "bad_command"), str(exc)[:300]))
 
     def _durable(self, item: Forwarded, case: str, answer: Callable[[Answer], None], submission: Submission) -> None:
-        aseq = self.runtime.journaled.chains.get(case, (0, b""))[0]
-        answer(Answer(item.request, "ok", "", tuple(submission.events), submission.duplicate, case, aseq))
+        heads = [frame_head(frame) for frame in submission.frames]
+        own = [(gseq, aseq) for gseq, aseq, of in heads if of == case]
+        gseq, aseq = own[-1] if own else (0, self.runtime.journaled.chains.get(case, (0, b""))[0])
+        answer(Answer(item.request, "ok", "", tuple(submission.events), submission.duplicate, case, aseq, gseq))
 
     # -- publishing ------------------------------------------------------------------------
 

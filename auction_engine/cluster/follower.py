@@ -23,6 +23,7 @@ holds that record.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import time
 from collections.abc import Callable
@@ -83,7 +84,9 @@ class Follower:
 
     async def catch_up_all(self) -> int:
         """Every case followed read from its stream past the replica; the number of records
-        applied."""
+        applied. The first time, `on_records` hears them all at once, merged by (time, gseq,
+        case) as one engine applied them (a gateway's event feed then numbers them in a
+        stable order); later, case by case."""
         self.subscriptions += 1
         before = self.records
         if self.served is None:
@@ -94,8 +97,14 @@ class Follower:
             cases = found.cases
         else:
             cases = sorted(self.served)
+        if self.subscriptions > 1:
+            for case in cases:
+                await self.catch_up(case)
+            return self.records - before
+        replays = []
         for case in cases:
-            self.on_records(await self.catch_up(case))
+            replays.append(await self.catch_up(case, deliver=False))
+        self.on_records(list(heapq.merge(*replays, key=lambda r: (r[0].time, r[0].gseq, r[0].auction_id))))
         return self.records - before
 
     async def follow(self, case: str) -> None:
@@ -106,7 +115,7 @@ class Follower:
         self.served.add(case)
         if self._subscription is not None:
             await self._subscription.subscribe(self.journal.layout.case_feed(case))
-        self.on_records(await self.catch_up(case))
+        await self.catch_up(case)
 
     async def unfollow(self, case: str) -> None:
         """No longer serve a case: its replica is dropped."""
@@ -119,8 +128,9 @@ class Follower:
         self.verifiers.pop(case, None)
         self.broken.pop(case, None)
 
-    async def catch_up(self, case: str) -> Applied:
-        """Apply the case's records past the replica's from its stream."""
+    async def catch_up(self, case: str, *, deliver: bool = True) -> Applied:
+        """Apply the case's records past the replica's from its stream; `on_records` hears
+        what was applied (`deliver`), even when reading stops midway (Redis away)."""
         out: Applied = []
         if case in self.broken:
             return out
@@ -130,6 +140,9 @@ class Follower:
                 self._apply(entry.record, out)
         except ClusterError as exc:
             self._break(case, exc)
+        finally:
+            if deliver and out:
+                self.on_records(out)
         return out
 
     def _break(self, case: str, exc: ClusterError) -> None:
@@ -201,7 +214,10 @@ class Follower:
                 continue  # (a message sent before an unsubscription)
             try:
                 if not self._apply(record, out):
-                    out += await self.catch_up(case)
+                    if out:  # (in order: what came before the gap first)
+                        self.on_records(out)
+                        out = []
+                    await self.catch_up(case)
             except ClusterError as exc:
                 self._break(case, exc)
         self.lag_seconds = max(0.0, time.time() - published / 1e6)

@@ -50,6 +50,7 @@ logger = logging.getLogger("auction_engine.cluster")
 SEND_ERRORS: tuple[type[BaseException], ...] = (*UNREACHABLE, ClusterError)
 LIVE_FOR = 1.0  # seconds a list of live engines is used before it is read again
 UNFOLLOW_AFTER = 30.0  # seconds a case stays followed after its last room closed (reconnections)
+GIVE_UP_AFTER = 60.0  # seconds a command may wait for an engine's answer, resends included
 NOT_OWNER_PAUSE = 0.05  # seconds before asking again after `not_owner` (an owner changing hands)
 
 
@@ -60,9 +61,19 @@ class Pending:
     on_durable: Callable[[Submission], None]
     on_lost: Callable[[JournalUnavailable], None]
     retry: bool  # safe to send again: the command has a retry key
+    posted: float = field(default_factory=time.monotonic)
+    unavailable: bool = False  # an engine answered journal_unavailable once
     sent_at: float = 0.0
     sends: int = 0
     to: str = ""
+
+
+@dataclass(slots=True)
+class RemoteSubmission(Submission):
+    """A forwarded command's outcome: `last_gseq` is its record's gseq (0 for a repeat),
+    `aseq` the case's record a read after it must see."""
+
+    aseq: int = 0
 
 
 @dataclass(slots=True)
@@ -133,6 +144,7 @@ class RemoteRuntime:
         self._wake = trio.Event()
         self._live_at = 0.0
         self._on_record = on_record
+        self.on_live_record: RecordHook | None = None  # every record replicated after the start (receipts)
         self._nursery: trio.Nursery | None = None
         self._released: dict[str, float] = {}  # case -> when it is unfollowed (no room left)
 
@@ -178,8 +190,20 @@ class RemoteRuntime:
         if isinstance(outcome, JournalUnavailable):
             raise outcome
         case = self.host.route[type(command)].case_of(command)
-        await self.follower.wait_applied(case, outcome.last_gseq)  # type: ignore[arg-type]
+        await self._replicated_up_to(case, getattr(outcome, "aseq", 0))  # type: ignore[arg-type]
         return outcome
+
+    async def _replicated_up_to(self, case: str, aseq: int) -> None:
+        """Once the replica holds the case's record `aseq` (read after write): from the feed,
+        else (its message lost, its engine gone before publishing) from the case's stream."""
+        follower = self.follower
+        with trio.move_on_after(self.timeout_s):
+            await follower.wait_applied(case, aseq)
+            return
+        await follower.catch_up(case)
+        if follower.applied(case) < aseq:
+            raise JournalUnavailable(f"case {case!r:.70} is not replicated here "
+                                     f"({follower.broken.get(case) or 'its record is not in its stream'})")
 
     async def submit(self, command_type: type[Any], *fields: Any) -> list[Event]:
         return (await self.execute(command_type(self.now(), *fields))).events
@@ -208,7 +232,10 @@ class RemoteRuntime:
     def _replicated(self, items: Applied) -> None:
         """The follower applied records: their events, then the lots they changed."""
         dirty: set[tuple[str, str]] = set()
-        for _record, events in items:
+        live = self.on_live_record
+        for record, events in items:
+            if live is not None:
+                live(record, events)
             for consumer in self.consumers:
                 consumer.on_events(events)
             for event in events:
@@ -318,8 +345,14 @@ class RemoteRuntime:
         item = self.pending.get(answer.request)
         if item is None:
             return  # answered already (an earlier send's answer came first)
-        if answer.code == "not_owner":  # asked again shortly, of the owner found afresh
+        if answer.code == "not_owner" or (answer.code == "journal_unavailable" and item.retry and not item.unavailable):
+            # asked again shortly, of the owner found afresh: nobody took it; or, once, it was
+            # lost to a dying engine (the retry key makes a repeat safe)
             self.owners.pop(item.case, None)
+            if answer.code == "not_owner":
+                item.sends -= 1
+            else:
+                item.unavailable = True
             self._nursery_later(answer.request, item)
             return
         del self.pending[answer.request]
@@ -329,10 +362,9 @@ class RemoteRuntime:
         if answer.code != "ok":
             item.on_lost(JournalUnavailable(f"{answer.code}: {answer.message}"))
             return
-        # last_gseq: the case's aseq once durable (what `execute` waits for the replica to hold);
         # a duplicate only if the bidder repeated it, not because this gateway sent it again
         duplicate = answer.duplicate and item.sends == 1
-        item.on_durable(Submission(list(answer.events), [], answer.aseq, duplicate=duplicate))
+        item.on_durable(RemoteSubmission(list(answer.events), [], answer.gseq, duplicate, aseq=answer.aseq))
 
     def _nursery_later(self, request: int, item: Pending) -> None:
         if self._nursery is not None:
@@ -361,7 +393,9 @@ class RemoteRuntime:
             with contextlib.suppress(*UNREACHABLE):
                 await self._live()
             for request, item in list(self.pending.items()):
-                if item.sends and now - item.sent_at > self.timeout_s and request not in self._outbox:
+                if now - item.posted > GIVE_UP_AFTER:
+                    self._settle_lost(request, f"no engine answered in {GIVE_UP_AFTER:.0f} s: the outcome is unknown")
+                elif item.sends and now - item.sent_at > self.timeout_s and request not in self._outbox:
                     self.owners.pop(item.case, None)
                     if item.retry:
                         item.sent_at = now

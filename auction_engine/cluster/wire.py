@@ -6,7 +6,8 @@ positive decimal), ``g`` (the gateway's id: where the answer goes) and ``c`` (th
 in the journal's encoding, msgpack; the engine stamps its time). An **answer** (engine ->
 ``NS:replies:GATEWAY``): ``q``, ``k`` (``ok`` or an error code), ``m`` (a message), and
 for ``ok``: ``e`` (the outcome's events, journal encoding), ``d`` (``1`` for a repeated
-retry key), ``s`` (the case) and ``a`` (the case's last aseq once durable). A **feed
+retry key), ``s`` (the case), ``a`` (the aseq of the command's record; for a repeat, the
+case's last) and ``g`` (that record's gseq; 0 for a repeat). A **feed
 message** (engine -> ``NS:feed``, once a batch is durable): ``f``, the batch's frames end
 to end, byte for byte as in the cases' streams, and ``t`` (when it was published, µs).
 
@@ -61,7 +62,8 @@ class Answer:
     events: tuple[Event, ...] = ()
     duplicate: bool = False
     case: str = ""
-    aseq: int = 0
+    aseq: int = 0  # the case's record of the command (or its last, for a repeat)
+    gseq: int = 0  # that record's gseq (0 for a repeat)
 
 
 def command_fields(request: int, gateway: str, command: Command) -> dict[str, bytes]:
@@ -85,7 +87,7 @@ def answer_fields(answer: Answer) -> dict[str, bytes]:
     out = {"q": str(answer.request).encode(), "k": answer.code.encode(), "m": answer.message.encode()}
     if answer.code == "ok":
         out |= {"e": msgpack.packb(encode_events(answer.events)), "d": b"1" if answer.duplicate else b"0",
-                "s": answer.case.encode(), "a": str(answer.aseq).encode()}
+                "s": answer.case.encode(), "a": str(answer.aseq).encode(), "g": str(answer.gseq).encode()}
     return out
 
 
@@ -98,15 +100,15 @@ def read_answer(fields: dict[bytes, bytes]) -> Answer:
         if set(fields) != {b"q", b"k", b"m"} or not code.isidentifier():
             raise ClusterError("malformed_reply", f"an error answer holds exactly q, k and m: {code!r:.40}")
         return Answer(request, code, message)
-    if set(fields) != {b"q", b"k", b"m", b"e", b"d", b"s", b"a"} or fields[b"d"] not in (b"0", b"1") \
-            or _SEQ.fullmatch(fields[b"a"]) is None:
-        raise ClusterError("malformed_reply", f"an ok answer holds q, k, m, e, d, s and a: {sorted(fields)!r:.80}")
+    if set(fields) != {b"q", b"k", b"m", b"e", b"d", b"s", b"a", b"g"} or fields[b"d"] not in (b"0", b"1") \
+            or _SEQ.fullmatch(fields[b"a"]) is None or _SEQ.fullmatch(fields[b"g"]) is None:
+        raise ClusterError("malformed_reply", f"an ok answer holds q, k, m, e, d, s, a and g: {sorted(fields)!r:.80}")
     try:
         events = tuple(decode_event(e) for e in msgpack.unpackb(fields[b"e"], raw=False, strict_map_key=True))
     except (FormatError, ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
         raise ClusterError("malformed_reply", f"not an outcome: {exc}") from None
     return Answer(request, "ok", message, events, fields[b"d"] == b"1", fields[b"s"].decode("utf-8", "replace"),
-                  int(fields[b"a"]))
+                  int(fields[b"a"]), int(fields[b"g"]))
 
 
 def feed_fields(frames: list[bytes], now_us: int) -> dict[str, bytes]:

@@ -46,14 +46,20 @@ RENEWAL_ERRORS: tuple[type[BaseException], ...] = (*UNREACHABLE, ResponseError) 
 
 def frame_case(frame: bytes) -> tuple[str, int]:
     """(case id, aseq) of a framed record: the payload's second and fourth fields."""
+    _gseq, aseq, case = frame_head(frame)
+    return case, aseq
+
+
+def frame_head(frame: bytes) -> tuple[int, int, str]:
+    """(gseq, aseq, case id) of a framed record: the payload's first, second and fourth fields."""
     unpacker = msgpack.Unpacker(raw=False)
     unpacker.feed(frame[FRAME.size:FRAME.size + 64 + 4 * 256])  # the head fields come first
     unpacker.read_array_header()
-    unpacker.skip()  # gseq
+    gseq = unpacker.unpack()
     aseq = unpacker.unpack()
     unpacker.skip()  # time
     case = unpacker.unpack()
-    return case, aseq
+    return gseq, aseq, case
 
 
 @dataclass(slots=True)
