@@ -103,11 +103,12 @@ def test_messages_unpack_to_fields_or_nothing() -> None:
         read_command(unpack(b"\xc1"))
 
 
-def test_process_streams_are_ours_and_ids_are_checked() -> None:
+def test_channels_are_named_and_never_keys_of_ours() -> None:
     layout = Layout()
-    assert layout.inbox("e1") == "ae:inbox:e1" and layout.parse("ae:inbox:e1") == ("e1", "inbox")
-    assert layout.parse("ae:replies:g-2") == ("g-2", "replies") and layout.parse("ae:feed") == ("", "feed")
-    assert layout.parse("ae:inbox:") is None and layout.parse("ae:outbox:e1") is None
+    assert (layout.inbox("e1"), layout.replies("g-2"), layout.case_feed("A1"), layout.feeds) == (
+        "ae:inbox:e1", "ae:replies:g-2", "ae:feed:{A1}", "ae:feed:*")
+    for key in ("ae:inbox:e1", "ae:replies:g-2", "ae:feed:{A1}", "ae:feed"):  # a key by such a name is foreign
+        assert layout.parse(key) is None
     with pytest.raises(ClusterError) as info:
         layout.inbox("e|1")
     assert info.value.code == "bad_process_id"

@@ -18,7 +18,6 @@ DEFAULT_NAMESPACE = "ae"
 CASE_PARTS = ("lease", "fence", "journal")  # the keys of one case
 ENGINES = "engines"
 FEED = "feed"
-PROCESS_STREAMS = ("inbox", "replies")  # NS:inbox:ENGINE, NS:replies:GATEWAY
 MAX_PROCESS_ID = 128  # characters of an engine's or a gateway's id
 PROBE = "probe"  # the pub/sub channel the health probe publishes on (probe.py)
 MAX_CASE_ID = 200  # bytes: a case id longer than this is not one of ours
@@ -119,11 +118,6 @@ class Layout:
         that is not ours (a foreign key in the namespace)."""
         if key == self.engines:
             return "", ENGINES
-        if key == self.feed:
-            return "", FEED
-        head, sep, process = key.partition(":")[2].partition(":")
-        if sep and head in PROCESS_STREAMS and valid_process_id(process):
-            return process, head
         prefix = f"{self.namespace}:{{"
         if not key.startswith(prefix):
             return None

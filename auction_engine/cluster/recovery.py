@@ -16,12 +16,11 @@ from ..events import Event
 from ..journal.format import GENESIS, JournalCorruption, Record
 from ..journal.sequencer import Journaled
 from ..journal.verifier import Verifier
-from .layout import ENGINES, FEED, ClusterError
+from .layout import ENGINES, ClusterError
 from .lease import _text
 from .stream import Entry, StreamJournal
 
-KEY_TYPES = {"lease": "string", "fence": "string", "journal": "stream", ENGINES: "zset", FEED: "stream",
-             "inbox": "stream", "replies": "stream"}
+KEY_TYPES = {"lease": "string", "fence": "string", "journal": "stream", ENGINES: "zset"}
 
 
 @dataclass(slots=True)
