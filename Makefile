@@ -63,6 +63,8 @@ bench-quick: $(STAMP) browser redis
 	$(BIN)/python -m benchmarks.web_room --quick
 	$(BIN)/python -m benchmarks.redis_append --quick
 	$(BIN)/python -m benchmarks.redis_serve --quick
+	$(BIN)/python -m benchmarks.scale --quick
+	$(BIN)/python -m benchmarks.failover --quick
 	$(BIN)/python -m benchmarks.tenders --quick
 	$(BIN)/python -m benchmarks.grouped --quick
 
@@ -75,6 +77,8 @@ bench: $(STAMP) browser redis
 	$(BIN)/python -m benchmarks.web_room
 	$(BIN)/python -m benchmarks.redis_append
 	$(BIN)/python -m benchmarks.redis_serve
+	$(BIN)/python -m benchmarks.scale
+	$(BIN)/python -m benchmarks.failover
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
