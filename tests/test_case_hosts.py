@@ -48,15 +48,21 @@ def run(journaled: Journaled, commands: list[Any]) -> tuple[list[dict[str, list[
     return outcomes, frames
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
-def test_case_hosts_journal_what_one_host_journals(seed: int) -> None:
-    commands = [c for c in stream_commands(seed, 1500) if journalable(c)]
+def both(commands: list[Any]) -> tuple[Journaled, Journaled]:
+    """`commands` through one host and through `CaseHosts`: the same outcomes, records per
+    case and state hash (asserted); the two journals."""
     one, many = Journaled(), Journaled(CaseHosts())
     one_out, one_frames = run(one, commands)
     many_out, many_frames = run(many, commands)
     assert many_out == one_out
     assert case_records(many_frames) == case_records(one_frames)
     assert many.host.state_hash() == one.host.state_hash()
+    return one, many
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
+def test_case_hosts_journal_what_one_host_journals(seed: int) -> None:
+    one, many = both([c for c in stream_commands(seed, 1500) if journalable(c)])
     assert many.chains == one.chains
     engine, view = one.host.kind(Engine), many.host.kind(Engine)
     assert sorted(view.auction_ids()) == sorted(engine.auction_ids())
@@ -135,12 +141,7 @@ def test_tenders_and_grouped_purchases_on_case_hosts() -> None:
     scenario = load_tender_scenario(json.loads((EXAMPLES / "tender-supply-2-lots.json").read_text()))
     tender = run_tender_scenario(scenario, journal=Journaled()).commands
     for commands in (list(tender), grouped_commands()):
-        one, many = Journaled(), Journaled(CaseHosts())
-        one_out, one_frames = run(one, commands)
-        many_out, many_frames = run(many, commands)
-        assert many_out == one_out
-        assert case_records(many_frames) == case_records(one_frames)
-        assert many.host.state_hash() == one.host.state_hash()
+        one, many = both(commands)
         cases = 0
         for cls, table in ((Tenders, "tenders"), (Collectives, "collectives")):
             assert sorted(getattr(many.host.kind(cls), table)) == sorted(getattr(one.host.kind(cls), table))
