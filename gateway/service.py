@@ -225,7 +225,7 @@ def open_runtime(settings: Settings, journal_dir: Path, replayed: Callable[[Reco
     options = RedisOptions(settings.redis_url, namespace=settings.redis_namespace, lease_ms=settings.redis_lease_ms,
                            engine_id=settings.redis_engine_id, unsafe=settings.redis_unsafe,
                            replicas=settings.redis_replicas, wait_ms=settings.redis_wait_ms,
-                           max_batch=settings.max_batch)
+                           max_batch=settings.max_batch, cache_dir=str(journal_dir.parent / "cases"))
     if settings.redis_role == "engine":
         return open_engine(options, replayed)
     if settings.redis_role == "gateway":  # a Runtime's surface over a replica (cluster/remote.py)

@@ -5,7 +5,8 @@ on two auctions, owned by different engines.
 Under that load, the engine owning the first auction is SIGKILLed REDIS_ROLES_KILLS times
 (3 by default; `make test-slow` runs 20) and started again each time: the other engine
 takes its cases once their leases lapse, the gateways send the bids in flight again, and
-the bidders go on without reconnecting; the restarted engine gets its share back. Then a
+the bidders go on without reconnecting; the restarted engine gets its share back (and an
+engine that gave a case away takes it back from its local snapshot). Then a
 gateway is SIGKILLed: its bidders reconnect to the other gateway and resend their bid in
 flight (resume). Between, one engine is SIGSTOPped past its lease (fencing) and the
 redis-server restarts; malformed messages and a foreign key are sent in. Failover time
@@ -67,7 +68,7 @@ class Proc(Server):
         with open(self.log, "wb") as stderr:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "auction_engine.cli", "serve", "--config", str(config), "--host", "127.0.0.1",
-                 "--port", "0", "--data-dir", str(tmp / f"data-{ident}-{run}"), "--redis", url, "--role", role,
+                 "--port", "0", "--data-dir", str(tmp / f"data-{ident}"), "--redis", url, "--role", role,
                  *extra],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr, env=env, start_new_session=True)
         self.pid = self.process.pid
@@ -313,6 +314,8 @@ async def test_engines_and_gateways_fail_over_under_load_and_lose_nothing(tmp_pa
         assert b"feed message refused: malformed_feed" in logs["g2"], "a bad feed message went unreported"
         assert b"malformed_reply" in logs["g2"], "a bad answer went unreported"
         assert all(b"malformed_command" in logs[e] for e in ENGINES), "a bad command went unreported"
+        # an engine that gave a case away took it back later from its local snapshot
+        assert any(b"taken from its snapshot" in logs[e] for e in ENGINES), "no take started from a snapshot"
         out = tmp_path / "export"
         exported = await trio.run_process([sys.executable, "-m", "replay.cli", "export", "--redis", redis.url,
                                            str(out)], capture_stdout=True, capture_stderr=True, check=False)

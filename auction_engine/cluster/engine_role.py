@@ -36,10 +36,11 @@ from ..journal.format import FormatError
 from ..journal.sequencer import Submission
 from ..kind import ClockRegression
 from ..runtime import JournalUnavailable, Runtime, wall_clock_us
+from .cache import CaseCache, rebuild_cached
 from .channel import listen, pack, unpack
 from .layout import ClusterError, check_case_id
 from .lease import Client
-from .recovery import rebuild, survey
+from .recovery import survey
 from .rendezvous import Registry, owner
 from .stream import StreamJournal
 from .wire import Answer, Forwarded, answer_fields, feed_fields, read_command
@@ -60,8 +61,10 @@ class EngineRole:
     """See the module docstring. `run` in the runtime's nursery."""
 
     def __init__(self, runtime: Runtime, journal: StreamJournal, book: CaseBook, registry: Registry,
-                 engine_id: str, connect: Callable[[], Client], *, beat_ms: int) -> None:
+                 engine_id: str, connect: Callable[[], Client], *, beat_ms: int,
+                 cache: CaseCache | None = None) -> None:
         self.runtime = runtime
+        self.cache = cache  # local snapshots of the cases: a take reads only the stream past one
         self.connect = connect  # a new client: the inbox subscription has its own connection
         self.journal = journal
         self.book = book
@@ -152,6 +155,10 @@ class EngineRole:
                     nursery.start_soon(self.take, case)
                 elif not mine and case in self.ready:
                     nursery.start_soon(self.give, case)
+        chains = journaled.chains
+        for case in self.ready:
+            if self.cache is not None and case in chains and self.cache.due(case, chains[case][0]):
+                self.snapshot(case)
         busy = self.ready | set(self.arriving) | self.leaving
         for case in [case for case in held if case not in busy]:  # claimed by the writer for a dropped case
             await self._release(case)
@@ -182,7 +189,7 @@ class EngineRole:
             return False
         await self.runtime.writer.wait_durable(journaled.gseq)  # this engine's own records of it first
         try:
-            alone, report = await rebuild(self.journal, case)
+            alone, report = await rebuild_cached(self.journal, case, self.cache)
         except ClusterError as exc:
             logger.error("case %s left alone: its stream is damaged: %s", case, exc)
             self.damaged[case] = exc
@@ -205,6 +212,7 @@ class EngineRole:
         self.leaving.add(case)
         try:
             runtime = self.runtime
+            self.snapshot(case)  # (should it come back here, a take reads only what came after)
             runtime.journaled.drop(case)
             await runtime.writer.wait_durable(runtime.journaled.gseq)
             await self._release(case)
@@ -214,6 +222,14 @@ class EngineRole:
             logger.warning("case %s not given cleanly: %r; its lease lapses", case, exc)
         finally:
             self.leaving.discard(case)
+
+    def snapshot(self, case: str) -> None:
+        """Write the case's local snapshot (a failure is logged: the stream stays the truth)."""
+        if self.cache is not None:
+            try:
+                self.cache.write(case, self.runtime.journaled)
+            except OSError as exc:
+                logger.warning("snapshot of case %s not written: %s", case, exc)
 
     async def _release(self, case: str) -> None:
         lease = self.book.held.pop(case, None)

@@ -22,6 +22,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import trio
 
@@ -33,6 +34,7 @@ from ..journal.sequencer import Journaled
 from ..journal.store import Position
 from ..runtime import Runtime, wall_clock_us
 from . import connect
+from .cache import CaseCache, rebuild_cached
 from .durability import check_durability
 from .engine_role import EngineRole
 from .follower import Follower
@@ -59,6 +61,7 @@ class RedisOptions:
     replicas: int = 0
     wait_ms: int = 1000
     max_batch: int = 8192
+    cache_dir: str = ""  # an engine's local snapshots of its cases ("": none)
 
     def engine(self) -> str:
         return self.engine_id or f"{socket.gethostname()}-{os.getpid()}"
@@ -139,12 +142,12 @@ async def open_engine(options: RedisOptions, on_record: RecordHook | None = None
         await client.script_load(APPEND)
         book = CaseBook(Leases(client, journal.layout), engine_id, options.lease_ms)
         registry = Registry(client, journal.layout)
+        cache = CaseCache(Path(options.cache_dir)) if options.cache_dir else None
         beat_ms = max(options.lease_ms // 3, 1)
         live = await registry.beat(engine_id, 3 * beat_ms)
         started = time.perf_counter()
         found = await survey(journal)
         journaled = Journaled(CaseHosts())
-        replays: list[list[tuple[Record, list[Event]]]] = []
         for case_id in found.cases:
             if owner(case_id, live) != engine_id:
                 continue
@@ -154,18 +157,17 @@ async def open_engine(options: RedisOptions, on_record: RecordHook | None = None
                 if exc.code != "held":
                     raise
                 continue  # a crashed engine's: taken once its lease lapses (the role's membership rounds)
-            replayed: list[tuple[Record, list[Event]]] = []
-            alone, _ = await rebuild(journal, case_id, replayed=replayed)
+            alone, _ = await rebuild_cached(journal, case_id, cache)
             journaled.adopt(case_id, alone)
-            replays.append(replayed)
-        records = _hand_over(replays, on_record)
+        records = 0  # (an engine serves no feed: nothing derives state from the records)
         report = RecoveryReport(records, len(journaled.chains), None, Position(0, 0, 1),
                                 journaled.host.state_hash(), time.perf_counter() - started)
-        logger.info("engine %s starts with %d of %d cases (%d live engines)", engine_id, len(journaled.chains),
-                    len(found.cases), len(live))
+        logger.info("engine %s starts with %d of %d cases (%d live engines; %d from local snapshots)", engine_id,
+                    len(journaled.chains), len(found.cases), len(live), cache.used if cache else 0)
         writer = RedisWriter(journal, book, 0, max_batch=options.max_batch)
         runtime = Runtime(journaled, writer, report, clock)
-        role = EngineRole(runtime, journal, book, registry, engine_id, lambda: connect(options.url), beat_ms=beat_ms)
+        role = EngineRole(runtime, journal, book, registry, engine_id, lambda: connect(options.url), beat_ms=beat_ms,
+                          cache=cache)
         writer.redis.on_durable = role.durable
         runtime.role = role  # type: ignore[attr-defined]  # (metrics and tests read it)
         try:
@@ -174,6 +176,9 @@ async def open_engine(options: RedisOptions, on_record: RecordHook | None = None
                 serving.set()
                 yield runtime
                 nursery.cancel_scope.cancel()
+            if writer.failure is None:  # a clean stop, everything durable: snapshot what it held
+                for case in sorted(role.ready):
+                    role.snapshot(case)
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(2.0), contextlib.suppress(*UNREACHABLE):
                 await registry.leave(engine_id)
