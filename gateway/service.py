@@ -134,7 +134,11 @@ class Service:
             async with trio.open_nursery() as nursery:
                 if service.probe is not None:
                     await nursery.start(service.probe.run)
-                if settings.redis_role == "both":  # (the split roles do not record collectives' awards yet)
+                every_case = settings.redis_role == "both" or (settings.redis_follow == "all" \
+                    and settings.redis_role == "gateway")
+                if every_case:
+                    # every case in view: collectives' awards recorded here (an engine holds only its own
+                    # cases; several gateways may submit one award: the kind refuses a second, lot_not_pending)
                     await nursery.start(awards.run)  # ended lots not yet recorded (a crash) first
                 nursery.start_soon(service._probe_lag)
                 nursery.start_soon(rooms.watchdog)

@@ -56,6 +56,22 @@ async def served(data_dir: Path, **overrides: Any) -> AsyncIterator[Served]:
             nursery.cancel_scope.cancel()
 
 
+@asynccontextmanager
+async def served_split(data_dir: Path, redis_url: str, **overrides: Any) -> AsyncIterator[Served]:
+    """An engine (`redis_role = "engine"`) and a gateway (`"gateway"`, every case) on the
+    Redis at `redis_url`, both in this process on random ports; the gateway is served."""
+    async with trio.open_nursery() as nursery:
+        await nursery.start(serve, settings(data_dir / "engine", redis_url=redis_url, redis_role="engine",
+                                            redis_engine_id="e1", **overrides))
+        gateway: Service = await nursery.start(serve, settings(data_dir / "gateway", redis_url=redis_url,
+                                                               redis_role="gateway", redis_engine_id="g1",
+                                                               **overrides))
+        try:
+            yield Served(gateway, f"http://127.0.0.1:{gateway.port}")
+        finally:
+            nursery.cancel_scope.cancel()
+
+
 def auction_body(auction_id: str, *, start_in: float = 0.0, seconds: float = 30.0, lots: int = 1,
                  visibility: str = "ladder", bidders: tuple[str, ...] = (), window: str = "2s",
                  extend_by: str = "2s", **extra: Any) -> dict[str, Any]:

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 import trio
-from served import KEYS, Served, served
+from served import KEYS, Served, served, served_split
 from wire import until
 
+from auction_engine.cluster.local import LocalRedis
 from auction_engine.timeutil import format_instant
 from gateway.client import Room, RpcClient, RpcError
 from gateway.collective_client import CollectiveClient
@@ -32,7 +33,20 @@ def instant(seconds_from_now: float) -> str:
 
 @pytest.mark.trio
 async def test_a_grouped_purchase_from_needs_to_paid_goods(tmp_path: Path) -> None:
-    async with served(tmp_path) as srv, CollectiveClient.connect(srv.base, KEYS["portal"]) as coord:
+    async with served(tmp_path) as srv:
+        await grouped_purchase(srv)
+
+
+@pytest.mark.trio
+async def test_a_grouped_purchase_through_a_gateway_and_an_engine(tmp_path: Path, redis_server: LocalRedis) -> None:
+    """The same, split: the RPC on a gateway, the cases on an engine, through Redis; the
+    awards reach the collective from its auction through the gateway's forwarding."""
+    async with served_split(tmp_path, redis_server.url) as srv:
+        await grouped_purchase(srv)
+
+
+async def grouped_purchase(srv: Served) -> None:
+    async with CollectiveClient.connect(srv.base, KEYS["portal"]) as coord:
         await coord.create(CID, "coord", ["m1", "m2", "m3"], CONVENTION, instant(NEEDS_WINDOW_S))
         await coord.add_article(CID, "A4", "paper A4 80 g", "ream", "30.00", "L1")
         await coord.add_article(CID, "TN", "toner", "unit", "450.00", "L1")
@@ -117,11 +131,11 @@ async def follow_deliveries(srv: Served, coord: CollectiveClient, m1: Collective
             await act()
         assert seen[-1]["revision"] > live["revision"]
         live = seen[-1]
-    articles = {a["article"]: a for a in live["articles"]}  # type: ignore[attr-defined]
+    articles = {a["article"]: a for a in live["articles"]}
     assert articles["A4"] == {"article": "A4", "ordered": 160, "delivered": 60, "received": 55, "rejected": 5,
                               "outstanding": 105}
     assert articles["TN"]["delivered"] == 2 and articles["CH"]["delivered"] == 0
-    by_member = {p["member_id"]: p for p in live["members"]}  # type: ignore[attr-defined]
+    by_member = {p["member_id"]: p for p in live["members"]}
     assert by_member["m3"]["paid"] == "2160.00" and by_member["m3"]["outstanding"] == "0.00"
     assert by_member["m1"]["outstanding"] == "14840.01" and by_member["m2"]["ordered"] == 0
     [m1_paper] = await m1.contracts(CID, contract_id="A-E2E/L1/m1")
