@@ -3,13 +3,18 @@
 `RedisWriter` is the file writer (`JournalWriter`: group commit, batch cuts, listener
 calls, `wait_durable`) whose batches go to the cases' streams instead of a segment file:
 `RedisSync` splits a batch by case and sends every case's fenced append (stream.py's
-script) in one pipeline, one round trip per batch (plus WAIT with replicas). A batch is
-durable only once Redis answered `ok` for every case in it. Each case is claimed (lease
-and fencing token) before its first append; `CaseBook.keep` renews every lease each third
-of its ttl. While Redis cannot be reached the batch is retried (the seq check makes a
-retry of an append that did land harmless) and `check()` refuses new commands with
-`JournalUnavailable` (`journal_unavailable`); a refusal that means another writer moved
-on (`stale_token`, `held`, a stream that is not ours) stops the journal for good.
+script) in one pipeline, one round trip per batch. A batch is durable only once Redis
+answered `ok` for every case in it (or a retry found exactly its records in the stream).
+With replicas the pipeline ends with a lease renewal (a write of ours) and WAIT: the
+primary's replication offset is global, so a replica confirming that write has every
+record before it, including those an earlier try landed on a connection since lost;
+`run` also confirms that way, before serving, the records recovery read.
+Each case is claimed (lease and fencing token) before its first append; `CaseBook.keep`
+renews every lease each third of its ttl. While Redis cannot be reached, or the replicas
+do not confirm, the batch is retried (the seq check makes a retry of an append that did
+land harmless) and `check()` refuses new commands with `JournalUnavailable`
+(`journal_unavailable`); a refusal that means another writer moved on (`stale_token`,
+`held`, a stream that is not ours) stops the journal for good.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from ..journal.format import FRAME
 from ..journal.store import Position
 from ..journal.writer import JournalUnavailable, JournalWriter
 from .layout import ClusterError, Layout
-from .lease import Client, Lease, Leases, _text
+from .lease import RENEW, Client, Lease, Leases, _text
 from .stream import APPEND, StreamJournal
 
 logger = logging.getLogger("auction_engine.cluster")
@@ -200,6 +205,7 @@ class RedisSync:
         self.journal = journal
         self.book = book
         self.sha = journal._append.sha
+        self.renew_sha = book.leases._renew.sha
         self.outage: str | None = None  # why Redis cannot be reached now (None: it can)
         self.back = trio.Event()  # set when an outage ends
         self.back.set()
@@ -224,8 +230,9 @@ class RedisSync:
         pass
 
     async def finish(self) -> None:
-        """Return once every case's records of the batch are in Redis; retry while Redis
-        is unreachable; raise `ClusterError` on a refusal that retrying cannot cure."""
+        """Return once every case's records of the batch are in Redis (and confirmed by
+        the replicas asked for); retry while Redis is unreachable or the replicas do not
+        confirm; raise `ClusterError` on a refusal that retrying cannot cure."""
         todo: dict[str, tuple[int, list[bytes]]] = {}
         for frame in self._batch:
             case, aseq = frame_case(frame)
@@ -233,24 +240,44 @@ class RedisSync:
                 todo[case][1].append(frame)
             else:
                 todo[case] = (aseq, [frame])
+        await self._retried(todo, confirm=False)
+        if self.on_durable is not None:
+            self.on_durable(self._batch)
+
+    async def confirm(self) -> None:
+        """With replicas, return once they confirmed everything Redis holds now (a renewal
+        of a held lease, then WAIT, retried as a batch is). At start: records recovered
+        from the streams may have landed unconfirmed (an engine stopped between its append
+        and its WAIT), and the runtime treats them as durable (a resent bid is answered
+        from them). Nothing to do without replicas or without a case held."""
+        if self.journal.replicas and self.book.held:
+            await self._retried({}, confirm=True)
+
+    async def _retried(self, todo: dict[str, tuple[int, list[bytes]]], *, confirm: bool) -> None:
+        """Pipelines until every case of `todo` is settled and, if `confirm`, one WAIT
+        followed a write of ours; backoff while Redis is unreachable or unconfirmed."""
         delay = RETRY_FIRST
-        while todo:
+        while todo or (confirm and self.book.held):
             try:
-                replies = await self._append_all(todo)
+                replies, covered = await self._append_all(todo)
             except UNREACHABLE as exc:
                 self._down(f"Redis is unreachable: {exc!r:.200}")
-                await trio.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX)
+            except ClusterError as exc:
+                if exc.code != "not_replicated":
+                    raise
+                self._down(str(exc))  # landed or not, the retry's own WAIT decides
+            else:
+                for case, reply in replies.items():
+                    if await self._settle(case, todo[case], reply, covered):
+                        del todo[case]
+                confirm = confirm and not covered
                 continue
-            for case, reply in replies.items():
-                if await self._settle(case, todo[case], reply):
-                    del todo[case]
+            await trio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX)
         if self.outage is not None:
             logger.warning("Redis is reachable again: the journal takes commands")
             self.outage = None
             self.back.set()
-        if self.on_durable is not None:
-            self.on_durable(self._batch)
 
     def _down(self, reason: str) -> None:
         if self.outage is None:
@@ -258,36 +285,53 @@ class RedisSync:
             self.back = trio.Event()
         self.outage = reason
 
-    async def _append_all(self, todo: dict[str, tuple[int, list[bytes]]]) -> dict[str, Any]:
-        """Claim the cases not held yet, then one pipeline: every case's append (and WAIT)."""
+    async def _append_all(self, todo: dict[str, tuple[int, list[bytes]]]) -> tuple[dict[str, Any], bool]:
+        """Claim the cases not held yet, then one pipeline: every case's append, and with
+        replicas a renewal of one held lease then WAIT. Returns the appends' replies and
+        whether a confirmed WAIT followed a write made after every append's check (always
+        true without replicas): only then may a retry that found its records count."""
         book, layout, journal = self.book, self.journal.layout, self.journal
         leases = {case: await book.claim(case) for case in todo}
+        marker = next(iter(leases.values()), None) or next(iter(book.held.values()))
+        renewed = waited = None
         started = trio.current_time()
         async with journal.client.pipeline(transaction=False, raise_on_error=False) as pipe:
             requests = {case: pipe.evalsha(self.sha, [layout.lease(case), layout.fence(case), layout.journal(case)],
                                            [leases[case].value, leases[case].token, first, *frames])
                         for case, (first, frames) in todo.items()}
-            waited = pipe.wait(journal.replicas, journal.wait_ms) if journal.replicas else None
+            if journal.replicas:  # WAIT covers the connection's last write: make it ours, after every check
+                renewed = pipe.evalsha(self.renew_sha, [layout.lease(marker.case_id)], [marker.value, marker.ttl_ms])
+                waited = pipe.wait(journal.replicas, journal.wait_ms)
         self.round_trips += 1
         self.on_round_trip(trio.current_time() - started)
         replies = {case: await _settled(r) for case, r in requests.items()}
+        mark: Any = await _settled(renewed) if renewed is not None else None
         if any(isinstance(r, NoScriptError) for r in replies.values()):  # a restarted Redis forgot it
             await journal.client.script_load(APPEND)
-        for reply in replies.values():
+        if isinstance(mark, NoScriptError):
+            await journal.client.script_load(RENEW)
+        for reply in (*replies.values(), mark):
             if isinstance(reply, UNREACHABLE):
                 raise reply
-        if waited is not None:
-            confirmed = await _settled(waited)
-            if isinstance(confirmed, UNREACHABLE):
-                raise confirmed
-            if isinstance(confirmed, Exception) or int(confirmed) < journal.replicas:
-                raise ClusterError("not_replicated", f"WAIT: {confirmed!r:.80} of {journal.replicas} replicas "
-                                   "confirmed: the batch's durability is unknown")
-        return replies
+        if waited is None:
+            return replies, True
+        confirmed = await _settled(waited)
+        if isinstance(confirmed, UNREACHABLE):
+            raise confirmed
+        if isinstance(confirmed, Exception) or int(confirmed) < journal.replicas:
+            raise ClusterError("not_replicated", f"WAIT: {confirmed!r:.80} of {journal.replicas} replicas "
+                               "confirmed: the batch is retried until they do")
+        if isinstance(mark, Exception):  # NOSCRIPT (loaded above), LOADING: tried again
+            return replies, False
+        covered = _text(mark[0]) == "ok"
+        if not covered and book.held.get(marker.case_id) == marker:  # its lease is gone: claimed anew next try
+            logger.warning("lease of case %s lost (%r): re-claimed on its next append", marker.case_id, mark)
+            del book.held[marker.case_id]
+        return replies, covered
 
-    async def _settle(self, case: str, appended: tuple[int, list[bytes]], reply: Any) -> bool:
-        """True if the case's records are now in its stream; False to retry them; raise
-        `ClusterError` for good."""
+    async def _settle(self, case: str, appended: tuple[int, list[bytes]], reply: Any, covered: bool) -> bool:
+        """True if the case's records are now in its stream (and, with replicas, confirmed:
+        `covered`); False to retry them; raise `ClusterError` for good."""
         key = self.journal.layout.journal(case)
         if isinstance(reply, NoScriptError):
             return False
@@ -302,6 +346,8 @@ class RedisSync:
         if code == "lease_lost":  # expired (Redis was away longer than the ttl): claim again, or fail
             self.book.held.pop(case, None)
             return False
+        if code == "seq_conflict" and not covered:
+            return False  # landed or not, decided by a try whose WAIT follows a write of ours
         if code == "seq_conflict" and await self._landed(case, first, frames):
             return True  # an earlier try landed before its answer was lost
         raise ClusterError(code, f"the append of records {first} to {first + len(frames) - 1} was refused "
@@ -333,6 +379,7 @@ class RedisWriter(JournalWriter):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self.book.keep)
             try:
+                await self.redis.confirm()  # before serving what recovery read as durable
                 await super().run(task_status=task_status)
             finally:
                 nursery.cancel_scope.cancel()
