@@ -73,8 +73,8 @@ def test_cpu_split_reads_saturation_runs_and_probes() -> None:
 
 
 def test_scale_modes_and_summary() -> None:
-    assert list(MODES) == ["embedded", "redis"]
-    assert not MODES["embedded"].needs_redis and MODES["redis"].needs_redis
+    assert list(MODES) == ["embedded", "redis", "roles1", "roles2"]
+    assert not MODES["embedded"].needs_redis and all(MODES[m].needs_redis for m in ("redis", "roles1", "roles2"))
     embedded = {"capacity_at_slo_bids_per_s": 400.0, "saturation_bids_per_s": 3000, "low_ack_p50_ms": 4.0,
                 "low_ack_p99_ms": 9.5, "cpu_us_per_bid": {"server": 1000.0}}
     redis = {"capacity_at_slo_bids_per_s": 300.0, "saturation_bids_per_s": 2000, "low_ack_p50_ms": 5.25,

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import trio
 
@@ -44,7 +44,7 @@ from .recovery import survey
 from .rendezvous import Registry, owner
 from .stream import StreamJournal
 from .wire import Answer, Forwarded, answer_fields, feed_fields, read_command
-from .writer import UNREACHABLE, CaseBook, frame_case, frame_head
+from .writer import UNREACHABLE, CaseBook, RedisWriter, frame_case, frame_head
 
 logger = logging.getLogger("auction_engine.cluster")
 
@@ -195,6 +195,8 @@ class EngineRole:
             self.damaged[case] = exc
             await self._release(case)
             return False
+        if self.journal.replicas:  # its records may have landed unconfirmed (their engine died before WAIT)
+            await cast(RedisWriter, self.runtime.writer).redis.confirm()
         journaled.adopt(case, alone)
         self.runtime.deadlines_moved()
         self.ready.add(case)
