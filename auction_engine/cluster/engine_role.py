@@ -44,17 +44,13 @@ from .recovery import survey
 from .rendezvous import Registry, owner
 from .stream import StreamJournal
 from .wire import Answer, Forwarded, answer_fields, feed_fields, read_command
-from .writer import UNREACHABLE, CaseBook, RedisWriter, frame_case, frame_head
+from .writer import UNREACHABLE, CaseBook, RedisWriter, frame_head
 
 logger = logging.getLogger("auction_engine.cluster")
 
 RELEASE_ERRORS: tuple[type[BaseException], ...] = (ClusterError, *UNREACHABLE)
 TAKES_AT_ONCE = 8  # cases rebuilt at the same time (a failover brings many)
 TAKE_LATER: tuple[type[BaseException], ...] = (JournalUnavailable, *UNREACHABLE)
-
-
-def _bytes(value: str | bytes) -> bytes:
-    return value if isinstance(value, bytes) else value.encode()
 
 
 class EngineRole:
@@ -81,16 +77,21 @@ class EngineRole:
         self.malformed = 0
         self.on_failover: Callable[[], None] = lambda: None  # a case taken from another engine (metrics)
         self._answers: list[tuple[str, Answer]] = []
-        self._frames: list[bytes] = []
+        self._frames: dict[str, list[bytes]] = {}  # durable, not yet published: by case
         self._wake = trio.Event()
         self._nursery: trio.Nursery | None = None
         self._reported: set[str] = set()
         self.damaged: dict[str, ClusterError] = {}  # cases whose stream failed a check: never taken
         self._takes = trio.CapacityLimiter(TAKES_AT_ONCE)
 
-    def durable(self, frames: list[bytes]) -> None:
-        """The writer's hook: a batch is durable; its frames go to the feed."""
-        self._frames += frames
+    def durable(self, frames: dict[str, list[bytes]]) -> None:
+        """The writer's hook: a batch is durable; its frames (by case) go to the feed."""
+        pending = self._frames
+        for case, records in frames.items():
+            if case in pending:
+                pending[case] += records
+            else:
+                pending[case] = list(records)
         self._wake.set()
 
     def _answer(self, gateway: str, answer: Answer) -> None:
@@ -308,12 +309,12 @@ class EngineRole:
             await self._wake.wait()
             self._wake = trio.Event()
             answers, self._answers = self._answers, []
-            frames, self._frames = self._frames, []
+            frames, self._frames = self._frames, {}
             while True:
                 try:
                     async with client.pipeline(transaction=False) as pipe:
                         now = wall_clock_us()
-                        for case, records in by_case(frames).items():  # each case on its own channel
+                        for case, records in frames.items():  # each case on its own channel
                             pipe.publish(layout.case_feed(case), pack(feed_fields(records, now)))
                         for gateway, answer in answers:
                             pipe.publish(layout.replies(gateway), pack(answer_fields(answer)))
@@ -322,10 +323,3 @@ class EngineRole:
                     logger.warning("publishing: Redis unreachable (%r)", exc)
                     await trio.sleep(0.1)
 
-
-def by_case(frames: list[bytes]) -> dict[str, list[bytes]]:
-    """A batch's frames by case, in order."""
-    out: dict[str, list[bytes]] = {}
-    for frame in frames:
-        out.setdefault(frame_case(frame)[0], []).append(frame)
-    return out

@@ -23,7 +23,6 @@ holds that record.
 
 from __future__ import annotations
 
-import heapq
 import logging
 import time
 from collections.abc import Callable
@@ -40,7 +39,7 @@ from ..journal.verifier import Verifier
 from .channel import listen, unpack
 from .layout import ClusterError
 from .lease import Client
-from .recovery import survey
+from .recovery import in_applied_order, survey
 from .stream import StreamJournal
 from .wire import read_feed
 
@@ -104,7 +103,7 @@ class Follower:
         replays = []
         for case in cases:
             replays.append(await self.catch_up(case, deliver=False))
-        self.on_records(list(heapq.merge(*replays, key=lambda r: (r[0].time, r[0].gseq, r[0].auction_id))))
+        self.on_records(in_applied_order(replays))
         return self.records - before
 
     async def follow(self, case: str) -> None:

@@ -10,6 +10,7 @@ not of its type (`wrong_type`), never trusting them.
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 
 from ..events import Event
@@ -63,6 +64,15 @@ async def rebuild(journal: StreamJournal, case_id: str, entries: list[Entry] | N
         report.head = entry.record.digest.hex()
     report.state_hash = verifier.journaled.host.state_hash()
     return verifier.journaled, report
+
+
+Replayed = list[tuple[Record, list[Event]]]
+
+
+def in_applied_order(replays: list[Replayed]) -> Replayed:
+    """Cases' replayed records merged by (time, gseq, case): for one engine's records, the
+    order it applied them in (what the event feed numbers, on every process alike)."""
+    return list(heapq.merge(*replays, key=lambda r: (r[0].time, r[0].gseq, r[0].auction_id)))
 
 
 @dataclass(slots=True)

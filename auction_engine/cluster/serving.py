@@ -14,7 +14,6 @@ records ran ahead of it goes on from its own (`Journaled.adopt`).
 from __future__ import annotations
 
 import contextlib
-import heapq
 import logging
 import os
 import socket
@@ -27,8 +26,6 @@ from pathlib import Path
 import trio
 
 from ..case_hosts import CaseHosts
-from ..events import Event
-from ..journal.format import Record
 from ..journal.recovery import RecordHook, RecoveryReport
 from ..journal.sequencer import Journaled
 from ..journal.store import Position
@@ -40,7 +37,7 @@ from .engine_role import EngineRole
 from .follower import Follower
 from .layout import ClusterError, Layout
 from .lease import Client, Leases
-from .recovery import rebuild, survey
+from .recovery import Replayed, in_applied_order, rebuild, survey
 from .remote import RemoteRuntime
 from .rendezvous import Registry, owner
 from .stream import APPEND, StreamJournal
@@ -82,17 +79,17 @@ async def recover_cases(journal: StreamJournal, book: CaseBook, on_record: Recor
     for case_id in found.cases:  # first: nobody appends to a case once it is claimed
         await book.claim_waiting(case_id, 3 * book.ttl_ms)
     journaled = Journaled(CaseHosts())
-    replays: list[list[tuple[Record, list[Event]]]] = []
+    replays: list[Replayed] = []
     for case_id in found.cases:
-        replayed: list[tuple[Record, list[Event]]] = []
+        replayed: Replayed = []
         alone, _ = await rebuild(journal, case_id, replayed=replayed)
         journaled.adopt(case_id, alone)
         replays.append(replayed)
-    records = 0
-    for record, events in heapq.merge(*replays, key=lambda r: (r[0].time, r[0].gseq, r[0].auction_id)):
+    ordered = in_applied_order(replays)
+    for record, events in ordered:
         if on_record is not None:
             on_record(record, events)
-        records += 1
+    records = len(ordered)
     journaled.gseq = max((replay[-1][0].gseq for replay in replays if replay), default=0)
     report = RecoveryReport(records, len(found.cases), None, Position(0, 0, journaled.gseq + 1),
                             journaled.host.state_hash(), time.perf_counter() - started)
@@ -202,16 +199,6 @@ async def open_gateway(options: RedisOptions, on_record: RecordHook | None = Non
             serving.set()
             yield runtime
             nursery.cancel_scope.cancel()
-
-
-def _hand_over(replays: list[list[tuple[Record, list[Event]]]], on_record: RecordHook | None) -> int:
-    """Hand every rebuilt record to `on_record`, merged by (time, gseq, case); their count."""
-    records = 0
-    for record, events in heapq.merge(*replays, key=lambda r: (r[0].time, r[0].gseq, r[0].auction_id)):
-        if on_record is not None:
-            on_record(record, events)
-        records += 1
-    return records
 
 
 @asynccontextmanager

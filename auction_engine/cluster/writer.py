@@ -211,7 +211,8 @@ class RedisSync:
         self.back.set()
         self.round_trips = 0
         self._batch: list[bytes] = []
-        self.on_durable: Callable[[list[bytes]], None] | None = None  # hears each batch once it is in Redis
+        # hears each batch, its frames by case, once it is in Redis
+        self.on_durable: Callable[[dict[str, list[bytes]]], None] | None = None
         self.on_round_trip: Callable[[float], None] = lambda seconds: None  # each batch's pipeline (metrics)
 
     def start(self, batch: list[bytes]) -> None:
@@ -240,9 +241,10 @@ class RedisSync:
                 todo[case][1].append(frame)
             else:
                 todo[case] = (aseq, [frame])
+        by_case = {case: frames for case, (_first, frames) in todo.items()}  # (`_retried` empties todo)
         await self._retried(todo, confirm=False)
         if self.on_durable is not None:
-            self.on_durable(self._batch)
+            self.on_durable(by_case)
 
     async def confirm(self) -> None:
         """With replicas, return once they confirmed everything Redis holds now (a renewal
