@@ -290,15 +290,15 @@ def run(args: argparse.Namespace) -> Result:
 
 def main(argv: Sequence[str] | None = None) -> None:
     options = parser("benchmarks.scale", __doc__, "modes embedded, redis and roles2; 10 x 20 connections, 2 probes "
-                     "of 3 s per mode: about 1 min")
+                     "of 2.5 s per mode: under a minute")
     options.add_argument("--modes", type=lambda s: s.split(","),
                          help=f"comma-separated, of {', '.join(MODES)} (default all; --quick {', '.join(QUICK_MODES)})")
     options.add_argument("--auctions", type=int, help="auctions (default 100; --quick 10)")
     options.add_argument("--bidders", type=int, default=20, help="bidders per auction (default 20)")
     options.add_argument("--workers", type=int, default=2, help="load-generator processes (default 2)")
-    options.add_argument("--seconds", type=float, help="the saturation run (default 10; --quick 3)")
+    options.add_argument("--seconds", type=float, help="the saturation run (default 10; --quick 2.5)")
     options.add_argument("--warmup", type=float, help="seconds of the saturation run left out (default 2; --quick 1)")
-    options.add_argument("--probe-seconds", type=float, help="each open-loop run (default 15; --quick 3)")
+    options.add_argument("--probe-seconds", type=float, help="each open-loop run (default 15; --quick 2.5)")
     options.add_argument("--probe-warmup", type=float, help="seconds of each open-loop run left out (default 2; "
                          "--quick 0.5)")
     options.add_argument("--probes", type=int, help="runs of the capacity search (default 5; --quick 2)")
@@ -317,8 +317,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     options.add_argument("--dir", type=Path, help="where the data dirs go (default: the temp dir)")
     options.add_argument("--keep", action="store_true", help="keep the data dirs and the server logs")
     args = options.parse_args(argv)
-    quick_defaults(args, {"auctions": (10, 100), "seconds": (3.0, 10.0), "warmup": (1.0, 2.0),
-                          "probe_seconds": (3.0, 15.0), "probe_warmup": (0.5, 2.0), "probes": (2, 5),
+    quick_defaults(args, {"auctions": (10, 100), "seconds": (2.5, 10.0), "warmup": (1.0, 2.0),
+                          "probe_seconds": (2.5, 15.0), "probe_warmup": (0.5, 2.0), "probes": (2, 5),
                           "low_rate": (50.0, 100.0), "drain": (2.0, 3.0), "raw_seconds": (2.0, 5.0),
                           "idle_seconds": (1.0, 3.0)})
     if args.modes is None:
