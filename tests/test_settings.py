@@ -274,3 +274,15 @@ def test_the_pydantic_settings_hooks_overridden_still_run(tmp_path: Path, monkey
     assert problems(path=missing, env={}) == {missing: "cannot read the settings file: No such file or directory"}, \
         "_read_files not called"
     assert load_settings(write(tmp_path, "s.json", '{"port": 3}'), env={}).port == 3, "_build_sources not used"
+
+
+def test_the_redis_roles_are_checked_together() -> None:
+    url = "redis://127.0.0.1:6379/0"
+    assert problems(env={}, overrides={"redis_role": "engine"}) == {
+        "redis_role": "engine: a role other than both needs redis_url"}
+    assert problems(env={}, overrides={"redis_url": url, "redis_role": "engine", "redis_follow": "served"}) == {
+        "redis_follow": "served: only a gateway (redis_role gateway) follows only its cases"}
+    assert set(problems(env={"AUCTION_ENGINE_REDIS_ROLE": "leader"}, overrides={"redis_url": url})) == {
+        "env:AUCTION_ENGINE_REDIS_ROLE"}
+    s = load_settings(env={}, overrides={"redis_url": url, "redis_role": "gateway", "redis_follow": "served"})
+    assert (s.redis_role, s.redis_follow, s.redis_forward_timeout_ms) == ("gateway", "served", 1000)
